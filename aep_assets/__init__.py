@@ -1,0 +1,1 @@
+"""aep_assets: Adobe Experience Platform's AI/ML feature pipeline as Dagster assets."""

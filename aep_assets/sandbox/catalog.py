@@ -1,0 +1,207 @@
+"""Catalog (``/data/foundation/catalog``): datasets and the batches that fill them.
+
+reference/aep_api.md §4. Not modelled yet: ``tags=``, ``createdAfter``/``createdBefore`` filters,
+dataSetFiles, and views.
+"""
+
+import re
+import secrets
+
+from . import errors, filters
+from .http import Call, Router
+from .schema_registry import SchemaRegistryBackend
+from .store import Scope, now_ms
+
+BASE = "/data/foundation/catalog"
+DATASET, BATCH = "dataset", "batch"
+PQS_TABLE_TAG = "adobe/pqs/table"
+PROFILE_TAG = "unifiedProfile"
+
+
+def table_name_for(name: str) -> str:
+    """Query Service table name of a dataset: lowercase, non-SQL-safe characters to ``_``."""
+    base = re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or "dataset"
+    return base if not base[0].isdigit() else "_" + base
+
+
+class CatalogBackend:
+    def __init__(self, scope: Scope, registry: SchemaRegistryBackend) -> None:
+        self.scope, self.registry = scope, registry
+
+    def create_dataset(self, body: dict, *, table: str | None = None, client: str = "API") -> dict:
+        name = body.get("name")
+        if not name:
+            raise errors.CatalogBadRequest("'name' is required to create a dataset.")
+        schema_ref = (body.get("schemaRef") or {}).get("id")
+        if not schema_ref:
+            raise errors.CatalogBadRequest("'schemaRef.id' must name the XDM schema of the dataset.")
+        try:
+            schema = self.registry.get(schema_ref, "schemas")
+        except errors.XdmNotFound:
+            raise errors.CatalogBadRequest(f"schemaRef.id {schema_ref!r} is not a schema of this sandbox.") from None
+        tags = dict(body.get("tags") or {})
+        self._check_profile_tags(tags, schema)
+        taken = {t for d in self.scope.list(DATASET) for t in d["tags"].get(PQS_TABLE_TAG, [])}
+        table = table or table_name_for(name)
+        base, n = table, 1
+        while table in taken:
+            table, n = f"{base}_{n}", n + 1
+        tags[PQS_TABLE_TAG] = [table]
+        ds_id = secrets.token_hex(12)
+        now = now_ms()
+        ds = {"name": name, "description": body.get("description", ""), "imsOrg": self.scope.org,
+              "sandboxName": self.scope.sandbox, "tags": tags,
+              "schemaRef": {"id": schema["$id"], "contentType": "application/vnd.adobe.xed+json;version=1"},
+              "fileDescription": body.get("fileDescription") or {"persisted": True, "containerFormat": "parquet",
+                                                                  "format": "parquet"},
+              "created": now, "updated": now, "createdClient": client, "createdUser": client,
+              "version": "1.0.0", "state": "ENABLED", "viewId": secrets.token_hex(12),
+              "files": f"@/dataSetFiles?dataSetId={ds_id}", "id": ds_id}
+        self.scope.put(DATASET, ds_id, ds, name=name)
+        return ds
+
+    def _check_profile_tags(self, tags: dict, schema: dict) -> None:
+        if any(v.startswith("enabled:true") for v in tags.get(PROFILE_TAG, [])):
+            if "union" not in (schema.get("meta:immutableTags") or []):
+                raise errors.CatalogBadRequest(
+                    "To enable profile datasets the schema should be valid: enable the schema for Profile "
+                    "(meta:immutableTags ['union']) first.")
+
+    def dataset(self, ds_id: str) -> dict:
+        ds = self.scope.get(DATASET, ds_id)
+        if ds is None:
+            raise errors.CatalogNotFound(f"Dataset {ds_id!r} was not found in this sandbox.")
+        return ds
+
+    def dataset_by_table(self, table: str) -> dict | None:
+        for ds in self.scope.list(DATASET):
+            if table.lower() in ds["tags"].get(PQS_TABLE_TAG, []):
+                return ds
+        return None
+
+    def patch_dataset(self, ds_id: str, ops: list[dict]) -> dict:
+        ds = self.dataset(ds_id)
+        tags = dict(ds["tags"])
+        for op in ops:
+            path = op.get("path", "")
+            if not path.startswith("/tags/"):
+                raise errors.CatalogBadRequest(f"Only /tags/* can be patched here, not {path!r}.")
+            key = path[len("/tags/"):]
+            if op.get("op") == "remove":
+                tags.pop(key, None)
+            else:
+                tags[key] = op.get("value")
+        self._check_profile_tags(tags, self.registry.get(ds["schemaRef"]["id"], "schemas"))
+
+        def change(body: dict) -> dict:
+            body["tags"], body["updated"] = tags, now_ms()
+            return body
+
+        return self.scope.update(DATASET, ds_id, change)
+
+    def delete_dataset(self, ds_id: str, lake) -> None:
+        self.dataset(ds_id)
+        for batch in self.batches_of(ds_id):
+            self.scope.delete(BATCH, batch["id"])
+        self.scope.delete(DATASET, ds_id)
+        lake.delete_dataset(self.scope.org, self.scope.sandbox, ds_id)
+
+    def batches_of(self, ds_id: str, status: str | None = None) -> list[dict]:
+        out = [b for b in self.scope.list(BATCH) if _batch_dataset(b) == ds_id]
+        if status:
+            out = [b for b in out if b["status"] == status]
+        return sorted(out, key=lambda b: (b.get("completed") or 0, b["created"]))
+
+    def active_batches(self, ds_id: str) -> list[dict]:
+        """Batches whose rows are visible: successful and not replaced, oldest first."""
+        return self.batches_of(ds_id, status="success")
+
+
+def _batch_dataset(batch: dict) -> str | None:
+    for rel in batch.get("relatedObjects") or []:
+        if rel.get("type") == "dataSet":
+            return rel.get("id")
+    return None
+
+
+def list_objects(call: Call, items: list[dict], simple: dict[str, str]) -> tuple[int, dict]:
+    """Catalog list semantics: objects keyed by id, ``{}`` when nothing matches."""
+    params = call.params
+    try:
+        limit = int(params.get("limit", 20))
+        start = int(params.get("start", 0))
+    except ValueError:
+        raise errors.CatalogBadRequest("'limit' and 'start' must be integers.") from None
+    if not 1 <= limit <= 100:
+        raise errors.CatalogBadRequest(f"'limit' must be between 1 and 100, got {limit}.")
+    for param, field in simple.items():
+        wanted = params.get(param)
+        if wanted is None:
+            continue
+        negate = wanted.startswith("!")
+        values = set(wanted.lstrip("!").split(","))
+        items = [i for i in items if (str(filters.lookup(i, field)) in values) != negate]
+    items = [i for i in items if filters.matches(i, filters.parse(params.getlist("property")))]
+    order = params.get("orderBy")
+    if order:
+        for key in reversed(order.split(",")):
+            desc = key.startswith("desc:")
+            field = key.split(":", 1)[-1]
+            items.sort(key=lambda i, f=field: (filters.lookup(i, f) is None, filters.lookup(i, f) or 0),
+                       reverse=desc)
+    page = items[start:start + limit]
+    props = params.get("properties")
+    out = {}
+    for item in page:
+        obj = {k: v for k, v in item.items() if k != "id"}
+        if props:
+            obj = {k: v for k, v in obj.items() if k in props.split(",")}
+        out[item["id"]] = obj
+    return 200, out
+
+
+def register(router: Router) -> None:
+    platform = router.platform
+
+    def backend(call: Call) -> CatalogBackend:
+        return CatalogBackend(call.scope, SchemaRegistryBackend(call.scope, platform.credentials.tenant_id))
+
+    def create_dataset(call: Call):
+        ds = backend(call).create_dataset(call.json())
+        return 201, [f"@/dataSets/{ds['id']}"]
+
+    def list_datasets(call: Call):
+        return list_objects(call, call.scope.list(DATASET), {"name": "name"})
+
+    def get_dataset(call: Call):
+        ds = backend(call).dataset(call.path["id"])
+        return 200, {ds["id"]: {k: v for k, v in ds.items() if k != "id"}}
+
+    def patch_dataset(call: Call):
+        ops = call.json()
+        if not isinstance(ops, list):
+            raise errors.CatalogBadRequest("A dataset PATCH body is a JSON Patch array "
+                                           "(Content-Type: application/json-patch+json).")
+        ds = backend(call).patch_dataset(call.path["id"], ops)
+        return 200, [f"@/dataSets/{ds['id']}"]
+
+    def delete_dataset(call: Call):
+        backend(call).delete_dataset(call.path["id"], platform.lake)
+        return 200, [f"@/dataSets/{call.path['id']}"]
+
+    def list_batches(call: Call):
+        return list_objects(call, call.scope.list(BATCH), {"dataSet": "relatedObjects.0.id", "status": "status"})
+
+    def get_batch(call: Call):
+        b = call.scope.get(BATCH, call.path["id"])
+        if b is None:
+            raise errors.CatalogNotFound(f"Batch {call.path['id']!r} was not found in this sandbox.")
+        return 200, {b["id"]: {k: v for k, v in b.items() if k != "id"}}
+
+    router.add(f"{BASE}/dataSets", ["POST"], create_dataset)
+    router.add(f"{BASE}/dataSets", ["GET"], list_datasets)
+    router.add(f"{BASE}/dataSets/{{id}}", ["GET"], get_dataset)
+    router.add(f"{BASE}/dataSets/{{id}}", ["PATCH"], patch_dataset)
+    router.add(f"{BASE}/dataSets/{{id}}", ["DELETE"], delete_dataset)
+    router.add(f"{BASE}/batches", ["GET"], list_batches)
+    router.add(f"{BASE}/batches/{{id}}", ["GET"], get_batch)

@@ -1,0 +1,48 @@
+"""``aep-sandbox serve --port P --data-dir D``: run the local AEP on its own."""
+
+import argparse
+import json
+import logging
+import sys
+
+import uvicorn
+
+from .app import create_app
+from .config import SandboxConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aep-sandbox", description="A local Adobe Experience Platform.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve AEP's HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument("--data-dir", required=True, help="the directory that holds the sandbox's state")
+    serve.add_argument("--landing-zone-dir", help="where the Data Landing Zone keeps files "
+                                                  "(default: DATA_DIR/landing-zone)")
+    serve.add_argument("--token-ttl", type=int, default=86399, help="IMS token lifetime in seconds")
+    serve.add_argument("--async-delay", type=float, default=0.0,
+                       help="seconds every asynchronous lifecycle (batch, query, job, run) waits")
+    serve.add_argument("--faults", help='JSON list of injected faults, e.g. [{"status": 429, "times": 2}]')
+    sub.add_parser("credentials", help="print the credentials of a data dir").add_argument("--data-dir", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.command == "credentials":
+        print(json.dumps(SandboxConfig(data_dir=args.data_dir).credentials.__dict__, indent=2))
+        return
+    d = args.async_delay
+    config = SandboxConfig(data_dir=args.data_dir, landing_zone_dir=args.landing_zone_dir,
+                           token_ttl_s=args.token_ttl, batch_delay_s=d, query_delay_s=d,
+                           segment_job_delay_s=d, flow_run_delay_s=d, faults=SandboxConfig.parse_faults(args.faults))
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    creds = config.credentials
+    print(f"AEP sandbox on http://{args.host}:{args.port} (IMS: http://{args.host}:{args.port}/ims/token/v3) "
+          f"org={creds.org_id} client_id={creds.client_id} data_dir={config.data_dir}", file=sys.stderr, flush=True)
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Sandbox configuration: where state lives, who may call, and how fast lifecycles move."""
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CREDENTIALS_FILE = "credentials.json"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The OAuth server-to-server credentials the sandbox accepts, generated once per data dir."""
+
+    client_id: str
+    client_secret: str
+    org_id: str
+    tenant_id: str
+
+    @classmethod
+    def load_or_create(cls, data_dir: Path) -> "Credentials":
+        path = data_dir / CREDENTIALS_FILE
+        if path.exists():
+            return cls(**json.loads(path.read_text()))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        creds = cls(
+            client_id="aep-sandbox-" + secrets.token_hex(4),
+            client_secret="p8e-" + secrets.token_urlsafe(24),
+            org_id=secrets.token_hex(12).upper() + "@AdobeOrg",
+            tenant_id="aepsandbox",
+        )
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(creds.__dict__, indent=2))
+        try:
+            # Another process may have won the race: keep whichever landed first.
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        return cls(**json.loads(path.read_text()))
+
+
+@dataclass
+class Fault:
+    """One injected failure: respond ``status`` to matching requests, ``times`` times or at ``rate``."""
+
+    status: int
+    path: str = ""
+    method: str = ""
+    times: int | None = None
+    rate: float | None = None
+    retry_after: float | None = None
+
+
+@dataclass
+class SandboxConfig:
+    data_dir: Path
+    landing_zone_dir: Path | None = None
+    token_ttl_s: int = 86399
+    # Seconds each asynchronous lifecycle waits before it moves on (zero in tests).
+    batch_delay_s: float = 0.0
+    query_delay_s: float = 0.0
+    segment_job_delay_s: float = 0.0
+    flow_run_delay_s: float = 0.0
+    faults: list[Fault] = field(default_factory=list)
+    s3_endpoint_url: str | None = None
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).resolve()
+        if self.landing_zone_dir is None:
+            self.landing_zone_dir = self.data_dir / "landing-zone"
+        self.landing_zone_dir = Path(self.landing_zone_dir).resolve()
+        if self.s3_endpoint_url is None:
+            self.s3_endpoint_url = os.environ.get("AWS_ENDPOINT_URL")
+
+    @property
+    def credentials(self) -> Credentials:
+        return Credentials.load_or_create(self.data_dir)
+
+    @staticmethod
+    def parse_faults(text: str | None) -> list[Fault]:
+        if not text:
+            return []
+        return [Fault(**f) for f in json.loads(text)]

@@ -1,0 +1,48 @@
+"""Dataset files on disk: uploaded batch files, and the Parquet each successful batch becomes."""
+
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class DataLake:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _sandbox(self, org: str, sandbox: str) -> Path:
+        return self.root / org.replace("@", "_") / sandbox
+
+    def upload_dir(self, org: str, sandbox: str, batch_id: str) -> Path:
+        return self._sandbox(org, sandbox) / "uploads" / batch_id
+
+    def upload_path(self, org: str, sandbox: str, batch_id: str, name: str) -> Path:
+        path = (self.upload_dir(org, sandbox, batch_id) / name).resolve()
+        if not str(path).startswith(str(self.upload_dir(org, sandbox, batch_id).resolve())):
+            raise ValueError(f"file name {name!r} escapes its batch")
+        return path
+
+    def batch_dir(self, org: str, sandbox: str, dataset_id: str, batch_id: str) -> Path:
+        return self._sandbox(org, sandbox) / "datasets" / dataset_id / f"batch={batch_id}"
+
+    def write_batch(self, org: str, sandbox: str, dataset_id: str, batch_id: str,
+                    tables: list[pa.Table]) -> list[Path]:
+        out = self.batch_dir(org, sandbox, dataset_id, batch_id)
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for i, table in enumerate(tables):
+            pq.write_table(table, tmp / f"part-{i:05d}.parquet", compression="zstd")
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)  # a batch's rows appear all at once or not at all
+        return sorted(out.glob("*.parquet"))
+
+    def batch_files(self, org: str, sandbox: str, dataset_id: str, batch_id: str) -> list[Path]:
+        return sorted(self.batch_dir(org, sandbox, dataset_id, batch_id).glob("*.parquet"))
+
+    def delete_dataset(self, org: str, sandbox: str, dataset_id: str) -> None:
+        shutil.rmtree(self._sandbox(org, sandbox) / "datasets" / dataset_id, ignore_errors=True)
+
+    def delete_uploads(self, org: str, sandbox: str, batch_id: str) -> None:
+        shutil.rmtree(self.upload_dir(org, sandbox, batch_id), ignore_errors=True)

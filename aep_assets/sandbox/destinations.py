@@ -1,0 +1,37 @@
+"""Where exports land: the Data Landing Zone (a local directory) or an S3 bucket."""
+
+from pathlib import Path
+
+import boto3
+
+
+class Destination:
+    def write(self, key: str, data: bytes) -> str:
+        raise NotImplementedError
+
+
+class LandingZone(Destination):
+    """The ``dlz-destination`` container, kept under the sandbox's landing-zone directory."""
+
+    def __init__(self, root: Path, container: str = "dlz-destination") -> None:
+        self.root = Path(root) / container
+
+    def write(self, key: str, data: bytes) -> str:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name("." + path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return str(path)
+
+
+class S3Bucket(Destination):
+    def __init__(self, bucket: str, access_key: str | None, secret_key: str | None,
+                 endpoint_url: str | None) -> None:
+        self.bucket = bucket
+        self.client = boto3.client("s3", aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                                   endpoint_url=endpoint_url)
+
+    def write(self, key: str, data: bytes) -> str:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        return f"s3://{self.bucket}/{key}"

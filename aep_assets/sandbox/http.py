@@ -1,0 +1,167 @@
+"""Request plumbing shared by every service: gateway checks, fault injection, AEP error bodies."""
+
+import json
+import random
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import errors
+from .platform import Platform
+from .store import Scope
+
+
+@dataclass
+class Call:
+    """One parsed request handed to a handler running in a worker thread."""
+
+    request: Request
+    body: bytes
+    scope: Scope | None
+    platform: Platform
+    request_id: str
+
+    @property
+    def params(self):
+        return self.request.query_params
+
+    @property
+    def path(self) -> dict:
+        return self.request.path_params
+
+    @property
+    def headers(self):
+        return self.request.headers
+
+    def json(self) -> Any:
+        if not self.body:
+            raise errors.SandboxError("The request body is empty; send a JSON body.")
+        try:
+            return json.loads(self.body)
+        except json.JSONDecodeError as exc:
+            raise errors.SandboxError(f"The request body is not valid JSON: {exc}.") from None
+
+    @property
+    def base_url(self) -> str:
+        return str(self.request.base_url).rstrip("/")
+
+
+Result = Response | tuple[int, Any] | tuple[int, Any, dict] | None
+
+
+class FaultInjector:
+    def __init__(self, platform: Platform) -> None:
+        self.faults = platform.config.faults
+        self.used = [0] * len(self.faults)
+        self.lock = threading.Lock()
+
+    def pick(self, request: Request):
+        for i, fault in enumerate(self.faults):
+            if fault.method and fault.method.upper() != request.method:
+                continue
+            if fault.path and not re.search(fault.path, request.url.path):
+                continue
+            with self.lock:
+                if fault.times is not None:
+                    if self.used[i] >= fault.times:
+                        continue
+                    self.used[i] += 1
+                    return fault
+            if fault.rate is not None and random.random() < fault.rate:
+                return fault
+        return None
+
+
+def render(exc: errors.SandboxError, request_id: str, extra: dict | None = None) -> Response:
+    headers = {"x-request-id": request_id, **(extra or {})}
+    return JSONResponse(exc.body(request_id), status_code=exc.status, headers=headers)
+
+
+def gateway_scope(platform: Platform, request: Request) -> Scope:
+    """Check the four platform headers as Adobe I/O's gateway does; reference/aep_api.md §1.3."""
+    auth = request.headers.get("authorization", "")
+    if not auth:
+        raise errors.TokenMissing("Oauth token is missing")
+    token = auth[7:] if auth.lower().startswith("bearer ") else ""
+    client = platform.store.token_client(token) if token else None
+    if client is None:
+        raise errors.TokenInvalid("Oauth token is not valid")
+    api_key = request.headers.get("x-api-key")
+    if not api_key:
+        raise errors.ApiKeyMissing("Api Key is required")
+    if api_key != platform.credentials.client_id or api_key != client:
+        raise errors.ApiKeyInvalid("Api Key is invalid")
+    org = request.headers.get("x-gw-ims-org-id")
+    if not org:
+        raise errors.OrgHeaderMissing("Missing header: x-gw-ims-org-id")
+    if org != platform.credentials.org_id:
+        raise errors.SandboxError("The x-gw-ims-org-id header names an organization this token cannot use.")
+    sandbox = request.headers.get("x-sandbox-name") or "prod"
+    return platform.store.scope(org, sandbox)
+
+
+def endpoint(platform: Platform, faults: FaultInjector, handler: Callable[[Call], Result],
+             *, public: bool = False):
+    from starlette.concurrency import run_in_threadpool
+
+    async def asgi(request: Request) -> Response:
+        request_id = errors.new_request_id()
+        fault = faults.pick(request)
+        if fault is not None:
+            return _fault_response(fault, request_id)
+        try:
+            body = await request.body()
+            scope = None if public else gateway_scope(platform, request)
+            call = Call(request, body, scope, platform, request_id)
+            result = await run_in_threadpool(handler, call)
+        except errors.SandboxError as exc:
+            return render(exc, request_id)
+        return _to_response(result, request_id)
+
+    return asgi
+
+
+def _fault_response(fault, request_id: str) -> Response:
+    if fault.status == 401:
+        exc: errors.SandboxError = errors.TokenInvalid("Oauth token is not valid")
+    elif fault.status == 429:
+        exc = errors.Throttled("Too many requests; slow down.")
+    else:
+        exc = errors.InjectedServerError("The service is temporarily unavailable.")
+        exc.status = fault.status
+        exc.code = f"GW-{fault.status}0-{fault.status}"
+    extra = {}
+    if fault.retry_after is not None:
+        extra["Retry-After"] = str(int(fault.retry_after) if fault.retry_after == int(fault.retry_after)
+                                   else fault.retry_after)
+    return render(exc, request_id, extra)
+
+
+def _to_response(result: Result, request_id: str) -> Response:
+    if isinstance(result, Response):
+        result.headers["x-request-id"] = request_id
+        return result
+    if result is None:
+        return Response(status_code=200, headers={"x-request-id": request_id})
+    status, body, *rest = result
+    headers = {"x-request-id": request_id, **(rest[0] if rest else {})}
+    if body is None:
+        return Response(status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class Router:
+    """Collects a service's routes with the shared plumbing applied."""
+
+    def __init__(self, platform: Platform, faults: FaultInjector) -> None:
+        self.platform, self.faults, self.routes = platform, faults, []
+
+    def add(self, path: str, methods: list[str], handler: Callable[[Call], Result], public: bool = False) -> None:
+        self.routes.append(Route(path, endpoint(self.platform, self.faults, handler, public=public),
+                                 methods=methods))

@@ -1,0 +1,207 @@
+"""Batch ingestion (``/data/foundation/import``): create, upload, complete, and process batches.
+
+reference/aep_api.md §5. A completed batch is validated against its dataset's XDM schema in the
+background; its rows become visible only if every file passes. ``replay.predecessors`` replaces
+earlier batches when the new one succeeds. Not modelled yet: chunked uploads, ``REVERT``.
+"""
+
+import io
+import json
+import secrets
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from . import errors
+from .catalog import BATCH, CatalogBackend
+from .http import Call, Router
+from .schema_registry import SchemaRegistryBackend
+from .store import Scope, now_ms
+from .xdm import RecordError, conform
+
+BASE = "/data/foundation/import"
+FORMATS = ("json", "parquet", "csv")
+MAX_FILES_PER_BATCH = 1500
+
+
+def read_file(data: bytes, fmt: str, multiline: bool) -> pa.Table:
+    """Parse one uploaded file. JSON may be JSON Lines or one array (single-line, or flagged multi-line)."""
+    if not data.strip():
+        raise RecordError("106", "Dataset file is empty. Upload a file with at least one record.")
+    if fmt == "parquet":
+        return pq.read_table(io.BytesIO(data))
+    if fmt == "csv":
+        return pacsv.read_csv(io.BytesIO(data))
+    stripped = data.lstrip()
+    if stripped.startswith(b"["):
+        if b"\n" in stripped.strip() and not multiline:
+            raise RecordError("101", "The file holds a multi-line JSON array but the batch's inputFormat has "
+                                     "isMultiLineJson=false; send JSON Lines or set isMultiLineJson=true.")
+        try:
+            rows = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise RecordError("101", f"The file is not valid JSON: {exc}.") from None
+        return pa.Table.from_pylist(rows)
+    try:
+        return pajson.read_json(io.BytesIO(data))
+    except pa.ArrowInvalid as exc:
+        raise RecordError("101", f"The file is not valid JSON Lines: {exc}.") from None
+
+
+class IngestionBackend:
+    def __init__(self, scope: Scope, platform) -> None:
+        self.scope, self.platform = scope, platform
+        self.registry = SchemaRegistryBackend(scope, platform.credentials.tenant_id)
+        self.catalog = CatalogBackend(scope, self.registry)
+
+    def create_batch(self, body: dict, client: str = "API") -> dict:
+        ds_id = body.get("datasetId")
+        if not ds_id:
+            raise errors.IngestionBadRequest("'datasetId' is required to create a batch.")
+        try:
+            self.catalog.dataset(ds_id)
+        except errors.CatalogNotFound:
+            raise errors.IngestionBadRequest(f"datasetId {ds_id!r} is not a dataset of this sandbox.") from None
+        fmt = ((body.get("inputFormat") or {}).get("format") or "").lower()
+        if fmt not in FORMATS:
+            raise errors.IngestionBadRequest(f"inputFormat.format {fmt!r} is not supported; use one of {FORMATS}.")
+        now = now_ms()
+        batch = {"id": secrets.token_hex(16), "imsOrg": self.scope.org, "status": "loading",
+                 "relatedObjects": [{"type": "dataSet", "id": ds_id}],
+                 "inputFormat": {"format": fmt, "isMultiLineJson": bool(body["inputFormat"].get("isMultiLineJson"))},
+                 "replay": body.get("replay"), "tags": body.get("tags") or {}, "version": "1.0.0",
+                 "created": now, "updated": now, "createdClient": client, "createdUser": client,
+                 "errors": [], "metrics": {}, "files": []}
+        return self.scope.put(BATCH, batch["id"], batch)
+
+    def batch(self, batch_id: str) -> dict:
+        b = self.scope.get(BATCH, batch_id)
+        if b is None:
+            raise errors.IngestionNotFound(f"Batch {batch_id!r} was not found in this sandbox.")
+        return b
+
+    def upload(self, batch_id: str, ds_id: str, name: str, data: bytes) -> None:
+        batch = self.batch(batch_id)
+        if batch["status"] != "loading":
+            raise errors.IngestionBadRequest(f"Batch {batch_id} is {batch['status']}; files can only be added "
+                                             "while it is loading.")
+        if batch["relatedObjects"][0]["id"] != ds_id:
+            raise errors.IngestionBadRequest(f"Batch {batch_id} belongs to dataset "
+                                             f"{batch['relatedObjects'][0]['id']}, not {ds_id}.")
+        if name not in batch["files"] and len(batch["files"]) >= MAX_FILES_PER_BATCH:
+            raise errors.IngestionBadRequest(f"A batch holds at most {MAX_FILES_PER_BATCH} files.")
+        path = self.platform.lake.upload_path(self.scope.org, self.scope.sandbox, batch_id, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)  # a second PUT of the same name overwrites, as AEP does
+
+        def add(body: dict) -> dict:
+            if name not in body["files"]:
+                body["files"].append(name)
+            body["updated"] = now_ms()
+            return body
+
+        self.scope.update(BATCH, batch_id, add)
+
+    def act(self, batch_id: str, action: str) -> None:
+        batch = self.batch(batch_id)
+        action = action.upper()
+        if action == "COMPLETE":
+            if batch["status"] in ("staging", "processing", "success", "failed"):
+                return  # COMPLETE is safe to retry
+            if batch["status"] != "loading":
+                raise errors.IngestionBadRequest(f"Batch {batch_id} is {batch['status']} and cannot be completed.")
+            self._set(batch_id, status="staging")
+            self.platform.later(self.platform.config.batch_delay_s, lambda: self.process(batch_id))
+        elif action == "ABORT":
+            if batch["status"] != "loading":
+                raise errors.IngestionBadRequest(f"Batch {batch_id} is {batch['status']}; only a loading batch "
+                                                 "can be aborted.")
+            self._set(batch_id, status="aborted")
+            self.platform.lake.delete_uploads(self.scope.org, self.scope.sandbox, batch_id)
+        else:
+            raise errors.IngestionBadRequest(f"action={action} is not supported; use COMPLETE or ABORT.")
+
+    def _set(self, batch_id: str, **fields) -> dict:
+        def change(body: dict) -> dict:
+            body.update(fields)
+            body["updated"] = now_ms()
+            return body
+
+        return self.scope.update(BATCH, batch_id, change)
+
+    def process(self, batch_id: str) -> None:
+        """Validate every file against the XDM schema; write Parquet only if all pass."""
+        batch = self.batch(batch_id)
+        ds = self.catalog.dataset(batch["relatedObjects"][0]["id"])
+        schema = self.registry.get(ds["schemaRef"]["id"], "schemas")
+        props, required = self.registry.resolve(schema)
+        ident = self.registry.primary_identity(schema["$id"])
+        ident_path = ident["xdm:sourceProperty"] if ident else None
+        fmt, multiline = batch["inputFormat"]["format"], batch["inputFormat"]["isMultiLineJson"]
+        self._set(batch_id, status="processing", started=now_ms())
+        tables, read_bytes = [], 0
+        try:
+            if not batch["files"]:
+                raise RecordError("106", "The batch has no files. Upload at least one file before COMPLETE.")
+            for name in batch["files"]:
+                path = self.platform.lake.upload_path(self.scope.org, self.scope.sandbox, batch_id, name)
+                data = path.read_bytes()
+                read_bytes += len(data)
+                try:
+                    tables.append(conform(read_file(data, fmt, multiline), props, required, ident_path))
+                except RecordError as exc:
+                    exc.description = f"{name}: {exc.description}"
+                    raise
+        except (RecordError, pa.ArrowInvalid) as exc:
+            err = exc if isinstance(exc, RecordError) else RecordError("101", f"Unreadable file: {exc}")
+            self._set(batch_id, status="failed", completed=now_ms(),
+                      errors=[{"code": err.code, "description": err.description, "rows": err.rows}],
+                      metrics={"inputByteSize": read_bytes, "failureReason": err.description,
+                               "recordsRead": sum(t.num_rows for t in tables), "recordsWritten": 0})
+            return
+        written = self.platform.lake.write_batch(self.scope.org, self.scope.sandbox, ds["id"], batch_id, tables)
+        rows = sum(t.num_rows for t in tables)
+        self.platform.lake.delete_uploads(self.scope.org, self.scope.sandbox, batch_id)
+        self.finish(batch_id, ds["id"], rows, read_bytes, sum(p.stat().st_size for p in written),
+                    (batch.get("replay") or {}).get("predecessors") or [])
+
+    def finish(self, batch_id: str, ds_id: str, rows: int, in_bytes: int, out_bytes: int,
+               predecessors: list[str]) -> None:
+        self._set(batch_id, status="success", completed=now_ms(),
+                  metrics={"inputRecordCount": rows, "outputRecordCount": rows, "recordsRead": rows,
+                           "recordsWritten": rows, "inputByteSize": in_bytes, "outputByteSize": out_bytes,
+                           "partitionCount": 1})
+        for old in predecessors:
+            if self.scope.get(BATCH, old) is not None:
+                self._set(old, status="inactive", replacedBy=batch_id)
+
+        def touch(body: dict) -> dict:
+            body.update(lastBatchId=batch_id, lastBatchStatus="success", updated=now_ms())
+            return body
+
+        self.scope.update("dataset", ds_id, touch)
+
+
+def register(router: Router) -> None:
+    platform = router.platform
+
+    def create(call: Call):
+        return 201, IngestionBackend(call.scope, platform).create_batch(call.json())
+
+    def upload(call: Call):
+        IngestionBackend(call.scope, platform).upload(call.path["batch"], call.path["dataset"],
+                                                      call.path["name"], call.body)
+        return None
+
+    def action(call: Call):
+        act = call.params.get("action")
+        if not act:
+            raise errors.IngestionBadRequest("Pass ?action=COMPLETE or ?action=ABORT.")
+        IngestionBackend(call.scope, platform).act(call.path["batch"], act)
+        return None
+
+    router.add(f"{BASE}/batches", ["POST"], create)
+    router.add(f"{BASE}/batches/{{batch}}/datasets/{{dataset}}/files/{{name:path}}", ["PUT"], upload)
+    router.add(f"{BASE}/batches/{{batch}}", ["POST"], action)

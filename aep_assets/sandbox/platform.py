@@ -1,0 +1,37 @@
+"""The shared state of one sandbox process: config, metadata store, data lake and background work."""
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from .config import SandboxConfig
+from .datalake import DataLake
+from .store import Store
+
+log = logging.getLogger("aep_sandbox")
+
+
+class Platform:
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.credentials = config.credentials
+        self.store = Store(config.data_dir / "meta.sqlite")
+        self.lake = DataLake(config.data_dir / "files")
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aep-sandbox-async")
+
+    def later(self, delay_s: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` in the background after ``delay_s``: AEP's asynchronous lifecycles."""
+
+        def run() -> None:
+            if delay_s:
+                time.sleep(delay_s)
+            try:
+                fn()
+            except Exception:  # the lifecycle records its own failure; this only keeps the log
+                log.exception("background task failed")
+
+        self._pool.submit(run)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

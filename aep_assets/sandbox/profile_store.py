@@ -1,0 +1,64 @@
+"""The Real-Time Customer Profile store: profile-enabled datasets merged by primary identity.
+
+Merge policy: timestamp-ordered (the default in AEP): for every attribute, the value from the
+most recently completed batch that has one wins.
+"""
+
+import duckdb
+
+from .catalog import PROFILE_TAG, CatalogBackend
+from .schema_registry import SchemaRegistryBackend, _has_path
+from .store import Scope
+from .xdm import PROFILE_CLASS
+
+
+def _sql_path(path: str) -> str:
+    return ".".join(f'"{p}"' for p in path.strip("/").replace("/", ".").split("."))
+
+
+class ProfileStore:
+    def __init__(self, scope: Scope, platform) -> None:
+        self.scope, self.platform = scope, platform
+        self.registry = SchemaRegistryBackend(scope, platform.credentials.tenant_id)
+        self.catalog = CatalogBackend(scope, self.registry)
+
+    def sources(self) -> list[tuple[dict, dict, str]]:
+        """(dataset, resolved properties, identity path) for each profile-enabled dataset."""
+        out = []
+        for ds in self.scope.list("dataset"):
+            if not any(v.startswith("enabled:true") for v in ds["tags"].get(PROFILE_TAG, [])):
+                continue
+            schema = self.registry.get(ds["schemaRef"]["id"], "schemas")
+            ident = self.registry.primary_identity(schema["$id"])
+            if schema["meta:class"] != PROFILE_CLASS or ident is None:
+                continue
+            props, _ = self.registry.resolve(schema)
+            out.append((ds, props, ident["xdm:sourceProperty"]))
+        return out
+
+    def attributes_sql(self, paths: list[str]) -> str:
+        """SQL for one row per identity with the merged value of each path as ``p0, p1, ...``."""
+        selects = []
+        for ds, props, ident in self.sources():
+            for batch in self.catalog.active_batches(ds["id"]):
+                files = self.platform.lake.batch_files(self.scope.org, self.scope.sandbox, ds["id"], batch["id"])
+                if not files:
+                    continue
+                listing = ", ".join(f"'{f}'" for f in files)
+                cols = [f'CAST({_sql_path(ident)} AS VARCHAR) AS identity', f"{batch['completed']}::BIGINT AS _ts"]
+                for i, path in enumerate(paths):
+                    present = _has_path(props, "/" + path.replace(".", "/"))
+                    cols.append(f'{_sql_path(path) if present else "NULL"} AS "p{i}"')
+                selects.append(f"SELECT {', '.join(cols)} FROM read_parquet([{listing}], union_by_name = true)")
+        if not selects:
+            cols = ", ".join(["NULL::VARCHAR AS identity"] + [f'NULL AS "p{i}"' for i in range(len(paths))])
+            return f"SELECT {cols} WHERE FALSE"
+        merged = ", ".join(f'arg_max("p{i}", _ts) FILTER (WHERE "p{i}" IS NOT NULL) AS "p{i}"'
+                           for i in range(len(paths)))
+        return (f"SELECT identity{', ' + merged if merged else ''} FROM ({' UNION ALL BY NAME '.join(selects)}) "
+                "GROUP BY identity")
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        return con

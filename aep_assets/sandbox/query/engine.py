@@ -1,0 +1,180 @@
+"""Run translated SQL on DuckDB over the Parquet files of a sandbox's datasets.
+
+Each dataset is a view named by its ``adobe/pqs/table`` tag over the files of its active batches.
+``CREATE TABLE ... AS``, ``INSERT INTO`` and ``DROP TABLE`` create, fill and delete Catalog
+datasets, as they do in AEP. Not modelled yet: ``SNAPSHOT`` clauses, anonymous blocks, ``SET``.
+"""
+
+import secrets
+import shutil
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow.parquet as pq
+from sqlglot import exp
+
+from ..catalog import BATCH, CatalogBackend
+from ..schema_registry import SchemaRegistryBackend
+from ..store import Scope, now_ms
+from ..xdm import arrow_schema, infer_properties
+from .translate import TranslationError, parse, substitute, to_duckdb
+
+
+class QueryError(Exception):
+    """A statement failed; ``code`` is the PostgreSQL SQLSTATE AEP reports."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass
+class QueryResult:
+    row_count: int = 0
+    columns: list[str] = field(default_factory=list)
+    rows: list[tuple] = field(default_factory=list)
+    datasets_written: list[str] = field(default_factory=list)
+
+
+class QueryEngine:
+    def __init__(self, scope: Scope, platform) -> None:
+        self.scope, self.platform = scope, platform
+        self.registry = SchemaRegistryBackend(scope, platform.credentials.tenant_id)
+        self.catalog = CatalogBackend(scope, self.registry)
+
+    def run(self, sql: str, params: dict | None = None, *, fetch: bool = False) -> QueryResult:
+        try:
+            statements = parse(substitute(sql, params))
+        except TranslationError as exc:
+            raise QueryError("42601", str(exc)) from None
+        if not statements:
+            raise QueryError("42601", "The query has no statement.")
+        result = QueryResult()
+        for statement in statements:
+            result = self._run_one(statement, fetch, result)
+        return result
+
+    def _connect(self, statement: exp.Expression) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET threads = 2")
+        ctes = {c.alias_or_name.lower() for c in statement.find_all(exp.CTE)}
+        for table in statement.find_all(exp.Table):
+            name = table.name.lower()
+            if name in ctes or not name:
+                continue
+            ds = self.catalog.dataset_by_table(name)
+            if ds is None:
+                if isinstance(statement, exp.Create) and table is statement.this.find(exp.Table):
+                    continue
+                if isinstance(statement, exp.Drop):
+                    continue
+                raise QueryError("42P01", f"Table '{name}' does not exist. Tables are named by the dataset's "
+                                          "adobe/pqs/table tag; SHOW TABLES lists them.")
+            self._register(con, name, ds)
+        return con
+
+    def _register(self, con: duckdb.DuckDBPyConnection, name: str, ds: dict) -> None:
+        files = [str(p) for b in self.catalog.active_batches(ds["id"])
+                 for p in self.platform.lake.batch_files(self.scope.org, self.scope.sandbox, ds["id"], b["id"])]
+        if files:
+            listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet([{listing}], union_by_name = true)')
+        else:
+            props, _ = self.registry.resolve(self.registry.get(ds["schemaRef"]["id"], "schemas"))
+            con.register(f"{name}__empty", arrow_schema(props).empty_table())
+            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{name}__empty"')
+
+    def _run_one(self, statement: exp.Expression, fetch: bool, previous: QueryResult) -> QueryResult:
+        con = self._connect(statement)
+        try:
+            if isinstance(statement, exp.Create) and statement.kind == "TABLE":
+                return self._ctas(con, statement)
+            if isinstance(statement, exp.Insert):
+                return self._insert(con, statement)
+            if isinstance(statement, exp.Drop) and statement.kind == "TABLE":
+                return self._drop(statement)
+            if isinstance(statement, exp.Query):
+                cur = con.execute(to_duckdb(statement))
+                columns = [d[0] for d in cur.description]
+                rows = cur.fetchall() if fetch else []
+                count = len(rows) if fetch else len(cur.fetchall())
+                return QueryResult(row_count=count, columns=columns, rows=rows)
+            raise QueryError("0A000", f"Statement {statement.key.upper()} is not supported by the sandbox yet.")
+        except duckdb.Error as exc:
+            raise QueryError(_sqlstate(exc), str(exc).split("\n")[0]) from None
+        finally:
+            con.close()
+
+    def _write(self, con, select: exp.Expression, ds_id: str) -> tuple[str, int]:
+        """Write the SELECT's rows as one new successful batch of ``ds_id``."""
+        batch_id = secrets.token_hex(16)
+        out = self.platform.lake.batch_dir(self.scope.org, self.scope.sandbox, ds_id, batch_id)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        target = tmp / "part-00000.parquet"
+        con.execute(f"COPY ({to_duckdb(select)}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+        rows = pq.ParquetFile(target).metadata.num_rows
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+        now = now_ms()
+        self.scope.put(BATCH, batch_id, {
+            "id": batch_id, "imsOrg": self.scope.org, "status": "success",
+            "relatedObjects": [{"type": "dataSet", "id": ds_id}], "inputFormat": {"format": "parquet"},
+            "created": now, "updated": now, "started": now, "completed": now, "createdClient": "query-service",
+            "createdUser": "query-service", "errors": [], "files": [], "version": "1.0.0", "tags": {},
+            "metrics": {"inputRecordCount": rows, "outputRecordCount": rows, "recordsWritten": rows,
+                        "outputByteSize": (out / "part-00000.parquet").stat().st_size}})
+        self.scope.update("dataset", ds_id, lambda b: {**b, "lastBatchId": batch_id, "lastBatchStatus": "success",
+                                                       "updated": now})
+        return batch_id, rows
+
+    def _ctas(self, con, statement: exp.Create) -> QueryResult:
+        name = statement.this.find(exp.Table).name.lower()
+        select = statement.expression
+        if select is None:
+            raise QueryError("0A000", "CREATE TABLE needs AS SELECT in Query Service.")
+        if isinstance(select, exp.Subquery):
+            select = select.this
+        if self.catalog.dataset_by_table(name) is not None:
+            if statement.args.get("exists"):
+                return QueryResult()
+            raise QueryError("42P07", f"Table '{name}' already exists. Use CREATE TABLE IF NOT EXISTS, "
+                                      "INSERT INTO, or DROP TABLE first.")
+        empty = con.execute(f"SELECT * FROM ({to_duckdb(select)}) LIMIT 0").to_arrow_table()
+        schema = self.registry.create_adhoc_schema(f"{name} (ad hoc, {secrets.token_hex(4)})",
+                                                   infer_properties(empty.schema))
+        ds = self.catalog.create_dataset({"name": name, "schemaRef": {"id": schema["$id"]}},
+                                         table=name, client="query-service")
+        _, rows = self._write(con, select, ds["id"])
+        return QueryResult(row_count=rows, datasets_written=[ds["id"]])
+
+    def _insert(self, con, statement: exp.Insert) -> QueryResult:
+        name = statement.this.find(exp.Table).name.lower()
+        ds = self.catalog.dataset_by_table(name)
+        if ds is None:
+            raise QueryError("42P01", f"Table '{name}' does not exist; create it with CREATE TABLE ... AS first.")
+        _, rows = self._write(con, statement.expression, ds["id"])
+        return QueryResult(row_count=rows, datasets_written=[ds["id"]])
+
+    def _drop(self, statement: exp.Drop) -> QueryResult:
+        name = statement.this.name.lower()
+        ds = self.catalog.dataset_by_table(name)
+        if ds is None:
+            if statement.args.get("exists"):
+                return QueryResult()
+            raise QueryError("42P01", f"Table '{name}' does not exist.")
+        self.catalog.delete_dataset(ds["id"], self.platform.lake)
+        return QueryResult()
+
+
+def _sqlstate(exc: duckdb.Error) -> str:
+    if isinstance(exc, duckdb.CatalogException):
+        return "42P01"
+    if isinstance(exc, duckdb.BinderException):
+        return "42703"
+    if isinstance(exc, duckdb.ParserException):
+        return "42601"
+    if isinstance(exc, duckdb.ConversionException):
+        return "22018"
+    return "XX000"

@@ -1,0 +1,84 @@
+"""Translate AEP Query Service SQL (Spark-like, with Adobe-defined functions) to DuckDB.
+
+Adobe-defined functions are parsed by sqlglot's Spark dialect as anonymous calls and rewritten here:
+
+* ``TIME_BETWEEN_PREVIOUS_MATCH(ts, condition, unit) OVER (w)`` becomes the time since the last row
+  of the window frame where ``condition`` held (the row itself included, so a matching row gives 0),
+  in ``unit`` (seconds by default), or NULL when no row matched. Source: Adobe's
+  ``help/query-service/sql/adobe-defined-functions.md``.
+* ``randn()`` becomes a standard normal draw (Box-Muller over DuckDB's ``random()``).
+"""
+
+import re
+
+import sqlglot
+from sqlglot import exp
+
+UNIT_SECONDS = {"second": 1, "seconds": 1, "minute": 60, "minutes": 60, "hour": 3600, "hours": 3600,
+                "day": 86400, "days": 86400}
+
+
+class TranslationError(ValueError):
+    """The SQL is not valid AEP SQL, or uses a construct the sandbox does not run yet."""
+
+
+def substitute(sql: str, params: dict[str, object] | None) -> str:
+    """Replace ``$name`` placeholders with their values, longest names first (Query Service templates)."""
+    if not params:
+        return sql
+    for name in sorted(params, key=len, reverse=True):
+        sql = re.sub(r"\$" + re.escape(name) + r"\b", str(params[name]), sql)
+    return sql
+
+
+def parse(sql: str) -> list[exp.Expression]:
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="spark") if s is not None]
+    except sqlglot.errors.ParseError as exc:
+        raise TranslationError(f"Syntax error: {exc.errors[0]['description'] if exc.errors else exc}") from None
+    return [s.transform(_rewrite) for s in statements]
+
+
+def to_duckdb(expression: exp.Expression) -> str:
+    return expression.sql(dialect="duckdb")
+
+
+def translate(sql: str, params: dict[str, object] | None = None) -> list[str]:
+    """AEP SQL in, one DuckDB statement per input statement out."""
+    return [to_duckdb(s) for s in parse(substitute(sql, params))]
+
+
+def _rewrite(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Window) and _is_call(node.this, "TIME_BETWEEN_PREVIOUS_MATCH"):
+        return _time_between_previous_match(node)
+    if _is_call(node, "TIME_BETWEEN_PREVIOUS_MATCH"):
+        raise TranslationError("TIME_BETWEEN_PREVIOUS_MATCH needs an OVER (PARTITION BY ... ORDER BY ...) clause.")
+    if _is_call(node, "RANDN"):
+        return sqlglot.parse_one("SQRT(-2 * LN(1 - RANDOM())) * COS(2 * PI() * RANDOM())", read="duckdb")
+    return node
+
+
+def _is_call(node: exp.Expression, name: str) -> bool:
+    if isinstance(node, exp.Anonymous):
+        return str(node.this).upper() == name
+    return name == "RANDN" and type(node).__name__ == "Randn"
+
+
+def _time_between_previous_match(window: exp.Window) -> exp.Expression:
+    args = window.this.expressions
+    if len(args) not in (2, 3):
+        raise TranslationError("TIME_BETWEEN_PREVIOUS_MATCH takes (timestamp, event_definition[, time_unit]).")
+    ts, condition = args[0], args[1]
+    unit = args[2].name.lower() if len(args) == 3 else "seconds"
+    if unit not in UNIT_SECONDS:
+        raise TranslationError(f"TIME_BETWEEN_PREVIOUS_MATCH time unit {unit!r} is not one of "
+                               "seconds, minutes, hours, days.")
+    last_match = exp.Window(
+        this=exp.IgnoreNulls(this=exp.LastValue(this=exp.Case(ifs=[exp.If(this=condition.copy(), true=ts.copy())]))),
+        partition_by=[p.copy() for p in window.args.get("partition_by") or []],
+        order=window.args["order"].copy() if window.args.get("order") else None,
+        spec=window.args["spec"].copy() if window.args.get("spec") else None,
+    )
+    elapsed = exp.Sub(this=exp.Anonymous(this="epoch_us", expressions=[ts.copy()]),
+                      expression=exp.Anonymous(this="epoch_us", expressions=[last_match]))
+    return exp.Paren(this=exp.Div(this=elapsed, expression=exp.Literal.number(UNIT_SECONDS[unit] * 1_000_000.0)))

@@ -1,0 +1,134 @@
+"""Query Service REST (``/data/foundation/query``): queries and query templates.
+
+reference/aep_api.md §7.3. Queries run in the background: ``SUBMITTED`` -> ``IN_PROGRESS`` ->
+``SUCCESS`` | ``FAILED`` with ``errors[{code, message}]``. REST queries return no rows, as in AEP.
+Not modelled yet: schedules, cancel, soft delete, and the PostgreSQL wire endpoint.
+"""
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+from . import errors, filters
+from .http import Call, Router
+from .query.engine import QueryEngine, QueryError
+from .store import Scope
+
+BASE = "/data/foundation/query"
+QUERY, TEMPLATE = "query", "query_template"
+
+
+def _iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class QueryServiceBackend:
+    def __init__(self, scope: Scope, platform) -> None:
+        self.scope, self.platform = scope, platform
+
+    def create_template(self, body: dict) -> dict:
+        if not body.get("sql") or not body.get("name"):
+            raise errors.QueryBadRequest("A query template needs 'sql' and 'name'.")
+        now = _iso()
+        tpl = {"id": str(uuid.uuid4()), "sql": body["sql"], "name": body["name"],
+               "queryParameters": body.get("queryParameters") or {}, "userId": "aep-sandbox",
+               "created": now, "updated": now,
+               "_links": {}}
+        tpl["_links"] = {"self": {"href": f"{BASE}/query-templates/{tpl['id']}"}}
+        return self.scope.put(TEMPLATE, tpl["id"], tpl, name=tpl["name"])
+
+    def template(self, tpl_id: str) -> dict:
+        tpl = self.scope.get(TEMPLATE, tpl_id)
+        if tpl is None:
+            raise errors.QueryNotFound(f"Query template {tpl_id!r} was not found.")
+        return tpl
+
+    def submit(self, body: dict) -> dict:
+        sql = body.get("sql")
+        params = dict(body.get("queryParameters") or {})
+        if body.get("templateId"):
+            tpl = self.template(body["templateId"])
+            sql = tpl["sql"]
+            params = {**tpl.get("queryParameters", {}), **params}
+        if not sql:
+            raise errors.QueryBadRequest("A query needs 'sql' or 'templateId'.")
+        if not body.get("dbName"):
+            raise errors.QueryBadRequest("'dbName' is required, e.g. 'prod:all'.")
+        now = _iso()
+        qid = str(uuid.uuid4())
+        upper = sql.upper()
+        query = {"id": qid, "state": "SUBMITTED", "dbName": body["dbName"], "name": body.get("name", ""),
+                 "description": body.get("description", ""),
+                 "request": {"dbName": body["dbName"], "sql": sql, "name": body.get("name", ""),
+                             "description": body.get("description", "")},
+                 "queryParameters": params, "templateId": body.get("templateId"),
+                 "rowCount": 0, "errors": [], "isCTAS": "CREATE TABLE" in upper,
+                 "isInsertInto": "INSERT INTO" in upper, "elapsedTime": 0, "created": now, "updated": now,
+                 "client": "API", "userId": "aep-sandbox",
+                 "_links": {"self": {"href": f"{BASE}/queries/{qid}"},
+                            "cancel": {"href": f"{BASE}/queries/{qid}", "method": "PATCH",
+                                       "body": '{"op": "cancel"}'}}}
+        self.scope.put(QUERY, qid, query, name=query["name"])
+        self.platform.later(self.platform.config.query_delay_s, lambda: self.execute(qid))
+        return query
+
+    def execute(self, qid: str) -> None:
+        query = self.scope.update(QUERY, qid, lambda q: {**q, "state": "IN_PROGRESS", "updated": _iso()})
+        started = time.monotonic()
+        try:
+            result = QueryEngine(self.scope, self.platform).run(query["request"]["sql"], query["queryParameters"])
+        except QueryError as exc:
+            self._finish(qid, started, state="FAILED", errors=[{"code": exc.code, "message": exc.message}])
+            return
+        self._finish(qid, started, state="SUCCESS", rowCount=result.row_count,
+                     datasetsWritten=result.datasets_written)
+
+    def _finish(self, qid: str, started: float, **fields) -> None:
+        elapsed = int((time.monotonic() - started) * 1000)
+        self.scope.update(QUERY, qid, lambda q: {**q, **fields, "elapsedTime": elapsed, "updated": _iso()})
+
+    def get(self, qid: str) -> dict:
+        q = self.scope.get(QUERY, qid)
+        if q is None:
+            raise errors.QueryNotFound(f"Query {qid!r} was not found.")
+        return q
+
+
+def register(router: Router) -> None:
+    platform = router.platform
+
+    def backend(call: Call) -> QueryServiceBackend:
+        return QueryServiceBackend(call.scope, platform)
+
+    def submit(call: Call):
+        return 202, backend(call).submit(call.json())
+
+    def get(call: Call):
+        return 200, backend(call).get(call.path["id"])
+
+    def list_queries(call: Call):
+        items = call.scope.list(QUERY)
+        order = call.params.get("orderby", "-created")
+        items.sort(key=lambda q: q.get(order.lstrip("-+"), ""), reverse=order.startswith("-"))
+        limit, start = int(call.params.get("limit", 20)), int(call.params.get("start", 0))
+        page = items[start:start + limit]
+        return 200, {"queries": page, "_page": {"orderby": order, "start": start, "count": len(page)},
+                     "_links": {}}
+
+    def create_template(call: Call):
+        return 202, backend(call).create_template(call.json())
+
+    def get_template(call: Call):
+        return 200, backend(call).template(call.path["id"])
+
+    def list_templates(call: Call):
+        items = call.scope.list(TEMPLATE)
+        items = [t for t in items if filters.matches(t, filters.parse(call.params.getlist("property")))]
+        return 200, {"templates": items, "_page": {"count": len(items)}, "_links": {}}
+
+    router.add(f"{BASE}/queries", ["POST"], submit)
+    router.add(f"{BASE}/queries", ["GET"], list_queries)
+    router.add(f"{BASE}/queries/{{id}}", ["GET"], get)
+    router.add(f"{BASE}/query-templates", ["POST"], create_template)
+    router.add(f"{BASE}/query-templates", ["GET"], list_templates)
+    router.add(f"{BASE}/query-templates/{{id}}", ["GET"], get_template)

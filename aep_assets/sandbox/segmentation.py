@@ -1,0 +1,172 @@
+"""Segmentation (``/data/core/ups``): segment definitions and segment jobs over the profile store.
+
+reference/aep_api.md §9. A job evaluates each segment's PQL over the merged profiles and keeps its
+members for destination activation. Not modelled yet: streaming and edge evaluation, audiences,
+export jobs, merge policies other than the default.
+"""
+
+import uuid
+
+import pyarrow.parquet as pq
+
+from . import errors
+from .http import Call, Router
+from .pql import PQLError, compile_pql
+from .profile_store import ProfileStore
+from .store import Scope, now_ms
+
+BASE = "/data/core/ups"
+SEGMENT, JOB = "segment", "segment_job"
+
+
+class SegmentationBackend:
+    def __init__(self, scope: Scope, platform) -> None:
+        self.scope, self.platform = scope, platform
+
+    def _validate(self, body: dict) -> str:
+        expression = body.get("expression") or {}
+        if expression.get("type") != "PQL" or expression.get("format") != "pql/text":
+            raise errors.SegmentBadRequest("expression must be {'type': 'PQL', 'format': 'pql/text', 'value': ...}.")
+        try:
+            compile_pql(expression.get("value") or "")
+        except PQLError as exc:
+            raise errors.SegmentBadRequest(f"The PQL expression is not valid: {exc}") from None
+        return expression["value"]
+
+    def create(self, body: dict) -> dict:
+        if not body.get("name"):
+            raise errors.SegmentBadRequest("'name' is required.")
+        if self.scope.list(SEGMENT, name=body["name"]):
+            raise errors.SegmentBadRequest(f"A segment named {body['name']!r} already exists; names are unique.")
+        self._validate(body)
+        now = now_ms()
+        seg = {"id": str(uuid.uuid4()), "name": body["name"], "description": body.get("description", ""),
+               "profileInstanceId": body.get("profileInstanceId", "ups"), "expression": body["expression"],
+               "schema": body.get("schema") or {"name": "_xdm.context.profile"},
+               "evaluationInfo": body.get("evaluationInfo") or {"batch": {"enabled": True},
+                                                                "continuous": {"enabled": False},
+                                                                "synchronous": {"enabled": False}},
+               "ttlInDays": body.get("ttlInDays", 30), "payloadSchema": body.get("payloadSchema", "string"),
+               "imsOrgId": self.scope.org,
+               "sandbox": {"sandboxId": self.scope.sandbox, "sandboxName": self.scope.sandbox,
+                           "type": "production" if self.scope.sandbox == "prod" else "development",
+                           "default": self.scope.sandbox == "prod"},
+               "dataGovernancePolicy": {"excludeOptOut": True}, "creationTime": now,
+               "updateEpoch": now // 1000, "updateTime": now}
+        return self.scope.put(SEGMENT, seg["id"], seg, name=seg["name"])
+
+    def get(self, seg_id: str) -> dict:
+        seg = self.scope.get(SEGMENT, seg_id)
+        if seg is None:
+            raise errors.SegmentNotFound(f"Segment definition {seg_id!r} was not found.")
+        return seg
+
+    def patch(self, seg_id: str, body: dict) -> dict:
+        self.get(seg_id)
+        if "expression" in body:
+            self._validate(body)
+        now = now_ms()
+        allowed = {k: v for k, v in body.items() if k in ("name", "description", "expression", "ttlInDays")}
+        return self.scope.update(SEGMENT, seg_id, lambda s: {**s, **allowed, "updateTime": now,
+                                                             "updateEpoch": now // 1000})
+
+    def create_job(self, body: list) -> dict:
+        if not isinstance(body, list) or not body:
+            raise errors.SegmentBadRequest('A segment job body is a list like [{"segmentId": "..."}].')
+        ids = [item.get("segmentId") for item in body]
+        for seg_id in ids:
+            self.get(seg_id)
+        now = now_ms()
+        job = {"id": str(uuid.uuid4()), "imsOrgId": self.scope.org, "status": "NEW",
+               "segments": [{"segmentId": s} for s in ids], "creationTime": now, "updateTime": now,
+               "metrics": {}, "errors": []}
+        self.scope.put(JOB, job["id"], job)
+        self.platform.later(self.platform.config.segment_job_delay_s, lambda: self.run_job(job["id"]))
+        return job
+
+    def members_path(self, seg_id: str):
+        return self.platform.config.data_dir / "segments" / self.scope.org.replace("@", "_") / \
+            self.scope.sandbox / seg_id / "members.parquet"
+
+    def run_job(self, job_id: str) -> None:
+        start = now_ms()
+        job = self.scope.update(JOB, job_id, lambda j: {**j, "status": "PROCESSING", "updateTime": start})
+        store = ProfileStore(self.scope, self.platform)
+        counts, by_status = {}, {}
+        try:
+            for item in job["segments"]:
+                seg = self.get(item["segmentId"])
+                compiled = compile_pql(seg["expression"]["value"])
+                con = store.connect()
+                try:
+                    table = con.execute(
+                        f"SELECT identity FROM ({store.attributes_sql(compiled.paths)}) WHERE {compiled.sql} "
+                        "ORDER BY identity").to_arrow_table()
+                    total = con.execute(f"SELECT count(*) FROM ({store.attributes_sql([])})").fetchone()[0]
+                finally:
+                    con.close()
+                path = self.members_path(seg["id"])
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                pq.write_table(table, tmp)
+                tmp.replace(path)
+                counts[seg["id"]] = table.num_rows
+                by_status[seg["id"]] = {"realized": table.num_rows, "exited": 0}
+        except Exception as exc:  # the job records the failure, as AEP's does
+            failure = [{"code": "0100000003", "msg": str(exc)}]
+            self.scope.update(JOB, job_id, lambda j: {**j, "status": "FAILED", "updateTime": now_ms(),
+                                                      "errors": failure})
+            raise
+        end = now_ms()
+        metrics = {"totalTime": {"startTimeInMs": start, "endTimeInMs": end, "totalTimeInMs": end - start},
+                   "totalProfiles": total, "segmentedProfileCounter": counts,
+                   "segmentedProfileByStatusCounter": by_status}
+        self.scope.update(JOB, job_id, lambda j: {**j, "status": "SUCCEEDED", "updateTime": end, "metrics": metrics})
+
+
+def register(router: Router) -> None:
+    platform = router.platform
+
+    def backend(call: Call) -> SegmentationBackend:
+        return SegmentationBackend(call.scope, platform)
+
+    def create(call: Call):
+        return 200, backend(call).create(call.json())
+
+    def list_segments(call: Call):
+        items = call.scope.list(SEGMENT)
+        name = call.params.get("name")
+        if name:
+            items = [s for s in items if s["name"] == name]
+        limit, start = int(call.params.get("limit", 100)), int(call.params.get("start", 0))
+        page = items[start:start + limit]
+        return 200, {"segments": page, "page": {"totalCount": len(items), "totalPages": 1, "pageSize": len(page),
+                                                "limit": limit}, "link": {}}
+
+    def get(call: Call):
+        return 200, backend(call).get(call.path["id"])
+
+    def patch(call: Call):
+        return 200, backend(call).patch(call.path["id"], call.json())
+
+    def delete(call: Call):
+        backend(call).get(call.path["id"])
+        call.scope.delete(SEGMENT, call.path["id"])
+        return 204, None
+
+    def create_job(call: Call):
+        return 200, backend(call).create_job(call.json())
+
+    def get_job(call: Call):
+        job = call.scope.get(JOB, call.path["id"])
+        if job is None:
+            raise errors.SegmentNotFound(f"Segment job {call.path['id']!r} was not found.")
+        return 200, job
+
+    router.add(f"{BASE}/segment/definitions", ["POST"], create)
+    router.add(f"{BASE}/segment/definitions", ["GET"], list_segments)
+    router.add(f"{BASE}/segment/definitions/{{id}}", ["GET"], get)
+    router.add(f"{BASE}/segment/definitions/{{id}}", ["PATCH"], patch)
+    router.add(f"{BASE}/segment/definitions/{{id}}", ["DELETE"], delete)
+    router.add(f"{BASE}/segment/jobs", ["POST"], create_job)
+    router.add(f"{BASE}/segment/jobs/{{id}}", ["GET"], get_job)

@@ -1,0 +1,222 @@
+"""XDM: the standard classes and field groups the sandbox knows, schema resolution, and records.
+
+The sandbox knows a subset of Adobe's standard library (the classes and field groups the pipeline
+uses). Standard field groups whose full trees it does not model (``web``, ``directMarketing``)
+are open objects: any nested content is accepted and stored as sent.
+"""
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+PROFILE_CLASS = "https://ns.adobe.com/xdm/context/profile"
+EVENT_CLASS = "https://ns.adobe.com/xdm/context/experienceevent"
+ADHOC_CLASS = "https://ns.adobe.com/xdm/data/adhoc"
+
+OPEN = {"type": "object", "meta:open": True}
+
+
+def _obj(**props) -> dict:
+    return {"type": "object", "properties": props}
+
+
+S, N, INT, B = {"type": "string"}, {"type": "number"}, {"type": "integer"}, {"type": "boolean"}
+DT = {"type": "string", "format": "date-time"}
+DATE = {"type": "string", "format": "date"}
+
+CLASSES: dict[str, dict] = {
+    PROFILE_CLASS: {
+        "title": "XDM Individual Profile", "meta:altId": "_xdm.context.profile",
+        "properties": {"_id": S, "personID": S, "identityMap": OPEN, "_repo": OPEN},
+        "required": [],
+    },
+    EVENT_CLASS: {
+        "title": "XDM ExperienceEvent", "meta:altId": "_xdm.context.experienceevent",
+        "properties": {"_id": S, "timestamp": DT, "eventType": S, "eventMergeId": S, "producedBy": S,
+                       "identityMap": OPEN, "_repo": OPEN},
+        "required": ["_id", "timestamp"],
+    },
+    ADHOC_CLASS: {"title": "Ad Hoc", "meta:altId": "_xdm.data.adhoc", "properties": {}, "required": []},
+}
+
+STANDARD_FIELD_GROUPS: dict[str, dict] = {
+    "https://ns.adobe.com/xdm/context/experienceevent-web": {
+        "title": "Web Details", "intendedToExtend": [EVENT_CLASS], "properties": {"web": OPEN}},
+    "https://ns.adobe.com/xdm/context/experienceevent-directmarketing": {
+        "title": "Direct Marketing Details", "intendedToExtend": [EVENT_CLASS],
+        "properties": {"directMarketing": OPEN}},
+    "https://ns.adobe.com/xdm/context/profile-person-details": {
+        "title": "Demographic Details", "intendedToExtend": [PROFILE_CLASS],
+        "properties": {"person": _obj(name=_obj(firstName=S, lastName=S, fullName=S),
+                                      gender=S, birthYear=INT, birthDate=DATE)}},
+    "https://ns.adobe.com/xdm/context/profile-personal-details": {
+        "title": "Personal Contact Details", "intendedToExtend": [PROFILE_CLASS],
+        "properties": {"homeAddress": _obj(city=S, state=S, postalCode=S, countryCode=S),
+                       "personalEmail": _obj(address=S), "mobilePhone": _obj(number=S)}},
+    "https://ns.adobe.com/xdm/mixins/profile/profile-loyalty-details": {
+        "title": "Loyalty Details", "intendedToExtend": [PROFILE_CLASS],
+        "properties": {"loyalty": _obj(loyaltyID=S, tier=S, points=N, joinDate=DT)}},
+}
+
+
+def merge_properties(into: dict, extra: dict) -> None:
+    for key, spec in extra.items():
+        if key in into and into[key].get("properties") and spec.get("properties"):
+            merged = dict(into[key])
+            merged["properties"] = dict(into[key]["properties"])
+            merge_properties(merged["properties"], spec["properties"])
+            into[key] = merged
+        else:
+            into[key] = spec
+
+
+def fieldgroup_properties(fieldgroup: dict) -> dict:
+    """All properties a tenant field group defines, across its ``definitions``."""
+    props: dict = {}
+    for definition in (fieldgroup.get("definitions") or {}).values():
+        merge_properties(props, definition.get("properties") or {})
+    merge_properties(props, fieldgroup.get("properties") or {})
+    return props
+
+
+def arrow_type(spec: dict) -> pa.DataType | None:
+    """The Parquet type of an XDM field, or None for an open object stored as sent."""
+    kind = spec.get("type")
+    if kind == "object":
+        if spec.get("meta:open") or not spec.get("properties"):
+            return None
+        fields = []
+        for name, child in spec["properties"].items():
+            t = arrow_type(child)
+            if t is not None:
+                fields.append(pa.field(name, t))
+        return pa.struct(fields)
+    if kind == "array":
+        item = arrow_type(spec.get("items") or S)
+        return pa.list_(item) if item is not None else None
+    if kind == "string":
+        if spec.get("format") == "date-time":
+            return pa.timestamp("us", tz="UTC")
+        if spec.get("format") == "date":
+            return pa.date32()
+        return pa.string()
+    return {"number": pa.float64(), "integer": pa.int64(), "boolean": pa.bool_()}.get(kind, pa.string())
+
+
+def arrow_schema(properties: dict) -> pa.Schema:
+    fields = []
+    for name, spec in properties.items():
+        t = arrow_type(spec)
+        fields.append(pa.field(name, t if t is not None else pa.string()))
+    return pa.schema(fields)
+
+
+def infer_properties(schema: pa.Schema) -> dict:
+    """An ad hoc XDM description of an Arrow schema (CTAS output)."""
+    return {f.name: _infer(f.type) for f in schema}
+
+
+def _infer(t: pa.DataType) -> dict:
+    if pa.types.is_struct(t):
+        return _obj(**{f.name: _infer(f.type) for f in t})
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return {"type": "array", "items": _infer(t.value_type)}
+    if pa.types.is_timestamp(t):
+        return DT
+    if pa.types.is_date(t):
+        return DATE
+    if pa.types.is_boolean(t):
+        return B
+    if pa.types.is_integer(t):
+        return INT
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return N
+    return S
+
+
+class RecordError(ValueError):
+    """A record does not fit its XDM schema. ``code`` follows AEP's batch error codes."""
+
+    def __init__(self, code: str, description: str, rows: list[int] | None = None) -> None:
+        super().__init__(description)
+        self.code, self.description, self.rows = code, description, rows or []
+
+
+def conform(table: pa.Table, properties: dict, required: list[str], identity_path: str | None) -> pa.Table:
+    """Validate ``table`` against XDM ``properties`` and cast it to the schema's Parquet types."""
+    columns, names = [], []
+    for name in table.column_names:
+        if name not in properties:
+            raise RecordError("XDM-1020", f"Field '{name}' is not defined in the dataset's schema; "
+                                          "add it to a field group of the schema or drop it from the file.")
+        col = table.column(name).combine_chunks()
+        columns.append(_conform_array(col, properties[name], name))
+        names.append(name)
+    out = pa.Table.from_arrays(columns, names=names) if names else table
+    for name in required:
+        if name not in out.column_names:
+            raise RecordError("XDM-1050", f"Required field '{name}' is missing from the file.")
+        nulls = out.column(name).null_count
+        if nulls:
+            rows = _null_rows(out.column(name))
+            raise RecordError("XDM-1050", f"Required field '{name}' is null in {nulls} records.", rows)
+    if identity_path:
+        ident = _get_path(out, identity_path)
+        if ident is None:
+            raise RecordError("IDENTITY-1001", f"Primary identity field '{identity_path}' is missing from the file.")
+        if ident.null_count:
+            raise RecordError("IDENTITY-1001",
+                              f"Primary identity field '{identity_path}' is null in {ident.null_count} records.",
+                              _null_rows(ident))
+    return out
+
+
+def _null_rows(arr) -> list[int]:
+    mask = pc.is_null(arr).to_numpy(zero_copy_only=False)
+    return [int(i) for i in mask.nonzero()[0][:10]]
+
+
+def _get_path(table: pa.Table, dotted: str):
+    parts = dotted.strip("/").replace("/", ".").split(".")
+    if parts[0] not in table.column_names:
+        return None
+    arr = table.column(parts[0]).combine_chunks()
+    for p in parts[1:]:
+        if not pa.types.is_struct(arr.type) or arr.type.get_field_index(p) < 0:
+            return None
+        arr = pc.struct_field(arr, p)
+    return arr
+
+
+def _conform_array(arr: pa.Array, spec: dict, path: str) -> pa.Array:
+    target = arrow_type(spec)
+    if target is None:
+        return arr
+    if pa.types.is_struct(target):
+        if pa.types.is_null(arr.type):
+            return pa.nulls(len(arr), target)
+        if not pa.types.is_struct(arr.type):
+            raise RecordError("XDM-1020", f"Field '{path}' must be an object but the file has {arr.type}.")
+        children, child_names = [], []
+        for i in range(arr.type.num_fields):
+            field = arr.type.field(i)
+            sub = (spec.get("properties") or {}).get(field.name)
+            if sub is None:
+                raise RecordError("XDM-1020", f"Field '{path}.{field.name}' is not defined in the dataset's "
+                                              "schema; add it to a field group of the schema or drop it.")
+            children.append(_conform_array(arr.field(i), sub, f"{path}.{field.name}"))
+            child_names.append(field.name)
+        return pa.StructArray.from_arrays(children, names=child_names, mask=pc.is_null(arr))
+    if arr.type == target:
+        return arr
+    try:
+        if pa.types.is_timestamp(target) and pa.types.is_integer(arr.type):
+            return pc.cast(pc.multiply(arr, 1000), pa.timestamp("us")).cast(target)  # epoch ms
+        if pa.types.is_timestamp(target) and pa.types.is_timestamp(arr.type) and arr.type.tz is None:
+            return pc.assume_timezone(arr, "UTC").cast(target)
+        if pa.types.is_boolean(target) != pa.types.is_boolean(arr.type) and not pa.types.is_null(arr.type):
+            raise pa.ArrowInvalid("booleans are never coerced")
+        return pc.cast(arr, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise RecordError("TypeCompatibilityException",
+                          f"Field '{path}' expects {spec.get('format') or spec.get('type')} but the file has "
+                          f"{arr.type} values that do not convert ({str(exc).splitlines()[0]}).") from None
