@@ -59,6 +59,7 @@ FLOW_SPECS = [
 KINDS = {"connections": "fs_connection", "sourceConnections": "fs_source", "targetConnections": "fs_target",
          "flows": "fs_flow"}
 RUN = "fs_run"
+DEFAULT_FILENAME = "%DESTINATION_NAME%_%SEGMENT_ID%_%DATETIME(YYYYMMdd_HHmmss)%"
 
 
 def _etag() -> str:
@@ -214,8 +215,7 @@ class FlowServiceBackend:
                 "USING (identity) ORDER BY m.identity").to_arrow_table()
             con.close()
             stamp = datetime.fromtimestamp(run["metrics"]["durationSummary"]["startedAtUTC"] / 1000, UTC)
-            name = _filename(selector.get("filenameTemplate") or "%DESTINATION_NAME%_%SEGMENT_ID%_%DATETIME(YYYYMMdd_HHmmss)%",
-                             flow["name"], seg, stamp)
+            name = _filename(selector.get("filenameTemplate") or DEFAULT_FILENAME, flow["name"], seg, stamp)
             buf = io.BytesIO()
             pacsv.write_csv(table, buf)
             folder = (params.get("path") or "").strip("/")
