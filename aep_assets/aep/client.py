@@ -1,0 +1,25 @@
+"""``AEPClient``: every service over one authenticated session."""
+
+from .catalog import Catalog
+from .config import AEPConfig
+from .flow import FlowService
+from .ingestion import BatchIngestion
+from .query import QueryService
+from .schema_registry import SchemaRegistry
+from .segmentation import Segmentation
+from .session import AEPSession
+
+
+class AEPClient:
+    def __init__(self, config: AEPConfig) -> None:
+        self.config = config
+        self.session = AEPSession(config)
+        self.schemas = SchemaRegistry(self.session)
+        self.catalog = Catalog(self.session)
+        self.ingestion = BatchIngestion(self.session, self.catalog)
+        self.query = QueryService(self.session)
+        self.flows = FlowService(self.session)
+        self.segmentation = Segmentation(self.session)
+
+    def __repr__(self) -> str:
+        return f"AEPClient({self.config.platform_url!r}, sandbox={self.config.sandbox_name!r})"

@@ -1,0 +1,42 @@
+"""Query Service REST: submit queries (SQL or template), wait for them, keep templates."""
+
+from .errors import QueryFailed, UnexpectedState
+from .polling import poll
+from .session import AEPSession
+
+BASE = "/data/foundation/query"
+
+
+class QueryService:
+    def __init__(self, session: AEPSession) -> None:
+        self.session = session
+
+    @property
+    def db_name(self) -> str:
+        return f"{self.session.config.sandbox_name}:all"
+
+    def submit(self, sql: str, *, name: str, params: dict | None = None, description: str = "") -> dict:
+        body = {"dbName": self.db_name, "sql": sql, "name": name, "description": description}
+        if params:
+            body["queryParameters"] = params
+        return self.session.json("POST", f"{BASE}/queries", json=body)
+
+    def get(self, query_id: str) -> dict:
+        return self.session.json("GET", f"{BASE}/queries/{query_id}")
+
+    def wait(self, query_id: str, timeout_s: float = 3600) -> dict:
+        def done(q: dict) -> bool:
+            match q["state"]:
+                case "SUCCESS":
+                    return True
+                case "FAILED" | "KILLED" | "CANCELLED":
+                    raise QueryFailed("Query", query_id, q["state"], q.get("errors"))
+                case "SUBMITTED" | "IN_PROGRESS" | "QUEUED":
+                    return False
+                case other:
+                    raise UnexpectedState(f"Query {query_id} is in state {other!r}.")
+
+        return poll(lambda: self.get(query_id), done, what=f"Query {query_id}", timeout_s=timeout_s)
+
+    def run(self, sql: str, *, name: str, params: dict | None = None, timeout_s: float = 3600) -> dict:
+        return self.wait(self.submit(sql, name=name, params=params)["id"], timeout_s=timeout_s)
