@@ -66,6 +66,23 @@ class FlowService:
         created = self.session.json("POST", f"{BASE}/{collection}", json=body)
         return self.session.json("GET", f"{BASE}/{collection}/{created['id']}")["items"][0], True
 
+    def list_all(self, collection: str) -> list[dict]:
+        return self.session.json("GET", f"{BASE}/{collection}")["items"]
+
+    def delete(self, collection: str, obj_id: str) -> None:
+        self.session.request("DELETE", f"{BASE}/{collection}/{obj_id}")
+
+    def delete_dataset_export_flows(self, name: str, keep_dataset_id: str) -> list[str]:
+        """Delete this pipeline's export flows (and source connections) for datasets other than the kept one."""
+        deleted = []
+        for flow in self.list_all("flows"):
+            if flow["name"].startswith(f"{name} ") and not flow["name"].endswith(keep_dataset_id):
+                self.delete("flows", flow["id"])
+                for sid in flow.get("sourceConnectionIds") or []:
+                    self.delete("sourceConnections", sid)
+                deleted.append(flow["name"])
+        return deleted
+
     def _target(self, name: str, target: ExportTarget, extra_params: dict) -> dict:
         spec = {"id": self.spec_id("connectionSpecs", target.connection_spec), "version": "1.0"}
         auth = None

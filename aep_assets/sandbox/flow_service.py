@@ -2,7 +2,8 @@
 
 reference/aep_api.md §8 and §10. Supported: dataset export flows and audience export flows to the
 Data Landing Zone and to Amazon S3, run ad hoc; runs carry metrics only once complete. Not modelled
-yet: PATCH with If-Match, enable/disable, scheduled runs, source (ingest) flows.
+yet: PATCH with If-Match, enable/disable, scheduled runs, source (ingest) flows, and the rule that a
+connection in use by a flow cannot be deleted.
 """
 
 import io
@@ -317,6 +318,13 @@ def register(router: Router) -> None:
             return 200, {"items": [backend(call).get(collection, call.path["id"])]}
         return handler
 
+    def deleter(collection: str):
+        def handler(call: Call):
+            backend(call).get(collection, call.path["id"])
+            call.scope.delete(KINDS[collection], call.path["id"])
+            return 204, None
+        return handler
+
     def list_runs(call: Call):
         clauses = filters.parse(call.params.getlist("property"))
         items = [r for r in call.scope.list(RUN) if filters.matches(r, clauses)]
@@ -345,6 +353,7 @@ def register(router: Router) -> None:
         router.add(f"{BASE}/{collection}", ["POST"], creator(collection))
         router.add(f"{BASE}/{collection}", ["GET"], lister(collection))
         router.add(f"{BASE}/{collection}/{{id}}", ["GET"], getter(collection))
+        router.add(f"{BASE}/{collection}/{{id}}", ["DELETE"], deleter(collection))
     router.add(f"{BASE}/runs", ["GET"], list_runs)
     router.add(f"{BASE}/runs/{{id}}", ["GET"], get_run)
     router.add(ADHOC, ["POST"], adhoc)

@@ -1,0 +1,1 @@
+"""Training, evaluation and scoring of the propensity model. No Dagster, no AEP."""

@@ -1,0 +1,125 @@
+"""Dagster resources: ``aep`` (local sandbox or real AEP) and ``storage`` (local directory or S3).
+
+The keys are the same in both modes. ``build_resources()`` picks the implementations from the
+environment: ``AEP_CLIENT_ID`` set means real AEP, ``AEP_STORAGE=s3`` means S3.
+"""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+from pydantic import Field, PrivateAttr
+
+from .aep import AEPClient, AEPConfig
+from .aep.config import DEFAULT_SCOPES
+from .constants import DATA_DIR
+from .sandbox.server import SandboxProcess
+from .storage import LocalStorage, S3Storage, Storage
+
+
+class AEPResource(dg.ConfigurableResource):
+    """Adobe Experience Platform. Subclasses say where it is; assets only call ``client()``."""
+
+    def client(self) -> AEPClient:
+        raise NotImplementedError
+
+
+class LocalSandboxAEP(AEPResource):
+    """The embedded local AEP sandbox, started on 127.0.0.1 for the duration of a run."""
+
+    data_dir: str = Field(default=str(DATA_DIR / "aep-sandbox"), description="The sandbox's state directory.")
+    landing_zone_dir: str | None = Field(default=None, description="Where the Data Landing Zone keeps files.")
+    sandbox_name: str = "prod"
+    _process: SandboxProcess | None = PrivateAttr(default=None)
+    _client: AEPClient | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._process = SandboxProcess(Path(self.data_dir), landing_zone_dir=self.landing_zone_dir and
+                                       Path(self.landing_zone_dir)).start()
+        creds = self._process.credentials
+        self._client = AEPClient(AEPConfig(platform_url=self._process.url, ims_url=self._process.url,
+                                           client_id=creds.client_id, client_secret=creds.client_secret,
+                                           org_id=creds.org_id, sandbox_name=self.sandbox_name))
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._process is not None:
+            self._process.stop()
+
+    def client(self) -> AEPClient:
+        if self._client is None:
+            raise RuntimeError("The local AEP sandbox starts with a run; call client() inside an asset.")
+        return self._client
+
+
+class AdobeAEP(AEPResource):
+    """Real AEP through IMS OAuth server-to-server credentials."""
+
+    client_id: str
+    client_secret: str
+    org_id: str
+    sandbox_name: str = "prod"
+    platform_url: str = "https://platform.adobe.io"
+    ims_url: str = "https://ims-na1.adobelogin.com"
+    scopes: str = DEFAULT_SCOPES
+    _client: AEPClient | None = PrivateAttr(default=None)
+
+    def client(self) -> AEPClient:
+        if self._client is None:
+            self._client = AEPClient(AEPConfig(
+                platform_url=self.platform_url, ims_url=self.ims_url, client_id=self.client_id,
+                client_secret=self.client_secret, org_id=self.org_id, sandbox_name=self.sandbox_name,
+                scopes=self.scopes.replace(" ", "")))
+        return self._client
+
+
+class StorageResource(dg.ConfigurableResource):
+    def get(self) -> Storage:
+        raise NotImplementedError
+
+
+class LocalStorageResource(StorageResource):
+    base_dir: str = Field(default=str(DATA_DIR / "storage"))
+
+    def get(self) -> Storage:
+        return LocalStorage(self.base_dir)
+
+
+class S3StorageResource(StorageResource):
+    """S3 through dagster-aws. AEP's S3 destination writes exports with the ``aep_access_key_*`` keys."""
+
+    s3: S3Resource
+    bucket: str
+    prefix: str = "aep_assets"
+    aep_access_key_id: str | None = None
+    aep_secret_access_key: str | None = None
+
+    def get(self) -> Storage:
+        return S3Storage(self.s3.get_client(), self.bucket, self.prefix, self.aep_access_key_id,
+                         self.aep_secret_access_key)
+
+
+def build_resources(env: dict[str, str] | None = None) -> dict:
+    env = dict(os.environ if env is None else env)
+    if env.get("AEP_STORAGE", "local") == "s3":
+        storage: StorageResource = S3StorageResource(
+            s3=S3Resource(endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+                          region_name=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1"))),
+            bucket=env.get("AEP_S3_BUCKET", "aep-assets"), prefix=env.get("AEP_S3_PREFIX", "aep_assets"),
+            aep_access_key_id=env.get("AEP_S3_ACCESS_KEY_ID", env.get("AWS_ACCESS_KEY_ID")),
+            aep_secret_access_key=env.get("AEP_S3_SECRET_ACCESS_KEY", env.get("AWS_SECRET_ACCESS_KEY")))
+        landing = None
+    else:
+        local = LocalStorageResource(base_dir=env.get("AEP_STORAGE_DIR", str(DATA_DIR / "storage")))
+        storage, landing = local, str(LocalStorage(local.base_dir).landing_zone_dir)
+    if env.get("AEP_CLIENT_ID"):
+        aep: AEPResource = AdobeAEP(
+            client_id=dg.EnvVar("AEP_CLIENT_ID"), client_secret=dg.EnvVar("AEP_CLIENT_SECRET"),
+            org_id=dg.EnvVar("AEP_ORG_ID"), sandbox_name=env.get("AEP_SANDBOX_NAME", "prod"),
+            platform_url=env.get("AEP_PLATFORM_URL", "https://platform.adobe.io"),
+            ims_url=env.get("AEP_IMS_URL", "https://ims-na1.adobelogin.com"),
+            scopes=env.get("AEP_SCOPES", DEFAULT_SCOPES))
+    else:
+        aep = LocalSandboxAEP(data_dir=env.get("AEP_SANDBOX_DIR", str(DATA_DIR / "aep-sandbox")),
+                              landing_zone_dir=landing)
+    return {"aep": aep, "storage": storage}
