@@ -116,6 +116,11 @@ class CatalogBackend:
         """Batches whose rows are visible: successful and not replaced, oldest first."""
         return self.batches_of(ds_id, status="success")
 
+    def active_files(self, ds_id: str, lake) -> list:
+        """The Parquet files holding the dataset's visible rows."""
+        return [p for b in self.active_batches(ds_id)
+                for p in lake.batch_files(self.scope.org, self.scope.sandbox, ds_id, b["id"])]
+
 
 def _batch_dataset(batch: dict) -> str | None:
     for rel in batch.get("relatedObjects") or []:

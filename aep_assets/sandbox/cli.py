@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     creds = config.credentials
     print(f"AEP sandbox on http://{args.host}:{args.port} (IMS: http://{args.host}:{args.port}/ims/token/v3) "
           f"org={creds.org_id} client_id={creds.client_id} data_dir={config.data_dir}", file=sys.stderr, flush=True)
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning",
+                timeout_keep_alive=75)
 
 
 if __name__ == "__main__":

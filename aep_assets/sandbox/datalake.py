@@ -7,6 +7,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def scan_sql(files: list) -> str:
+    """DuckDB's scan of dataset Parquet files. Folder names like ``batch=x`` are not columns."""
+    listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    return f"read_parquet([{listing}], union_by_name = true, hive_partitioning = false)"
+
+
 class DataLake:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from . import errors, filters
 from .catalog import CatalogBackend
+from .datalake import scan_sql
 from .destinations import Destination, LandingZone, S3Bucket
 from .http import Call, Router
 from .profile_store import ProfileStore
@@ -171,8 +172,7 @@ class FlowServiceBackend:
     def _export_dataset(self, run_id: str, flow: dict, ds_id: str) -> None:
         def job(run: dict) -> dict:
             dest, params = self._destination(flow)
-            files = [str(p) for b in self.catalog.active_batches(ds_id)
-                     for p in self.platform.lake.batch_files(self.scope.org, self.scope.sandbox, ds_id, b["id"])]
+            files = self.catalog.active_files(ds_id, self.platform.lake)
             stamp = datetime.fromtimestamp(run["metrics"]["durationSummary"]["startedAtUTC"] / 1000, UTC)
             folder = "/".join(p for p in [(params.get("path") or "").strip("/"), ds_id,
                                           f"exportTime={stamp:%Y%m%d%H%M}"] if p)
@@ -181,8 +181,7 @@ class FlowServiceBackend:
             rows, out_bytes, written = 0, 0, 0
             if files:
                 con = duckdb.connect()
-                listing = ", ".join(f"'{f}'" for f in files)
-                table = con.execute(f"SELECT * FROM read_parquet([{listing}], union_by_name = true)").to_arrow_table()
+                table = con.execute(f"SELECT * FROM {scan_sql(files)}").to_arrow_table()
                 con.close()
                 rows = table.num_rows
                 buf = io.BytesIO()

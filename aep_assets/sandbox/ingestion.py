@@ -154,7 +154,7 @@ class IngestionBackend:
                 except RecordError as exc:
                     exc.description = f"{name}: {exc.description}"
                     raise
-        except (RecordError, pa.ArrowInvalid) as exc:
+        except Exception as exc:  # every failure ends the batch as failed, with nothing made visible
             err = exc if isinstance(exc, RecordError) else RecordError("101", f"Unreadable file: {exc}")
             self._set(batch_id, status="failed", completed=now_ms(),
                       errors=[{"code": err.code, "description": err.description, "rows": err.rows}],

@@ -7,6 +7,7 @@ most recently completed batch that has one wins.
 import duckdb
 
 from .catalog import PROFILE_TAG, CatalogBackend
+from .datalake import scan_sql
 from .schema_registry import SchemaRegistryBackend, _has_path
 from .store import Scope
 from .xdm import PROFILE_CLASS
@@ -44,12 +45,11 @@ class ProfileStore:
                 files = self.platform.lake.batch_files(self.scope.org, self.scope.sandbox, ds["id"], batch["id"])
                 if not files:
                     continue
-                listing = ", ".join(f"'{f}'" for f in files)
                 cols = [f'CAST({_sql_path(ident)} AS VARCHAR) AS identity', f"{batch['completed']}::BIGINT AS _ts"]
                 for i, path in enumerate(paths):
                     present = _has_path(props, "/" + path.replace(".", "/"))
                     cols.append(f'{_sql_path(path) if present else "NULL"} AS "p{i}"')
-                selects.append(f"SELECT {', '.join(cols)} FROM read_parquet([{listing}], union_by_name = true)")
+                selects.append(f"SELECT {', '.join(cols)} FROM {scan_sql(files)}")
         if not selects:
             cols = ", ".join(["NULL::VARCHAR AS identity"] + [f'NULL AS "p{i}"' for i in range(len(paths))])
             return f"SELECT {cols} WHERE FALSE"

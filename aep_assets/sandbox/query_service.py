@@ -80,6 +80,9 @@ class QueryServiceBackend:
         except QueryError as exc:
             self._finish(qid, started, state="FAILED", errors=[{"code": exc.code, "message": exc.message}])
             return
+        except Exception as exc:  # any engine fault still ends the query, as AEP's would
+            self._finish(qid, started, state="FAILED", errors=[{"code": "XX000", "message": f"Internal error: {exc}"}])
+            raise
         self._finish(qid, started, state="SUCCESS", rowCount=result.row_count,
                      datasetsWritten=result.datasets_written)
 

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from sqlglot import exp
 
 from ..catalog import BATCH, CatalogBackend
+from ..datalake import scan_sql
 from ..schema_registry import SchemaRegistryBackend
 from ..store import Scope, now_ms
 from ..xdm import arrow_schema, infer_properties
@@ -59,9 +60,10 @@ class QueryEngine:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET threads = 2")
         ctes = {c.alias_or_name.lower() for c in statement.find_all(exp.CTE)}
+        registered: set[str] = set()
         for table in statement.find_all(exp.Table):
             name = table.name.lower()
-            if name in ctes or not name:
+            if name in ctes or name in registered or not name:
                 continue
             ds = self.catalog.dataset_by_table(name)
             if ds is None:
@@ -72,14 +74,13 @@ class QueryEngine:
                 raise QueryError("42P01", f"Table '{name}' does not exist. Tables are named by the dataset's "
                                           "adobe/pqs/table tag; SHOW TABLES lists them.")
             self._register(con, name, ds)
+            registered.add(name)
         return con
 
     def _register(self, con: duckdb.DuckDBPyConnection, name: str, ds: dict) -> None:
-        files = [str(p) for b in self.catalog.active_batches(ds["id"])
-                 for p in self.platform.lake.batch_files(self.scope.org, self.scope.sandbox, ds["id"], b["id"])]
+        files = self.catalog.active_files(ds["id"], self.platform.lake)
         if files:
-            listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet([{listing}], union_by_name = true)')
+            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM {scan_sql(files)}')
         else:
             props, _ = self.registry.resolve(self.registry.get(ds["schemaRef"]["id"], "schemas"))
             con.register(f"{name}__empty", arrow_schema(props).empty_table())

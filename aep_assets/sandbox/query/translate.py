@@ -81,4 +81,5 @@ def _time_between_previous_match(window: exp.Window) -> exp.Expression:
     )
     elapsed = exp.Sub(this=exp.Anonymous(this="epoch_us", expressions=[ts.copy()]),
                       expression=exp.Anonymous(this="epoch_us", expressions=[last_match]))
-    return exp.Paren(this=exp.Div(this=elapsed, expression=exp.Literal.number(UNIT_SECONDS[unit] * 1_000_000.0)))
+    per_unit = exp.Literal.number(UNIT_SECONDS[unit] * 1_000_000.0)
+    return exp.Paren(this=exp.Div(this=exp.Paren(this=elapsed), expression=per_unit))

@@ -1,0 +1,89 @@
+"""Scores back into AEP, audiences per score band, and their activation to storage."""
+
+import json
+
+import dagster as dg
+import polars as pl
+import pyarrow as pa
+
+from ..constants import ACTIVATION, AUDIENCE_FLOW, AUDIENCE_NAMES, SCORES_POINTER
+from ..ml.scoring import Bands
+from ..pipeline.audiences import build_audiences
+from ..pipeline.ingest import replace_dataset_rows
+from ..pipeline.platform import SCORE_DATASET, require_schema
+from ..resources import AEPResource, StorageResource
+
+
+def _score_records(scores: pl.DataFrame, tenant: str) -> pa.Table:
+    fields = scores.select(
+        pl.col("userId").alias("userid"), pl.col("propensity"), pl.col("score").alias("propensityScore"),
+        pl.col("percentile").alias("propensityPercentile"), pl.col("decile").alias("propensityDecile"),
+        pl.col("band").alias("propensityBand"), pl.col("model_version").alias("propensityModelVersion"),
+        pl.col("scored_at").alias("propensityScoredAt"))
+    return pa.table({f"_{tenant}": pa.StructArray.from_arrays(
+        [fields[c].to_arrow() for c in fields.columns], names=fields.columns)})
+
+
+@dg.asset(group_name=ACTIVATION, deps=["propensity_scores"], kinds={"adobe"},
+          check_specs=[dg.AssetCheckSpec("batch_succeeded", asset="aep_score_dataset")])
+def aep_score_dataset(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResult:
+    """The scores ingested into a profile-enabled dataset whose schema has the tenant score fields and
+    the ECID identity. Each run's batch replaces the previous one."""
+    client, store = aep.client(), storage.get()
+    pointer = json.loads(store.read_bytes(SCORES_POINTER))
+    scores = store.read_parquet([pointer["key"]])
+    schema = require_schema(client, "score")
+    ds, _ = client.catalog.ensure_dataset(SCORE_DATASET, schema["$id"], profile=True,
+                                          description="Propensity scores per profile.")
+    batch = replace_dataset_rows(client, ds["id"], [_score_records(scores, client.schemas.tenant_id())])
+    written = int(batch["metrics"].get("outputRecordCount", batch["metrics"].get("recordsWritten", 0)))
+    return dg.MaterializeResult(
+        metadata={"dataset_id": ds["id"], "dagster/table_name": client.catalog.table_name(ds),
+                  "batch_id": batch["id"], "batch_status": batch["status"], "dagster/row_count": written,
+                  "model_version": pointer["model_version"]},
+        check_results=[dg.AssetCheckResult(check_name="batch_succeeded",
+                                           passed=batch["status"] == "success" and written == scores.height,
+                                           metadata={"written": written, "scores": scores.height})],
+    )
+
+
+@dg.asset(group_name=ACTIVATION, deps=["aep_score_dataset"], kinds={"adobe", "pql"})
+def propensity_audiences(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResult:
+    """High, medium and low propensity audiences as PQL segment definitions on the score percentile,
+    evaluated by a segment job."""
+    client, store = aep.client(), storage.get()
+    bands = Bands(**json.loads(store.read_bytes(SCORES_POINTER))["bands"])
+    audiences = build_audiences(client, AUDIENCE_NAMES, bands)
+    sizes = {band: audiences.size(band) for band in AUDIENCE_NAMES}
+    return dg.MaterializeResult(metadata={
+        **{f"{band}_size": n for band, n in sizes.items()},
+        "segments": dg.MetadataValue.json({band: {"id": s["id"], "name": s["name"],
+                                                  "pql": s["expression"]["value"], "change": audiences.changes[band]}
+                                           for band, s in audiences.segments.items()}),
+        "segment_job_id": audiences.job["id"],
+        "total_profiles": int(audiences.job["metrics"].get("totalProfiles", 0)),
+    })
+
+
+@dg.asset(group_name=ACTIVATION, deps=["propensity_audiences"], kinds={"adobe", "csv"})
+def audience_activation(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResult:
+    """Each audience's members written to storage by an AEP file destination flow (CSV per audience)."""
+    client, store = aep.client(), storage.get()
+    tenant = client.schemas.tenant_id()
+    segments = [client.segmentation.find_segment(name) for name in AUDIENCE_NAMES.values()]
+    if any(s is None for s in segments):
+        raise LookupError("The audiences do not exist in AEP yet; materialise propensity_audiences first.")
+    target, prefix = store.export_target("aep_assets/audiences")
+    flow, _ = client.flows.ensure_audience_flow(AUDIENCE_FLOW, segments, target,
+                                                [f"_{tenant}.propensity", f"_{tenant}.propensityBand"])
+    runs = client.flows.activate_audiences_now(flow["id"], [s["id"] for s in segments])
+    members = {}
+    for seg in segments:
+        run = client.flows.wait_for_run(runs[seg["id"]])
+        members[seg["name"]] = int(run["metrics"]["recordSummary"]["outputRecordCount"])
+    files = [k for k in store.list_keys(prefix) if any(s["id"] in k for s in segments)]
+    return dg.MaterializeResult(metadata={
+        "flow_id": flow["id"], "run_ids": dg.MetadataValue.json(runs), "members": dg.MetadataValue.json(members),
+        "dagster/uri": store.uri(prefix), "files": dg.MetadataValue.json(files[-len(segments):]),
+        **{f"{band}_members": members[name] for band, name in AUDIENCE_NAMES.items()},
+    })

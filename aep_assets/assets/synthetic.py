@@ -1,0 +1,66 @@
+"""Synthetic profiles and events ingested into AEP, and the ground truth kept out of it."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from ..constants import SIMULATION_PREFIX, SYNTHETIC
+from ..pipeline.synthetic import publish_events, publish_profiles, save_simulation
+from ..resources import AEPResource, StorageResource
+from ..simulation import SimulationConfig, simulate
+from .metadata import md_table
+
+
+class SyntheticConfig(dg.Config):
+    n_profiles: int = Field(default=100_000, description="How many profiles to simulate (Adobe's scale: 100,000).")
+    seed: int = Field(default=42, description="Seed of the simulation; the same seed gives the same data.")
+    as_of: str = Field(default="", description="The simulation's 'now' as an ISO date (UTC); default: today.")
+
+
+@dg.multi_asset(
+    name="synthetic_profiles",
+    group_name=SYNTHETIC,
+    specs=[
+        dg.AssetSpec("synthetic_profiles", deps=["xdm_schemas"], kinds={"adobe", "numpy"},
+                     description="Simulated profiles with attributes and an ECID primary identity, batch-ingested "
+                                 "into a profile-enabled AEP dataset."),
+        dg.AssetSpec("synthetic_events", deps=["xdm_schemas"], kinds={"adobe", "numpy"},
+                     description="Simulated experience events (Adobe's 13-type CMLE taxonomy, XDM payloads), "
+                                 "batch-ingested into an AEP dataset."),
+        dg.AssetSpec("simulation_truth", kinds={"parquet"},
+                     description="Latent propensity and true outcomes per profile. Kept in storage, never sent "
+                                 "to AEP."),
+    ],
+)
+def synthetic_data(context: dg.AssetExecutionContext, config: SyntheticConfig, aep: AEPResource,
+                   storage: StorageResource):
+    as_of = (datetime.fromisoformat(config.as_of).replace(tzinfo=UTC) if config.as_of
+             else datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
+    sim = simulate(SimulationConfig(n_profiles=config.n_profiles, seed=config.seed, as_of=as_of))
+    client, store = aep.client(), storage.get()
+    profiles = publish_profiles(client, sim)
+    yield dg.MaterializeResult(asset_key="synthetic_profiles", metadata={
+        "dagster/row_count": profiles.rows, "dataset_id": profiles.dataset["id"],
+        "dagster/table_name": client.catalog.table_name(profiles.dataset), "batch_id": profiles.batch["id"],
+        "seed": config.seed, "as_of": as_of.isoformat(), "preview": md_table(sim.profiles.drop("email")),
+    })
+    events = publish_events(client, sim)
+    per_type = sim.events.group_by("event_type").len().with_columns(
+        (pl.col("len") / config.n_profiles).round(3).alias("per_profile")).sort("len", descending=True)
+    yield dg.MaterializeResult(asset_key="synthetic_events", metadata={
+        "dagster/row_count": events.rows, "dataset_id": events.dataset["id"],
+        "dagster/table_name": client.catalog.table_name(events.dataset), "batch_id": events.batch["id"],
+        "events_per_profile": events.rows / config.n_profiles,
+        "first_event": sim.events["timestamp"].min().isoformat(),
+        "last_event": sim.events["timestamp"].max().isoformat(),
+        "events_by_type": md_table(per_type.with_columns(pl.col("event_type").cast(pl.Utf8)), rows=13),
+    })
+    uris = save_simulation(store, SIMULATION_PREFIX, sim)
+    yield dg.MaterializeResult(asset_key="simulation_truth", metadata={
+        "dagster/row_count": sim.truth.height, "dagster/uri": uris["truth"],
+        "conversion_rate": float(sim.truth["converted"].mean()),
+        "mean_latent_propensity": float(sim.truth["latent_propensity"].mean()),
+        "preview": md_table(sim.truth),
+    })

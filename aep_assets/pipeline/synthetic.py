@@ -1,0 +1,62 @@
+"""Publish a simulation: profiles and events into AEP datasets, the truth and the raw frames into storage."""
+
+import json
+from dataclasses import dataclass
+
+import polars as pl
+
+from ..aep import AEPClient
+from ..simulation import Simulation
+from ..simulation.xdm import events_to_xdm, profiles_to_xdm
+from ..storage import Storage
+from .ingest import replace_dataset_rows
+from .platform import EVENT_DATASET, PROFILE_DATASET, require_schema
+
+PROFILES_PER_CHUNK = 50_000
+
+
+@dataclass
+class Published:
+    dataset: dict
+    batch: dict
+    rows: int
+
+
+def publish_profiles(client: AEPClient, sim: Simulation) -> Published:
+    schema = require_schema(client, "profile")
+    tenant = client.schemas.tenant_id()
+    ds, _ = client.catalog.ensure_dataset(PROFILE_DATASET, schema["$id"], profile=True,
+                                          description="Synthetic profiles with attributes.")
+    tables = (profiles_to_xdm(sim.profiles.slice(i, PROFILES_PER_CHUNK), tenant)
+              for i in range(0, sim.profiles.height, PROFILES_PER_CHUNK))
+    batch = replace_dataset_rows(client, ds["id"], tables)
+    return Published(ds, batch, sim.profiles.height)
+
+
+def publish_events(client: AEPClient, sim: Simulation) -> Published:
+    """Events in chunks of profiles, so memory stays flat as the simulation grows."""
+    schema = require_schema(client, "event")
+    tenant = client.schemas.tenant_id()
+    ds, _ = client.catalog.ensure_dataset(EVENT_DATASET, schema["$id"], profile=False,
+                                          description="Synthetic experience events (CMLE taxonomy).")
+    first = sim.profiles["profile_index"].min()
+    bounds = sim.events["profile_index"].search_sorted(
+        pl.Series(range(first, first + sim.profiles.height + PROFILES_PER_CHUNK, PROFILES_PER_CHUNK)))
+
+    def chunks():
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
+            if hi > lo:
+                yield events_to_xdm(sim.events.slice(lo, hi - lo), sim.profiles, tenant, sim.config.seed,
+                                    first_event_number=lo)
+
+    batch = replace_dataset_rows(client, ds["id"], chunks())
+    return Published(ds, batch, sim.events.height)
+
+
+def save_simulation(storage: Storage, prefix: str, sim: Simulation) -> dict[str, str]:
+    cfg = sim.config
+    meta = {"n_profiles": cfg.n_profiles, "seed": cfg.seed, "as_of": cfg.as_of.isoformat(), "weeks": cfg.weeks}
+    return {
+        "truth": storage.write_parquet(f"{prefix}/truth.parquet", sim.truth),
+        "config": storage.write_bytes(f"{prefix}/config.json", json.dumps(meta, indent=2).encode()),
+    }
