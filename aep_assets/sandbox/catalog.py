@@ -11,6 +11,7 @@ from . import errors, filters
 from .http import Call, Router
 from .schema_registry import SchemaRegistryBackend
 from .store import Scope, now_ms
+from .xdm import ADHOC_CLASS
 
 BASE = "/data/foundation/catalog"
 DATASET, BATCH = "dataset", "batch"
@@ -100,11 +101,14 @@ class CatalogBackend:
         return self.scope.update(DATASET, ds_id, change)
 
     def delete_dataset(self, ds_id: str, lake) -> None:
-        self.dataset(ds_id)
+        ds = self.dataset(ds_id)
         for batch in self.batches_of(ds_id):
             self.scope.delete(BATCH, batch["id"])
         self.scope.delete(DATASET, ds_id)
         lake.delete_dataset(self.scope.org, self.scope.sandbox, ds_id)
+        schema = self.scope.get("xdm", ds["schemaRef"]["id"])
+        if schema and schema.get("meta:class") == ADHOC_CLASS:  # a CTAS table's ad hoc schema goes with it
+            self.scope.delete("xdm", schema["$id"])
 
     def batches_of(self, ds_id: str, status: str | None = None) -> list[dict]:
         out = [b for b in self.scope.list(BATCH) if _batch_dataset(b) == ds_id]

@@ -159,13 +159,14 @@ class QueryEngine:
         return QueryResult(row_count=rows, datasets_written=[ds["id"]])
 
     def _drop(self, statement: exp.Drop) -> QueryResult:
-        name = statement.this.name.lower()
-        ds = self.catalog.dataset_by_table(name)
-        if ds is None:
-            if statement.args.get("exists"):
-                return QueryResult()
-            raise QueryError("42P01", f"Table '{name}' does not exist.")
-        self.catalog.delete_dataset(ds["id"], self.platform.lake)
+        for table in statement.find_all(exp.Table):
+            name = table.name.lower()
+            ds = self.catalog.dataset_by_table(name)
+            if ds is None:
+                if statement.args.get("exists"):
+                    continue
+                raise QueryError("42P01", f"Table '{name}' does not exist.")
+            self.catalog.delete_dataset(ds["id"], self.platform.lake)
         return QueryResult()
 
 
