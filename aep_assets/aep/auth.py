@@ -18,7 +18,7 @@ class TokenProvider:
         self._timeout = timeout_s
         self._http = http or requests.Session()
         self._token: str | None = None
-        self._expires_at = 0.0
+        self._refresh_at = 0.0
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show the secret or the token
@@ -26,7 +26,7 @@ class TokenProvider:
 
     def token(self) -> str:
         with self._lock:
-            if self._token is None or time.monotonic() >= self._expires_at - REFRESH_MARGIN_S:
+            if self._token is None or time.monotonic() >= self._refresh_at:
                 self._fetch()
             return self._token  # type: ignore[return-value]
 
@@ -57,4 +57,4 @@ class TokenProvider:
         if expires_in > 10 * 86400:
             expires_in /= 1000
         self._token = data["access_token"]
-        self._expires_at = time.monotonic() + expires_in
+        self._refresh_at = time.monotonic() + expires_in - min(REFRESH_MARGIN_S, expires_in / 10)

@@ -21,6 +21,7 @@ class AEPSession:
         self.tokens = TokenProvider(config.ims_url, config.client_id, config.client_secret, config.scopes,
                                     timeout_s=config.timeout_s, http=self.http)
         self.retries_made = 0
+        self.unauthorized_refreshes = 0
 
     def __repr__(self) -> str:
         return f"AEPSession(platform_url={self.config.platform_url!r}, sandbox={self.config.sandbox_name!r})"
@@ -52,6 +53,7 @@ class AEPSession:
                 continue
             if resp.status_code == 401 and not refreshed:
                 refreshed = True
+                self.unauthorized_refreshes += 1
                 self.tokens.invalidate()
                 log.info("%s %s: 401, refreshing the IMS token once", method, url)
                 continue

@@ -67,13 +67,13 @@ class FaultInjector:
                 continue
             if fault.path and not re.search(fault.path, request.url.path):
                 continue
-            with self.lock:
-                if fault.times is not None:
+            if fault.times is not None:
+                with self.lock:
                     if self.used[i] >= fault.times:
                         continue
                     self.used[i] += 1
-                    return fault
-            if fault.rate is not None and random.random() < fault.rate:
+                return fault
+            if fault.rate is None or random.random() < fault.rate:
                 return fault
         return None
 

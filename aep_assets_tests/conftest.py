@@ -1,0 +1,76 @@
+"""Shared fixtures: a real sandbox over HTTP, a client for it, and a moto S3 server."""
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aep_assets.aep import AEPClient, AEPConfig
+from aep_assets.sandbox.server import SandboxProcess
+
+os.environ.setdefault("DAGSTER_HOME", "")
+if not os.environ["DAGSTER_HOME"]:
+    del os.environ["DAGSTER_HOME"]
+
+
+def client_for(sandbox: SandboxProcess, **overrides) -> AEPClient:
+    creds = sandbox.credentials
+    config = {"platform_url": sandbox.url, "ims_url": sandbox.url, "client_id": creds.client_id,
+              "client_secret": creds.client_secret, "org_id": creds.org_id, "sandbox_name": "prod",
+              "timeout_s": 30.0, **overrides}
+    return AEPClient(AEPConfig(**config))
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory) -> Iterator[SandboxProcess]:
+    with SandboxProcess(tmp_path_factory.mktemp("sandbox")) as sb:
+        yield sb
+
+
+@pytest.fixture
+def client(sandbox) -> AEPClient:
+    return client_for(sandbox)
+
+
+@pytest.fixture
+def make_sandbox(tmp_path: Path):
+    """Start extra sandboxes (e.g. with injected faults); all stop when the test ends."""
+    started: list[SandboxProcess] = []
+
+    def start(name: str = "faulty", **kwargs) -> SandboxProcess:
+        sb = SandboxProcess(tmp_path / name, **kwargs).start()
+        started.append(sb)
+        return sb
+
+    yield start
+    for sb in started:
+        sb.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[str]:
+    """A real S3 API (moto's server) on 127.0.0.1; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(moto_s3, monkeypatch) -> dict[str, str]:
+    env = {"AWS_ENDPOINT_URL": moto_s3, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env

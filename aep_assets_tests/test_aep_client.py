@@ -1,0 +1,158 @@
+"""The AEP client against the real sandbox over HTTP, including injected 429, 503 and 401 responses."""
+
+import time
+
+import pytest
+
+from aep_assets.aep import errors
+from aep_assets.aep.polling import poll
+
+from .conftest import client_for
+
+PROFILE = "https://ns.adobe.com/xdm/context/profile"
+
+
+def _fieldgroup(tenant: str, title: str) -> dict:
+    return {"title": title, "type": "object", "meta:intendedToExtend": [PROFILE],
+            "definitions": {"f": {"properties": {f"_{tenant}": {"type": "object", "properties": {
+                "userid": {"type": "string"}}}}}},
+            "allOf": [{"$ref": "#/definitions/f"}]}
+
+
+def test_token_is_cached_across_calls(client):
+    client.schemas.tenant_id()
+    first = client.session.tokens.token()
+    client.catalog.find_dataset("nothing")
+    assert client.session.tokens.token() == first
+
+
+def test_secrets_never_appear_in_repr(client):
+    text = repr(client) + repr(client.session) + repr(client.session.tokens) + repr(client.config)
+    assert client.config.client_secret not in text
+    assert client.session.tokens.token() not in text
+
+
+def test_429_is_retried_after_retry_after(make_sandbox):
+    sb = make_sandbox(faults=[{"status": 429, "path": "/catalog/dataSets", "times": 2, "retry_after": 0.3}])
+    client = client_for(sb)
+    start = time.monotonic()
+    assert client.catalog.find_dataset("absent") is None
+    assert time.monotonic() - start >= 0.6  # two waits of Retry-After 0.3 s
+    assert client.session.retries_made == 2
+
+
+def test_503_is_retried_with_backoff(make_sandbox):
+    sb = make_sandbox(faults=[{"status": 503, "path": "/schemaregistry/stats", "times": 3}])
+    client = client_for(sb)
+    assert client.schemas.tenant_id() == "aepsandbox"
+    assert client.session.retries_made == 3
+
+
+def test_503_beyond_the_retry_budget_raises_server_error_with_context(make_sandbox):
+    sb = make_sandbox(faults=[{"status": 503, "path": "/schemaregistry/stats"}])
+    client = client_for(sb, max_retries=2)
+    client.session.tokens.token()
+    with pytest.raises(errors.ServerError) as info:
+        client.schemas.tenant_id()
+    err = info.value
+    assert err.status == 503 and err.code == "GW-5030-503" and err.request_id
+    assert "GET" in str(err) and "/schemaregistry/stats" in str(err) and "try again later" in str(err)
+
+
+def test_401_refreshes_the_token_once(make_sandbox):
+    sb = make_sandbox(faults=[{"status": 401, "path": "/schemaregistry/stats", "times": 1}])
+    client = client_for(sb)
+    old = client.session.tokens.token()
+    assert client.schemas.tenant_id() == "aepsandbox"
+    assert client.session.tokens.token() != old
+    assert client.session.unauthorized_refreshes == 1
+
+
+def test_persistent_401_raises_unauthorized_with_the_gateway_code(make_sandbox):
+    sb = make_sandbox(faults=[{"status": 401, "path": "/schemaregistry/stats"}])
+    with pytest.raises(errors.Unauthorized) as info:
+        client_for(sb).schemas.tenant_id()
+    assert info.value.code == "401013"
+    assert "AEP_CLIENT_SECRET" in str(info.value)
+
+
+def test_wrong_secret_is_refused_by_ims(sandbox):
+    with pytest.raises(errors.Unauthorized) as info:
+        client_for(sandbox, client_secret="wrong").schemas.tenant_id()
+    assert info.value.code == "invalid_client"
+
+
+def test_token_is_refreshed_before_it_expires(make_sandbox):
+    sb = make_sandbox(token_ttl=2)
+    client = client_for(sb)
+    client.schemas.tenant_id()
+    first = client.session.tokens.token()
+    time.sleep(2.1)  # the sandbox now rejects the first token
+    assert client.schemas.tenant_id() == "aepsandbox"
+    assert client.session.tokens.token() != first
+    assert client.session.unauthorized_refreshes == 0  # refreshed ahead of expiry, not after a 401
+
+
+def test_duplicate_title_is_a_bad_request_with_xdm_code(client):
+    tenant = client.schemas.tenant_id()
+    body = _fieldgroup(tenant, "duplicate title test")
+    client.session.json("POST", "/data/foundation/schemaregistry/tenant/fieldgroups", json=body)
+    with pytest.raises(errors.BadRequest) as info:
+        client.session.json("POST", "/data/foundation/schemaregistry/tenant/fieldgroups", json=body)
+    assert info.value.status == 400 and info.value.code == "XDM-1521-400"
+    assert "duplicate title test" in str(info.value)
+
+
+def test_get_or_create_returns_the_existing_resource(client):
+    tenant = client.schemas.tenant_id()
+    first, created = client.schemas.ensure_fieldgroup(_fieldgroup(tenant, "ensure fg"))
+    again, created_again = client.schemas.ensure_fieldgroup(_fieldgroup(tenant, "ensure fg"))
+    assert created and not created_again and first["$id"] == again["$id"]
+
+
+def test_catalog_pages_through_more_than_one_page(client):
+    tenant = client.schemas.tenant_id()
+    fg, _ = client.schemas.ensure_fieldgroup(_fieldgroup(tenant, "paging fg"))
+    schema, _ = client.schemas.ensure_schema({"title": "paging schema", "type": "object",
+                                              "allOf": [{"$ref": PROFILE}, {"$ref": fg["$id"]}]})
+    for i in range(105):
+        client.catalog.create_dataset(f"paging {i:03d}", schema["$id"])
+    names = [d["name"] for d in client.catalog.iter_datasets(property="name~^paging ")]
+    assert len(names) == 105 and len(set(names)) == 105
+    ds, created = client.catalog.ensure_dataset("paging 104", schema["$id"])
+    assert not created and ds["name"] == "paging 104"
+
+
+def test_failed_batch_raises_with_aep_errors_and_shows_no_rows(client):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    tenant = client.schemas.tenant_id()
+    fg, _ = client.schemas.ensure_fieldgroup(_fieldgroup(tenant, "batch fg"))
+    schema, _ = client.schemas.ensure_schema({"title": "batch schema", "type": "object",
+                                              "allOf": [{"$ref": PROFILE}, {"$ref": fg["$id"]}]})
+    ds = client.catalog.create_dataset("batch failure", schema["$id"])
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"unknownField": [1, 2]}), buf)
+    with pytest.raises(errors.BatchFailed) as info:
+        client.ingestion.ingest(ds["id"], [("bad.parquet", buf.getvalue())])
+    assert "unknownField" in str(info.value)
+    assert list(client.catalog.iter_batches(ds["id"], status="success")) == []
+
+
+def test_poll_raises_at_its_deadline():
+    with pytest.raises(errors.AEPTimeout, match="did not finish within"):
+        poll(lambda: {"state": "IN_PROGRESS"}, lambda q: False, what="Query x", timeout_s=0.3, interval_s=0.05)
+
+
+def test_failed_query_raises_query_failed_with_sqlstate(client):
+    with pytest.raises(errors.QueryFailed) as info:
+        client.query.run("SELECT * FROM no_such_table", name="bad")
+    assert info.value.errors[0]["code"] == "42P01"
+
+
+def test_unknown_terminal_state_is_an_error(client, monkeypatch):
+    monkeypatch.setattr(client.query, "get", lambda qid: {"state": "EXPLODED"})
+    with pytest.raises(errors.UnexpectedState, match="EXPLODED"):
+        client.query.wait("q1", timeout_s=1)
