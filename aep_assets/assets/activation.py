@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from ..constants import ACTIVATION, AUDIENCE_FLOW, AUDIENCE_NAMES, SCORES_POINTER
 from ..ml.scoring import Bands
-from ..pipeline.audiences import build_audiences
+from ..pipeline.audiences import activate_audiences, build_audiences
 from ..pipeline.ingest import replace_dataset_rows
 from ..pipeline.platform import SCORE_DATASET, require_schema
 from ..resources import AEPResource, StorageResource
@@ -70,20 +70,15 @@ def audience_activation(aep: AEPResource, storage: StorageResource) -> dg.Materi
     """Each audience's members written to storage by an AEP file destination flow (CSV per audience)."""
     client, store = aep.client(), storage.get()
     tenant = client.schemas.tenant_id()
-    segments = [client.segmentation.find_segment(name) for name in AUDIENCE_NAMES.values()]
-    if any(s is None for s in segments):
+    segments = {band: client.segmentation.find_segment(name) for band, name in AUDIENCE_NAMES.items()}
+    if any(s is None for s in segments.values()):
         raise LookupError("The audiences do not exist in AEP yet; materialise propensity_audiences first.")
-    target, prefix = store.export_target("aep_assets/audiences")
-    flow, _ = client.flows.ensure_audience_flow(AUDIENCE_FLOW, segments, target,
-                                                [f"_{tenant}.propensity", f"_{tenant}.propensityBand"])
-    runs = client.flows.activate_audiences_now(flow["id"], [s["id"] for s in segments])
-    members = {}
-    for seg in segments:
-        run = client.flows.wait_for_run(runs[seg["id"]])
-        members[seg["name"]] = int(run["metrics"]["recordSummary"]["outputRecordCount"])
-    files = [k for k in store.list_keys(prefix) if any(s["id"] in k for s in segments)]
+    done = activate_audiences(client, store, AUDIENCE_FLOW, list(segments.values()),
+                              [f"_{tenant}.propensity", f"_{tenant}.propensityBand"], path="aep_assets/audiences")
     return dg.MaterializeResult(metadata={
-        "flow_id": flow["id"], "run_ids": dg.MetadataValue.json(runs), "members": dg.MetadataValue.json(members),
-        "dagster/uri": store.uri(prefix), "files": dg.MetadataValue.json(files[-len(segments):]),
-        **{f"{band}_members": members[name] for band, name in AUDIENCE_NAMES.items()},
+        "flow_id": done.flow["id"],
+        "run_ids": dg.MetadataValue.json({s["name"]: done.runs[s["id"]]["id"] for s in segments.values()}),
+        "files": dg.MetadataValue.json([done.files[s["id"]] for s in segments.values()]),
+        **{f"{band}_members": done.members(s["id"]) for band, s in segments.items()},
+        **{f"{band}_uri": store.uri(done.files[s["id"]]) for band, s in segments.items()},
     })

@@ -22,8 +22,9 @@ class ModelConfig(dg.Config):
 
 
 @dg.asset(group_name=MODEL, deps=["training_export"], kinds={"lightgbm"},
-          check_specs=[dg.AssetCheckSpec("beats_chance", asset="propensity_model", blocking=True,
-                                         description="Held-out ROC AUC is above 0.55.")])
+          check_specs=[dg.AssetCheckSpec("beats_chance", asset="propensity_model",
+                                         description="Held-out ROC AUC is above 0.55 (a warning: small "
+                                                     "samples are noisy).")])
 def propensity_model(config: ModelConfig, storage: StorageResource) -> dg.MaterializeResult:
     """LightGBM on the exported training set, with a held-out test split and early stopping on a
     validation split. Saved in LightGBM's text format plus JSON, one folder per version."""
@@ -46,5 +47,6 @@ def propensity_model(config: ModelConfig, storage: StorageResource) -> dg.Materi
             "feature_importance": md_table(importance, rows=14),
         },
         check_results=[dg.AssetCheckResult(check_name="beats_chance", passed=auc > 0.55,
-                                           metadata={"roc_auc": auc, "floor": 0.55})],
+                                           severity=dg.AssetCheckSeverity.WARN,
+                                           metadata={"roc_auc": auc, "floor": 0.55, "test_rows": model.rows["test"]})],
     )

@@ -1,9 +1,11 @@
 """Audiences per score band as PQL segment definitions, evaluated by a segment job, then activated."""
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ..aep import AEPClient
 from ..ml.scoring import Bands
+from ..storage import Storage
 
 
 def band_pql(tenant: str, bands: Bands) -> dict[str, str]:
@@ -33,3 +35,33 @@ def build_audiences(client: AEPClient, names: dict[str, str], bands: Bands, time
             name, pql[band], description=f"Profiles in the {band} propensity band ({pql[band]}).")
     job = client.segmentation.evaluate([s["id"] for s in segments.values()], timeout_s=timeout_s)
     return Audiences(segments, changes, job)
+
+
+@dataclass
+class Activation:
+    flow: dict
+    runs: dict[str, dict]  # segment id -> finished run
+    files: dict[str, str]  # segment id -> storage key of its member file
+
+    def members(self, segment_id: str) -> int:
+        return int(self.runs[segment_id]["metrics"]["recordSummary"]["outputRecordCount"])
+
+
+def activate_audiences(client: AEPClient, storage: Storage, flow_name: str, segments: list[dict],
+                       attributes: list[str], path: str, timeout_s: float = 3600) -> Activation:
+    """Run the destination flow ad hoc and find each audience's file by AEP's filename template
+    ``%DESTINATION_NAME%_%SEGMENT_ID%_%DATETIME(YYYYMMdd_HHmmss)%`` (the run's start)."""
+    target, prefix = storage.export_target(path)
+    flow, _ = client.flows.ensure_audience_flow(flow_name, segments, target, attributes)
+    run_ids = client.flows.activate_audiences_now(flow["id"], [s["id"] for s in segments])
+    runs = {seg: client.flows.wait_for_run(run, timeout_s=timeout_s) for seg, run in run_ids.items()}
+    keys = storage.list_keys(prefix)
+    files = {}
+    for seg, run in runs.items():
+        stamp = datetime.fromtimestamp(run["metrics"]["durationSummary"]["startedAtUTC"] / 1000, UTC)
+        matches = [k for k in keys if f"_{seg}_{stamp:%Y%m%d_%H%M%S}" in k]
+        if len(matches) != 1:
+            raise FileNotFoundError(f"Activation run {run['id']} of segment {seg} should have written one file "
+                                    f"under {storage.uri(prefix)}; found {matches}.")
+        files[seg] = matches[0]
+    return Activation(flow, runs, files)

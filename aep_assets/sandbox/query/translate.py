@@ -14,6 +14,7 @@ import re
 import sqlglot
 from sqlglot import exp
 
+STATEMENTS = (exp.Query, exp.Create, exp.Insert, exp.Drop)
 UNIT_SECONDS = {"second": 1, "seconds": 1, "minute": 60, "minutes": 60, "hour": 3600, "hours": 3600,
                 "day": 86400, "days": 86400}
 
@@ -36,6 +37,10 @@ def parse(sql: str) -> list[exp.Expression]:
         statements = [s for s in sqlglot.parse(sql, read="spark") if s is not None]
     except sqlglot.errors.ParseError as exc:
         raise TranslationError(f"Syntax error: {exc.errors[0]['description'] if exc.errors else exc}") from None
+    for statement in statements:
+        if not isinstance(statement, STATEMENTS):
+            raise TranslationError(f"Syntax error at or near {statement.sql(dialect='spark')[:40]!r}: expected "
+                                   "SELECT, WITH, CREATE TABLE, INSERT INTO or DROP TABLE.")
     return [s.transform(_rewrite) for s in statements]
 
 

@@ -1,0 +1,143 @@
+"""The whole graph through Dagster on a real instance, then the end state checked in the sandbox."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from aep_assets.definitions import ALL_ASSETS
+from aep_assets.pipeline.platform import EVENT_DATASET, PROFILE_DATASET, SCORE_DATASET
+from aep_assets.resources import build_resources
+from aep_assets.sandbox.server import SandboxProcess
+from aep_assets.storage import LocalStorage
+
+from .conftest import client_for
+
+N_PROFILES = 2000
+RUN_CONFIG = {"ops": {"synthetic_profiles": {"config": {"n_profiles": N_PROFILES, "seed": 5,
+                                                        "as_of": "2026-06-01"}},
+                      "feature_table": {"config": {"cutoff": "2026-05-04", "horizon_days": 14}}}}
+
+
+def _materialize(resources: dict, instance) -> dg.ExecuteInProcessResult:
+    return dg.materialize(ALL_ASSETS, resources=resources, instance=instance, run_config=RUN_CONFIG)
+
+
+def _metadata(instance, key: str) -> dict:
+    event = instance.get_latest_materialization_event(dg.AssetKey(key))
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def _active_rows(client, dataset_id: str) -> int:
+    return sum(int(b["metrics"].get("outputRecordCount", 0))
+               for b in client.catalog.iter_batches(dataset_id, status="success"))
+
+
+def _inventory(client) -> dict:
+    flows = client.flows.list_all("flows")
+    return {"datasets": sorted(d["name"] for d in client.catalog.iter_datasets()),
+            "schemas": sorted(s["title"] for s in client.session.json(
+                "GET", "/data/foundation/schemaregistry/tenant/schemas",
+                headers={"Accept": "application/vnd.adobe.xed-id+json"})["results"]),
+            "flows": len(flows), "flow_names": sorted(f["name"].rsplit(" ", 1)[0] for f in flows),
+            "segments": sorted(s["name"] for s in client.session.json(
+                "GET", "/data/core/ups/segment/definitions")["segments"])}
+
+
+@pytest.fixture(scope="module")
+def pipeline_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    resources = build_resources({"AEP_SANDBOX_DIR": str(root / "aep"), "AEP_STORAGE_DIR": str(root / "storage")})
+    states = []
+    with dg.instance_for_test() as instance:
+        for _ in range(2):
+            result = _materialize(resources, instance)
+            assert result.success
+            with SandboxProcess(root / "aep", landing_zone_dir=root / "storage" / "landing-zone") as sb:
+                client = client_for(sb)
+                states.append({"inventory": _inventory(client), "metadata": {
+                    k: _metadata(instance, k) for k in ("synthetic_events", "propensity_model", "propensity_scores",
+                                                        "aep_score_dataset", "propensity_audiences",
+                                                        "audience_activation", "feature_table")},
+                    "rows": {name: _active_rows(client, client.catalog.find_dataset(name)["id"])
+                             for name in (PROFILE_DATASET, EVENT_DATASET, SCORE_DATASET)},
+                    "score_batch": client.catalog.get_batch(
+                        _metadata(instance, "aep_score_dataset")["batch_id"])})
+        checks = [e for e in instance.all_logs(result.run_id) if e.dagster_event and
+                  e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"]
+    return root, states, checks
+
+
+def test_datasets_hold_exactly_the_simulated_rows(pipeline_runs):
+    root, states, _ = pipeline_runs
+    truth = pl.read_parquet(root / "storage" / "simulation" / "truth.parquet")
+    rows = states[0]["rows"]
+    assert rows[PROFILE_DATASET] == N_PROFILES
+    assert rows[EVENT_DATASET] == int(truth["n_events"].sum()) == states[0]["metadata"]["synthetic_events"][
+        "dagster/row_count"]
+    assert rows[SCORE_DATASET] == N_PROFILES
+
+
+def test_score_batch_succeeded(pipeline_runs):
+    _, states, _ = pipeline_runs
+    batch = states[0]["score_batch"]
+    assert batch["status"] == "success" and batch["metrics"]["outputRecordCount"] == N_PROFILES
+
+
+def test_segment_sizes_match_the_score_bands(pipeline_runs):
+    root, states, _ = pipeline_runs
+    storage = LocalStorage(root / "storage")
+    pointer = json.loads(storage.read_bytes("scores/current.json"))
+    scores = storage.read_parquet([pointer["key"]])
+    bands = dict(scores.group_by("band").len().iter_rows())
+    audiences = states[-1]["metadata"]["propensity_audiences"]
+    assert {b: audiences[f"{b}_size"] for b in ("high", "medium", "low")} == bands
+    assert sum(bands.values()) == N_PROFILES
+    activated = states[-1]["metadata"]["audience_activation"]
+    assert {b: activated[f"{b}_members"] for b in bands} == bands
+    files = [Path(storage.uri(k)) for k in activated["files"]]
+    assert sorted(pl.read_csv(f).height for f in files) == sorted(bands.values())
+
+
+def test_model_metrics_are_floats_and_the_model_is_saved(pipeline_runs):
+    root, states, _ = pipeline_runs
+    meta = states[0]["metadata"]["propensity_model"]
+    assert all(isinstance(meta[k], float) for k in ("roc_auc", "pr_auc", "log_loss"))
+    assert 0.0 <= meta["roc_auc"] <= 1.0 and 0.0 < meta["log_loss"]
+    model_dir = root / "storage" / "models" / meta["model_version"]
+    assert (model_dir / "model.txt").read_text().startswith("tree")
+    assert json.loads((model_dir / "model.json").read_text())["feature_names"][0] == "emailsReceived"
+
+
+def test_feature_table_reports_sql_and_column_lineage(pipeline_runs):
+    _, states, _ = pipeline_runs
+    meta = states[0]["metadata"]["feature_table"]
+    assert "TIME_BETWEEN_PREVIOUS_MATCH" in meta["sql"] and "2026-05-04" in meta["sql"]
+    lineage = meta["dagster/column_lineage"].deps_by_column
+    assert {d.column_name for d in lineage["minutes_since_emailSent"]} == {"eventType", "timestamp",
+                                                                           "_aepsandbox.userid"}
+
+
+def test_second_run_duplicates_nothing(pipeline_runs):
+    _, states, _ = pipeline_runs
+    first, second = states
+    # CTAS tables are versioned by their inputs: each run replaces them (and their ad hoc schemas).
+    assert len(first["inventory"]["schemas"]) == len(second["inventory"]["schemas"])
+    assert [s for s in first["inventory"]["schemas"] if "(ad hoc" not in s] == [
+        s for s in second["inventory"]["schemas"] if "(ad hoc" not in s]
+    assert first["inventory"]["segments"] == second["inventory"]["segments"]
+    assert first["inventory"]["flows"] == second["inventory"]["flows"]
+    assert first["inventory"]["flow_names"] == second["inventory"]["flow_names"]
+    assert len(first["inventory"]["datasets"]) == len(second["inventory"]["datasets"])
+    assert first["rows"] == second["rows"]
+    assert len(first["inventory"]["segments"]) == 3
+
+
+def test_every_blocking_asset_check_passed(pipeline_runs):
+    _, _, checks = pipeline_runs
+    evaluations = {c.dagster_event.event_specific_data.check_name: c.dagster_event.event_specific_data
+                   for c in checks}
+    assert set(evaluations) >= {"one_row_per_profile", "beats_chance", "scores_valid", "batch_succeeded"}
+    assert all(evaluations[name].passed for name in ("one_row_per_profile", "scores_valid", "batch_succeeded"))

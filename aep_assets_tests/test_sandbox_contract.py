@@ -1,0 +1,103 @@
+"""The sandbox speaks AEP's HTTP API: paths, status codes, headers, JSON shapes (reference/aep_api.md)."""
+
+import requests
+
+
+def _headers(client, **extra) -> dict:
+    return client.session.headers(extra)
+
+
+def test_gateway_rejects_a_missing_token_with_adobe_io_body(sandbox):
+    # §11.1 (1): Adobe I/O gateway errors.
+    r = requests.get(f"{sandbox.url}/data/foundation/catalog/dataSets")
+    assert r.status_code == 401 and r.json() == {"error_code": "403010", "message": "Oauth token is missing"}
+
+
+def test_gateway_rejects_an_invalid_token(sandbox, client):
+    h = _headers(client, Authorization="Bearer nope")
+    r = requests.get(f"{sandbox.url}/data/foundation/catalog/dataSets", headers=h)
+    assert r.status_code == 401 and r.json()["error_code"] == "401013"
+
+
+def test_gateway_requires_the_api_key(sandbox, client):
+    h = _headers(client)
+    del h["x-api-key"]
+    r = requests.get(f"{sandbox.url}/data/foundation/catalog/dataSets", headers=h)
+    assert r.status_code == 403 and r.json()["error_code"] == "403000"
+
+
+def test_every_response_carries_a_request_id(sandbox, client):
+    r = requests.get(f"{sandbox.url}/data/foundation/schemaregistry/stats", headers=_headers(client))
+    assert r.status_code == 200 and r.headers["x-request-id"]
+    assert r.json()["tenantId"] == "aepsandbox"  # §3.2
+
+
+def test_catalog_list_is_keyed_by_id_and_empty_is_an_object(sandbox, client):
+    # §4.2: no match returns {} with 200; limit is 1-100.
+    r = requests.get(f"{sandbox.url}/data/foundation/catalog/dataSets", params={"name": "no such name"},
+                     headers=_headers(client))
+    assert r.status_code == 200 and r.json() == {}
+    r = requests.get(f"{sandbox.url}/data/foundation/catalog/dataSets", params={"limit": 0}, headers=_headers(client))
+    assert r.status_code == 400 and "limit" in r.json()["detail"]
+
+
+def test_dataset_create_returns_a_reference_array_and_a_pqs_table_tag(sandbox, client):
+    # §4.1 and §4.2.
+    from aep_assets.pipeline.platform import ensure_schemas
+    schema_id = ensure_schemas(client).schema_id("event")
+    r = requests.post(f"{sandbox.url}/data/foundation/catalog/dataSets", headers=_headers(client),
+                      json={"name": "Contract Events 1", "schemaRef": {"id": schema_id}})
+    assert r.status_code == 201
+    (ref,) = r.json()
+    assert ref.startswith("@/dataSets/")
+    ds_id = ref.split("/")[-1]
+    body = requests.get(f"{sandbox.url}/data/foundation/catalog/dataSets/{ds_id}", headers=_headers(client)).json()
+    assert list(body) == [ds_id] and body[ds_id]["tags"]["adobe/pqs/table"] == ["contract_events_1"]
+
+
+def test_union_without_primary_identity_is_xdm_1528(sandbox, client):
+    # §3.7.
+    tenant = client.schemas.tenant_id()
+    fg, _ = client.schemas.ensure_fieldgroup({
+        "title": "contract no identity fg", "type": "object",
+        "meta:intendedToExtend": ["https://ns.adobe.com/xdm/context/profile"],
+        "definitions": {"f": {"properties": {f"_{tenant}": {"type": "object",
+                                                            "properties": {"x": {"type": "string"}}}}}},
+        "allOf": [{"$ref": "#/definitions/f"}]})
+    schema, _ = client.schemas.ensure_schema({"title": "contract no identity", "type": "object", "allOf": [
+        {"$ref": "https://ns.adobe.com/xdm/context/profile"}, {"$ref": fg["$id"]}]})
+    r = requests.patch(f"{sandbox.url}/data/foundation/schemaregistry/tenant/schemas/{schema['meta:altId']}",
+                       headers=_headers(client),
+                       json=[{"op": "add", "path": "/meta:immutableTags", "value": ["union"]}])
+    assert r.status_code == 400 and r.json()["type"].endswith("XDM-1528-400")
+
+
+def test_custom_field_outside_the_tenant_namespace_is_refused(sandbox, client):
+    # §3.8.
+    r = requests.post(f"{sandbox.url}/data/foundation/schemaregistry/tenant/fieldgroups", headers=_headers(client),
+                      json={"title": "outside", "type": "object",
+                            "meta:intendedToExtend": ["https://ns.adobe.com/xdm/context/profile"],
+                            "definitions": {"f": {"properties": {"loose": {"type": "string"}}}}})
+    assert r.status_code == 400 and r.json()["type"].endswith("XDM-1020-400")
+
+
+def test_schema_lookup_needs_a_versioned_accept(sandbox, client):
+    # §3.1.
+    schema = client.schemas.find_schema("aep_assets Event schema") or {}
+    r = requests.get(f"{sandbox.url}/data/foundation/schemaregistry/tenant/schemas/{schema['meta:altId']}",
+                     headers=_headers(client, Accept="application/vnd.adobe.xed+json"))
+    assert r.status_code == 400
+
+
+def test_query_is_accepted_then_runs_asynchronously(sandbox, client):
+    # §7.3: 202 SUBMITTED, then SUCCESS with elapsedTime in ms.
+    r = requests.post(f"{sandbox.url}/data/foundation/query/queries", headers=_headers(client),
+                      json={"dbName": "prod:all", "sql": "SELECT 1 AS one", "name": "contract"})
+    assert r.status_code == 202 and r.json()["state"] == "SUBMITTED"
+    done = client.query.wait(r.json()["id"], timeout_s=30)
+    assert done["state"] == "SUCCESS" and done["rowCount"] == 1 and isinstance(done["elapsedTime"], int)
+
+
+def test_unknown_path_is_a_404(sandbox, client):
+    r = requests.get(f"{sandbox.url}/data/foundation/nothing", headers=_headers(client))
+    assert r.status_code == 404
