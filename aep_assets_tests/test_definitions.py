@@ -1,0 +1,56 @@
+"""The code location loads, and its graph has the keys, groups and lineage users rely on."""
+
+import dagster as dg
+
+from aep_assets.definitions import defs
+from aep_assets.resources import AdobeAEP, LocalSandboxAEP, LocalStorageResource, build_resources
+
+EXPECTED = {
+    "xdm_schemas": ("platform", set()),
+    "synthetic_profiles": ("synthetic", {"xdm_schemas"}),
+    "synthetic_events": ("synthetic", {"xdm_schemas"}),
+    "simulation_truth": ("synthetic", set()),
+    "eda_report": ("features", {"synthetic_events"}),
+    "feature_table": ("features", {"synthetic_events", "synthetic_profiles"}),
+    "training_export": ("features", {"feature_table"}),
+    "propensity_model": ("model", {"training_export"}),
+    "scoring_features": ("scoring", {"synthetic_events", "synthetic_profiles", "propensity_model"}),
+    "propensity_scores": ("scoring", {"scoring_features", "propensity_model"}),
+    "aep_score_dataset": ("activation", {"propensity_scores"}),
+    "propensity_audiences": ("activation", {"aep_score_dataset"}),
+    "audience_activation": ("activation", {"propensity_audiences"}),
+}
+
+
+def test_definitions_load():
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_asset_graph_snapshot():
+    graph = defs.resolve_asset_graph()
+    got = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        got[key.to_user_string()] = (node.group_name, {p.to_user_string() for p in node.parent_keys})
+    assert got == EXPECTED
+
+
+def test_every_asset_has_a_description_and_kinds():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description, key
+        assert node.kinds, key
+
+
+def test_resources_default_to_the_local_sandbox_and_directory():
+    resources = build_resources({})
+    assert isinstance(resources["aep"], LocalSandboxAEP)
+    assert isinstance(resources["storage"], LocalStorageResource)
+    assert resources["aep"].landing_zone_dir.endswith("landing-zone")
+
+
+def test_aep_credentials_switch_to_real_aep_with_the_same_keys():
+    resources = build_resources({"AEP_CLIENT_ID": "id", "AEP_CLIENT_SECRET": "s", "AEP_ORG_ID": "o@AdobeOrg"})
+    assert isinstance(resources["aep"], AdobeAEP)
+    assert set(resources) == set(build_resources({}))
