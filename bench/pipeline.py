@@ -1,0 +1,124 @@
+"""Benchmark: materialise the whole graph on the local sandbox and report each stage's time and memory.
+
+    python bench/pipeline.py --profiles 100000
+
+Per stage: wall time (from Dagster's step events) and the peak resident memory of this process plus
+the sandbox process during the stage. The baseline, measured in the same run, is the bare cost of
+the data: simulating the same profiles and writing the XDM events as Parquet, with no AEP in between.
+The last line reads ``total_s=<seconds> peak_rss_mb=<MB>``.
+"""
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+class MemorySampler(threading.Thread):
+    """Samples the RSS of this process and its descendants every 50 ms."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, float]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        me = os.getpid()
+        while not self.stop.is_set():
+            pids, frontier = [me], [me]
+            while frontier:
+                frontier = [c for p in frontier for c in children(p)]
+                pids += frontier
+            self.samples.append((time.time(), sum(rss_mb(p) for p in pids)))
+            time.sleep(0.05)
+
+    def peak(self, start: float, end: float) -> float:
+        return max((m for t, m in self.samples if start <= t <= end), default=0.0)
+
+
+def baseline(n: int, seed: int) -> float:
+    import pyarrow.parquet as pq
+
+    from aep_assets.simulation import SimulationConfig, simulate
+    from aep_assets.simulation.xdm import events_to_xdm
+
+    start = time.perf_counter()
+    sim = simulate(SimulationConfig(n_profiles=n, seed=seed))
+    step = 50_000
+    for lo in range(0, n, step):
+        part = sim.events.filter((sim.events["profile_index"] >= lo) & (sim.events["profile_index"] < lo + step))
+        pq.write_table(events_to_xdm(part, sim.profiles, "bench", seed), io.BytesIO())
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profiles", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+
+    import dagster as dg
+
+    from aep_assets.definitions import ALL_ASSETS
+    from aep_assets.resources import build_resources
+
+    root = Path(tempfile.mkdtemp(prefix="aep-bench-"))
+    resources = build_resources({"AEP_SANDBOX_DIR": str(root / "aep"), "AEP_STORAGE_DIR": str(root / "storage")})
+    sampler = MemorySampler()
+    sampler.start()
+    started = time.time()
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(ALL_ASSETS, resources=resources, instance=instance, run_config={
+            "ops": {"synthetic_profiles": {"config": {"n_profiles": args.profiles, "seed": args.seed}}}})
+        total = time.time() - started
+        events = [e for e in instance.all_logs(result.run_id) if e.dagster_event and e.step_key]
+    sampler.stop.set()
+    sampler.join()
+    if not result.success:
+        raise SystemExit("The pipeline failed; see the log above.")
+    steps: dict[str, dict[str, float]] = {}
+    for e in events:
+        kind = e.dagster_event.event_type_value
+        if kind == "STEP_START":
+            steps.setdefault(e.step_key, {})["start"] = e.timestamp
+        elif kind == "STEP_SUCCESS":
+            steps.setdefault(e.step_key, {})["end"] = e.timestamp
+    print(f"profiles={args.profiles}")
+    print(f"{'stage':<22}{'wall_s':>10}{'peak_rss_mb':>14}")
+    for step, t in sorted(steps.items(), key=lambda kv: kv[1]["start"]):
+        print(f"{step:<22}{t['end'] - t['start']:>10.2f}{sampler.peak(t['start'], t['end']):>14.0f}")
+    peak = max(m for _, m in sampler.samples)
+    base = baseline(args.profiles, args.seed)
+    print(f"baseline (simulate + write XDM Parquet, no AEP): {base:.2f}s")
+    print(f"total_s={total:.1f} peak_rss_mb={peak:.0f}")
+
+
+if __name__ == "__main__":
+    main()
