@@ -75,9 +75,14 @@ def eda_report(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResu
     store.write_bytes(EDA_EXPORT_POINTER, json.dumps({"keys": export.keys}).encode())
     report = read_export(store, export.keys).sort("events", descending=True)
     total = int(report["events"].sum())
+    conversions = report.filter(report["eventType"] == "web.formFilledOut")
     return dg.MaterializeResult(metadata={
         "total_events": total, "event_types": report.height,
-        "funnel": md_table(report, rows=20), "dagster/table_name": build.table, "sql": sql_md(build.sql),
+        "converted_profiles": int(conversions["profiles"].sum()) if conversions.height else 0,
+        "funnel": md_table(report.drop("first_seen", "last_seen").with_columns(
+            report["conversion_rate_with_event"].round(3), report["corr_count_with_conversion"].round(3)), rows=20),
+        "first_event": str(report["first_seen"].min()), "last_event": str(report["last_seen"].max()),
+        "dagster/table_name": build.table, "sql": sql_md(build.sql),
         "query_id": build.query["id"] if build.query else "reused",
     })
 

@@ -6,7 +6,7 @@ import polars as pl
 
 def md_table(frame: pl.DataFrame, rows: int = 10) -> dg.MetadataValue:
     with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
-                   tbl_rows=rows, tbl_cols=-1, fmt_str_lengths=40):
+                   tbl_rows=rows, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=2000):
         return dg.MetadataValue.md(str(frame.head(rows)))
 
 

@@ -13,6 +13,29 @@ def scan_sql(files: list) -> str:
     return f"read_parquet([{listing}], union_by_name = true, hive_partitioning = false)"
 
 
+class BatchWriter:
+    """Writes a batch's files one at a time into a hidden folder; ``commit`` shows them all at once."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+        self.rows = 0
+
+    def add(self, table: pa.Table) -> None:
+        pq.write_table(table, self.tmp / f"part-{len(list(self.tmp.iterdir())):05d}.parquet", compression="zstd")
+        self.rows += table.num_rows
+
+    def commit(self) -> list[Path]:
+        shutil.rmtree(self.out, ignore_errors=True)
+        self.tmp.rename(self.out)  # a batch's rows appear all at once or not at all
+        return sorted(self.out.glob("*.parquet"))
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 class DataLake:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -32,17 +55,8 @@ class DataLake:
     def batch_dir(self, org: str, sandbox: str, dataset_id: str, batch_id: str) -> Path:
         return self._sandbox(org, sandbox) / "datasets" / dataset_id / f"batch={batch_id}"
 
-    def write_batch(self, org: str, sandbox: str, dataset_id: str, batch_id: str,
-                    tables: list[pa.Table]) -> list[Path]:
-        out = self.batch_dir(org, sandbox, dataset_id, batch_id)
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for i, table in enumerate(tables):
-            pq.write_table(table, tmp / f"part-{i:05d}.parquet", compression="zstd")
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)  # a batch's rows appear all at once or not at all
-        return sorted(out.glob("*.parquet"))
+    def batch_writer(self, org: str, sandbox: str, dataset_id: str, batch_id: str) -> "BatchWriter":
+        return BatchWriter(self.batch_dir(org, sandbox, dataset_id, batch_id))
 
     def batch_files(self, org: str, sandbox: str, dataset_id: str, batch_id: str) -> list[Path]:
         return sorted(self.batch_dir(org, sandbox, dataset_id, batch_id).glob("*.parquet"))

@@ -141,30 +141,32 @@ class IngestionBackend:
         ident_path = ident["xdm:sourceProperty"] if ident else None
         fmt, multiline = batch["inputFormat"]["format"], batch["inputFormat"]["isMultiLineJson"]
         self._set(batch_id, status="processing", started=now_ms())
-        tables, read_bytes = [], 0
+        writer = self.platform.lake.batch_writer(self.scope.org, self.scope.sandbox, ds["id"], batch_id)
+        read_bytes = 0
         try:
             if not batch["files"]:
                 raise RecordError("106", "The batch has no files. Upload at least one file before COMPLETE.")
-            for name in batch["files"]:
+            for name in batch["files"]:  # one file in memory at a time
                 path = self.platform.lake.upload_path(self.scope.org, self.scope.sandbox, batch_id, name)
                 data = path.read_bytes()
                 read_bytes += len(data)
                 try:
-                    tables.append(conform(read_file(data, fmt, multiline), props, required, ident_path))
+                    writer.add(conform(read_file(data, fmt, multiline), props, required, ident_path))
                 except RecordError as exc:
                     exc.description = f"{name}: {exc.description}"
                     raise
+                del data
         except Exception as exc:  # every failure ends the batch as failed, with nothing made visible
+            writer.abort()
             err = exc if isinstance(exc, RecordError) else RecordError("101", f"Unreadable file: {exc}")
             self._set(batch_id, status="failed", completed=now_ms(),
                       errors=[{"code": err.code, "description": err.description, "rows": err.rows}],
                       metrics={"inputByteSize": read_bytes, "failureReason": err.description,
-                               "recordsRead": sum(t.num_rows for t in tables), "recordsWritten": 0})
+                               "recordsRead": writer.rows, "recordsWritten": 0})
             return
-        written = self.platform.lake.write_batch(self.scope.org, self.scope.sandbox, ds["id"], batch_id, tables)
-        rows = sum(t.num_rows for t in tables)
+        written = writer.commit()
         self.platform.lake.delete_uploads(self.scope.org, self.scope.sandbox, batch_id)
-        self.finish(batch_id, ds["id"], rows, read_bytes, sum(p.stat().st_size for p in written),
+        self.finish(batch_id, ds["id"], writer.rows, read_bytes, sum(p.stat().st_size for p in written),
                     (batch.get("replay") or {}).get("predecessors") or [])
 
     def finish(self, batch_id: str, ds_id: str, rows: int, in_bytes: int, out_bytes: int,
