@@ -101,3 +101,17 @@ def test_query_is_accepted_then_runs_asynchronously(sandbox, client):
 def test_unknown_path_is_a_404(sandbox, client):
     r = requests.get(f"{sandbox.url}/data/foundation/nothing", headers=_headers(client))
     assert r.status_code == 404
+
+
+def test_two_sandbox_processes_share_one_data_directory(sandbox):
+    from aep_assets.pipeline.platform import ensure_schemas
+    from aep_assets.sandbox.server import SandboxProcess
+
+    from .conftest import client_for
+    first = client_for(sandbox)
+    schema_id = ensure_schemas(first).schema_id("event")
+    with SandboxProcess(sandbox.data_dir) as second_process:
+        second = client_for(second_process)
+        ds = second.catalog.create_dataset("shared across processes", schema_id)
+        assert first.catalog.get_dataset(ds["id"])["name"] == "shared across processes"
+        assert second.schemas.tenant_id() == first.schemas.tenant_id()

@@ -247,6 +247,15 @@ class FlowServiceBackend:
         self.scope.update(RUN, run_id, change)
 
 
+def _masked(obj: dict) -> dict:
+    """Connections come back with their secrets masked, as AEP returns them."""
+    auth = obj.get("auth") or {}
+    if not auth.get("params"):
+        return obj
+    params = {k: ("***" if "secret" in k.lower() or "password" in k.lower() else v) for k, v in auth["params"].items()}
+    return {**obj, "auth": {**auth, "params": params}}
+
+
 def _selectors(flow: dict) -> list[dict]:
     for t in flow.get("transformations") or []:
         sel = ((t.get("params") or {}).get("segmentSelectors") or {}).get("selectors")
@@ -308,13 +317,13 @@ def register(router: Router) -> None:
     def lister(collection: str):
         def handler(call: Call):
             clauses = filters.parse(call.params.getlist("property"))
-            items = [o for o in call.scope.list(KINDS[collection]) if filters.matches(o, clauses)]
+            items = [_masked(o) for o in call.scope.list(KINDS[collection]) if filters.matches(o, clauses)]
             return 200, {"items": items}
         return handler
 
     def getter(collection: str):
         def handler(call: Call):
-            return 200, {"items": [backend(call).get(collection, call.path["id"])]}
+            return 200, {"items": [_masked(backend(call).get(collection, call.path["id"]))]}
         return handler
 
     def deleter(collection: str):
