@@ -1,6 +1,15 @@
 """The sandbox speaks AEP's HTTP API: paths, status codes, headers, JSON shapes (reference/aep_api.md)."""
 
+import json
+
+import pytest
 import requests
+
+from aep_assets.aep import errors
+from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.sandbox.server import SandboxProcess
+
+from .conftest import client_for
 
 
 def _headers(client, **extra) -> dict:
@@ -43,7 +52,6 @@ def test_catalog_list_is_keyed_by_id_and_empty_is_an_object(sandbox, client):
 
 def test_dataset_create_returns_a_reference_array_and_a_pqs_table_tag(sandbox, client):
     # §4.1 and §4.2.
-    from aep_assets.pipeline.platform import ensure_schemas
     schema_id = ensure_schemas(client).schema_id("event")
     r = requests.post(f"{sandbox.url}/data/foundation/catalog/dataSets", headers=_headers(client),
                       json={"name": "Contract Events 1", "schemaRef": {"id": schema_id}})
@@ -104,10 +112,6 @@ def test_unknown_path_is_a_404(sandbox, client):
 
 
 def test_two_sandbox_processes_share_one_data_directory(sandbox):
-    from aep_assets.pipeline.platform import ensure_schemas
-    from aep_assets.sandbox.server import SandboxProcess
-
-    from .conftest import client_for
     first = client_for(sandbox)
     schema_id = ensure_schemas(first).schema_id("event")
     with SandboxProcess(sandbox.data_dir) as second_process:
@@ -115,3 +119,51 @@ def test_two_sandbox_processes_share_one_data_directory(sandbox):
         ds = second.catalog.create_dataset("shared across processes", schema_id)
         assert first.catalog.get_dataset(ds["id"])["name"] == "shared across processes"
         assert second.schemas.tenant_id() == first.schemas.tenant_id()
+
+
+def _event_dataset(client, name: str) -> tuple[str, str]:
+    platform = ensure_schemas(client)
+    return client.catalog.create_dataset(name, platform.schema_id("event"))["id"], platform.tenant_id
+
+
+def _records(tenant: str, n: int = 3) -> list[dict]:
+    return [{"_id": f"j{i}", "timestamp": f"2026-01-0{i + 1}T10:00:00Z", "eventType": "web.webpagedetails.pageViews",
+             f"_{tenant}": {"userid": f"u{i}"}} for i in range(n)]
+
+
+def _ingest_json(client, ds_id: str, payload: bytes, multiline: bool = False) -> dict:
+    batch = client.session.json("POST", "/data/foundation/import/batches", json={
+        "datasetId": ds_id, "inputFormat": {"format": "json", "isMultiLineJson": multiline}})
+    assert batch["status"] == "loading"  # §5: 201 loading
+    client.ingestion.upload_file(batch["id"], ds_id, "records.json", payload)
+    client.ingestion.complete_batch(batch["id"])
+    return client.ingestion.wait_for_batch(batch["id"], timeout_s=30)
+
+
+def test_json_lines_and_single_line_arrays_are_ingested(client):
+    ds_id, tenant = _event_dataset(client, "contract json")
+    lines = "\n".join(json.dumps(r) for r in _records(tenant)).encode()
+    assert _ingest_json(client, ds_id, lines)["metrics"]["recordsWritten"] == 3
+    array = json.dumps(_records(tenant, 2)).encode()  # what aepp's uploadSmallFile sends
+    assert _ingest_json(client, ds_id, array)["metrics"]["recordsWritten"] == 2
+    multi = json.dumps(_records(tenant, 4), indent=2).encode()
+    assert _ingest_json(client, ds_id, multi, multiline=True)["metrics"]["recordsWritten"] == 4
+    q = client.query.run(f"CREATE TABLE contract_json_copy AS SELECT * FROM "
+                         f"{client.catalog.table_name(client.catalog.get_dataset(ds_id))}", name="copy")
+    assert q["rowCount"] == 9
+
+
+def test_bad_records_fail_the_batch_with_a_named_field_and_no_rows(client):
+    ds_id, tenant = _event_dataset(client, "contract bad json")
+    multi = json.dumps(_records(tenant), indent=2).encode()
+    with pytest.raises(errors.BatchFailed, match="isMultiLineJson"):
+        _ingest_json(client, ds_id, multi, multiline=False)
+    bad_type = [{**r, "timestamp": "not a time"} for r in _records(tenant)]
+    with pytest.raises(errors.BatchFailed, match="timestamp"):
+        _ingest_json(client, ds_id, "\n".join(json.dumps(r) for r in bad_type).encode())
+    missing = [{k: v for k, v in r.items() if k != "_id"} for r in _records(tenant)]
+    with pytest.raises(errors.BatchFailed, match="'_id'"):
+        _ingest_json(client, ds_id, "\n".join(json.dumps(r) for r in missing).encode())
+    assert list(client.catalog.iter_batches(ds_id, status="success")) == []
+    failed = list(client.catalog.iter_batches(ds_id, status="failed"))
+    assert len(failed) == 3 and all(b["errors"][0]["code"] and b["errors"][0]["description"] for b in failed)

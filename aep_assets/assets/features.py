@@ -21,7 +21,7 @@ from ..pipeline.exports import export_dataset, read_export
 from ..pipeline.features import build_feature_dataset, format_cutoff
 from ..pipeline.platform import EVENT_DATASET, PROFILE_DATASET, require_dataset
 from ..resources import AEPResource, StorageResource
-from .metadata import column_schema, md_table, sql_md
+from .metadata import column_schema, md_table, sql_md, xdm_column_schema
 
 # Which raw XDM fields each feature reads (column lineage).
 RAW_FIELDS = {name: ["eventType", "timestamp", "_tenant.userid"] for name in FEATURE_COLUMNS}
@@ -108,6 +108,8 @@ def feature_table(context: dg.AssetExecutionContext, config: FeatureConfig, aep:
         "query_id": build.query["id"] if build.query else "reused",
         "sql": sql_md(build.sql), "dagster/column_lineage": _lineage(params["tenant_id"], columns),
         "dropped_versions": dg.MetadataValue.json(build.dropped),
+        "dagster/column_schema": xdm_column_schema(
+            client.schemas.get_schema(build.dataset["schemaRef"]["id"], full=True)["properties"]),
     })
 
 

@@ -16,3 +16,14 @@ def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
 
 def sql_md(sql: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"```sql\n{sql.strip()}\n```")
+
+
+def xdm_column_schema(properties: dict) -> dg.TableSchema:
+    """A table schema from a resolved (``xed-full``) XDM schema: one column per top-level field."""
+    def kind(spec: dict) -> str:
+        if spec.get("type") == "object":
+            return "struct<" + ", ".join(spec.get("properties", {})) + ">" if spec.get("properties") else "object"
+        return spec.get("format") or spec.get("type", "string")
+
+    return dg.TableSchema(columns=[dg.TableColumn(name, kind(spec), description=spec.get("description"))
+                                   for name, spec in properties.items()])

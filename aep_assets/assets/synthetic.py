@@ -10,7 +10,7 @@ from ..constants import SIMULATION_PREFIX, SYNTHETIC
 from ..pipeline.synthetic import publish_events, publish_profiles, save_simulation
 from ..resources import AEPResource, StorageResource
 from ..simulation import SimulationConfig, simulate
-from .metadata import md_table
+from .metadata import md_table, xdm_column_schema
 
 
 class SyntheticConfig(dg.Config):
@@ -42,6 +42,8 @@ def synthetic_data(context: dg.AssetExecutionContext, config: SyntheticConfig, a
     client, store = aep.client(), storage.get()
     profiles = publish_profiles(client, sim)
     yield dg.MaterializeResult(asset_key="synthetic_profiles", metadata={
+        "dagster/column_schema": xdm_column_schema(
+            client.schemas.get_schema(profiles.dataset["schemaRef"]["id"], full=True)["properties"]),
         "dagster/row_count": profiles.rows, "dataset_id": profiles.dataset["id"],
         "dagster/table_name": client.catalog.table_name(profiles.dataset), "batch_id": profiles.batch["id"],
         "seed": config.seed, "as_of": as_of.isoformat(), "preview": md_table(sim.profiles.drop("email")),
@@ -50,6 +52,8 @@ def synthetic_data(context: dg.AssetExecutionContext, config: SyntheticConfig, a
     per_type = sim.events.group_by("event_type").len().with_columns(
         (pl.col("len") / config.n_profiles).round(3).alias("per_profile")).sort("len", descending=True)
     yield dg.MaterializeResult(asset_key="synthetic_events", metadata={
+        "dagster/column_schema": xdm_column_schema(
+            client.schemas.get_schema(events.dataset["schemaRef"]["id"], full=True)["properties"]),
         "dagster/row_count": events.rows, "dataset_id": events.dataset["id"],
         "dagster/table_name": client.catalog.table_name(events.dataset), "batch_id": events.batch["id"],
         "events_per_profile": events.rows / config.n_profiles,

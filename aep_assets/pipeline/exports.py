@@ -38,7 +38,8 @@ def export_dataset(client: AEPClient, storage: Storage, dataset_id: str, *, flow
     expected = run["metrics"]["fileSummary"]["outputFileCount"]
     if len(keys) < expected:
         raise FileNotFoundError(f"Export run {run['id']} reports {expected} files but {storage.uri(folder)} holds "
-                                f"{len(keys)}; check that storage and the export target are the same place.")
+                                f"{len(keys)}: the export went somewhere this storage cannot read. Against real "
+                                "AEP, use S3 storage (AEP_STORAGE=s3) so AEP's S3 destination writes into it.")
     return Export(flow, run, keys, folder, run["metrics"]["recordSummary"]["outputRecordCount"])
 
 

@@ -3,6 +3,7 @@
 import argparse
 import json
 import logging
+import os
 import sys
 
 import uvicorn
@@ -17,7 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve AEP's HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
-    serve.add_argument("--data-dir", required=True, help="the directory that holds the sandbox's state")
+    serve.add_argument("--data-dir", default=os.environ.get("AEP_SANDBOX_DIR"),
+                       required="AEP_SANDBOX_DIR" not in os.environ,
+                       help="the directory that holds the sandbox's state (default: $AEP_SANDBOX_DIR)")
     serve.add_argument("--landing-zone-dir", help="where the Data Landing Zone keeps files "
                                                   "(default: DATA_DIR/landing-zone)")
     serve.add_argument("--token-ttl", type=int, default=86399, help="IMS token lifetime in seconds")
