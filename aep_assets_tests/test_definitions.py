@@ -14,7 +14,7 @@ EXPECTED = {
     "feature_table": ("features", {"synthetic_events", "synthetic_profiles"}),
     "training_export": ("features", {"feature_table"}),
     "propensity_model": ("model", {"training_export"}),
-    "scoring_features": ("scoring", {"synthetic_events", "synthetic_profiles", "propensity_model"}),
+    "scoring_features": ("scoring", {"synthetic_events", "synthetic_profiles"}),
     "propensity_scores": ("scoring", {"scoring_features", "propensity_model"}),
     "aep_score_dataset": ("activation", {"propensity_scores"}),
     "propensity_audiences": ("activation", {"aep_score_dataset"}),

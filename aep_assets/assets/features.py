@@ -119,7 +119,8 @@ def training_export(aep: AEPResource, storage: StorageResource) -> dg.Materializ
     """The feature table exported by an AEP dataset export flow as gzip Parquet into storage, in AEP's
     {path}/{datasetId}/exportTime=YYYYMMDDHHMM/ layout."""
     client, store = aep.client(), storage.get()
-    ds = next(iter(client.catalog.iter_datasets(property=f"name~^{FEATURE_TABLE_PREFIX}_")), None)
+    ds = next(iter(client.catalog.iter_datasets(property=f"name~^{FEATURE_TABLE_PREFIX}_", orderBy="desc:created")),
+              None)
     if ds is None:
         raise LookupError("No feature table in AEP; materialise feature_table first.")
     export = export_dataset(client, store, ds["id"], flow_name=TRAINING_EXPORT_FLOW, path="aep_assets/training")

@@ -24,7 +24,7 @@ from .features import _feature_params
 from .metadata import md_table, sql_md
 
 
-@dg.asset(group_name=SCORING, deps=["synthetic_events", "synthetic_profiles", "propensity_model"],
+@dg.asset(group_name=SCORING, deps=["synthetic_events", "synthetic_profiles"],
           kinds={"adobe", "sql", "parquet"})
 def scoring_features(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResult:
     """The feature SQL run with T = now for every profile (no label), by Query Service CTAS from
