@@ -18,8 +18,8 @@ from ..constants import (
 from ..ml.features import FEATURES as FEATURE_COLUMNS
 from ..ml.features import LABEL
 from ..pipeline.exports import export_dataset, read_export
-from ..pipeline.features import build_feature_dataset, format_cutoff
-from ..pipeline.platform import EVENT_DATASET, PROFILE_DATASET, require_dataset
+from ..pipeline.features import build_feature_dataset, feature_params
+from ..pipeline.platform import EVENT_DATASET, require_dataset
 from ..resources import AEPResource, StorageResource
 from .metadata import column_schema, md_table, sql_md, xdm_column_schema
 
@@ -41,15 +41,6 @@ class FeatureConfig(dg.Config):
             return t if t.tzinfo else t.replace(tzinfo=UTC)
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         return today - timedelta(days=self.cutoff_days_ago)
-
-
-def _feature_params(client, cutoff: datetime, horizon_days: int) -> tuple[dict, list[str]]:
-    events = require_dataset(client, EVENT_DATASET, "synthetic_events")
-    profiles = require_dataset(client, PROFILE_DATASET, "synthetic_profiles")
-    params = {"tenant_id": client.schemas.tenant_id(), "events_table": client.catalog.table_name(events),
-              "profiles_table": client.catalog.table_name(profiles), "cutoff": format_cutoff(cutoff),
-              "horizon_days": horizon_days}
-    return params, [events["id"], profiles["id"]]
 
 
 def _lineage(tenant: str, columns: list[str]) -> dg.TableColumnLineage:
@@ -94,7 +85,7 @@ def feature_table(context: dg.AssetExecutionContext, config: FeatureConfig, aep:
     left out, and there is exactly one row per profile."""
     client = aep.client()
     cutoff = config.cutoff_time()
-    params, inputs = _feature_params(client, cutoff, config.horizon_days)
+    params, inputs = feature_params(client, cutoff, config.horizon_days)
     build = build_feature_dataset(client, name="feature_table", table_prefix=FEATURE_TABLE_PREFIX,
                                   params=params, input_dataset_ids=inputs)
     if build.dropped:

@@ -17,10 +17,9 @@ from ..constants import (
 )
 from ..ml.scoring import Bands, score_frame
 from ..pipeline.exports import export_dataset, read_export
-from ..pipeline.features import build_feature_dataset
+from ..pipeline.features import build_feature_dataset, feature_params
 from ..pipeline.model_store import load_current_model
 from ..resources import AEPResource, StorageResource
-from .features import _feature_params
 from .metadata import md_table, sql_md
 
 
@@ -31,7 +30,7 @@ def scoring_features(aep: AEPResource, storage: StorageResource) -> dg.Materiali
     sql/scoring_features.sql, then exported to storage."""
     client, store = aep.client(), storage.get()
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    params, inputs = _feature_params(client, now, horizon_days=0)
+    params, inputs = feature_params(client, now, horizon_days=0)
     build = build_feature_dataset(client, name="scoring_features", table_prefix=SCORING_TABLE_PREFIX,
                                   params=params, input_dataset_ids=inputs)
     export = export_dataset(client, store, build.dataset["id"], flow_name=SCORING_EXPORT_FLOW,

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..aep import AEPClient
+from .platform import EVENT_DATASET, PROFILE_DATASET, require_dataset
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 FEATURES_PLACEHOLDER = "$features"
@@ -76,3 +77,13 @@ def build_feature_dataset(client: AEPClient, *, name: str, table_prefix: str, pa
                              name=f"aep_assets drop {ds['name']}", timeout_s=timeout_s)
             dropped.append(ds["name"])
     return FeatureBuild(table, existing, render(sql, all_params), all_params, query, dropped)
+
+
+def feature_params(client: AEPClient, cutoff: datetime, horizon_days: int) -> tuple[dict, list[str]]:
+    """The query parameters of sql/features.sql for this AEP sandbox, and the datasets it reads."""
+    events = require_dataset(client, EVENT_DATASET, "synthetic_events")
+    profiles = require_dataset(client, PROFILE_DATASET, "synthetic_profiles")
+    params = {"tenant_id": client.schemas.tenant_id(), "events_table": client.catalog.table_name(events),
+              "profiles_table": client.catalog.table_name(profiles), "cutoff": format_cutoff(cutoff),
+              "horizon_days": horizon_days}
+    return params, [events["id"], profiles["id"]]

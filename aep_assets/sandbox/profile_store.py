@@ -8,7 +8,7 @@ import duckdb
 
 from .catalog import PROFILE_TAG, CatalogBackend
 from .datalake import scan_sql
-from .schema_registry import SchemaRegistryBackend, _has_path
+from .schema_registry import SchemaRegistryBackend, has_path
 from .store import Scope
 from .xdm import PROFILE_CLASS
 
@@ -47,7 +47,7 @@ class ProfileStore:
                     continue
                 cols = [f'CAST({_sql_path(ident)} AS VARCHAR) AS identity', f"{batch['completed']}::BIGINT AS _ts"]
                 for i, path in enumerate(paths):
-                    present = _has_path(props, "/" + path.replace(".", "/"))
+                    present = has_path(props, "/" + path.replace(".", "/"))
                     cols.append(f'{_sql_path(path) if present else "NULL"} AS "p{i}"')
                 selects.append(f"SELECT {', '.join(cols)} FROM {scan_sql(files)}")
         if not selects:

@@ -136,7 +136,7 @@ class SchemaRegistryBackend:
         schema = self.get(body.get("xdm:sourceSchema") or "", "schemas")
         source = body.get("xdm:sourceProperty") or ""
         props, _ = self.resolve(schema)
-        if not source.startswith("/") or not _has_path(props, source):
+        if not source.startswith("/") or not has_path(props, source):
             raise errors.DescriptorInvalid(f"xdm:sourceProperty {source!r} is not a field of schema "
                                            f"'{schema['title']}'; use a path like /_{self.tenant}/userid.")
         if body.get("xdm:isPrimary") and self.primary_identity(schema["$id"]) is not None:
@@ -162,7 +162,7 @@ def _standard_names(classes: list[str]) -> set[str]:
     return {n for c in classes if c in CLASSES for n in CLASSES[c]["properties"]}
 
 
-def _has_path(props: dict, path: str) -> bool:
+def has_path(props: dict, path: str) -> bool:
     cur = {"properties": props}
     for part in path.strip("/").split("/"):
         nxt = (cur.get("properties") or {}).get(part)
