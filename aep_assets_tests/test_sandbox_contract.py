@@ -167,3 +167,16 @@ def test_bad_records_fail_the_batch_with_a_named_field_and_no_rows(client):
     assert list(client.catalog.iter_batches(ds_id, status="success")) == []
     failed = list(client.catalog.iter_batches(ds_id, status="failed"))
     assert len(failed) == 3 and all(b["errors"][0]["code"] and b["errors"][0]["description"] for b in failed)
+
+
+def test_profile_datasets_need_the_primary_identity_on_every_record(client):
+    platform = ensure_schemas(client)
+    tenant = platform.tenant_id
+    profile_ds = client.catalog.create_dataset("contract identity profiles", platform.schema_id("profile"),
+                                               profile=True)["id"]
+    records = [{"_id": "p1", f"_{tenant}": {"userid": "u1"}}, {"_id": "p2", f"_{tenant}": {"userid": None}}]
+    with pytest.raises(errors.BatchFailed, match=f"_{tenant}/userid"):
+        _ingest_json(client, profile_ds, "\n".join(json.dumps(r) for r in records).encode())
+    lake_only, _ = _event_dataset(client, "contract identity events")  # not profile-enabled
+    event = [{**_records(tenant, 1)[0], f"_{tenant}": {"userid": None}}]
+    assert _ingest_json(client, lake_only, json.dumps(event[0]).encode())["status"] == "success"

@@ -133,12 +133,22 @@ class IngestionBackend:
 
     def process(self, batch_id: str) -> None:
         """Validate every file against the XDM schema; write Parquet only if all pass."""
+        try:
+            self._process(batch_id)
+        except Exception as exc:  # the batch never stays in flight: it fails with the reason
+            self._set(batch_id, status="failed", completed=now_ms(),
+                      errors=[{"code": "INTERNAL", "description": f"The batch could not be processed: {exc}"}])
+            raise
+
+    def _process(self, batch_id: str) -> None:
         batch = self.batch(batch_id)
         ds = self.catalog.dataset(batch["relatedObjects"][0]["id"])
         schema = self.registry.get(ds["schemaRef"]["id"], "schemas")
         props, required = self.registry.resolve(schema)
         ident = self.registry.primary_identity(schema["$id"])
-        ident_path = ident["xdm:sourceProperty"] if ident else None
+        # Profile needs the primary identity on every record; the data lake alone does not.
+        profile = any(v.startswith("enabled:true") for v in ds["tags"].get("unifiedProfile", []))
+        ident_path = ident["xdm:sourceProperty"] if ident and profile else None
         fmt, multiline = batch["inputFormat"]["format"], batch["inputFormat"]["isMultiLineJson"]
         self._set(batch_id, status="processing", started=now_ms())
         writer = self.platform.lake.batch_writer(self.scope.org, self.scope.sandbox, ds["id"], batch_id)
