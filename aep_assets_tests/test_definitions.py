@@ -1,7 +1,9 @@
 """The code location loads, and its graph has the keys, groups and lineage users rely on."""
 
 import dagster as dg
+import pytest
 
+from aep_assets.assets.features import FeatureConfig
 from aep_assets.definitions import defs
 from aep_assets.resources import AdobeAEP, LocalSandboxAEP, LocalStorageResource, build_resources
 
@@ -54,3 +56,9 @@ def test_aep_credentials_switch_to_real_aep_with_the_same_keys():
     resources = build_resources({"AEP_CLIENT_ID": "id", "AEP_CLIENT_SECRET": "s", "AEP_ORG_ID": "o@AdobeOrg"})
     assert isinstance(resources["aep"], AdobeAEP)
     assert set(resources) == set(build_resources({}))
+
+
+def test_bad_config_names_the_field_the_value_and_the_fix():
+    with pytest.raises(ValueError, match=r"'cutoff' = 'yesterday'.*2026-10-29"):
+        FeatureConfig(cutoff="yesterday").cutoff_time()
+    assert FeatureConfig(cutoff="2026-10-29").cutoff_time().isoformat() == "2026-10-29T00:00:00+00:00"

@@ -18,7 +18,7 @@ from ..constants import (
 from ..ml.features import FEATURES as FEATURE_COLUMNS
 from ..ml.features import LABEL
 from ..pipeline.exports import export_dataset, read_export
-from ..pipeline.features import build_feature_dataset, feature_params
+from ..pipeline.features import build_feature_dataset, feature_params, parse_time
 from ..pipeline.platform import EVENT_DATASET, require_dataset
 from ..resources import AEPResource, StorageResource
 from .metadata import column_schema, md_table, sql_md, xdm_column_schema
@@ -37,8 +37,7 @@ class FeatureConfig(dg.Config):
 
     def cutoff_time(self) -> datetime:
         if self.cutoff:
-            t = datetime.fromisoformat(self.cutoff)
-            return t if t.tzinfo else t.replace(tzinfo=UTC)
+            return parse_time("cutoff", self.cutoff)
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         return today - timedelta(days=self.cutoff_days_ago)
 

@@ -7,6 +7,7 @@ import polars as pl
 from pydantic import Field
 
 from ..constants import SIMULATION_PREFIX, SYNTHETIC
+from ..pipeline.features import parse_time
 from ..pipeline.synthetic import publish_events, publish_profiles, save_simulation
 from ..resources import AEPResource, StorageResource
 from ..simulation import SimulationConfig, simulate
@@ -36,7 +37,7 @@ class SyntheticConfig(dg.Config):
 )
 def synthetic_data(context: dg.AssetExecutionContext, config: SyntheticConfig, aep: AEPResource,
                    storage: StorageResource):
-    as_of = (datetime.fromisoformat(config.as_of).replace(tzinfo=UTC) if config.as_of
+    as_of = (parse_time("as_of", config.as_of) if config.as_of
              else datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
     sim = simulate(SimulationConfig(n_profiles=config.n_profiles, seed=config.seed, as_of=as_of))
     client, store = aep.client(), storage.get()

@@ -7,7 +7,7 @@ data makes a new table and drops the old one.
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..aep import AEPClient
@@ -34,6 +34,16 @@ def render(sql: str, params: dict) -> str:
     for key in sorted(params, key=len, reverse=True):
         sql = sql.replace(f"${key}", str(params[key]))
     return sql
+
+
+def parse_time(field: str, value: str) -> datetime:
+    """An ISO date or datetime from run config, in UTC when it names no zone."""
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"Config '{field}' = {value!r} is not an ISO date or datetime; use e.g. '2026-10-29' "
+                         "or '2026-10-29T00:00:00+00:00', or leave it empty for the default.") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def format_cutoff(cutoff: datetime) -> str:
