@@ -40,6 +40,8 @@ def synthetic_data(context: dg.AssetExecutionContext, config: SyntheticConfig, a
     as_of = (parse_time("as_of", config.as_of) if config.as_of
              else datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0))
     sim = simulate(SimulationConfig(n_profiles=config.n_profiles, seed=config.seed, as_of=as_of))
+    context.log.info("simulated %d profiles and %d events as of %s", sim.profiles.height, sim.events.height,
+                     as_of.isoformat())
     client, store = aep.client(), storage.get()
     profiles = publish_profiles(client, sim)
     yield dg.MaterializeResult(asset_key="synthetic_profiles", metadata={
