@@ -61,6 +61,9 @@ class DataLake:
     def batch_files(self, org: str, sandbox: str, dataset_id: str, batch_id: str) -> list[Path]:
         return sorted(self.batch_dir(org, sandbox, dataset_id, batch_id).glob("*.parquet"))
 
+    def delete_batch(self, org: str, sandbox: str, dataset_id: str, batch_id: str) -> None:
+        shutil.rmtree(self.batch_dir(org, sandbox, dataset_id, batch_id), ignore_errors=True)
+
     def delete_dataset(self, org: str, sandbox: str, dataset_id: str) -> None:
         shutil.rmtree(self._sandbox(org, sandbox) / "datasets" / dataset_id, ignore_errors=True)
 

@@ -188,6 +188,8 @@ class IngestionBackend:
         for old in predecessors:
             if self.scope.get(BATCH, old) is not None:
                 self._set(old, status="inactive", replacedBy=batch_id)
+                # Replaced rows are never visible again, so their files go (AEP purges them later).
+                self.platform.lake.delete_batch(self.scope.org, self.scope.sandbox, ds_id, old)
 
         def touch(body: dict) -> dict:
             body.update(lastBatchId=batch_id, lastBatchStatus="success", updated=now_ms())
