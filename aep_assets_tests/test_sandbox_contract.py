@@ -2,10 +2,12 @@
 
 import json
 
+import pyarrow as pa
 import pytest
 import requests
 
 from aep_assets.aep import errors
+from aep_assets.pipeline.ingest import replace_dataset_rows
 from aep_assets.pipeline.platform import ensure_schemas
 from aep_assets.sandbox.server import SandboxProcess
 
@@ -180,3 +182,15 @@ def test_profile_datasets_need_the_primary_identity_on_every_record(client):
     lake_only, _ = _event_dataset(client, "contract identity events")  # not profile-enabled
     event = [{**_records(tenant, 1)[0], f"_{tenant}": {"userid": None}}]
     assert _ingest_json(client, lake_only, json.dumps(event[0]).encode())["status"] == "success"
+
+
+def test_replay_replaces_earlier_batches_and_their_files(sandbox, client):
+    ds_id, tenant = _event_dataset(client, "contract replay")
+    table = pa.table({"_id": ["r1", "r2"], "timestamp": pa.array([0, 1], pa.timestamp("us", tz="UTC")),
+                      f"_{tenant}": pa.StructArray.from_arrays([pa.array(["a", "b"])], names=["userid"])})
+    first = replace_dataset_rows(client, ds_id, [table])
+    second = replace_dataset_rows(client, ds_id, [table.slice(0, 1)])
+    assert [b["id"] for b in client.catalog.iter_batches(ds_id, status="success")] == [second["id"]]
+    assert client.catalog.get_batch(first["id"])["status"] == "inactive"
+    assert not list(sandbox.data_dir.glob(f"files/*/prod/datasets/{ds_id}/batch={first['id']}"))
+    assert list(sandbox.data_dir.glob(f"files/*/prod/datasets/{ds_id}/batch={second['id']}"))
