@@ -9,8 +9,10 @@ connection in use by a flow cannot be deleted.
 import io
 import re
 import secrets
+import tempfile
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 import pyarrow.csv as pacsv
@@ -178,20 +180,20 @@ class FlowServiceBackend:
                                           f"exportTime={stamp:%Y%m%d%H%M}"] if p)
             gzip = str(params.get("compression", "NONE")).upper() == "GZIP"
             fmt = str(params.get("datasetFileType", "PARQUET")).upper()
+            if fmt != "PARQUET":
+                raise RuntimeError(f"datasetFileType {fmt} is not supported by the sandbox yet; use PARQUET.")
             rows, out_bytes, written = 0, 0, 0
             if files:
-                con = duckdb.connect()
-                table = con.execute(f"SELECT * FROM {scan_sql(files)}").to_arrow_table()
-                con.close()
-                rows = table.num_rows
-                buf = io.BytesIO()
-                tid = f"{secrets.randbits(60)}-{uuid.uuid4()}"
-                if fmt != "PARQUET":
-                    raise RuntimeError(f"datasetFileType {fmt} is not supported by the sandbox yet; use PARQUET.")
-                pq.write_table(table, buf, compression="gzip" if gzip else "none")
-                name = f"part-00000-tid-{tid}-c000{'.gz' if gzip else ''}.parquet"
-                dest.write(f"{folder}/{name}", buf.getvalue())
-                out_bytes, written = buf.tell(), 1
+                with tempfile.TemporaryDirectory() as tmp:
+                    out = Path(tmp) / "part.parquet"
+                    con = duckdb.connect()  # DuckDB writes the file itself: no copy of the rows in Python
+                    con.execute(f"COPY (SELECT * FROM {scan_sql(files)}) TO '{out}' "
+                                f"(FORMAT parquet, COMPRESSION {'gzip' if gzip else 'uncompressed'})")
+                    con.close()
+                    rows = pq.ParquetFile(out).metadata.num_rows
+                    name = f"part-00000-tid-{secrets.randbits(60)}-{uuid.uuid4()}-c000{'.gz' if gzip else ''}.parquet"
+                    dest.write(f"{folder}/{name}", out.read_bytes())
+                    out_bytes, written = out.stat().st_size, 1
             return {"recordSummary": {"inputRecordCount": rows, "outputRecordCount": rows, "failedRecordCount": 0},
                     "sizeSummary": {"inputBytes": out_bytes, "outputBytes": out_bytes},
                     "fileSummary": {"inputFileCount": len(files), "outputFileCount": written}}
