@@ -35,8 +35,8 @@ class LocalSandboxAEP(AEPResource):
     _client: AEPClient | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._process = SandboxProcess(Path(self.data_dir), landing_zone_dir=self.landing_zone_dir and
-                                       Path(self.landing_zone_dir)).start()
+        landing_zone = Path(self.landing_zone_dir) if self.landing_zone_dir else None
+        self._process = SandboxProcess(Path(self.data_dir), landing_zone_dir=landing_zone).start()
         creds = self._process.credentials
         self._client = AEPClient(AEPConfig(platform_url=self._process.url, ims_url=self._process.url,
                                            client_id=creds.client_id, client_secret=creds.client_secret,

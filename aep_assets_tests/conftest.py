@@ -1,6 +1,5 @@
 """Shared fixtures: a real sandbox over HTTP, a client for it, and a moto S3 server."""
 
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,10 +8,6 @@ import pytest
 
 from aep_assets.aep import AEPClient, AEPConfig
 from aep_assets.sandbox.server import SandboxProcess
-
-os.environ.setdefault("DAGSTER_HOME", "")
-if not os.environ["DAGSTER_HOME"]:
-    del os.environ["DAGSTER_HOME"]
 
 
 def client_for(sandbox: SandboxProcess, **overrides) -> AEPClient:

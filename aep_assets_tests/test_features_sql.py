@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from aep_assets.pipeline.exports import export_dataset, read_export
+from aep_assets.pipeline.exports import export_dataset
 from aep_assets.pipeline.features import build_feature_dataset, format_cutoff
 from aep_assets.pipeline.ingest import replace_dataset_rows
 from aep_assets.pipeline.platform import ensure_schemas
@@ -52,7 +52,7 @@ def features(sandbox, tmp_path_factory):
                                   input_dataset_ids=[events_ds["id"], profiles_ds["id"]])
     storage = LocalStorage(sandbox.data_dir)  # its landing-zone/ is the sandbox DLZ
     export = export_dataset(client, storage, build.dataset["id"], flow_name="features test export", path="ft")
-    frame = read_export(storage, export.keys)
+    frame = storage.read_parquet(export.keys)
     return {row["userId"]: row for row in frame.to_dicts()}, build, client, params, events_ds, profiles_ds
 
 

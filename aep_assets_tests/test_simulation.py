@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from aep_assets.simulation import SimulationConfig, simulate
-from aep_assets.simulation.identity import ecid
+from aep_assets.simulation.identity import _pad, ecid
 from aep_assets.simulation.taxonomy import CONVERSION_EVENT, DEPENDENCIES, EVENT_TYPES
 from aep_assets.simulation.xdm import events_to_xdm, profiles_to_xdm
 
@@ -79,6 +79,9 @@ def test_ecid_matches_adobes_algorithm():
     value = ecid("synthetic-user-0@adobe.com")
     assert value.isdigit() and len(value) >= 38
     assert value == ecid("synthetic-user-0@adobe.com") != ecid("synthetic-user-1@adobe.com")
+    # Each half is |int64| as 19 digits, left-padded with "0123..." rather than zeros (reference/cmle.md §1.4).
+    assert _pad(-1234567890123456789) == "1234567890123456789"
+    assert _pad(99) == "01234567891011121314151699"
 
 
 def test_xdm_records_carry_the_tenant_identity(sim):

@@ -1,6 +1,7 @@
 """Whether to retry a response, and how long to wait first. Pure functions, tested as a table."""
 
 import random
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -30,7 +31,6 @@ def _parse_retry_after(value: str) -> float | None:
     except ValueError:
         pass
     try:
-        from datetime import UTC, datetime
         return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
     except (TypeError, ValueError):
         return None

@@ -17,7 +17,7 @@ from ..constants import (
 )
 from ..ml.features import FEATURES as FEATURE_COLUMNS
 from ..ml.features import LABEL
-from ..pipeline.exports import export_dataset, read_export
+from ..pipeline.exports import export_dataset
 from ..pipeline.features import build_feature_dataset, feature_params, parse_time
 from ..pipeline.platform import EVENT_DATASET, require_dataset
 from ..resources import AEPResource, StorageResource
@@ -63,7 +63,7 @@ def eda_report(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResu
                                   input_dataset_ids=[events["id"]])
     export = export_dataset(client, store, build.dataset["id"], flow_name=EDA_EXPORT_FLOW, path="aep_assets/eda")
     store.write_bytes(EDA_EXPORT_POINTER, json.dumps({"keys": export.keys}).encode())
-    report = read_export(store, export.keys).sort("events", descending=True)
+    report = store.read_parquet(export.keys).sort("events", descending=True)
     total = int(report["events"].sum())
     conversions = report.filter(report["eventType"] == "web.formFilledOut")
     return dg.MaterializeResult(metadata={
@@ -114,7 +114,7 @@ def training_export(aep: AEPResource, storage: StorageResource) -> dg.Materializ
     if ds is None:
         raise LookupError("No feature table in AEP; materialise feature_table first.")
     export = export_dataset(client, store, ds["id"], flow_name=TRAINING_EXPORT_FLOW, path="aep_assets/training")
-    frame = read_export(store, export.keys)
+    frame = store.read_parquet(export.keys)
     store.write_bytes(TRAINING_EXPORT_POINTER, json.dumps({"dataset_id": ds["id"], "keys": export.keys,
                                                            "run_id": export.run_id}).encode())
     duplicates = frame.height - frame["userId"].n_unique()

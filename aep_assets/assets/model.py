@@ -8,7 +8,6 @@ from pydantic import Field
 
 from ..constants import MODEL, MODEL_POINTER, TRAINING_EXPORT_POINTER
 from ..ml.train import train_model
-from ..pipeline.exports import read_export
 from ..pipeline.model_store import save_model
 from ..resources import StorageResource
 from .metadata import md_table
@@ -30,7 +29,7 @@ def propensity_model(config: ModelConfig, storage: StorageResource) -> dg.Materi
     validation split. Saved in LightGBM's text format plus JSON, one folder per version."""
     store = storage.get()
     pointer = json.loads(store.read_bytes(TRAINING_EXPORT_POINTER))
-    frame = read_export(store, pointer["keys"])
+    frame = store.read_parquet(pointer["keys"])
     model = train_model(frame, seed=config.seed, test_size=config.test_size,
                         params={"learning_rate": config.learning_rate, "num_leaves": config.num_leaves})
     uris = save_model(store, model, MODEL_POINTER, pointer["keys"])

@@ -16,7 +16,7 @@ from ..constants import (
     SCORING_TABLE_PREFIX,
 )
 from ..ml.scoring import Bands, score_frame
-from ..pipeline.exports import export_dataset, read_export
+from ..pipeline.exports import export_dataset
 from ..pipeline.features import build_feature_dataset, feature_params
 from ..pipeline.model_store import load_current_model
 from ..resources import AEPResource, StorageResource
@@ -57,7 +57,7 @@ def propensity_scores(config: ScoreConfig, storage: StorageResource) -> dg.Mater
     store = storage.get()
     bands = Bands(config.high_min_percentile, config.medium_min_percentile)
     version, booster = load_current_model(store, MODEL_POINTER)
-    features = read_export(store, json.loads(store.read_bytes(SCORING_EXPORT_POINTER))["keys"])
+    features = store.read_parquet(json.loads(store.read_bytes(SCORING_EXPORT_POINTER))["keys"])
     scored_at = datetime.now(UTC).replace(microsecond=0)
     scores = score_frame(booster, features, model_version=version, scored_at=scored_at, bands=bands)
     key = f"scores/{version}/{scored_at:%Y%m%dT%H%M%S}.parquet"

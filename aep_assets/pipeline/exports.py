@@ -1,9 +1,7 @@
-"""Export AEP datasets to storage through a Flow Service dataset export flow, and read them back."""
+"""Export AEP datasets to storage through a Flow Service dataset export flow."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import polars as pl
 
 from ..aep import AEPClient
 from ..storage import Storage
@@ -41,7 +39,3 @@ def export_dataset(client: AEPClient, storage: Storage, dataset_id: str, *, flow
                                 f"{len(keys)}: the export went somewhere this storage cannot read. Against real "
                                 "AEP, use S3 storage (AEP_STORAGE=s3) so AEP's S3 destination writes into it.")
     return Export(flow, run, keys, folder, run["metrics"]["recordSummary"]["outputRecordCount"])
-
-
-def read_export(storage: Storage, keys: list[str]) -> pl.DataFrame:
-    return storage.read_parquet(keys)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -108,8 +109,6 @@ def gateway_scope(platform: Platform, request: Request) -> Scope:
 
 def endpoint(platform: Platform, faults: FaultInjector, handler: Callable[[Call], Result],
              *, public: bool = False):
-    from starlette.concurrency import run_in_threadpool
-
     async def asgi(request: Request) -> Response:
         request_id = errors.new_request_id()
         fault = faults.pick(request)
