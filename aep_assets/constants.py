@@ -12,6 +12,7 @@ PLATFORM, SYNTHETIC, FEATURES, MODEL, SCORING, ACTIVATION = (
 
 # storage keys
 SIMULATION_PREFIX = "simulation"
+SIMULATION_TRUTH_KEY = "simulation/truth.parquet"
 TRAINING_EXPORT_POINTER = "exports/training_export.json"
 SCORING_EXPORT_POINTER = "exports/scoring_features.json"
 EDA_EXPORT_POINTER = "exports/eda_report.json"

@@ -11,11 +11,11 @@ EXPECTED = {
     "xdm_schemas": ("platform", set()),
     "synthetic_profiles": ("synthetic", {"xdm_schemas"}),
     "synthetic_events": ("synthetic", {"xdm_schemas"}),
-    "simulation_truth": ("synthetic", set()),
+    "simulation_truth": ("synthetic", {"synthetic_events", "training_export"}),
     "eda_report": ("features", {"synthetic_events"}),
     "feature_table": ("features", {"synthetic_events", "synthetic_profiles"}),
     "training_export": ("features", {"feature_table"}),
-    "propensity_model": ("model", {"training_export"}),
+    "propensity_model": ("model", {"training_export", "simulation_truth"}),
     "scoring_features": ("scoring", {"synthetic_events", "synthetic_profiles"}),
     "propensity_scores": ("scoring", {"scoring_features", "propensity_model"}),
     "aep_score_dataset": ("activation", {"propensity_scores"}),
@@ -59,6 +59,9 @@ def test_aep_credentials_switch_to_real_aep_with_the_same_keys():
 
 
 def test_bad_config_names_the_field_the_value_and_the_fix():
-    with pytest.raises(ValueError, match=r"'cutoff' = 'yesterday'.*2026-10-29"):
-        FeatureConfig(cutoff="yesterday").cutoff_time()
-    assert FeatureConfig(cutoff="2026-10-29").cutoff_time().isoformat() == "2026-10-29T00:00:00+00:00"
+    with pytest.raises(ValueError, match=r"'train_cutoff' = 'yesterday'.*2026-10-29"):
+        FeatureConfig(train_cutoff="yesterday").split()
+    split = FeatureConfig(train_cutoff="2026-10-01", test_cutoff="2026-10-29").split()
+    assert split.test_cutoff.isoformat() == "2026-10-29T00:00:00+00:00"
+    with pytest.raises(ValueError, match="overlap"):
+        FeatureConfig(train_cutoff="2026-10-20", test_cutoff="2026-10-29").split()

@@ -2,11 +2,13 @@
 
 from datetime import UTC, datetime, timedelta
 
+import polars as pl
 import pyarrow as pa
 import pytest
 
+from aep_assets.ml.features import EVENT_FEATURES, reference_features
 from aep_assets.pipeline.exports import export_dataset
-from aep_assets.pipeline.features import build_feature_dataset, format_cutoff
+from aep_assets.pipeline.features import build_feature_dataset, cutoff_values
 from aep_assets.pipeline.ingest import replace_dataset_rows
 from aep_assets.pipeline.platform import ensure_schemas
 from aep_assets.storage import LocalStorage
@@ -14,7 +16,9 @@ from aep_assets.storage import LocalStorage
 from .conftest import client_for
 
 T = datetime(2026, 2, 1, tzinfo=UTC)
+T2 = T + timedelta(days=14)  # the test cutoff: its label window (T2, T2 + 14d] starts where T's ends
 H = timedelta(hours=1)
+DAY = timedelta(days=1)
 EVENTS = [  # (profile, eventType, time)
     ("A", "directMarketing.emailSent", T - 2 * H),
     ("A", "directMarketing.emailOpened", T - H),
@@ -25,7 +29,15 @@ EVENTS = [  # (profile, eventType, time)
     ("E", "commerce.productViews", T - timedelta(minutes=10)),
     ("E", "web.webinteraction.linkClicks", T),
     ("E", "decisioning.propositionDismiss", T - timedelta(days=2)),
+    ("F", "directMarketing.emailOpened", T - 10 * DAY),
+    ("F", "directMarketing.emailOpened", T - 3 * DAY),
+    ("F", "directMarketing.emailSent", T - 3 * DAY - H),
+    ("F", "directMarketing.emailClicked", T - 40 * DAY),
 ]
+IDS = ["A", "B", "C", "D", "E", "F"]
+TIERS = ["gold", "member", "silver", "diamond", "platinum", "member"]
+BIRTH_YEARS = [1990, 1980, 1970, 2000, 1960, 1985]
+JOINED = [T - 100 * DAY, T - DAY, T - 10 * DAY, T - 1000 * DAY, T - 5 * DAY, T - 50 * DAY]
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +48,13 @@ def features(sandbox, tmp_path_factory):
     profiles_ds, _ = client.catalog.ensure_dataset("features test profiles", platform.schema_id("profile"),
                                                    profile=True)
     events_ds, _ = client.catalog.ensure_dataset("features test events", platform.schema_id("event"))
-    ids = ["A", "B", "C", "D", "E"]
     replace_dataset_rows(client, profiles_ds["id"], [pa.table({
-        "_id": ids, f"_{tenant}": pa.StructArray.from_arrays([pa.array(ids)], names=["userid"])})])
+        "_id": IDS, f"_{tenant}": pa.StructArray.from_arrays([pa.array(IDS)], names=["userid"]),
+        "person": pa.StructArray.from_arrays([pa.array(BIRTH_YEARS, pa.int64())], names=["birthYear"]),
+        "loyalty": pa.StructArray.from_arrays(
+            [pa.array(TIERS), pa.array([100.0 * i for i in range(len(IDS))]),
+             pa.array(JOINED, pa.timestamp("us", tz="UTC"))], names=["tier", "points", "joinDate"]),
+    })])
     replace_dataset_rows(client, events_ds["id"], [pa.table({
         "_id": [f"e{i}" for i in range(len(EVENTS))],
         "timestamp": pa.array([t for _, _, t in EVENTS], pa.timestamp("us", tz="UTC")),
@@ -46,19 +62,61 @@ def features(sandbox, tmp_path_factory):
         f"_{tenant}": pa.StructArray.from_arrays([pa.array([p for p, _, _ in EVENTS])], names=["userid"]),
     })])
     params = {"tenant_id": tenant, "events_table": client.catalog.table_name(events_ds),
-              "profiles_table": client.catalog.table_name(profiles_ds), "cutoff": format_cutoff(T),
-              "horizon_days": 14}
+              "profiles_table": client.catalog.table_name(profiles_ds),
+              "cutoffs": cutoff_values({"train": T, "test": T2}), "horizon_days": 14}
     build = build_feature_dataset(client, name="feature_table", table_prefix="features_test_table", params=params,
                                   input_dataset_ids=[events_ds["id"], profiles_ds["id"]])
     storage = LocalStorage(sandbox.data_dir)  # its landing-zone/ is the sandbox DLZ
     export = export_dataset(client, storage, build.dataset["id"], flow_name="features test export", path="ft")
     frame = storage.read_parquet(export.keys)
-    return {row["userId"]: row for row in frame.to_dicts()}, build, client, params, events_ds, profiles_ds
+    rows = {row["userId"]: row for row in frame.filter(pl.col("split") == "train").to_dicts()}
+    return rows, build, client, params, events_ds, profiles_ds, frame
 
 
 def test_one_row_per_profile_without_prior_converters(features):
+    rows, *_, frame = features
+    assert sorted(rows) == ["A", "C", "D", "E", "F"]  # B converted before T
+    test_rows = frame.filter(pl.col("split") == "test")
+    assert sorted(test_rows["userId"]) == ["C", "D", "E", "F"]  # A converted at T + 3 days, before T2
+    assert test_rows["cutoff"].unique().to_list() == [T2]
+
+
+def test_the_test_split_reads_up_to_its_own_cutoff(features):
+    *_, frame = features
+    d = frame.filter((pl.col("split") == "test") & (pl.col("userId") == "D")).row(0, named=True)
+    assert d["emailsReceived"] == 1  # sent at T + 1h: after T, before T2
+    assert d["subscriptionOccurred"] == 1  # converted at T + 20d, inside (T2, T2 + 14d]
+
+
+def test_windowed_counts_and_ratios(features):
     rows, *_ = features
-    assert sorted(rows) == ["A", "C", "D", "E"]  # B converted before the cutoff
+    f = rows["F"]
+    assert (f["emailsOpened"], f["emailsOpened_7d"], f["emailsOpened_28d"]) == (2, 1, 2)
+    assert (f["emailsClicked"], f["emailsClicked_28d"]) == (1, 0)
+    assert f["emailOpenRate_28d"] == pytest.approx(2.0) and f["emailClickRate_28d"] == pytest.approx(0.0)
+    assert rows["C"]["emailOpenRate_28d"] is None  # nothing received: no rate, not 0
+
+
+def test_profile_attributes(features):
+    rows, *_ = features
+    a = rows["A"]
+    assert (a["loyaltyTierRank"], a["age"], a["tenureDays"], a["loyaltyPoints"]) == (2, 36, 100, 0.0)
+    assert rows["D"]["loyaltyTierRank"] == 4
+
+
+def test_sql_matches_the_python_reference_on_every_event_feature(features):
+    *_, frame = features
+    events = pl.DataFrame({"userId": [p for p, _, _ in EVENTS], "eventType": [e for _, e, _ in EVENTS],
+                           "timestamp": pl.Series([t for _, _, t in EVENTS], dtype=pl.Datetime("us", "UTC"))})
+    for cutoff in (T, T2):
+        sql = frame.filter(pl.col("cutoff") == cutoff).sort("userId")
+        ref = pl.DataFrame({"userId": sql["userId"]}).join(reference_features(events, cutoff), on="userId",
+                                                           how="left")
+        for name in EVENT_FEATURES:
+            want = ref[name].to_list()
+            if not name.startswith("minutes_since") and "Rate" not in name:
+                want = [w or 0 for w in want]
+            assert sql[name].to_list() == pytest.approx(want, nan_ok=True), (cutoff, name)
 
 
 def test_counts_and_recency_use_only_events_before_the_cutoff(features):
@@ -93,7 +151,7 @@ def test_label_is_a_conversion_inside_the_horizon(features):
 
 
 def test_rebuilding_unchanged_inputs_reuses_the_table(features):
-    _, build, client, params, events_ds, profiles_ds = features
+    _, build, client, params, events_ds, profiles_ds, _ = features
     again = build_feature_dataset(client, name="feature_table", table_prefix="features_test_table", params=params,
                                   input_dataset_ids=[events_ds["id"], profiles_ds["id"]])
     assert again.reused and again.dataset["id"] == build.dataset["id"]

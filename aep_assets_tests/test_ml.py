@@ -1,31 +1,63 @@
-"""Training, metrics and scoring on small frames with known answers."""
+"""Training, calibration, metrics, bands and reason codes on frames with a known signal."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
 import pytest
 
+from aep_assets.ml.calibration import Calibrator, fit_calibrator
+from aep_assets.ml.design import TemporalSplit
 from aep_assets.ml.features import FEATURES, LABEL, feature_matrix
-from aep_assets.ml.metrics import evaluate
-from aep_assets.ml.scoring import Bands, score_frame
-from aep_assets.ml.train import train_model
+from aep_assets.ml.metrics import evaluate, expected_calibration_error, gains
+from aep_assets.ml.scoring import BandPolicy, Bands, choose_bands, score_frame
+from aep_assets.ml.train import TrainingConfig, train_model
+
+T1, T2 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 15, tzinfo=UTC)
 
 
-def _frame(n: int = 4000, seed: int = 0) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
+def _rows(n: int, rng: np.random.Generator, split: str, cutoff: datetime) -> pl.DataFrame:
     data = {f: rng.poisson(2, n).astype(float) for f in FEATURES}
     data["minutes_since_emailClick"] = np.where(rng.random(n) < 0.5, np.nan, rng.exponential(1000, n))
-    logit = 1.5 * data["emailsClicked"] - 3 + np.where(np.isnan(data["minutes_since_emailClick"]), -1, 1)
+    logit = 1.2 * data["emailsClicked_7d"] - 5 + np.where(np.isnan(data["minutes_since_emailClick"]), -1, 1)
     data[LABEL] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    data["userId"] = [f"u{i}" for i in range(n)]
-    return pl.DataFrame(data)
+    data["userId"] = [f"{split}{i}" for i in range(n)]
+    return pl.DataFrame(data).with_columns(pl.lit(split).alias("split"), pl.lit(cutoff).alias("cutoff"))
+
+
+def _frame(n: int = 6000, seed: int = 0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pl.concat([_rows(n, rng, "train", T1), _rows(n // 2, rng, "test", T2)])
+
+
+@pytest.fixture(scope="module")
+def model():
+    return train_model(_frame(), TrainingConfig(seed=3, trials=3))
 
 
 def test_evaluate_matches_hand_computed_values():
     m = evaluate(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
     assert m["roc_auc"] == 0.75 and m["positive_rate"] == 0.5
     assert m["log_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.6, 0.35, 0.8])))
+    assert m["brier"] == pytest.approx(np.mean(np.square([0.1, 0.4, 0.65, 0.2])))
+
+
+def test_ece_is_zero_when_calibrated_and_large_when_not():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 0.5, 200_000)
+    y = (rng.random(p.size) < p).astype(int)
+    assert expected_calibration_error(y, p) < 0.005
+    assert expected_calibration_error(y, np.minimum(p * 2, 1)) > 0.2
+
+
+def test_gains_table_is_cumulative_and_ends_at_one():
+    rng = np.random.default_rng(1)
+    p = rng.random(1000)
+    y = (rng.random(1000) < p).astype(int)
+    table = gains(y, p)
+    assert table["decile"].to_list() == list(range(1, 11)) and table["rows"].sum() == 1000
+    assert table["cumulative_gain"][-1] == pytest.approx(1.0) and table["lift"][0] > 1.5
+    assert (table["cumulative_gain"].diff().drop_nulls() >= 0).all()
 
 
 def test_evaluate_rejects_one_class_and_bad_shapes():
@@ -35,13 +67,17 @@ def test_evaluate_rejects_one_class_and_bad_shapes():
         evaluate(np.array([0, 1]), np.array([0.1, 0.2, 0.3]))
 
 
-def test_training_learns_a_known_signal_and_is_reproducible():
-    frame = _frame()
-    a, b = train_model(frame, seed=3), train_model(frame, seed=3)
-    assert a.metrics["roc_auc"] > 0.8
-    assert a.version == b.version and a.metrics == b.metrics
-    assert a.feature_importance["emailsClicked"] == max(a.feature_importance.values())
-    assert train_model(frame, seed=3, params={"num_leaves": 7}).version != a.version
+def test_training_learns_the_signal_is_calibrated_and_reproducible(model):
+    assert model.metrics["roc_auc"] > 0.75 and model.metrics["ece"] < 0.03
+    assert max(model.feature_importance, key=model.feature_importance.get) == "emailsClicked_7d"
+    again = train_model(_frame(), TrainingConfig(seed=3, trials=3))
+    assert again.version == model.version and again.metrics == model.metrics
+    assert train_model(_frame(), TrainingConfig(seed=3, trials=1)).version != model.version
+    assert model.rows["temporal_test"] == 3000 and len(model.trials) == 3
+
+
+def test_the_holdout_is_the_test_split_only(model):
+    assert model.holdout["userId"].str.starts_with("test").all() and model.holdout.height == 3000
 
 
 def test_missing_recency_stays_missing():
@@ -55,17 +91,50 @@ def test_too_few_positives_is_a_clear_error():
         train_model(frame)
 
 
-def test_scores_percentiles_deciles_and_bands():
-    frame = _frame(1000)
-    model = train_model(frame, seed=1)
-    scores = score_frame(model.booster, frame, model_version=model.version,
-                         scored_at=datetime(2026, 1, 1, tzinfo=UTC), bands=Bands(90, 60))
+def test_calibrators_round_trip_and_are_monotone():
+    rng = np.random.default_rng(2)
+    raw = rng.random(5000)
+    y = (rng.random(5000) < raw ** 2).astype(int)
+    for method in ("isotonic", "platt"):
+        cal = fit_calibrator(raw, y, method)
+        again = Calibrator.from_dict(cal.to_dict())
+        grid = np.linspace(0, 1, 50)
+        assert np.array_equal(again.apply(grid), cal.apply(grid)) and (np.diff(cal.apply(grid)) >= -1e-12).all()
+    with pytest.raises(ValueError, match="calibration 'beta'"):
+        fit_calibrator(raw, y, "beta")
+
+
+def test_temporal_split_rejects_overlapping_label_windows():
+    with pytest.raises(ValueError, match="overlap the test window"):
+        TemporalSplit(T1, T1 + timedelta(days=7), horizon_days=14)
+    with pytest.raises(ValueError, match="after now"):
+        TemporalSplit(T1, T2, 14).require_observed(now=T2 + timedelta(days=3))
+
+
+def test_scores_percentiles_deciles_bands_expiry_and_reasons(model):
+    frame = _frame(1000).filter(pl.col("split") == "train")
+    scored_at = datetime(2026, 2, 1, tzinfo=UTC)
+    scores = score_frame(model.booster, model.calibrator, model.features, frame, model_version=model.version,
+                         scored_at=scored_at, valid_for=timedelta(days=7), bands=Bands(90, 60))
     assert scores.height == 1000 and scores["userId"].n_unique() == 1000
     assert scores["propensity"].is_between(0, 1).all() and scores["score"].is_between(0, 100).all()
     assert dict(scores.group_by("band").len().iter_rows()) == {"high": 100, "medium": 300, "low": 600}
     assert sorted(scores["decile"].unique().to_list()) == list(range(1, 11))
-    top = scores.filter(pl.col("band") == "high")["propensity"].min()
-    assert top >= scores.filter(pl.col("band") == "medium")["propensity"].max()
+    assert (scores["expires_at"] == scored_at + timedelta(days=7)).all()
+    top = scores.sort("propensity", descending=True).row(0, named=True)
+    assert "emailsClicked_7d" in (top["reason_1"], top["reason_2"], top["reason_3"])
+    assert all(scores[f"reason_{k}"].is_in(list(FEATURES)).all() for k in (1, 2, 3))
+
+
+def test_band_policies_choose_thresholds_from_held_out_gains(model):
+    bands, expected = choose_bands(BandPolicy(), model.holdout)
+    assert (bands.high_min_percentile, bands.medium_min_percentile) == (90, 60)
+    assert expected["high"] > expected["medium"] > expected["low"]
+    assert choose_bands(BandPolicy("reach", reach=0.05), model.holdout)[0].high_min_percentile == 95
+    strict, rates = choose_bands(BandPolicy("precision", target_precision=0.5), model.holdout)
+    assert rates["high"] >= 0.5 - 0.05 and strict.high_min_percentile >= 50
+    with pytest.raises(ValueError, match="target_precision"):
+        choose_bands(BandPolicy("precision", target_precision=0.999), model.holdout)
 
 
 def test_bands_must_be_ordered():

@@ -18,7 +18,8 @@ from .conftest import client_for
 N_PROFILES = 2000
 RUN_CONFIG = {"ops": {"synthetic_profiles": {"config": {"n_profiles": N_PROFILES, "seed": 5,
                                                         "as_of": "2026-06-01"}},
-                      "feature_table": {"config": {"cutoff": "2026-05-04", "horizon_days": 14}}}}
+                      "feature_table": {"config": {"train_cutoff": "2026-05-04", "test_cutoff": "2026-05-18",
+                                                   "horizon_days": 14}}}}
 
 
 def _materialize(resources: dict, instance) -> dg.ExecuteInProcessResult:
@@ -77,13 +78,16 @@ def test_datasets_hold_exactly_the_simulated_rows(pipeline_runs):
     assert rows[PROFILE_DATASET] == N_PROFILES
     assert rows[EVENT_DATASET] == int(truth["n_events"].sum()) == states[0]["metadata"]["synthetic_events"][
         "dagster/row_count"]
-    assert rows[SCORE_DATASET] == N_PROFILES
+    converted = states[0]["metadata"]["propensity_scores"]["already_converted"]
+    assert rows[SCORE_DATASET] == N_PROFILES - converted == states[0]["metadata"]["propensity_scores"][
+        "dagster/row_count"]
 
 
 def test_score_batch_succeeded(pipeline_runs):
     _, states, _ = pipeline_runs
     batch = states[0]["score_batch"]
-    assert batch["status"] == "success" and batch["metrics"]["outputRecordCount"] == N_PROFILES
+    scored = states[-1]["metadata"]["propensity_scores"]["dagster/row_count"]
+    assert batch["status"] == "success" and batch["metrics"]["outputRecordCount"] == scored
 
 
 def test_segment_sizes_match_the_score_bands(pipeline_runs):
@@ -94,7 +98,8 @@ def test_segment_sizes_match_the_score_bands(pipeline_runs):
     bands = dict(scores.group_by("band").len().iter_rows())
     audiences = states[-1]["metadata"]["propensity_audiences"]
     assert {b: audiences[f"{b}_size"] for b in ("high", "medium", "low")} == bands
-    assert sum(bands.values()) == N_PROFILES
+    converted = states[-1]["metadata"]["propensity_scores"]["already_converted"]
+    assert sum(bands.values()) == N_PROFILES - converted and converted > 0
     activated = states[-1]["metadata"]["audience_activation"]
     assert {b: activated[f"{b}_members"] for b in bands} == bands
     files = [Path(storage.uri(k)) for k in activated["files"]]
@@ -104,8 +109,10 @@ def test_segment_sizes_match_the_score_bands(pipeline_runs):
 def test_model_metrics_are_floats_and_the_model_is_saved(pipeline_runs):
     root, states, _ = pipeline_runs
     meta = states[0]["metadata"]["propensity_model"]
-    assert all(isinstance(meta[k], float) for k in ("roc_auc", "pr_auc", "log_loss"))
-    assert 0.0 <= meta["roc_auc"] <= 1.0 and 0.0 < meta["log_loss"]
+    keys = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "oracle_roc_auc", "auc_to_oracle")
+    assert all(isinstance(meta[k], float) and meta[k] == meta[k] for k in keys)  # floats, not NaN
+    assert 0.5 < meta["roc_auc"] <= 1.0 and 0.0 < meta["log_loss"] and 0.5 < meta["oracle_roc_auc"] <= 1.0
+    assert meta["design"] == "temporal" and meta["roc_curve"].startswith("![ROC](data:image/png;base64,")
     model_dir = root / "storage" / "models" / meta["model_version"]
     assert (model_dir / "model.txt").read_text().startswith("tree")
     assert json.loads((model_dir / "model.json").read_text())["feature_names"][0] == "emailsReceived"
@@ -114,10 +121,12 @@ def test_model_metrics_are_floats_and_the_model_is_saved(pipeline_runs):
 def test_feature_table_reports_sql_and_column_lineage(pipeline_runs):
     _, states, _ = pipeline_runs
     meta = states[0]["metadata"]["feature_table"]
-    assert "TIME_BETWEEN_PREVIOUS_MATCH" in meta["sql"] and "2026-05-04" in meta["sql"]
+    assert "2026-05-04 00:00:00+00:00" in meta["sql"] and "2026-05-18 00:00:00+00:00" in meta["sql"]
     lineage = meta["dagster/column_lineage"].deps_by_column
     assert {d.column_name for d in lineage["minutes_since_emailSent"]} == {"eventType", "timestamp",
                                                                            "_aepsandbox.userid"}
+    assert [(d.asset_key.path[0], d.column_name) for d in lineage["age"]] == [("synthetic_profiles",
+                                                                              "person.birthYear")]
 
 
 def test_second_run_duplicates_nothing(pipeline_runs):
@@ -139,5 +148,6 @@ def test_every_blocking_asset_check_passed(pipeline_runs):
     _, _, checks = pipeline_runs
     evaluations = {c.dagster_event.event_specific_data.check_name: c.dagster_event.event_specific_data
                    for c in checks}
-    assert set(evaluations) >= {"one_row_per_profile", "beats_chance", "scores_valid", "batch_succeeded"}
-    assert all(evaluations[name].passed for name in ("one_row_per_profile", "scores_valid", "batch_succeeded"))
+    blocking = ("one_row_per_profile", "auc_floor", "calibrated", "no_leakage", "scores_valid", "batch_succeeded")
+    assert set(evaluations) >= {*blocking, "champion_challenger"}
+    assert all(evaluations[name].passed for name in blocking)

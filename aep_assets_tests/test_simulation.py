@@ -1,6 +1,6 @@
-"""The simulator: seeded, vectorised, and faithful to the CMLE rates with the cascade fixed."""
+"""The simulator: seeded, vectorised, faithful to the CMLE rates with the cascade fixed, and its oracle."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -8,6 +8,7 @@ import pytest
 
 from aep_assets.simulation import SimulationConfig, simulate
 from aep_assets.simulation.identity import _pad, ecid
+from aep_assets.simulation.oracle import oracle_frame, oracle_probability, state_at
 from aep_assets.simulation.taxonomy import CONVERSION_EVENT, DEPENDENCIES, EVENT_TYPES
 from aep_assets.simulation.xdm import events_to_xdm, profiles_to_xdm
 
@@ -16,7 +17,13 @@ AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def sim():
-    return simulate(SimulationConfig(n_profiles=20_000, seed=3, as_of=AS_OF))
+    """Adobe's behaviour model: the notebooks' rates, no attribute effects, no decay."""
+    return simulate(SimulationConfig(n_profiles=20_000, seed=3, as_of=AS_OF, model="adobe"))
+
+
+@pytest.fixture(scope="module")
+def extended():
+    return simulate(SimulationConfig(n_profiles=20_000, seed=4, as_of=AS_OF))
 
 
 def expected_per_profile(weeks: int = 10) -> dict[str, float]:
@@ -34,6 +41,9 @@ def expected_per_profile(weeks: int = 10) -> dict[str, float]:
 def test_same_seed_same_frames():
     a = simulate(SimulationConfig(n_profiles=500, seed=11, as_of=AS_OF))
     b = simulate(SimulationConfig(n_profiles=500, seed=11, as_of=AS_OF))
+    cutoff = AS_OF - timedelta(days=14)
+    assert np.array_equal(oracle_probability(a, cutoff, 14, k=4), oracle_probability(b, cutoff, 14, k=4),
+                          equal_nan=True)
     assert a.events.equals(b.events) and a.profiles.equals(b.profiles) and a.truth.equals(b.truth)
     c = simulate(SimulationConfig(n_profiles=500, seed=12, as_of=AS_OF))
     assert not a.events.equals(c.events)
@@ -101,3 +111,49 @@ def test_invalid_config_names_the_field():
         SimulationConfig(n_profiles=0)
     with pytest.raises(ValueError, match="timezone"):
         SimulationConfig(as_of=datetime(2026, 1, 1))
+
+
+def test_unknown_behaviour_model_is_a_clear_error():
+    with pytest.raises(ValueError, match="'adobe', 'extended'"):
+        SimulationConfig(model="notebook")
+
+
+def test_extended_model_makes_attributes_matter(extended):
+    per_profile = extended.truth.join(extended.profiles.select("profile_index", "loyalty_tier_rank"),
+                                      on="profile_index").group_by("loyalty_tier_rank").agg(
+        pl.col("n_events").mean(), pl.col("converted").mean()).sort("loyalty_tier_rank")
+    assert (per_profile["n_events"].diff().drop_nulls() > 0).all()  # higher tiers are more active
+    assert per_profile["converted"][-1] > 2 * per_profile["converted"][0]
+
+
+def test_extended_events_run_up_to_as_of(extended):
+    assert extended.events["timestamp"].max() <= AS_OF
+    assert extended.events["timestamp"].max() > AS_OF - timedelta(days=1)
+
+
+def test_propensity_decays_back_to_the_baseline(extended):
+    # Twenty days without events take (p - baseline) down by a factor e.
+    cutoff = AS_OF - timedelta(days=30)
+    state = state_at(extended, cutoff)
+    later = state_at(extended, AS_OF)
+    quiet = extended.events.filter(pl.col("timestamp") >= cutoff)["profile_index"].unique()
+    idle = np.setdiff1d(np.arange(extended.truth.height), quiet.to_numpy() - extended.profiles["profile_index"][0])
+    base = extended.traits.baseline
+    assert idle.size > 0
+    np.testing.assert_allclose(later.propensity[idle] - base[idle],
+                               (state.propensity[idle] - base[idle]) * np.exp(-30 / 20), rtol=1e-9, atol=1e-12)
+
+
+def test_oracle_is_calibrated_against_realised_outcomes(extended):
+    frame = oracle_frame(extended, AS_OF - timedelta(days=14), 14, k=16)
+    eligible = frame.filter(~pl.col("converted_before_cutoff"))
+    assert frame.filter(pl.col("converted_before_cutoff"))["oracle_probability"].is_nan().all()
+    realised, predicted = eligible["converted_in_horizon"].mean(), eligible["oracle_probability"].mean()
+    assert predicted == pytest.approx(realised, rel=0.15)
+    top = eligible.filter(pl.col("oracle_probability") >= eligible["oracle_probability"].quantile(0.9))
+    assert top["converted_in_horizon"].mean() > 3 * realised  # the oracle ranks, not just averages
+
+
+def test_oracle_needs_at_least_one_future(extended):
+    with pytest.raises(ValueError, match="at least 1"):
+        oracle_probability(extended, AS_OF, 14, k=0)

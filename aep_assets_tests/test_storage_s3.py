@@ -9,7 +9,7 @@ import polars as pl
 from aep_assets.definitions import ALL_ASSETS
 from aep_assets.resources import S3StorageResource, build_resources
 
-from .test_pipeline_e2e import N_PROFILES, RUN_CONFIG
+from .test_pipeline_e2e import RUN_CONFIG
 
 
 def _bucket(endpoint: str, name: str) -> None:
@@ -45,5 +45,6 @@ def test_whole_graph_with_s3_storage(s3_env, tmp_path):
     assert any(k.endswith(scores_key) for k in keys)
     audience_files = [k for k in keys if "/audiences/" in k and k.endswith(".csv")]
     assert len(audience_files) == 3
+    scores = pl.read_parquet(s3.get_object(Bucket="aep-e2e", Key=f"aep_assets/{scores_key}")["Body"].read())
     assert sum(pl.read_csv(s3.get_object(Bucket="aep-e2e", Key=k)["Body"].read()).height
-               for k in audience_files) == N_PROFILES
+               for k in audience_files) == scores.height

@@ -41,11 +41,21 @@ class SchemaRegistry:
                                  headers={"Accept": XED})
 
     def ensure_fieldgroup(self, body: dict) -> tuple[dict, bool]:
-        """Get the field group titled ``body['title']``, or create it. Returns (resource, created)."""
+        """Get the field group titled ``body['title']``, or create it. Returns (resource, created).
+
+        Fields ``body`` has and the existing group lacks are added with an additive PATCH, so a
+        project upgrade that adds fields works on a sandbox set up by an earlier version."""
         found = self.find_fieldgroup(body["title"])
-        if found:
-            return self.get_fieldgroup(found["$id"]), False
-        return self.session.json("POST", f"{BASE}/tenant/fieldgroups", json=body), True
+        if not found:
+            return self.session.json("POST", f"{BASE}/tenant/fieldgroups", json=body), True
+        existing = self.get_fieldgroup(found["$id"])
+        ops = [{"op": "add", "path": path, "value": value}
+               for path, value in missing_fields(existing.get("definitions", {}), body.get("definitions", {}),
+                                                 "/definitions")]
+        if ops:
+            existing = self.session.json("PATCH", f"{BASE}/tenant/fieldgroups/{quote(found['$id'], safe='')}",
+                                         json=ops)
+        return existing, False
 
     def ensure_schema(self, body: dict) -> tuple[dict, bool]:
         found = self.find_schema(body["title"])
@@ -76,3 +86,13 @@ class SchemaRegistry:
             return schema
         ops: list[dict[str, Any]] = [{"op": "add", "path": "/meta:immutableTags", "value": ["union"]}]
         return self.session.json("PATCH", f"{BASE}/tenant/schemas/{quote(schema['$id'], safe='')}", json=ops)
+
+
+def missing_fields(have: dict, want: dict, path: str):
+    """(JSON pointer, value) of every key of ``want`` absent from ``have``, recursing into shared keys."""
+    for key, value in want.items():
+        pointer = f"{path}/{key.replace('~', '~0').replace('/', '~1')}"
+        if key not in have:
+            yield pointer, value
+        elif isinstance(value, dict) and isinstance(have[key], dict):
+            yield from missing_fields(have[key], value, pointer)

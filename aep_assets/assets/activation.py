@@ -19,7 +19,8 @@ def _score_records(scores: pl.DataFrame, tenant: str) -> pa.Table:
         pl.col("userId").alias("userid"), pl.col("propensity"), pl.col("score").alias("propensityScore"),
         pl.col("percentile").alias("propensityPercentile"), pl.col("decile").alias("propensityDecile"),
         pl.col("band").alias("propensityBand"), pl.col("model_version").alias("propensityModelVersion"),
-        pl.col("scored_at").alias("propensityScoredAt"))
+        pl.col("scored_at").alias("propensityScoredAt"), pl.col("expires_at").alias("propensityExpiresAt"),
+        *[pl.col(f"reason_{k}").alias(f"propensityReason{k}") for k in (1, 2, 3)])
     return pa.table({f"_{tenant}": pa.StructArray.from_arrays(
         [fields[c].to_arrow() for c in fields.columns], names=fields.columns)})
 
@@ -52,11 +53,14 @@ def propensity_audiences(aep: AEPResource, storage: StorageResource) -> dg.Mater
     """High, medium and low propensity audiences as PQL segment definitions on the score percentile,
     evaluated by a segment job."""
     client, store = aep.client(), storage.get()
-    bands = Bands(**json.loads(store.read_bytes(SCORES_POINTER))["bands"])
-    audiences = build_audiences(client, AUDIENCE_NAMES, bands)
+    pointer = json.loads(store.read_bytes(SCORES_POINTER))
+    audiences = build_audiences(client, AUDIENCE_NAMES, Bands(**pointer["bands"]))
     sizes = {band: audiences.size(band) for band in AUDIENCE_NAMES}
+    expected = pointer.get("expected_conversion_rate", {})
     return dg.MaterializeResult(metadata={
         **{f"{band}_size": n for band, n in sizes.items()},
+        **{f"{band}_expected_conversion_rate": float(expected.get(band, float("nan"))) for band in AUDIENCE_NAMES},
+        "expected_conversion_horizon_days": pointer.get("horizon_days") or 0,
         "segments": dg.MetadataValue.json({band: {"id": s["id"], "name": s["name"],
                                                   "pql": s["expression"]["value"], "change": audiences.changes[band]}
                                            for band, s in audiences.segments.items()}),

@@ -1,9 +1,9 @@
 """Query Service exploration, the feature table, and its export to storage."""
 
 import json
-from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import polars as pl
 from pydantic import Field
 
 from ..constants import (
@@ -15,38 +15,50 @@ from ..constants import (
     TRAINING_EXPORT_FLOW,
     TRAINING_EXPORT_POINTER,
 )
-from ..ml.features import FEATURES as FEATURE_COLUMNS
-from ..ml.features import LABEL
+from ..ml.design import TemporalSplit
+from ..ml.features import EVENT_FEATURES, LABEL
 from ..pipeline.exports import export_dataset
 from ..pipeline.features import build_feature_dataset, feature_params, parse_time
 from ..pipeline.platform import EVENT_DATASET, require_dataset
 from ..resources import AEPResource, StorageResource
 from .metadata import column_schema, md_table, sql_md, xdm_column_schema
 
-# Which raw XDM fields each feature reads (column lineage).
-RAW_FIELDS = {name: ["eventType", "timestamp", "_tenant.userid"] for name in FEATURE_COLUMNS}
-RAW_FIELDS[LABEL] = ["eventType", "timestamp", "_tenant.userid"]
-RAW_FIELDS["userId"] = ["_tenant.userid"]
+# Which raw XDM fields each column reads (column lineage).
+EVENT_FIELDS = ["eventType", "timestamp", "_tenant.userid"]
+RAW_FIELDS = {name: EVENT_FIELDS for name in (*EVENT_FEATURES, LABEL)}
+RAW_FIELDS.update({"userId": ["_tenant.userid"], "loyaltyTierRank": ["loyalty.tier"],
+                   "loyaltyPoints": ["loyalty.points"], "age": ["person.birthYear"],
+                   "tenureDays": ["loyalty.joinDate"]})
+PROFILE_COLUMNS = {"userId", "loyaltyTierRank", "loyaltyPoints", "age", "tenureDays"}
 
 
 class FeatureConfig(dg.Config):
-    cutoff: str = Field(default="", description="Prediction time T as an ISO date or datetime (UTC). Features "
-                                                "read only events before T. Default: today minus cutoff_days_ago.")
-    cutoff_days_ago: int = Field(default=28, description="Default T, in days before today.")
+    train_cutoff: str = Field(default="", description="T1, the training rows' prediction time, as an ISO date or "
+                                                      "datetime (UTC). Default: today minus train_cutoff_days_ago.")
+    test_cutoff: str = Field(default="", description="T2, the temporal holdout's prediction time (at least "
+                                                     "horizon_days after T1). Default: today minus "
+                                                     "test_cutoff_days_ago.")
+    train_cutoff_days_ago: int = Field(default=28, description="Default T1, in days before today.")
+    test_cutoff_days_ago: int = Field(default=14, description="Default T2, in days before today.")
     horizon_days: int = Field(default=14, description="Label horizon H: a conversion in (T, T+H] is a positive.")
+    adobe_compatible: bool = Field(default=False, description="Build the training rows the way Adobe's notebooks "
+                                   "do (leaky: positives at the conversion event, negatives at a random event, "
+                                   "whole-history label), to compare with the honest design. The test rows stay "
+                                   "the temporal holdout, and the no_leakage check will fail.")
 
-    def cutoff_time(self) -> datetime:
-        if self.cutoff:
-            return parse_time("cutoff", self.cutoff)
-        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        return today - timedelta(days=self.cutoff_days_ago)
+    def split(self) -> TemporalSplit:
+        default = TemporalSplit.days_ago(self.train_cutoff_days_ago, self.test_cutoff_days_ago, self.horizon_days)
+        return TemporalSplit(
+            parse_time("train_cutoff", self.train_cutoff) if self.train_cutoff else default.train_cutoff,
+            parse_time("test_cutoff", self.test_cutoff) if self.test_cutoff else default.test_cutoff,
+            self.horizon_days)
 
 
 def _lineage(tenant: str, columns: list[str]) -> dg.TableColumnLineage:
     deps = {}
     for col in columns:
         fields = [f.replace("_tenant", f"_{tenant}") for f in RAW_FIELDS.get(col, [])]
-        source = "synthetic_profiles" if col == "userId" else "synthetic_events"
+        source = "synthetic_profiles" if col in PROFILE_COLUMNS else "synthetic_events"
         deps[col] = [dg.TableColumnDep(asset_key=dg.AssetKey(source), column_name=f) for f in fields]
     return dg.TableColumnLineage(deps_by_column={k: v for k, v in deps.items() if v})
 
@@ -79,32 +91,39 @@ def eda_report(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResu
 
 @dg.asset(group_name=FEATURES, deps=["synthetic_events", "synthetic_profiles"], kinds={"adobe", "sql"})
 def feature_table(context: dg.AssetExecutionContext, config: FeatureConfig, aep: AEPResource) -> dg.MaterializeResult:
-    """Adobe's 14 CMLE features per profile from events before the cutoff T, with the label "converted in
-    (T, T+H]", built by a Query Service CTAS from sql/feature_table.sql. Profiles converted before T are
-    left out, and there is exactly one row per profile."""
+    """Model features per profile from events strictly before the cutoff, with the label "converted in
+    (T, T+H]", built by a Query Service CTAS from sql/feature_table.sql. Split 'train' is at T1 and split
+    'test' (the temporal holdout) at T2, with label windows that never overlap. Profiles converted before
+    their cutoff are left out, so there is one row per profile per split."""
     client = aep.client()
-    cutoff = config.cutoff_time()
-    params, inputs = feature_params(client, cutoff, config.horizon_days)
-    build = build_feature_dataset(client, name="feature_table", table_prefix=FEATURE_TABLE_PREFIX,
+    design = config.split()
+    design.require_observed()
+    name = "feature_table_adobe" if config.adobe_compatible else "feature_table"
+    cutoffs = {"test": design.test_cutoff} if config.adobe_compatible else design.cutoffs
+    params, inputs = feature_params(client, cutoffs, design.horizon_days)
+    build = build_feature_dataset(client, name=name, table_prefix=FEATURE_TABLE_PREFIX,
                                   params=params, input_dataset_ids=inputs)
     if build.dropped:
         context.log.info("dropped earlier feature tables %s", build.dropped)
-    columns = ["userId", "cutoff", *FEATURE_COLUMNS, "convertedBeforeCutoff", LABEL]
+    schema = client.schemas.get_schema(build.dataset["schemaRef"]["id"], full=True)["properties"]
     return dg.MaterializeResult(metadata={
         "dataset_id": build.dataset["id"], "dagster/table_name": build.table,
-        "cutoff": cutoff.isoformat(), "horizon_days": config.horizon_days,
+        "train_cutoff": "adobe rows (one event per profile)" if config.adobe_compatible
+        else design.train_cutoff.isoformat(),
+        "test_cutoff": design.test_cutoff.isoformat(), "horizon_days": design.horizon_days,
+        "design": "adobe_compatible" if config.adobe_compatible else "temporal",
         "dagster/row_count": int(build.query["rowCount"]) if build.query else
         int(client.catalog.get_batch(build.dataset["lastBatchId"])["metrics"].get("outputRecordCount", 0)),
         "query_id": build.query["id"] if build.query else "reused",
-        "sql": sql_md(build.sql), "dagster/column_lineage": _lineage(params["tenant_id"], columns),
+        "sql": sql_md(build.sql), "dagster/column_lineage": _lineage(params["tenant_id"], list(schema)),
         "dropped_versions": dg.MetadataValue.json(build.dropped),
-        "dagster/column_schema": xdm_column_schema(
-            client.schemas.get_schema(build.dataset["schemaRef"]["id"], full=True)["properties"]),
+        "dagster/column_schema": xdm_column_schema(schema),
     })
 
 
 @dg.asset(group_name=FEATURES, deps=["feature_table"], kinds={"adobe", "parquet"},
-          check_specs=[dg.AssetCheckSpec("one_row_per_profile", asset="training_export", blocking=True)])
+          check_specs=[dg.AssetCheckSpec("one_row_per_profile", asset="training_export", blocking=True,
+                                         description="Each profile appears at most once per split.")])
 def training_export(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResult:
     """The feature table exported by an AEP dataset export flow as gzip Parquet into storage, in AEP's
     {path}/{datasetId}/exportTime=YYYYMMDDHHMM/ layout."""
@@ -115,15 +134,20 @@ def training_export(aep: AEPResource, storage: StorageResource) -> dg.Materializ
         raise LookupError("No feature table in AEP; materialise feature_table first.")
     export = export_dataset(client, store, ds["id"], flow_name=TRAINING_EXPORT_FLOW, path="aep_assets/training")
     frame = store.read_parquet(export.keys)
-    store.write_bytes(TRAINING_EXPORT_POINTER, json.dumps({"dataset_id": ds["id"], "keys": export.keys,
-                                                           "run_id": export.run_id}).encode())
-    duplicates = frame.height - frame["userId"].n_unique()
+    test = frame.filter(pl.col("split") == "test")
+    if test.is_empty():
+        raise ValueError(f"The feature table {ds['name']} has no 'test' rows; rebuild feature_table.")
+    store.write_bytes(TRAINING_EXPORT_POINTER, json.dumps({
+        "dataset_id": ds["id"], "keys": export.keys, "run_id": export.run_id,
+        "test_cutoff": test["cutoff"][0].isoformat(), "horizon_days": int(test["horizonDays"][0])}).encode())
+    per_split = frame.group_by("split").agg(pl.len().alias("rows"), pl.col("userId").n_unique().alias("profiles"),
+                                            pl.col(LABEL).mean().alias("positive_rate")).sort("split")
+    duplicates = int((per_split["rows"] - per_split["profiles"]).sum())
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": frame.height, "dagster/uri": store.uri(export.folder), "dataset_id": ds["id"],
             "flow_id": export.flow["id"], "run_id": export.run_id, "files": dg.MetadataValue.json(export.keys),
-            "positive_rate": float(frame[LABEL].mean()), "dagster/column_schema": column_schema(frame),
-            "preview": md_table(frame),
+            "splits": md_table(per_split), "dagster/column_schema": column_schema(frame), "preview": md_table(frame),
         },
         check_results=[dg.AssetCheckResult(check_name="one_row_per_profile", passed=duplicates == 0,
                                            metadata={"duplicate_rows": duplicates, "rows": frame.height})],

@@ -1,13 +1,17 @@
-"""Scores, percentiles, deciles and bands for every profile."""
+"""Scores, percentiles, deciles, bands and reason codes for every profile."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from .features import ID, feature_matrix
+from .calibration import Calibrator
+from .explain import REASONS, reason_codes
+from .features import ID, LABEL, feature_matrix
+
+HIGH_BAND_POLICIES = ("top_decile", "reach", "precision")
 
 
 @dataclass(frozen=True)
@@ -22,19 +26,75 @@ class Bands:
             raise ValueError(f"Need 0 < medium_min_percentile ({self.medium_min_percentile}) < high_min_percentile "
                              f"({self.high_min_percentile}) <= 100.")
 
+    def of(self, percentile: np.ndarray) -> np.ndarray:
+        return np.where(percentile >= self.high_min_percentile, "high",
+                        np.where(percentile >= self.medium_min_percentile, "medium", "low"))
 
-def score_frame(booster: lgb.Booster, frame: pl.DataFrame, *, model_version: str, scored_at: datetime,
-                bands: Bands) -> pl.DataFrame:
-    p = booster.predict(feature_matrix(frame), num_iteration=booster.best_iteration or None)
-    n = len(p)
+
+@dataclass(frozen=True)
+class BandPolicy:
+    """How the high band is chosen from the held-out gains: the top decile (default), a ``reach`` (share
+    of profiles), or the largest reach whose held-out precision is at least ``target_precision``. The
+    medium band is the next ``medium_reach`` of profiles."""
+
+    high: str = "top_decile"
+    reach: float = 0.10
+    target_precision: float = 0.0
+    medium_reach: float = 0.30
+
+    def __post_init__(self) -> None:
+        if self.high not in HIGH_BAND_POLICIES:
+            raise ValueError(f"high band policy {self.high!r} is not one of {HIGH_BAND_POLICIES}.")
+        if not 0.01 <= self.reach <= 0.5:
+            raise ValueError(f"reach = {self.reach} must be between 0.01 and 0.5 (a share of profiles).")
+        if not 0.01 <= self.medium_reach <= 0.8:
+            raise ValueError(f"medium_reach = {self.medium_reach} must be between 0.01 and 0.8.")
+        if self.high == "precision" and not 0 < self.target_precision < 1:
+            raise ValueError(f"target_precision = {self.target_precision} must be in (0, 1) for the precision "
+                             "policy, e.g. 0.1 for 'at least 10 % of the high band converts'.")
+
+
+def percentiles(p: np.ndarray) -> np.ndarray:
+    """0-99: the share of profiles scored below, in whole percents."""
     order = np.argsort(p, kind="stable")
-    rank = np.empty(n)
-    rank[order] = np.arange(n)
-    percentile = np.floor(100 * rank / max(n, 1)).astype(np.int64)
-    band = np.where(percentile >= bands.high_min_percentile, "high",
-                    np.where(percentile >= bands.medium_min_percentile, "medium", "low"))
+    rank = np.empty(len(p))
+    rank[order] = np.arange(len(p))
+    return np.floor(100 * rank / max(len(p), 1)).astype(np.int64)
+
+
+def choose_bands(policy: BandPolicy, holdout: pl.DataFrame) -> tuple[Bands, dict[str, float]]:
+    """Band thresholds from the held-out predictions (propensity, label), and each band's held-out
+    conversion rate: what the audience is expected to convert at."""
+    p, y = holdout["propensity"].to_numpy(), holdout[LABEL].to_numpy()
+    if policy.high == "precision":
+        ranked = y[np.argsort(-p, kind="stable")]
+        precision = np.cumsum(ranked) / np.arange(1, len(ranked) + 1)
+        shares = [s for s in range(1, 51) if precision[max(int(len(y) * s / 100) - 1, 0)] >= policy.target_precision]
+        if not shares:
+            raise ValueError(f"No high band of 1-50 % of profiles reaches precision {policy.target_precision} on the "
+                             f"held-out rows (top 1 % converts at {precision[max(len(y) // 100 - 1, 0)]:.3f}); "
+                             "lower target_precision or use the reach policy.")
+        high_share = max(shares)
+    else:
+        high_share = 10 if policy.high == "top_decile" else round(100 * policy.reach)
+    high_min = 100 - high_share
+    bands = Bands(high_min, max(1, high_min - round(100 * policy.medium_reach)))
+    band = bands.of(percentiles(p))
+    expected = {b: float(y[band == b].mean()) if (band == b).any() else float("nan") for b in ("high", "medium", "low")}
+    return bands, expected
+
+
+def score_frame(booster: lgb.Booster, calibrator: Calibrator, features: tuple[str, ...], frame: pl.DataFrame, *,
+                model_version: str, scored_at: datetime, valid_for: timedelta, bands: Bands) -> pl.DataFrame:
+    x = feature_matrix(frame, features)
+    p = calibrator.apply(booster.predict(x))
+    percentile = percentiles(p)
+    reasons = reason_codes(booster, x, features)
+    n = len(p)
     return pl.DataFrame({
         ID: frame[ID], "propensity": p, "score": np.rint(100 * p).astype(np.int64), "percentile": percentile,
-        "decile": np.minimum(percentile // 10 + 1, 10), "band": band, "model_version": model_version,
+        "decile": np.minimum(percentile // 10 + 1, 10), "band": bands.of(percentile), "model_version": model_version,
         "scored_at": pl.Series([scored_at] * n, dtype=pl.Datetime("us", "UTC")),
+        "expires_at": pl.Series([scored_at + valid_for] * n, dtype=pl.Datetime("us", "UTC")),
+        **{f"reason_{k + 1}": pl.Series(reasons[k], dtype=pl.Utf8) for k in range(REASONS)},
     })

@@ -1,33 +1,80 @@
-"""Train a LightGBM propensity model with a held-out test split and early stopping on validation."""
+"""Train a calibrated LightGBM propensity model and measure it on a temporal holdout.
+
+Rows of split ``train`` (cutoff T1) are divided by profile into fit, validation (early stopping and
+the hyperparameter search), calibration, and a random test fold. Rows of split ``test`` (cutoff T2,
+label windows disjoint from T1's) are the temporal holdout every headline metric comes from.
+"""
 
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
 from sklearn.model_selection import train_test_split
 
-from .features import FEATURES, LABEL, feature_matrix
+from .calibration import Calibrator, fit_calibrator
+from .features import ADOBE_FEATURES, FEATURES, ID, LABEL, feature_matrix
 from .metrics import evaluate
 
 DEFAULT_PARAMS = {
-    "objective": "binary", "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 50,
-    "feature_fraction": 0.9, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0, "verbose": -1,
+    "objective": "binary", "learning_rate": 0.03, "num_leaves": 15, "min_data_in_leaf": 200,
+    "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 5.0, "verbose": -1,
     "num_threads": 2,
 }
-CODE_VERSION = "1"
+SOURCES = [*sorted(Path(__file__).parent.glob("*.py")), *sorted((Path(__file__).parents[2] / "sql").glob("*.sql"))]
+
+
+def code_version() -> str:
+    """A hash of the model and feature code: ``aep_assets/ml/*.py`` and ``sql/*.sql``."""
+    digest = hashlib.sha256()
+    for path in SOURCES:
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    seed: int = 7
+    trials: int = 8  # hyperparameter settings tried; the first is DEFAULT_PARAMS
+    calibration: str = "isotonic"  # or "platt"
+    valid_share: float = 0.15
+    calibration_share: float = 0.15
+    random_test_share: float = 0.15
+    num_boost_round: int = 3000
+    early_stopping_rounds: int = 100
+
+    def __post_init__(self) -> None:
+        if self.trials < 1:
+            raise ValueError(f"trials must be at least 1, got {self.trials}.")
+        held = self.valid_share + self.calibration_share + self.random_test_share
+        if not 0 < held < 0.8:
+            raise ValueError(f"valid_share + calibration_share + random_test_share = {held:.2f}; keep it in "
+                             "(0, 0.8) so the fit fold keeps most rows.")
 
 
 @dataclass
 class TrainedModel:
     booster: lgb.Booster
+    calibrator: Calibrator
+    features: tuple[str, ...]
     version: str
-    metrics: dict[str, float]
     params: dict
+    metrics: dict[str, float]  # temporal holdout, calibrated
+    random_split_metrics: dict[str, float]
+    trials: list[dict]
     rows: dict[str, int]
+    holdout: pl.DataFrame  # userId, propensity (calibrated), label: the temporal holdout's predictions
     feature_importance: dict[str, float] = field(default_factory=dict)
+    code_version: str = ""
+
+    def raw(self, frame: pl.DataFrame) -> np.ndarray:
+        return self.booster.predict(feature_matrix(frame, self.features))
+
+    def predict(self, frame: pl.DataFrame) -> np.ndarray:
+        return self.calibrator.apply(self.raw(frame))
 
     def to_text(self) -> str:
         return self.booster.model_to_string()
@@ -36,45 +83,98 @@ class TrainedModel:
         return json.dumps(self.booster.dump_model())
 
     def card(self) -> dict:
-        return {"version": self.version, "features": list(FEATURES), "label": LABEL, "params": self.params,
-                "metrics": self.metrics, "rows": self.rows, "best_iteration": self.booster.best_iteration,
-                "feature_importance": self.feature_importance, "code_version": CODE_VERSION}
+        return {"version": self.version, "features": list(self.features), "label": LABEL, "params": self.params,
+                "best_iteration": self.booster.best_iteration or self.booster.current_iteration(),
+                "calibration": self.calibrator.to_dict(), "metrics": self.metrics,
+                "random_split_metrics": self.random_split_metrics, "trials": self.trials, "rows": self.rows,
+                "feature_importance": self.feature_importance, "code_version": self.code_version}
 
 
-def model_version(frame: pl.DataFrame, params: dict) -> str:
+def model_version(frame: pl.DataFrame, params: dict, code: str) -> str:
     """A hash of the training data, the parameters and the code version."""
     digest = hashlib.sha256()
-    digest.update(frame.sort("userId").hash_rows(seed=0).to_numpy().tobytes())
+    digest.update(frame.sort(ID, "cutoff").hash_rows(seed=0).to_numpy().tobytes())
     digest.update(json.dumps(params, sort_keys=True).encode())
-    digest.update(CODE_VERSION.encode())
+    digest.update(code.encode())
     return digest.hexdigest()[:16]
 
 
-def train_model(frame: pl.DataFrame, *, seed: int = 7, test_size: float = 0.2, valid_size: float = 0.2,
-                num_boost_round: int = 2000, early_stopping_rounds: int = 50,
-                params: dict | None = None) -> TrainedModel:
-    if LABEL not in frame.columns:
-        raise ValueError(f"The training frame has no label column {LABEL!r}.")
-    y = frame[LABEL].cast(pl.Int32).to_numpy()
+def _sample_params(rng: np.random.Generator) -> dict:
+    return {
+        "learning_rate": float(np.exp(rng.uniform(np.log(0.01), np.log(0.1)))),
+        "num_leaves": int(rng.choice([7, 15, 31, 63])),
+        "min_data_in_leaf": int(rng.choice([50, 100, 200, 400, 800])),
+        "feature_fraction": float(rng.uniform(0.5, 1.0)),
+        "lambda_l2": float(rng.uniform(0.0, 20.0)),
+    }
+
+
+def _labels(frame: pl.DataFrame) -> np.ndarray:
+    return frame[LABEL].cast(pl.Int32).to_numpy()
+
+
+def _require_both_classes(y: np.ndarray, what: str) -> None:
     if y.sum() < 10 or (y == 0).sum() < 10:
-        raise ValueError(f"The training set has {int(y.sum())} positives and {int((y == 0).sum())} negatives; "
-                         "at least 10 of each are needed. Move the cutoff or widen the horizon.")
-    x = feature_matrix(frame)
-    params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
+        raise ValueError(f"The {what} rows have {int(y.sum())} positives and {int((y == 0).sum())} negatives; at "
+                         "least 10 of each are needed. Simulate more profiles, move the cutoffs or widen the horizon.")
+
+
+def _split(y: np.ndarray, cfg: TrainingConfig) -> dict[str, np.ndarray]:
     idx = np.arange(len(y))
-    rest, test = train_test_split(idx, test_size=test_size, stratify=y, random_state=seed)
-    train, valid = train_test_split(rest, test_size=valid_size / (1 - test_size), stratify=y[rest],
-                                    random_state=seed)
-    booster = lgb.train(
-        params, lgb.Dataset(x[train], y[train], feature_name=list(FEATURES)), num_boost_round=num_boost_round,
-        valid_sets=[lgb.Dataset(x[valid], y[valid], feature_name=list(FEATURES))],
-        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)])
-    metrics = evaluate(y[test], booster.predict(x[test], num_iteration=booster.best_iteration))
+    folds = {}
+    rest = idx
+    for name, share in (("random_test", cfg.random_test_share), ("calibration", cfg.calibration_share),
+                        ("valid", cfg.valid_share)):
+        rest, folds[name] = train_test_split(rest, test_size=share * len(y) / len(rest), stratify=y[rest],
+                                             random_state=cfg.seed)
+    folds["fit"] = rest
+    return folds
+
+
+def train_model(frame: pl.DataFrame, config: TrainingConfig | None = None) -> TrainedModel:
+    """Train on ``split == 'train'`` rows, evaluate on ``split == 'test'`` rows (the temporal holdout)."""
+    cfg = config or TrainingConfig()
+    for col in (LABEL, "split", ID):
+        if col not in frame.columns:
+            raise ValueError(f"The training frame has no {col!r} column; it must come from sql/feature_table.sql.")
+    features = FEATURES if set(FEATURES) <= set(frame.columns) else ADOBE_FEATURES
+    train, test = frame.filter(pl.col("split") == "train"), frame.filter(pl.col("split") == "test")
+    y, y_test = _labels(train), _labels(test)
+    _require_both_classes(y, "training (split 'train')")
+    _require_both_classes(y_test, "temporal holdout (split 'test')")
+    x, x_test = feature_matrix(train, features), feature_matrix(test, features)
+    folds = _split(y, cfg)
+    rng = np.random.default_rng(cfg.seed)
+    trials, best = [], None
+    for trial in range(cfg.trials):
+        params = {**DEFAULT_PARAMS, **({} if trial == 0 else _sample_params(rng)), "seed": cfg.seed}
+        # Datasets are rebuilt per trial: LightGBM bins them with parameters such as min_data_in_leaf.
+        fit_set = lgb.Dataset(x[folds["fit"]], y[folds["fit"]], feature_name=list(features))
+        valid_set = lgb.Dataset(x[folds["valid"]], y[folds["valid"]], reference=fit_set)
+        booster = lgb.train(params, fit_set, num_boost_round=cfg.num_boost_round, valid_sets=[valid_set],
+                            callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)])
+        loss = float(booster.best_score["valid_0"]["binary_logloss"])
+        trials.append({"trial": trial, "valid_log_loss": loss, "best_iteration": booster.best_iteration,
+                       **{k: params[k] for k in ("learning_rate", "num_leaves", "min_data_in_leaf",
+                                                 "feature_fraction", "lambda_l2")}})
+        if best is None or loss < best[0]:
+            best = (loss, booster, params)
+    _, booster, params = best
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+    calibrator = fit_calibrator(booster.predict(x[folds["calibration"]]), y[folds["calibration"]], cfg.calibration)
+    p_test = calibrator.apply(booster.predict(x_test))
+    p_random = calibrator.apply(booster.predict(x[folds["random_test"]]))
     gain = booster.feature_importance(importance_type="gain")
-    importance = {f: float(g / gain.sum()) if gain.sum() else 0.0 for f, g in zip(FEATURES, gain, strict=True)}
-    return TrainedModel(booster, model_version(frame, params), metrics, params,
-                        {"train": len(train), "valid": len(valid), "test": len(test)}, importance)
+    total = gain.sum() or 1.0
+    code = code_version()
+    return TrainedModel(
+        booster=booster, calibrator=calibrator, features=features,
+        version=model_version(frame, {**params, "calibration": cfg.calibration}, code), params=params,
+        metrics=evaluate(y_test, p_test), random_split_metrics=evaluate(y[folds["random_test"]], p_random),
+        trials=trials, rows={**{k: len(v) for k, v in folds.items()}, "temporal_test": len(y_test)},
+        holdout=pl.DataFrame({ID: test[ID], "propensity": p_test, LABEL: y_test}),
+        feature_importance={f: float(g / total) for f, g in zip(features, gain, strict=True)}, code_version=code)
 
 
-def load_booster(text: str) -> lgb.Booster:
-    return lgb.Booster(model_str=text)
+def load_model(text: str, card: dict) -> tuple[lgb.Booster, Calibrator, tuple[str, ...]]:
+    return (lgb.Booster(model_str=text), Calibrator.from_dict(card["calibration"]), tuple(card["features"]))

@@ -14,7 +14,7 @@ from ..aep import AEPClient
 from .platform import EVENT_DATASET, PROFILE_DATASET, require_dataset
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-FEATURES_PLACEHOLDER = "$features"
+INCLUDES = ("adobe_features", "features", "labels")  # sql/{name}.sql, inlined where a statement says $name
 
 
 def load_sql(name: str) -> str:
@@ -25,8 +25,11 @@ def load_sql(name: str) -> str:
 
 
 def compose(name: str) -> str:
-    """The statement of ``sql/{name}.sql`` with ``sql/features.sql`` inlined as its features subquery."""
-    return load_sql(name).replace(FEATURES_PLACEHOLDER, "\n" + load_sql("features") + "\n")
+    """The statement of ``sql/{name}.sql`` with the shared subqueries (``$features``, ...) inlined."""
+    sql = load_sql(name)
+    for include in INCLUDES:
+        sql = sql.replace(f"${include}", load_sql(include).strip())
+    return sql
 
 
 def render(sql: str, params: dict) -> str:
@@ -89,11 +92,18 @@ def build_feature_dataset(client: AEPClient, *, name: str, table_prefix: str, pa
     return FeatureBuild(table, existing, render(sql, all_params), all_params, query, dropped)
 
 
-def feature_params(client: AEPClient, cutoff: datetime, horizon_days: int) -> tuple[dict, list[str]]:
+def cutoff_values(cutoffs: dict[str, datetime]) -> str:
+    """The ``$cutoffs`` VALUES rows of sql/features.sql: (TIMESTAMP 'T', 'split') per split."""
+    if not cutoffs:
+        raise ValueError("At least one cutoff is needed.")
+    return ", ".join(f"(TIMESTAMP '{format_cutoff(t)}', '{split}')" for split, t in cutoffs.items())
+
+
+def feature_params(client: AEPClient, cutoffs: dict[str, datetime], horizon_days: int) -> tuple[dict, list[str]]:
     """The query parameters of sql/features.sql for this AEP sandbox, and the datasets it reads."""
     events = require_dataset(client, EVENT_DATASET, "synthetic_events")
     profiles = require_dataset(client, PROFILE_DATASET, "synthetic_profiles")
     params = {"tenant_id": client.schemas.tenant_id(), "events_table": client.catalog.table_name(events),
-              "profiles_table": client.catalog.table_name(profiles), "cutoff": format_cutoff(cutoff),
+              "profiles_table": client.catalog.table_name(profiles), "cutoffs": cutoff_values(cutoffs),
               "horizon_days": horizon_days}
     return params, [events["id"], profiles["id"]]

@@ -1,26 +1,57 @@
-"""Models in storage: LightGBM's text format plus JSON, never pickled. Every version is kept."""
+"""Models in storage: LightGBM's text format plus JSON, never pickled. Every version is kept.
+
+``models/{version}/`` holds model.txt, model.json, model_card.json (with the calibration map) and
+holdout.parquet (the temporal holdout's predictions, from which audience bands are chosen).
+"""
 
 import json
+from dataclasses import dataclass
 
-from ..ml.train import TrainedModel, load_booster
+import lightgbm as lgb
+import polars as pl
+
+from ..ml.calibration import Calibrator
+from ..ml.train import TrainedModel, load_model
 from ..storage import Storage
 
 
-def save_model(storage: Storage, model: TrainedModel, pointer: str, training_keys: list[str]) -> dict[str, str]:
+@dataclass
+class StoredModel:
+    version: str
+    booster: lgb.Booster
+    calibrator: Calibrator
+    features: tuple[str, ...]
+    card: dict
+    holdout: pl.DataFrame
+
+
+def save_model(storage: Storage, model: TrainedModel, pointer: str, training_keys: list[str],
+               extra_card: dict | None = None) -> dict[str, str]:
     base = f"models/{model.version}"
+    card = {**model.card(), "training_files": training_keys, **(extra_card or {})}
     uris = {
         "model_text": storage.write_bytes(f"{base}/model.txt", model.to_text().encode()),
         "model_json": storage.write_bytes(f"{base}/model.json", model.to_json().encode()),
-        "model_card": storage.write_bytes(f"{base}/model_card.json",
-                                          json.dumps({**model.card(), "training_files": training_keys},
-                                                     indent=2).encode()),
+        "model_card": storage.write_bytes(f"{base}/model_card.json", json.dumps(card, indent=2).encode()),
+        "holdout": storage.write_parquet(f"{base}/holdout.parquet", model.holdout),
     }
     storage.write_bytes(pointer, json.dumps({"version": model.version, "path": base}).encode())
     return uris
 
 
-def load_current_model(storage: Storage, pointer: str):
-    if not storage.exists(pointer):
+def current_version(storage: Storage, pointer: str) -> str | None:
+    return json.loads(storage.read_bytes(pointer))["version"] if storage.exists(pointer) else None
+
+
+def load_model_version(storage: Storage, version: str) -> StoredModel:
+    base = f"models/{version}"
+    card = json.loads(storage.read_bytes(f"{base}/model_card.json"))
+    booster, calibrator, features = load_model(storage.read_bytes(f"{base}/model.txt").decode(), card)
+    return StoredModel(version, booster, calibrator, features, card, storage.read_parquet([f"{base}/holdout.parquet"]))
+
+
+def load_current_model(storage: Storage, pointer: str) -> StoredModel:
+    version = current_version(storage, pointer)
+    if version is None:
         raise FileNotFoundError(f"No model at {storage.uri(pointer)}; materialise propensity_model first.")
-    current = json.loads(storage.read_bytes(pointer))
-    return current["version"], load_booster(storage.read_bytes(f"{current['path']}/model.txt").decode())
+    return load_model_version(storage, version)

@@ -25,7 +25,7 @@ SCORE_DATASET = f"{PREFIX} Propensity Scores"
 SCORE_FIELDS = {
     "userid": {"title": "User ID", "type": "string", "description": "The profile's ECID."},
     "propensity": {"title": "Propensity", "type": "number",
-                   "description": "Probability that the profile subscribes within the horizon."},
+                   "description": "Calibrated probability that the profile subscribes within the horizon."},
     "propensityScore": {"title": "Propensity score", "type": "integer", "description": "Propensity as 0-100."},
     "propensityPercentile": {"title": "Propensity percentile", "type": "integer",
                              "description": "Rank of the propensity among scored profiles, 0-100."},
@@ -33,6 +33,11 @@ SCORE_FIELDS = {
     "propensityBand": {"title": "Propensity band", "type": "string", "description": "high, medium or low."},
     "propensityModelVersion": {"title": "Model version", "type": "string"},
     "propensityScoredAt": {"title": "Scored at", "type": "string", "format": "date-time"},
+    "propensityExpiresAt": {"title": "Expires at", "type": "string", "format": "date-time",
+                            "description": "After this time the score is stale and will be recomputed."},
+    **{f"propensityReason{k}": {"title": f"Reason {k}", "type": "string",
+                                "description": f"The feature with the {nth} largest contribution to the score."}
+       for k, nth in ((1, "first"), (2, "second"), (3, "third"))},
 }
 
 

@@ -2,11 +2,14 @@
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 import polars as pl
 
 from ..aep import AEPClient
-from ..simulation import Simulation
+from ..simulation import Simulation, SimulationConfig
+from ..simulation.model import traits
+from ..simulation.taxonomy import NAMES
 from ..simulation.xdm import events_to_xdm, profiles_to_xdm
 from ..storage import Storage
 from .ingest import replace_dataset_rows
@@ -54,9 +57,26 @@ def publish_events(client: AEPClient, sim: Simulation) -> Published:
 
 
 def save_simulation(storage: Storage, prefix: str, sim: Simulation) -> dict[str, str]:
+    """Everything needed to rebuild the simulation later (for the oracle, or to continue it)."""
     cfg = sim.config
-    meta = {"n_profiles": cfg.n_profiles, "seed": cfg.seed, "as_of": cfg.as_of.isoformat(), "weeks": cfg.weeks}
+    meta = {"n_profiles": cfg.n_profiles, "seed": cfg.seed, "as_of": cfg.as_of.isoformat(), "model": cfg.model,
+            "first_profile_index": cfg.first_profile_index}
     return {
-        "truth": storage.write_parquet(f"{prefix}/truth.parquet", sim.truth),
         "config": storage.write_bytes(f"{prefix}/config.json", json.dumps(meta, indent=2).encode()),
+        "profiles": storage.write_parquet(f"{prefix}/profiles.parquet", sim.profiles),
+        "events": storage.write_parquet(f"{prefix}/events.parquet", sim.events),
+        "outcomes": storage.write_parquet(f"{prefix}/outcomes.parquet", sim.truth),
     }
+
+
+def load_simulation(storage: Storage, prefix: str) -> Simulation:
+    if not storage.exists(f"{prefix}/config.json"):
+        raise FileNotFoundError(f"No simulation at {storage.uri(prefix)}; materialise synthetic_profiles first.")
+    meta = json.loads(storage.read_bytes(f"{prefix}/config.json"))
+    cfg = SimulationConfig(n_profiles=meta["n_profiles"], seed=meta["seed"],
+                           as_of=datetime.fromisoformat(meta["as_of"]), model=meta["model"],
+                           first_profile_index=meta["first_profile_index"])
+    profiles = storage.read_parquet([f"{prefix}/profiles.parquet"])
+    events = storage.read_parquet([f"{prefix}/events.parquet"]).with_columns(pl.col("event_type").cast(pl.Enum(NAMES)))
+    return Simulation(cfg, profiles, events, storage.read_parquet([f"{prefix}/outcomes.parquet"]),
+                      traits(cfg.behaviour, profiles, cfg.as_of.year))

@@ -61,6 +61,30 @@ class SchemaRegistryBackend:
                "meta:tenantNamespace": f"_{self.tenant}", **_registry_meta()}
         return self.scope.put(XDM_KIND, rid, res, name=res["title"])
 
+    def patch_fieldgroup(self, ref: str, ops: list[dict]) -> dict:
+        """JSON Patch ``add`` operations only: fields can be added to a field group in use, never
+        removed or retyped (AEP allows only additive changes once a schema is enabled for Profile)."""
+        fg = self.get(ref, "mixins")
+        for op in ops:
+            path = op.get("path", "")
+            if op.get("op", "").lower() != "add" or not path.startswith("/"):
+                raise errors.SandboxError(f"Patch operation {op!r} is not supported on field groups; only additive "
+                                          "'add' operations are.")
+            *parents, leaf = [part.replace("~1", "/").replace("~0", "~") for part in path[1:].split("/")]
+            node = fg
+            for part in parents:
+                if not isinstance(node, dict) or part not in node:
+                    raise errors.SandboxError(f"Patch path {path} does not exist in field group {ref}.")
+                node = node[part]
+            if leaf in node:
+                raise errors.SandboxError(f"Field {path} already exists in field group {ref}; existing fields "
+                                          "cannot be changed, only new ones added.")
+            node[leaf] = op.get("value")
+        major, minor = fg["version"].split(".")
+        fg["version"] = f"{major}.{int(minor) + 1}"
+        fg["meta:registryMetadata"]["repo:lastModifiedDate"] = now_ms()
+        return self.scope.put(XDM_KIND, fg["$id"], fg, name=fg["title"])
+
     # schemas -------------------------------------------------------------------------------
     def create_schema(self, body: dict) -> dict:
         self._check_title(body.get("title"))
@@ -251,6 +275,12 @@ def register(router: Router) -> None:
             raise errors.SandboxError("A schema PATCH body is a JSON Patch array.")
         return 200, backend(call).patch_schema(call.path["id"], ops)
 
+    def patch_fieldgroup(call: Call):
+        ops = call.json()
+        if not isinstance(ops, list):
+            raise errors.SandboxError("A field group PATCH body is a JSON Patch array.")
+        return 200, backend(call).patch_fieldgroup(call.path["id"], ops)
+
     def create_descriptor(call: Call):
         return 201, backend(call).create_descriptor(call.json())
 
@@ -292,6 +322,7 @@ def register(router: Router) -> None:
         router.add(f"{BASE}/tenant/{kind}", ["GET"], list_fieldgroups)
         router.add(f"{BASE}/tenant/{kind}/", ["GET"], list_fieldgroups)
         router.add(f"{BASE}/tenant/{kind}/{{id:path}}", ["GET"], get_fieldgroup)
+        router.add(f"{BASE}/tenant/{kind}/{{id:path}}", ["PATCH"], patch_fieldgroup)
     router.add(f"{BASE}/stats", ["GET"], stats)
     router.add(f"{BASE}/stats/", ["GET"], stats)
     router.add(f"{BASE}/tenant/schemas", ["POST"], create_schema)

@@ -1,6 +1,6 @@
-"""The behaviour model: Poisson event cascades and a cumulative-propensity conversion draw.
+"""A simulation: profiles, their event history up to ``as_of``, and the ground truth kept out of AEP.
 
-Vectorised with numpy: events are generated per type for all profiles at once, and the
+Vectorised with numpy (see engine.py): events are generated per type for all profiles at once, and the
 propensity walk loops over "the k-th event of each profile" (a few hundred steps), never per event.
 """
 
@@ -10,20 +10,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 
+from .engine import Events, base_events, descendants, walk
 from .identity import ecid, synthetic_email
+from .model import BehaviourModel, Traits, get_model, traits
 from .profiles import make_profiles
-from .taxonomy import (
-    BASE_TYPES,
-    CODE,
-    CONVERSION_EVENT,
-    DEPENDENCIES,
-    EVENT_TYPES,
-    NAMES,
-    triggers_conversion_draw,
-)
-
-INITIAL_PROPENSITY = 0.001
-CONVERSION_LAG_S = 60.0
+from .taxonomy import CODE, CONVERSION_EVENT, NAMES
 
 
 def _midnight_today() -> datetime:
@@ -35,7 +26,7 @@ class SimulationConfig:
     n_profiles: int = 100_000
     seed: int = 42
     as_of: datetime = field(default_factory=_midnight_today)
-    weeks: int = 10  # base events fall in [as_of - (weeks + 2) weeks, as_of - 2 weeks], as in the notebooks
+    model: str = "extended"  # or "adobe", the notebooks' exact behaviour model
     first_profile_index: int = 0
 
     def __post_init__(self) -> None:
@@ -43,95 +34,58 @@ class SimulationConfig:
             raise ValueError(f"n_profiles must be at least 1, got {self.n_profiles}.")
         if self.as_of.tzinfo is None:
             raise ValueError("as_of must be timezone-aware (UTC), e.g. datetime(2026, 1, 1, tzinfo=UTC).")
+        get_model(self.model)
+
+    @property
+    def behaviour(self) -> BehaviourModel:
+        return get_model(self.model)
 
     @property
     def start(self) -> datetime:
-        return self.as_of - timedelta(weeks=self.weeks + 2)
+        """First base event; the adobe model's window is [as_of - 12 weeks, as_of - 2 weeks], as in the notebooks."""
+        return self.as_of - timedelta(weeks=self.behaviour.weeks + self.behaviour.gap_weeks)
 
     @property
     def end(self) -> datetime:
-        return self.start + timedelta(weeks=self.weeks)
+        """Last base event. Caused events may follow it, but never pass ``as_of``."""
+        return self.start + timedelta(weeks=self.behaviour.weeks)
 
 
 @dataclass
 class Simulation:
-    """``profiles`` and ``events`` are what AEP receives; ``truth`` never leaves the simulator."""
+    """``profiles`` and ``events`` are what AEP receives; ``truth`` and ``traits`` never leave the simulator."""
 
     config: SimulationConfig
     profiles: pl.DataFrame  # profile_index, userid (ECID), attributes
     events: pl.DataFrame  # profile_index, event_type, timestamp (UTC), latent propensity after the event
     truth: pl.DataFrame  # profile_index, userid, latent_propensity, converted, conversion_time, n_events
+    traits: Traits  # per profile row, in the order of ``profiles``
 
 
-def _cascade(rng: np.random.Generator, cfg: SimulationConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = cfg.n_profiles
-    start = cfg.start.timestamp()
-    span = (cfg.end - cfg.start).total_seconds()
-    by_type: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in NAMES}
-    for name in BASE_TYPES:
-        counts = rng.poisson(EVENT_TYPES[CODE[name]].weekly_rate * cfg.weeks, size=n)
-        users = np.repeat(np.arange(n, dtype=np.int64), counts)
-        times = start + np.floor(rng.uniform(0, span, size=users.size))
-        by_type[name].append((users, times))
-    for origin, children in DEPENDENCIES:
-        if not by_type[origin]:
-            continue
-        o_users = np.concatenate([u for u, _ in by_type[origin]])
-        o_times = np.concatenate([t for _, t in by_type[origin]])
-        for child in children:
-            spec = EVENT_TYPES[CODE[child]]
-            counts = rng.poisson(spec.weekly_rate * cfg.weeks, size=o_users.size)
-            users = np.repeat(o_users, counts)
-            times = np.repeat(o_times, counts)
-            if spec.delay_hours:
-                times = times + rng.exponential(spec.delay_hours * 3600.0, size=users.size)
-            by_type[child].append((users, times))  # appended: the notebooks' overwrite is the defect fixed
-    users = np.concatenate([u for name in NAMES for u, _ in by_type[name]])
-    times = np.concatenate([t for name in NAMES for _, t in by_type[name]])
-    types = np.concatenate([np.full(u.size, CODE[name], dtype=np.int8) for name in NAMES for u, _ in by_type[name]])
-    return users, types, times
-
-
-def _convert(rng: np.random.Generator, n: int, users: np.ndarray, types: np.ndarray, times: np.ndarray):
-    """Walk each profile's events in time order: p += delta (clipped), then maybe convert."""
-    order = np.lexsort((times, users))
-    users, types, times = users[order], types[order], times[order]
-    delta = np.array([e.propensity_delta for e in EVENT_TYPES])
-    draws = np.array([triggers_conversion_draw(e.name) for e in EVENT_TYPES])
-    first = np.searchsorted(users, np.arange(n))
-    pos = np.arange(users.size) - first[users]
-    by_pos = np.argsort(pos, kind="stable")
-    bounds = np.searchsorted(pos[by_pos], np.arange(pos.max() + 2 if pos.size else 1))
-    p = np.full(n, INITIAL_PROPENSITY)
-    converted_at = np.full(n, np.nan)
-    after = np.empty(users.size)
-    for k in range(len(bounds) - 1):
-        idx = by_pos[bounds[k]:bounds[k + 1]]
-        u = users[idx]
-        p[u] = np.clip(p[u] + delta[types[idx]], 0.0, 1.0)
-        after[idx] = p[u]
-        eligible = draws[types[idx]] & np.isnan(converted_at[u])
-        hit = eligible.copy()
-        hit[eligible] = rng.random(int(eligible.sum())) < p[u[eligible]]
-        converted_at[u[hit]] = times[idx[hit]] + CONVERSION_LAG_S
-    return users, types, times, after, p, converted_at
+def _history(rng: np.random.Generator, cfg: SimulationConfig, tr: Traits):
+    start, base_end, as_of = cfg.start.timestamp(), cfg.end.timestamp(), cfg.as_of.timestamp()
+    base = base_events(rng, tr.activity, start, base_end)
+    events = Events.concat([base, descendants(rng, base, end=as_of)]).sorted()
+    done = walk(rng, cfg.behaviour, events, baseline=tr.baseline, propensity=tr.baseline, start=start, end=as_of)
+    return events, done
 
 
 def simulate(config: SimulationConfig) -> Simulation:
     rng = np.random.default_rng(config.seed)
     n = config.n_profiles
-    users, types, times = _cascade(rng, config)
-    users, types, times, after, final_p, converted_at = _convert(rng, n, users, types, times)
+    index = np.arange(config.first_profile_index, config.first_profile_index + n)
+    ecids = [ecid(synthetic_email(int(i))) for i in index]  # one C hash per profile
+    profiles = make_profiles(rng, index, ecids, config.as_of)
+    tr = traits(config.behaviour, profiles, config.as_of.year)
+    history, done = _history(rng, config, tr)
+    users, types, times, after = history.lane, history.code, history.time, done.propensity_after
+    final_p, converted_at = done.propensity_end, done.converted_at
     conv_users = np.nonzero(~np.isnan(converted_at))[0]
     users = np.concatenate([users, conv_users])
     types = np.concatenate([types, np.full(conv_users.size, CODE[CONVERSION_EVENT], dtype=np.int8)])
     times = np.concatenate([times, converted_at[conv_users]])
     after = np.concatenate([after, final_p[conv_users] * np.nan])
     order = np.lexsort((times, users))
-
-    index = np.arange(config.first_profile_index, config.first_profile_index + n)
-    ecids = [ecid(synthetic_email(int(i))) for i in index]  # one C hash per profile
-    profiles = make_profiles(rng, index, ecids, config.as_of)
     events = pl.DataFrame({
         "profile_index": users[order] + config.first_profile_index,
         "event_type": pl.Series(types[order]).replace_strict(dict(enumerate(NAMES)), return_dtype=pl.Enum(NAMES)),
@@ -144,6 +98,6 @@ def simulate(config: SimulationConfig) -> Simulation:
         "converted": ~np.isnan(converted_at),
         "conversion_time": pl.Series(np.where(np.isnan(converted_at), 0, converted_at * 1e6).astype(np.int64))
         .cast(pl.Datetime("us", "UTC")),
-        "n_events": n_events,
+        "n_events": n_events, "activity": tr.activity, "baseline_propensity": tr.baseline,
     }).with_columns(pl.when(pl.col("converted")).then(pl.col("conversion_time")).alias("conversion_time"))
-    return Simulation(config, profiles, events, truth)
+    return Simulation(config, profiles, events, truth, tr)

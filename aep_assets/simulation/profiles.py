@@ -13,8 +13,7 @@ GENDERS = np.array(["male", "female", "not_specified"])
 
 def make_profiles(rng: np.random.Generator, index: np.ndarray, ecids: list[str], as_of: datetime) -> pl.DataFrame:
     n = index.size
-    tier = rng.choice(TIERS, size=n, p=TIER_P)
-    tier_rank = np.searchsorted(TIERS, tier, sorter=np.argsort(TIERS))
+    tier_rank = rng.choice(len(TIERS), size=n, p=TIER_P)
     join_days = rng.integers(30, 3650, size=n)
     return pl.DataFrame({
         "profile_index": index,
@@ -23,7 +22,8 @@ def make_profiles(rng: np.random.Generator, index: np.ndarray, ecids: list[str],
         "gender": rng.choice(GENDERS, size=n, p=[0.48, 0.48, 0.04]),
         "birth_year": rng.integers(as_of.year - 80, as_of.year - 18, size=n),
         "state": rng.choice(STATES, size=n),
-        "loyalty_tier": tier,
+        "loyalty_tier": TIERS[tier_rank],
+        "loyalty_tier_rank": tier_rank,
         "loyalty_points": np.round(rng.gamma(2.0, 800.0, size=n) * (1 + tier_rank), 0),
         "loyalty_join_date": pl.Series((as_of.timestamp() - join_days * 86400.0) * 1e6).cast(pl.Int64)
         .cast(pl.Datetime("us", "UTC")),

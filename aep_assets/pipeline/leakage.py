@@ -1,0 +1,89 @@
+"""The no-leakage proof: recompute a sample of feature rows from raw events strictly before T.
+
+The sample's raw events (all of them, after T too) come out of AEP through Query Service and a
+dataset export; ``reference_features`` then recomputes the features in Python, independently of
+sql/features.sql, and the label from the conversions in (T, T+H]. Any difference means the feature
+table read something it must not have.
+"""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+
+from ..aep import AEPClient
+from ..ml.features import CONVERSION_EVENT, EVENT_FEATURES, ID, LABEL, reference_features
+from ..storage import Storage
+from .exports import export_dataset
+from .features import build_feature_dataset
+from .platform import EVENT_DATASET, require_dataset
+
+TABLE_PREFIX = "aep_assets_leakage_sample"
+EXPORT_FLOW = "aep_assets leakage sample export"
+
+
+@dataclass
+class LeakageResult:
+    rows_checked: int
+    mismatched_rows: int
+    mismatches_by_column: dict[str, int] = field(default_factory=dict)
+    examples: list[dict] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.rows_checked > 0 and self.mismatched_rows == 0
+
+
+def sample_rows(frame: pl.DataFrame, per_split: int, seed: int) -> pl.DataFrame:
+    return pl.concat([part.sample(min(per_split, part.height), seed=seed)
+                      for part in frame.partition_by("split")])
+
+
+def compare(sample: pl.DataFrame, events: pl.DataFrame) -> LeakageResult:
+    """Each sampled row against features recomputed from ``events`` (userId, eventType, timestamp)."""
+    columns = [c for c in EVENT_FEATURES if c in sample.columns]
+    bad_rows = np.zeros(sample.height, bool)
+    by_column: dict[str, int] = {}
+    examples = []
+    for (cutoff,), rows in sample.with_row_index("_row").group_by(["cutoff"], maintain_order=True):
+        mine = events.filter(pl.col(ID).is_in(rows[ID].implode()))
+        horizon = timedelta(days=int(rows["horizonDays"][0]))
+        ref = rows.select("_row", ID).join(reference_features(mine, cutoff), on=ID, how="left")
+        label = mine.filter((pl.col("eventType") == CONVERSION_EVENT) & (pl.col("timestamp") > cutoff)
+                            & (pl.col("timestamp") <= cutoff + horizon))[ID].unique()
+        want_label = rows[ID].is_in(label.implode()).cast(pl.Int64).to_numpy()
+        checks = {c: (rows[c].cast(pl.Float64).to_numpy(), ref[c].cast(pl.Float64).to_numpy(), c.startswith(
+            "minutes_since") or "Rate" in c) for c in columns}
+        checks[LABEL] = (rows[LABEL].cast(pl.Float64).to_numpy(), want_label.astype(float), False)
+        for name, (got, want, nullable) in checks.items():
+            if not nullable:
+                want = np.nan_to_num(want, nan=0.0)
+            same = np.isclose(got, want, rtol=1e-9, atol=1e-6, equal_nan=True)
+            if not same.all():
+                by_column[name] = by_column.get(name, 0) + int((~same).sum())
+                bad_rows[rows["_row"].to_numpy()[~same]] = True
+                for i in np.nonzero(~same)[0][:2]:
+                    if len(examples) < 6:
+                        examples.append({"userId": rows[ID][int(i)], "cutoff": str(cutoff), "column": name,
+                                         "feature_table": _plain(got[i]), "recomputed": _plain(want[i])})
+    return LeakageResult(sample.height, int(bad_rows.sum()), by_column, examples)
+
+
+def _plain(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)
+
+
+def check_leakage(client: AEPClient, storage: Storage, frame: pl.DataFrame, *, per_split: int = 100,
+                  seed: int = 0) -> LeakageResult:
+    sample = sample_rows(frame, per_split, seed)
+    events_ds = require_dataset(client, EVENT_DATASET, "synthetic_events")
+    ids = ", ".join(f"'{u}'" for u in sorted(sample[ID].unique()))
+    build = build_feature_dataset(
+        client, name="leakage_sample", table_prefix=TABLE_PREFIX,
+        params={"tenant_id": client.schemas.tenant_id(), "events_table": client.catalog.table_name(events_ds),
+                "user_ids": ids}, input_dataset_ids=[events_ds["id"]])
+    export = export_dataset(client, storage, build.dataset["id"], flow_name=EXPORT_FLOW, path="aep_assets/leakage")
+    events = storage.read_parquet(export.keys) if export.keys else pl.DataFrame(
+        schema={ID: pl.Utf8, "eventType": pl.Utf8, "timestamp": pl.Datetime("us", "UTC")})
+    return compare(sample, events)
