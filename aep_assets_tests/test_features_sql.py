@@ -157,3 +157,20 @@ def test_rebuilding_unchanged_inputs_reuses_the_table(features):
     assert again.reused and again.dataset["id"] == build.dataset["id"]
     names = [d["name"] for d in client.catalog.iter_datasets(property="name~^features_test_table_")]
     assert names == [build.table]
+
+
+
+def test_adobe_compatible_rows_reproduce_the_notebooks_design(features, sandbox):
+    _, _, client, params, events_ds, profiles_ds, _ = features
+    build = build_feature_dataset(client, name="feature_table_adobe", table_prefix="features_test_adobe",
+                                  params={**params, "cutoffs": cutoff_values({"test": T2})},
+                                  input_dataset_ids=[events_ds["id"], profiles_ds["id"]])
+    storage = LocalStorage(sandbox.data_dir)
+    export = export_dataset(client, storage, build.dataset["id"], flow_name="features test adobe", path="fta")
+    frame = storage.read_parquet(export.keys)
+    train = {r["userId"]: r for r in frame.filter(pl.col("split") == "train").to_dicts()}
+    # Converters are sampled at their conversion event, whenever it happened; C has no event row at all.
+    assert {u: r["subscriptionOccurred"] for u, r in train.items()} == {"A": 1, "B": 1, "D": 1, "E": 0, "F": 0}
+    assert train["A"]["cutoff"] == T + timedelta(days=3) and train["A"]["emailsReceived"] == 1
+    assert train["A"]["minutes_since_emailSent"] == pytest.approx(3 * 24 * 60 + 120)
+    assert sorted(frame.filter(pl.col("split") == "test")["userId"]) == ["C", "D", "E", "F"]

@@ -194,3 +194,25 @@ def test_replay_replaces_earlier_batches_and_their_files(sandbox, client):
     assert client.catalog.get_batch(first["id"])["status"] == "inactive"
     assert not list(sandbox.data_dir.glob(f"files/*/prod/datasets/{ds_id}/batch={first['id']}"))
     assert list(sandbox.data_dir.glob(f"files/*/prod/datasets/{ds_id}/batch={second['id']}"))
+
+
+def test_field_groups_take_additive_patches_only(sandbox, client):
+    # §3: fields may be added to a field group in use, never changed or removed.
+    tenant = client.schemas.tenant_id()
+    body = {"title": "contract additive group", "type": "object",
+            "meta:intendedToExtend": ["https://ns.adobe.com/xdm/context/profile"],
+            "definitions": {"customFields": {"properties": {f"_{tenant}": {"type": "object", "properties": {
+                "first": {"type": "string"}}}}}},
+            "allOf": [{"$ref": "#/definitions/customFields"}]}
+    created, was_created = client.schemas.ensure_fieldgroup(body)
+    assert was_created and created["version"] == "1.0"
+    fields = body["definitions"]["customFields"]["properties"][f"_{tenant}"]["properties"]
+    fields["second"] = {"type": "number"}
+    patched, was_created = client.schemas.ensure_fieldgroup(body)
+    got = patched["definitions"]["customFields"]["properties"][f"_{tenant}"]["properties"]
+    assert not was_created and set(got) == {"first", "second"} and patched["version"] == "1.1"
+    url = f"{sandbox.url}/data/foundation/schemaregistry/tenant/fieldgroups/{created['meta:altId']}"
+    r = requests.patch(url, headers=_headers(client), json=[
+        {"op": "remove", "path": f"/definitions/customFields/properties/_{tenant}/properties/first"}])
+    assert r.status_code == 400 and "additive" in r.json()["detail"]
+    assert client.schemas.ensure_fieldgroup(body)[0]["version"] == "1.1"  # nothing missing: no patch

@@ -5,7 +5,8 @@
 -- row, and the label subscriptionOccurred counts conversions over the whole history, before or after it.
 -- Fixed here: 'decisioning.propositionDismiss' (the notebooks match 'propositionDismiss', always NULL).
 WITH events AS (
-    SELECT _$tenant_id.userid AS userId, eventType, timestamp
+    -- the random draw of Adobe's "ORDER BY randn()", computed once per row
+    SELECT _$tenant_id.userid AS userId, eventType, timestamp, randn() AS randomOrder
     FROM $events_table
 ),
 
@@ -59,7 +60,7 @@ cumulative AS (
         TIME_BETWEEN_PREVIOUS_MATCH(timestamp, eventType = 'web.webinteraction.linkClicks', 'minutes')
             OVER (PARTITION BY userId ORDER BY timestamp ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
             AS minutes_since_linkClick,
-        row_number() OVER (PARTITION BY userId ORDER BY randn()) AS random_row_number_for_user
+        row_number() OVER (PARTITION BY userId ORDER BY randomOrder) AS random_row_number_for_user
     FROM events
 )
 

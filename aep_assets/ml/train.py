@@ -138,6 +138,7 @@ def train_model(frame: pl.DataFrame, config: TrainingConfig | None = None) -> Tr
         if col not in frame.columns:
             raise ValueError(f"The training frame has no {col!r} column; it must come from sql/feature_table.sql.")
     features = FEATURES if set(FEATURES) <= set(frame.columns) else ADOBE_FEATURES
+    frame = frame.sort("split", ID, "cutoff")  # exports come in no fixed order; the folds must not depend on it
     train, test = frame.filter(pl.col("split") == "train"), frame.filter(pl.col("split") == "test")
     y, y_test = _labels(train), _labels(test)
     _require_both_classes(y, "training (split 'train')")
