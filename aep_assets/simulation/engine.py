@@ -45,7 +45,14 @@ class Events:
         return Events(self.lane[idx], self.code[idx], self.time[idx])
 
     def sorted(self) -> "Events":
-        return self.take(np.lexsort((self.time, self.lane)))
+        """By (lane, time). One int64 key (lane in the high bits, milliseconds in the low 40) sorts
+        several times faster than a two-key lexsort."""
+        if not self.size:
+            return self
+        ms = np.rint((self.time - self.time.min()) * 1e3).astype(np.int64)
+        if self.lane.max() >= 1 << 23 or ms.max() >= 1 << 40:
+            return self.take(np.lexsort((self.time, self.lane)))
+        return self.take(np.argsort((self.lane << 40) | ms))
 
 
 def base_events(rng: np.random.Generator, activity: np.ndarray, lo: float, hi: float) -> Events:
