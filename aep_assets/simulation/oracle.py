@@ -78,15 +78,15 @@ def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: 
     lo = np.searchsorted(pending.lane, eligible)
     hi = np.searchsorted(pending.lane, eligible, side="right")
     per_chunk = max(1, LANES_PER_CHUNK // max(eligible.size, 1))
+    counts = hi - lo
+    # Index into ``pending`` of each eligible profile's pending origins, profile by profile.
+    src = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(counts.sum())
     for k0 in range(0, k, per_chunk):
         copies = min(per_chunk, k - k0)
         owner = np.tile(eligible, copies)  # lane j follows profile row owner[j]
-        lane_of_pending = np.concatenate([
-            np.repeat(np.arange(c * eligible.size, (c + 1) * eligible.size), hi - lo) for c in range(copies)])
-        src = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)]) if pending.size else \
-            np.empty(0, np.int64)
-        src = np.tile(src, copies)
-        origins = Events(lane_of_pending, pending.code[src], pending.time[src])
+        lane_of_pending = np.repeat(np.arange(copies * eligible.size), np.tile(counts, copies))
+        picked = np.tile(src, copies)
+        origins = Events(lane_of_pending, pending.code[picked], pending.time[picked])
         fresh = base_events(rng, tr.activity[owner], t0, base_hi)
         future = Events.concat([descendants(rng, origins, end=t1, after=t0), fresh,
                                 descendants(rng, fresh, end=t1)]).sorted()
