@@ -55,7 +55,7 @@ def state_at(sim: Simulation, cutoff: datetime) -> State:
 
 
 def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: int = 64,
-                       seed: int | None = None) -> np.ndarray:
+                       seed: int | None = None, state: State | None = None) -> np.ndarray:
     """Per profile row: the mean over ``k`` simulated futures of the chance of converting in (T, T+H]
     along each; NaN for profiles that converted before T (no population scores them).
 
@@ -64,17 +64,15 @@ def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: 
     if k < 1:
         raise ValueError(f"k (futures per profile) must be at least 1, got {k}.")
     cfg, tr = sim.config, sim.traits
-    state = state_at(sim, cutoff)
+    state = state or state_at(sim, cutoff)
     t0 = state.cutoff
     t1 = (cutoff + timedelta(days=horizon_days)).timestamp()
     base_hi = min(t1, cfg.end.timestamp())  # base events only happen inside the model's window
     rng = np.random.default_rng([cfg.seed if seed is None else seed, int(t0), horizon_days])
     eligible = np.nonzero(~state.converted)[0]
     hits = np.zeros(tr.baseline.size)
+    # Pending origins per eligible profile, as slices (events come sorted by profile, so lanes are too).
     pending = state.pending.take(np.nonzero(~state.converted[state.pending.lane])[0])
-    # Pending origins per eligible profile, as slices of the sorted pending arrays.
-    order = np.argsort(pending.lane, kind="stable")
-    pending = pending.take(order)
     lo = np.searchsorted(pending.lane, eligible)
     hi = np.searchsorted(pending.lane, eligible, side="right")
     per_chunk = max(1, LANES_PER_CHUNK // max(eligible.size, 1))
@@ -92,7 +90,7 @@ def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: 
                                 descendants(rng, fresh, end=t1)]).sorted()
         done = walk(rng, cfg.behaviour, future, baseline=tr.baseline[owner], propensity=state.propensity[owner],
                     start=t0, end=t1)
-        np.add.at(hits, owner, done.conversion_chance)
+        hits[eligible] += done.conversion_chance.reshape(copies, eligible.size).sum(axis=0)
     oracle = hits / k
     oracle[state.converted] = np.nan
     return oracle
@@ -109,7 +107,7 @@ def oracle_frame(sim: Simulation, cutoff: datetime, horizon_days: int, k: int = 
         "horizon_days": pl.Series([horizon_days] * sim.truth.height, dtype=pl.Int32),
         "latent_propensity_at_cutoff": state.propensity, "converted_before_cutoff": state.converted,
         "pending_events": np.bincount(state.pending.lane, minlength=sim.truth.height),
-        "oracle_probability": oracle_probability(sim, cutoff, horizon_days, k),
+        "oracle_probability": oracle_probability(sim, cutoff, horizon_days, k, state=state),
         "converted_in_horizon": ((conv > cutoff) & (conv <= end)).fill_null(False),
     })
 
