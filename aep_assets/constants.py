@@ -17,7 +17,8 @@ TRAINING_EXPORT_POINTER = "exports/training_export.json"
 SCORING_EXPORT_POINTER = "exports/scoring_features.json"
 EDA_EXPORT_POINTER = "exports/eda_report.json"
 MODEL_POINTER = "models/current.json"
-SCORES_POINTER = "scores/current.json"
+SCORES_POINTER = "scores/current.json"  # the scores AEP holds
+SCORES_CANDIDATE = "scores/candidate.json"  # scored, not yet written back
 
 # AEP names
 FEATURE_TABLE_PREFIX = "aep_assets_feature_table"

@@ -16,7 +16,7 @@ EXPECTED = {
     "feature_table": ("features", {"synthetic_events", "synthetic_profiles"}),
     "training_export": ("features", {"feature_table"}),
     "propensity_model": ("model", {"training_export", "simulation_truth"}),
-    "scoring_features": ("scoring", {"synthetic_events", "synthetic_profiles"}),
+    "scoring_features": ("scoring", {"synthetic_events", "synthetic_profiles", "propensity_model"}),
     "propensity_scores": ("scoring", {"scoring_features", "propensity_model"}),
     "aep_score_dataset": ("activation", {"propensity_scores"}),
     "propensity_audiences": ("activation", {"aep_score_dataset"}),
@@ -65,3 +65,21 @@ def test_bad_config_names_the_field_the_value_and_the_fix():
     assert split.test_cutoff.isoformat() == "2026-10-29T00:00:00+00:00"
     with pytest.raises(ValueError, match="overlap"):
         FeatureConfig(train_cutoff="2026-10-20", test_cutoff="2026-10-29").split()
+
+
+def test_the_new_events_sensor_is_on_and_retraining_is_off_by_default():
+    sensor = defs.resolve_sensor_def("new_events_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.job_name == "rescore"
+    schedule = defs.resolve_schedule_def("weekly_retraining")
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert schedule.job_name == "retrain"
+
+
+def test_the_rescore_job_covers_scoring_through_activation():
+    graph = defs.resolve_asset_graph()
+    job = defs.resolve_job_def("rescore")
+    keys = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+    assert keys == {"scoring_features", "propensity_scores", "aep_score_dataset", "propensity_audiences",
+                    "audience_activation"}
+    assert all(graph.get(dg.AssetKey(k)).group_name in ("scoring", "activation") for k in keys)

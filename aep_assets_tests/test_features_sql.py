@@ -63,7 +63,7 @@ def features(sandbox, tmp_path_factory):
     })])
     params = {"tenant_id": tenant, "events_table": client.catalog.table_name(events_ds),
               "profiles_table": client.catalog.table_name(profiles_ds),
-              "cutoffs": cutoff_values({"train": T, "test": T2}), "horizon_days": 14}
+              "cutoffs": cutoff_values({"train": T, "test": T2}), "horizon_days": 14, "scope": "TRUE"}
     build = build_feature_dataset(client, name="feature_table", table_prefix="features_test_table", params=params,
                                   input_dataset_ids=[events_ds["id"], profiles_ds["id"]])
     storage = LocalStorage(sandbox.data_dir)  # its landing-zone/ is the sandbox DLZ

@@ -19,7 +19,8 @@ N_PROFILES = 2000
 RUN_CONFIG = {"ops": {"synthetic_profiles": {"config": {"n_profiles": N_PROFILES, "seed": 5,
                                                         "as_of": "2026-06-01"}},
                       "feature_table": {"config": {"train_cutoff": "2026-05-04", "test_cutoff": "2026-05-18",
-                                                   "horizon_days": 14}}}}
+                                                   "horizon_days": 14}},
+                      "scoring_features": {"config": {"cutoff": "2026-06-01"}}}}
 
 
 def _materialize(resources: dict, instance) -> dg.ExecuteInProcessResult:

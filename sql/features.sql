@@ -4,6 +4,7 @@
 -- Counts cover all history and the last 7 and 28 days. Recency is minutes from the last such event to T,
 -- and stays NULL when there was none (never 0). Adobe's 14 CMLE features are among these, with the
 -- notebooks' 'propositionDismiss' match fixed to 'decisioning.propositionDismiss'.
+-- $scope limits the profiles: TRUE for all, or a predicate on the tenant userid (incremental rescoring).
 WITH cutoffs AS (
     SELECT cutoff, split FROM (VALUES $cutoffs) AS c(cutoff, split)
 ),
@@ -16,6 +17,7 @@ profiles AS (
         loyalty.joinDate AS loyaltyJoinDate,
         person.birthYear AS birthYear
     FROM $profiles_table
+    WHERE $scope
 ),
 
 history AS (
@@ -26,6 +28,7 @@ history AS (
         (unix_micros(c.cutoff) - unix_micros(e.timestamp)) / 60000000.0 AS minutesBefore
     FROM $events_table AS e
     JOIN cutoffs AS c ON e.timestamp < c.cutoff
+    WHERE $scope
 ),
 
 event_features AS (

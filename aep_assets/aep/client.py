@@ -1,5 +1,7 @@
 """``AEPClient``: every service over one authenticated session."""
 
+from dataclasses import replace
+
 from .catalog import Catalog
 from .config import AEPConfig
 from .flow import FlowService
@@ -20,6 +22,10 @@ class AEPClient:
         self.query = QueryService(self.session)
         self.flows = FlowService(self.session)
         self.segmentation = Segmentation(self.session)
+
+    def with_limits(self, *, timeout_s: float, max_retries: int) -> "AEPClient":
+        """The same AEP with a shorter patience, for callers that must answer quickly (sensors)."""
+        return AEPClient(replace(self.config, timeout_s=timeout_s, max_retries=max_retries))
 
     def __repr__(self) -> str:
         return f"AEPClient({self.config.platform_url!r}, sandbox={self.config.sandbox_name!r})"

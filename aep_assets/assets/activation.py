@@ -6,11 +6,12 @@ import dagster as dg
 import polars as pl
 import pyarrow as pa
 
-from ..constants import ACTIVATION, AUDIENCE_FLOW, AUDIENCE_NAMES, SCORES_POINTER
+from ..constants import ACTIVATION, AUDIENCE_FLOW, AUDIENCE_NAMES, SCORES_CANDIDATE, SCORES_POINTER
 from ..ml.scoring import Bands
 from ..pipeline.audiences import activate_audiences, build_audiences
-from ..pipeline.ingest import replace_dataset_rows
+from ..pipeline.ingest import append_dataset_rows, replace_dataset_rows
 from ..pipeline.platform import SCORE_DATASET, require_schema
+from ..pipeline.rescoring import FULL
 from ..resources import AEPResource, StorageResource
 
 
@@ -26,32 +27,43 @@ def _score_records(scores: pl.DataFrame, tenant: str) -> pa.Table:
 
 
 @dg.asset(group_name=ACTIVATION, deps=["propensity_scores"], kinds={"adobe"},
-          check_specs=[dg.AssetCheckSpec("batch_succeeded", asset="aep_score_dataset")])
+          check_specs=[dg.AssetCheckSpec("batch_succeeded", asset="aep_score_dataset", blocking=True,
+                                         description="The score batch succeeded with one row per profile written.")])
 def aep_score_dataset(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResult:
     """The scores ingested into a profile-enabled dataset whose schema has the tenant score fields and
-    the ECID identity. Each run's batch replaces the previous one."""
+    the ECID identity. A full rescore's batch replaces the earlier ones; an incremental rescore adds a
+    batch with only the changed profiles' rows, which Profile merges over their previous scores."""
     client, store = aep.client(), storage.get()
-    pointer = json.loads(store.read_bytes(SCORES_POINTER))
-    scores = store.read_parquet([pointer["key"]])
+    candidate = json.loads(store.read_bytes(SCORES_CANDIDATE))
+    full = candidate["mode"] == FULL
+    rows = store.read_parquet([candidate["key"] if full else candidate["changes_key"]])
     schema = require_schema(client, "score")
     ds, _ = client.catalog.ensure_dataset(SCORE_DATASET, schema["$id"], profile=True,
                                           description="Propensity scores per profile.")
-    batch = replace_dataset_rows(client, ds["id"], [_score_records(scores, client.schemas.tenant_id())])
+    meta = {"dataset_id": ds["id"], "dagster/table_name": client.catalog.table_name(ds), "mode": candidate["mode"],
+            "model_version": candidate["model_version"], "profiles_written": rows.height}
+    if rows.height == 0:  # nothing changed: AEP already holds these scores
+        store.write_bytes(SCORES_POINTER, json.dumps(candidate).encode())
+        return dg.MaterializeResult(metadata={**meta, "dagster/row_count": 0, "batch_id": "none"},
+                                    check_results=[dg.AssetCheckResult(check_name="batch_succeeded", passed=True,
+                                                                       metadata={"written": 0})])
+    records = [_score_records(rows, client.schemas.tenant_id())]
+    batch = (replace_dataset_rows if full else append_dataset_rows)(client, ds["id"], records)
     written = int(batch["metrics"].get("outputRecordCount", batch["metrics"].get("recordsWritten", 0)))
+    succeeded = batch["status"] == "success" and written == rows.height
+    if succeeded:  # these scores are now the ones AEP holds
+        store.write_bytes(SCORES_POINTER, json.dumps({**candidate, "batch_id": batch["id"]}).encode())
     return dg.MaterializeResult(
-        metadata={"dataset_id": ds["id"], "dagster/table_name": client.catalog.table_name(ds),
-                  "batch_id": batch["id"], "batch_status": batch["status"], "dagster/row_count": written,
-                  "model_version": pointer["model_version"]},
-        check_results=[dg.AssetCheckResult(check_name="batch_succeeded",
-                                           passed=batch["status"] == "success" and written == scores.height,
-                                           metadata={"written": written, "scores": scores.height})],
+        metadata={**meta, "batch_id": batch["id"], "batch_status": batch["status"], "dagster/row_count": written},
+        check_results=[dg.AssetCheckResult(check_name="batch_succeeded", passed=succeeded,
+                                           metadata={"written": written, "rows": rows.height})],
     )
 
 
 @dg.asset(group_name=ACTIVATION, deps=["aep_score_dataset"], kinds={"adobe", "pql"})
 def propensity_audiences(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResult:
-    """High, medium and low propensity audiences as PQL segment definitions on the score percentile,
-    evaluated by a segment job."""
+    """High, medium and low propensity audiences as PQL segment definitions on the score band (percentile
+    thresholds chosen from held-out gains), evaluated by a segment job."""
     client, store = aep.client(), storage.get()
     pointer = json.loads(store.read_bytes(SCORES_POINTER))
     audiences = build_audiences(client, AUDIENCE_NAMES, Bands(**pointer["bands"]))

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ..constants import MODEL, MODEL_POINTER, SIMULATION_TRUTH_KEY, TRAINING_EXPORT_POINTER
 from ..ml import plots
+from ..ml.drift import DriftReference
 from ..ml.features import ADOBE_FEATURES
 from ..ml.metrics import gains, reliability
 from ..ml.train import TrainingConfig, train_model
@@ -63,7 +64,9 @@ def propensity_model(context: dg.AssetExecutionContext, config: ModelConfig, aep
     leakage = check_leakage(aep.client(), store, frame, per_split=config.leakage_sample_per_split, seed=config.seed)
     champion = compare_with_champion(store, champion_version, model, frame)
     design = "adobe_compatible" if model.features == ADOBE_FEATURES else "temporal"
-    uris = save_model(store, model, MODEL_POINTER, pointer["keys"], extra_card={
+    train_rows = frame.filter(pl.col("split") == "train")
+    reference = DriftReference.fit(train_rows, model.features, model.predict(train_rows))
+    uris = save_model(store, model, MODEL_POINTER, pointer["keys"], reference, extra_card={
         "design": design, "oracle_roc_auc": oracle.oracle_roc_auc, "auc_to_oracle": oracle.auc_to_oracle,
         "no_leakage": leakage.passed, "test_cutoff": pointer["test_cutoff"], "horizon_days": pointer["horizon_days"]})
 

@@ -9,12 +9,18 @@ from ..storage import Storage
 
 
 def band_pql(tenant: str, bands: Bands) -> dict[str, str]:
-    field = f"_{tenant}.propensityPercentile"
-    return {
-        "high": f"{field} >= {bands.high_min_percentile}",
-        "medium": f"{field} >= {bands.medium_min_percentile} and {field} < {bands.high_min_percentile}",
-        "low": f"{field} < {bands.medium_min_percentile}",
-    }
+    """One audience per band, on the band field rather than on percentile ranges: a profile that converted
+    since its last score gets the band 'converted' and so leaves every audience. ``bands`` (the percentile
+    thresholds behind each band) goes into each audience's description."""
+    return {band: f'_{tenant}.propensityBand = "{band}"' for band in ("high", "medium", "low")}
+
+
+def band_rule(band: str, bands: Bands) -> str:
+    if band == "high":
+        return f"percentile >= {bands.high_min_percentile}"
+    if band == "medium":
+        return f"{bands.medium_min_percentile} <= percentile < {bands.high_min_percentile}"
+    return f"percentile < {bands.medium_min_percentile}"
 
 
 @dataclass
@@ -32,7 +38,8 @@ def build_audiences(client: AEPClient, names: dict[str, str], bands: Bands, time
     segments, changes = {}, {}
     for band, name in names.items():
         segments[band], changes[band] = client.segmentation.ensure_segment(
-            name, pql[band], description=f"Profiles in the {band} propensity band ({pql[band]}).")
+            name, pql[band], description=f"Profiles in the {band} propensity band ({band_rule(band, bands)} "
+                                         "of the scored profiles).")
     job = client.segmentation.evaluate([s["id"] for s in segments.values()], timeout_s=timeout_s)
     return Audiences(segments, changes, job)
 

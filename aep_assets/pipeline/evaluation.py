@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+import lightgbm as lgb
 import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
@@ -61,7 +62,10 @@ def compare_with_champion(storage: Storage, champion_version: str | None, model:
     test = frame.filter(pl.col("split") == "test")
     if champion_version is None or champion_version == model.version:
         return ChampionComparison(None, None, model.metrics["roc_auc"])
-    champion = load_model_version(storage, champion_version)
+    try:
+        champion = load_model_version(storage, champion_version)
+    except (KeyError, ValueError, FileNotFoundError, lgb.basic.LightGBMError):  # saved by an older version
+        return ChampionComparison(champion_version, None, model.metrics["roc_auc"])
     if not set(champion.features) <= set(test.columns):
         return ChampionComparison(champion_version, None, model.metrics["roc_auc"])
     p = champion.calibrator.apply(champion.booster.predict(feature_matrix(test, champion.features)))

@@ -99,11 +99,13 @@ def cutoff_values(cutoffs: dict[str, datetime]) -> str:
     return ", ".join(f"(TIMESTAMP '{format_cutoff(t)}', '{split}')" for split, t in cutoffs.items())
 
 
-def feature_params(client: AEPClient, cutoffs: dict[str, datetime], horizon_days: int) -> tuple[dict, list[str]]:
-    """The query parameters of sql/features.sql for this AEP sandbox, and the datasets it reads."""
+def feature_params(client: AEPClient, cutoffs: dict[str, datetime], horizon_days: int,
+                   scope: str = "TRUE") -> tuple[dict, list[str]]:
+    """The query parameters of sql/features.sql for this AEP sandbox, and the datasets it reads. ``scope``
+    is a predicate on the tenant userid that limits the profiles (see pipeline/rescoring.py)."""
     events = require_dataset(client, EVENT_DATASET, "synthetic_events")
     profiles = require_dataset(client, PROFILE_DATASET, "synthetic_profiles")
     params = {"tenant_id": client.schemas.tenant_id(), "events_table": client.catalog.table_name(events),
               "profiles_table": client.catalog.table_name(profiles), "cutoffs": cutoff_values(cutoffs),
-              "horizon_days": horizon_days}
+              "horizon_days": horizon_days, "scope": scope}
     return params, [events["id"], profiles["id"]]

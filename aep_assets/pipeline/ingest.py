@@ -25,7 +25,18 @@ def replace_dataset_rows(client: AEPClient, dataset_id: str, tables: Iterable[pa
     leaves exactly one copy of the rows, and a failed batch leaves the previous rows in place.
     """
     previous = client.ingestion.active_batch_ids(dataset_id)
-    batch = client.ingestion.create_batch(dataset_id, "parquet", replace=previous or None)
+    return ingest_batch(client, dataset_id, tables, replace=previous or None, timeout_s=timeout_s)
+
+
+def append_dataset_rows(client: AEPClient, dataset_id: str, tables: Iterable[pa.Table],
+                        timeout_s: float = 3600) -> dict:
+    """One new batch next to the dataset's earlier ones, the way new data lands in AEP."""
+    return ingest_batch(client, dataset_id, tables, replace=None, timeout_s=timeout_s)
+
+
+def ingest_batch(client: AEPClient, dataset_id: str, tables: Iterable[pa.Table], *, replace: list[str] | None,
+                 timeout_s: float) -> dict:
+    batch = client.ingestion.create_batch(dataset_id, "parquet", replace=replace)
     n = 0
     for table in tables:
         for offset in range(0, max(table.num_rows, 1), ROWS_PER_FILE):

@@ -1,7 +1,8 @@
 """Models in storage: LightGBM's text format plus JSON, never pickled. Every version is kept.
 
 ``models/{version}/`` holds model.txt, model.json, model_card.json (with the calibration map) and
-holdout.parquet (the temporal holdout's predictions, from which audience bands are chosen).
+holdout.parquet (the temporal holdout's predictions, from which audience bands are chosen) and
+drift_reference.json (the training set's histograms of the score and of every feature).
 """
 
 import json
@@ -11,6 +12,7 @@ import lightgbm as lgb
 import polars as pl
 
 from ..ml.calibration import Calibrator
+from ..ml.drift import DriftReference
 from ..ml.train import TrainedModel, load_model
 from ..storage import Storage
 
@@ -23,10 +25,11 @@ class StoredModel:
     features: tuple[str, ...]
     card: dict
     holdout: pl.DataFrame
+    drift_reference: DriftReference | None = None  # None for models saved before drift was tracked
 
 
 def save_model(storage: Storage, model: TrainedModel, pointer: str, training_keys: list[str],
-               extra_card: dict | None = None) -> dict[str, str]:
+               reference: DriftReference, extra_card: dict | None = None) -> dict[str, str]:
     base = f"models/{model.version}"
     card = {**model.card(), "training_files": training_keys, **(extra_card or {})}
     uris = {
@@ -34,6 +37,8 @@ def save_model(storage: Storage, model: TrainedModel, pointer: str, training_key
         "model_json": storage.write_bytes(f"{base}/model.json", model.to_json().encode()),
         "model_card": storage.write_bytes(f"{base}/model_card.json", json.dumps(card, indent=2).encode()),
         "holdout": storage.write_parquet(f"{base}/holdout.parquet", model.holdout),
+        "drift_reference": storage.write_bytes(f"{base}/drift_reference.json",
+                                               json.dumps(reference.to_json()).encode()),
     }
     storage.write_bytes(pointer, json.dumps({"version": model.version, "path": base}).encode())
     return uris
@@ -47,7 +52,10 @@ def load_model_version(storage: Storage, version: str) -> StoredModel:
     base = f"models/{version}"
     card = json.loads(storage.read_bytes(f"{base}/model_card.json"))
     booster, calibrator, features = load_model(storage.read_bytes(f"{base}/model.txt").decode(), card)
-    return StoredModel(version, booster, calibrator, features, card, storage.read_parquet([f"{base}/holdout.parquet"]))
+    reference = (DriftReference.from_json(json.loads(storage.read_bytes(f"{base}/drift_reference.json")))
+                 if storage.exists(f"{base}/drift_reference.json") else None)
+    return StoredModel(version, booster, calibrator, features, card, storage.read_parquet([f"{base}/holdout.parquet"]),
+                       reference)
 
 
 def load_current_model(storage: Storage, pointer: str) -> StoredModel:

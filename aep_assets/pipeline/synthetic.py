@@ -8,12 +8,13 @@ import polars as pl
 
 from ..aep import AEPClient
 from ..simulation import Simulation, SimulationConfig
+from ..simulation.continuation import Continuation
 from ..simulation.model import traits
 from ..simulation.taxonomy import NAMES
 from ..simulation.xdm import events_to_xdm, profiles_to_xdm
 from ..storage import Storage
-from .ingest import replace_dataset_rows
-from .platform import EVENT_DATASET, PROFILE_DATASET, require_schema
+from .ingest import append_dataset_rows, replace_dataset_rows
+from .platform import EVENT_DATASET, PROFILE_DATASET, require_dataset, require_schema
 
 PROFILES_PER_CHUNK = 50_000
 
@@ -56,11 +57,24 @@ def publish_events(client: AEPClient, sim: Simulation) -> Published:
     return Published(ds, batch, sim.events.height)
 
 
+def publish_new_events(client: AEPClient, continuation: Continuation) -> Published:
+    """The new period's events as one new batch of the events dataset, next to the earlier ones."""
+    require_schema(client, "event")
+    ds = require_dataset(client, EVENT_DATASET, "synthetic_events")
+    sim = continuation.simulation
+    # Event ids continue after the history's, so every event keeps a unique _id.
+    first_number = sim.events.height - continuation.new_events.height
+    table = events_to_xdm(continuation.new_events, sim.profiles, client.schemas.tenant_id(), sim.config.seed,
+                          first_event_number=first_number)
+    batch = append_dataset_rows(client, ds["id"], [table])
+    return Published(ds, batch, continuation.new_events.height)
+
+
 def save_simulation(storage: Storage, prefix: str, sim: Simulation) -> dict[str, str]:
     """Everything needed to rebuild the simulation later (for the oracle, or to continue it)."""
     cfg = sim.config
     meta = {"n_profiles": cfg.n_profiles, "seed": cfg.seed, "as_of": cfg.as_of.isoformat(), "model": cfg.model,
-            "first_profile_index": cfg.first_profile_index}
+            "first_profile_index": cfg.first_profile_index, "until": sim.until.isoformat()}
     return {
         "config": storage.write_bytes(f"{prefix}/config.json", json.dumps(meta, indent=2).encode()),
         "profiles": storage.write_parquet(f"{prefix}/profiles.parquet", sim.profiles),
@@ -79,4 +93,5 @@ def load_simulation(storage: Storage, prefix: str) -> Simulation:
     profiles = storage.read_parquet([f"{prefix}/profiles.parquet"])
     events = storage.read_parquet([f"{prefix}/events.parquet"]).with_columns(pl.col("event_type").cast(pl.Enum(NAMES)))
     return Simulation(cfg, profiles, events, storage.read_parquet([f"{prefix}/outcomes.parquet"]),
-                      traits(cfg.behaviour, profiles, cfg.as_of.year))
+                      traits(cfg.behaviour, profiles, cfg.as_of.year),
+                      until=datetime.fromisoformat(meta.get("until", meta["as_of"])))

@@ -151,6 +151,14 @@ def list_objects(call: Call, items: list[dict], simple: dict[str, str]) -> tuple
         values = set(wanted.lstrip("!").split(","))
         items = [i for i in items if (str(filters.lookup(i, field)) in values) != negate]
     items = [i for i in items if filters.matches(i, filters.parse(params.getlist("property")))]
+    for param, keep in (("createdAfter", lambda c, t: c > t), ("createdBefore", lambda c, t: c < t)):
+        if params.get(param) is not None:
+            try:
+                bound = int(params[param])
+            except ValueError:
+                raise errors.CatalogBadRequest(f"'{param}' must be a Unix time in milliseconds, "
+                                               f"got {params[param]!r}.") from None
+            items = [i for i in items if keep(int(i.get("created") or 0), bound)]
     order = params.get("orderBy")
     if order:
         for key in reversed(order.split(",")):

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from .engine import Events, base_events, descendants, walk
+from .engine import Events, Walk, base_events, descendants, walk
 from .identity import ecid, synthetic_email
 from .model import BehaviourModel, Traits, get_model, traits
 from .profiles import make_profiles
@@ -60,6 +60,11 @@ class Simulation:
     events: pl.DataFrame  # profile_index, event_type, timestamp (UTC), latent propensity after the event
     truth: pl.DataFrame  # profile_index, userid, latent_propensity, converted, conversion_time, n_events
     traits: Traits  # per profile row, in the order of ``profiles``
+    until: datetime | None = None  # where the simulated time stops: ``as_of``, or later once continued
+
+    def __post_init__(self) -> None:
+        if self.until is None:
+            self.until = self.config.as_of
 
 
 def _history(rng: np.random.Generator, cfg: SimulationConfig, tr: Traits):
@@ -78,26 +83,32 @@ def simulate(config: SimulationConfig) -> Simulation:
     profiles = make_profiles(rng, index, ecids, config.as_of)
     tr = traits(config.behaviour, profiles, config.as_of.year)
     history, done = _history(rng, config, tr)
-    users, types, times, after = history.lane, history.code, history.time, done.propensity_after
-    final_p, converted_at = done.propensity_end, done.converted_at
-    conv_users = np.nonzero(~np.isnan(converted_at))[0]
-    users = np.concatenate([users, conv_users])
-    types = np.concatenate([types, np.full(conv_users.size, CODE[CONVERSION_EVENT], dtype=np.int8)])
-    times = np.concatenate([times, converted_at[conv_users]])
-    after = np.concatenate([after, final_p[conv_users] * np.nan])
-    order = np.lexsort((times, users))
-    events = pl.DataFrame({
-        "profile_index": users[order] + config.first_profile_index,
-        "event_type": pl.Series(types[order]).replace_strict(dict(enumerate(NAMES)), return_dtype=pl.Enum(NAMES)),
-        "timestamp": pl.Series((times[order] * 1e6).astype(np.int64)).cast(pl.Datetime("us", "UTC")),
-        "latent_propensity": after[order],
-    })
-    n_events = np.bincount(users, minlength=n)
+    events = event_frame(history, done, config.first_profile_index)
     truth = pl.DataFrame({
-        "profile_index": index, "userid": ecids, "latent_propensity": final_p,
-        "converted": ~np.isnan(converted_at),
-        "conversion_time": pl.Series(np.where(np.isnan(converted_at), 0, converted_at * 1e6).astype(np.int64))
-        .cast(pl.Datetime("us", "UTC")),
-        "n_events": n_events, "activity": tr.activity, "baseline_propensity": tr.baseline,
+        "profile_index": index, "userid": ecids, "latent_propensity": done.propensity_end,
+        "converted": ~np.isnan(done.converted_at),
+        "conversion_time": _times(np.where(np.isnan(done.converted_at), 0, done.converted_at)),
+        "n_events": np.bincount(history.lane, minlength=n) + ~np.isnan(done.converted_at),
+        "activity": tr.activity, "baseline_propensity": tr.baseline,
     }).with_columns(pl.when(pl.col("converted")).then(pl.col("conversion_time")).alias("conversion_time"))
     return Simulation(config, profiles, events, truth, tr)
+
+
+def _times(seconds: np.ndarray) -> pl.Series:
+    return pl.Series((seconds * 1e6).astype(np.int64)).cast(pl.Datetime("us", "UTC"))
+
+
+def event_frame(events: Events, done: Walk, first_profile_index: int) -> pl.DataFrame:
+    """The walked events plus one conversion event per converting lane, sorted by (profile, time)."""
+    conv = np.nonzero(~np.isnan(done.converted_at))[0]
+    lanes = np.concatenate([events.lane, conv])
+    codes = np.concatenate([events.code, np.full(conv.size, CODE[CONVERSION_EVENT], dtype=np.int8)])
+    times = np.concatenate([events.time, done.converted_at[conv]])
+    after = np.concatenate([done.propensity_after, np.full(conv.size, np.nan)])
+    order = np.lexsort((times, lanes))
+    return pl.DataFrame({
+        "profile_index": lanes[order] + first_profile_index,
+        "event_type": pl.Series(codes[order]).replace_strict(dict(enumerate(NAMES)), return_dtype=pl.Enum(NAMES)),
+        "timestamp": _times(times[order]),
+        "latent_propensity": after[order],
+    })

@@ -1,6 +1,8 @@
 """Run translated SQL on DuckDB over the Parquet files of a sandbox's datasets.
 
 Each dataset is a view named by its ``adobe/pqs/table`` tag over the files of its active batches.
+Rows carry the system columns ``_acp_system_metadata`` (``acp_sourceBatchId``, ``commitBatchId``,
+``ingestTime``) and ``_ACP_BATCHID``, as in AEP, so a query can read only the rows of given batches.
 ``CREATE TABLE ... AS``, ``INSERT INTO`` and ``DROP TABLE`` create, fill and delete Catalog
 datasets, as they do in AEP. Not modelled yet: ``SNAPSHOT`` clauses, anonymous blocks, ``SET``.
 """
@@ -78,9 +80,15 @@ class QueryEngine:
         return con
 
     def _register(self, con: duckdb.DuckDBPyConnection, name: str, ds: dict) -> None:
-        files = self.catalog.active_files(ds["id"], self.platform.lake)
-        if files:
-            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM {scan_sql(files)}')
+        """The dataset's table: its active batches' rows, each with the system columns Query Service adds
+        (``_acp_system_metadata.acp_sourceBatchId``, ``_ACP_BATCHID``), so queries can read one batch."""
+        scans = []
+        for batch in self.catalog.active_batches(ds["id"]):
+            files = self.platform.lake.batch_files(self.scope.org, self.scope.sandbox, ds["id"], batch["id"])
+            if files:
+                scans.append(f"SELECT *, {_system_columns(batch)} FROM {scan_sql(files)}")
+        if scans:
+            con.execute(f'CREATE VIEW "{name}" AS {" UNION ALL BY NAME ".join(scans)}')
         else:
             props, _ = self.registry.resolve(self.registry.get(ds["schemaRef"]["id"], "schemas"))
             con.register(f"{name}__empty", arrow_schema(props).empty_table())
@@ -168,6 +176,13 @@ class QueryEngine:
                 raise QueryError("42P01", f"Table '{name}' does not exist.")
             self.catalog.delete_dataset(ds["id"], self.platform.lake)
         return QueryResult()
+
+
+def _system_columns(batch: dict) -> str:
+    batch_id = batch["id"].replace("'", "''")
+    return (f"struct_pack(acp_sourceBatchId := '{batch_id}', commitBatchId := '{batch_id}', "
+            f"ingestTime := {int(batch.get('completed') or 0)}::BIGINT) AS _acp_system_metadata, "
+            f"'{batch_id}' AS _ACP_BATCHID")
 
 
 def _sqlstate(exc: duckdb.Error) -> str:

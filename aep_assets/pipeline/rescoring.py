@@ -1,0 +1,160 @@
+"""Which profiles a rescore covers, and how rescored rows join the scores already in AEP.
+
+The published scores (``scores/current.json``) record the event and profile batches they reflect and
+the model that made them. A rescore is incremental, covering only the profiles that have events in
+batches the published scores do not reflect, unless something makes every score stale: another
+model version, changed profile attributes, replaced event batches, or scores past ``expires_at``.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from ..ml.features import ID
+from ..ml.scoring import Bands, percentiles, score_frame
+from ..storage import Storage
+from .model_store import StoredModel
+
+FULL, INCREMENTAL = "full", "incremental"
+MODES = ("auto", FULL)
+CONVERTED_BAND = "converted"  # written over a profile's last score once it has converted
+
+
+@dataclass
+class RescorePlan:
+    mode: str
+    reason: str
+    event_batches: list[str]  # every active event batch: what the new scores will reflect
+    profile_batches: list[str]
+    new_batches: list[str] = field(default_factory=list)  # incremental: the batches not yet reflected
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def plan_rescore(published: dict | None, *, model_version: str, event_batches: list[str],
+                 profile_batches: list[str], cutoff: datetime, requested: str = "auto") -> RescorePlan:
+    if requested not in MODES:
+        raise ValueError(f"Config 'mode' = {requested!r} is not one of {MODES}; 'auto' rescores only what "
+                         "changed, 'full' rescores every profile.")
+
+    def full(reason: str) -> RescorePlan:
+        return RescorePlan(FULL, reason, sorted(event_batches), sorted(profile_batches))
+
+    if requested == FULL:
+        return full("a full rescore was requested")
+    if published is None:
+        return full("no scores have been published yet")
+    if published["model_version"] != model_version:
+        return full(f"the model changed from {published['model_version']} to {model_version}")
+    if sorted(published.get("profile_batches", [])) != sorted(profile_batches):
+        return full("the profile dataset has new batches, so profile attributes may have changed")
+    replaced = set(published.get("event_batches", [])) - set(event_batches)
+    if replaced:
+        return full(f"{len(replaced)} event batch(es) the scores reflect were replaced or deleted")
+    expires = datetime.fromisoformat(published["expires_at"])
+    if expires <= cutoff:
+        return full(f"the scores expired at {expires.isoformat()}")
+    new = sorted(set(event_batches) - set(published["event_batches"]))
+    reason = (f"{len(new)} new event batch(es)" if new else "no new event batches: nothing to rescore")
+    return RescorePlan(INCREMENTAL, reason, sorted(event_batches), sorted(profile_batches), new)
+
+
+def scope_predicate(tenant: str, events_table: str, plan: RescorePlan) -> str:
+    """The ``$scope`` of sql/features.sql: every profile, or those with rows in the new batches (read through
+    the ``_acp_system_metadata.acp_sourceBatchId`` column Query Service gives every row)."""
+    if plan.mode == FULL:
+        return "TRUE"
+    batches = ", ".join("'" + b.replace("'", "''") + "'" for b in plan.new_batches) or "NULL"
+    return (f"_{tenant}.userid IN (SELECT _{tenant}.userid FROM {events_table} "
+            f"WHERE _acp_system_metadata.acp_sourceBatchId IN ({batches}))")
+
+
+def load_published(storage: Storage, pointer: str) -> dict | None:
+    return json.loads(storage.read_bytes(pointer)) if storage.exists(pointer) else None
+
+
+@dataclass
+class Merged:
+    scores: pl.DataFrame  # the current score of every scored profile
+    features: pl.DataFrame  # the features behind those scores
+    changes: pl.DataFrame  # rows to write back: rescored profiles, and converted ones marked as such
+
+
+def merge_rescored(previous_scores: pl.DataFrame, previous_features: pl.DataFrame, rescored: pl.DataFrame,
+                   eligible_features: pl.DataFrame, converted_ids: pl.Series, bands: Bands, *,
+                   model_version: str, scored_at: datetime, expires_at: datetime) -> Merged:
+    """Rescored rows replace their profiles' previous rows; converted profiles leave the scores.
+
+    Percentiles are ranks in the whole merged population, as a full rescore would give, so the new
+    rows land in the right band; the other profiles keep the percentile AEP already holds."""
+    touched = pl.concat([rescored[ID], converted_ids]).unique()
+    kept = previous_scores.filter(~pl.col(ID).is_in(touched.implode()))
+    merged = pl.concat([kept.with_columns(pl.lit(False).alias("_new")),
+                        rescored.with_columns(pl.lit(True).alias("_new"))], how="vertical_relaxed")
+    pct = percentiles(merged["propensity"].to_numpy())
+    is_new = merged["_new"].to_numpy()
+    pct = np.where(is_new, pct, merged["percentile"].to_numpy())
+    merged = merged.with_columns(
+        pl.Series("percentile", pct), pl.Series("decile", np.minimum(pct // 10 + 1, 10)),
+        pl.when(pl.col("_new")).then(pl.Series(bands.of(pct))).otherwise(pl.col("band")).alias("band"))
+    new_rows = merged.filter(pl.col("_new")).drop("_new")
+    gone = previous_scores.filter(pl.col(ID).is_in(converted_ids.implode()))[ID]
+    markers = converted_markers(gone, rescored.schema, model_version=model_version, scored_at=scored_at,
+                                expires_at=expires_at)
+    features = pl.concat([previous_features.filter(~pl.col(ID).is_in(touched.implode())), eligible_features],
+                         how="diagonal_relaxed")
+    return Merged(merged.drop("_new"), features, pl.concat([new_rows, markers], how="vertical_relaxed"))
+
+
+def converted_markers(ids: pl.Series, schema: pl.Schema, *, model_version: str, scored_at: datetime,
+                      expires_at: datetime) -> pl.DataFrame:
+    """For profiles that converted since their last score: the band 'converted' and no propensity, so they
+    leave every band audience (AEP keeps a profile's attributes until a newer batch overwrites them)."""
+    stamped = {"band": CONVERTED_BAND, "model_version": model_version, "scored_at": scored_at,
+               "expires_at": expires_at}
+    return pl.DataFrame({ID: ids}).with_columns(
+        *[pl.lit(stamped.get(name), dtype=dtype).alias(name) for name, dtype in schema.items() if name != ID]
+    ).select(list(schema))
+
+
+@dataclass
+class Rescore:
+    merged: Merged
+    rescored: int  # profiles scored in this run
+    converted: int  # profiles whose published score this run withdraws: they have converted since
+    already_converted: int  # covered profiles that had converted before the cutoff
+    expires_at: datetime  # the earliest expiry among the merged scores
+    valid: bool
+
+
+def rescore(model: StoredModel, plan: RescorePlan, features: pl.DataFrame | None, published: dict | None,
+            storage: Storage, bands: Bands, *, scored_at: datetime, valid_for: timedelta) -> Rescore:
+    """Score the profiles in ``features`` and, for an incremental plan, merge them into the published scores."""
+    if features is None:  # nothing new: the published scores stand
+        features = pl.DataFrame(schema={ID: pl.Utf8, "convertedBeforeCutoff": pl.Int32})
+    eligible = features.filter(pl.col("convertedBeforeCutoff") == 0)
+    scores = score_frame(model.booster, model.calibrator, model.features, eligible, model_version=model.version,
+                         scored_at=scored_at, valid_for=valid_for, bands=bands)
+    if plan.mode == FULL:
+        merged, withdrawn = Merged(scores, eligible, scores), 0
+    else:
+        if published is None:
+            raise FileNotFoundError("An incremental rescore needs published scores; run a full rescore first.")
+        previous = storage.read_parquet([published["key"]])
+        converted = features.filter((pl.col("convertedBeforeCutoff") == 1)
+                                    & pl.col(ID).is_in(previous[ID].implode()))[ID]
+        merged = merge_rescored(previous, storage.read_parquet([published["features_key"]]), scores,
+                                eligible, converted, bands,
+                                model_version=model.version, scored_at=scored_at, expires_at=scored_at + valid_for)
+        withdrawn = converted.len()
+    s = merged.scores
+    valid = (s[ID].n_unique() == s.height and bool(s["propensity"].is_between(0, 1).all())
+             and all(s[f"reason_{k}"].null_count() == 0 for k in (1, 2, 3))
+             and (plan.mode != FULL or s.height == eligible.height))
+    expires = s["expires_at"].min() if s.height else scored_at + valid_for
+    return Rescore(merged, eligible.height, withdrawn, features.height - eligible.height, expires, valid)
+
