@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from aep_assets.simulation import SimulationConfig, simulate
+from aep_assets.simulation.continuation import continue_simulation
 from aep_assets.simulation.identity import _pad, ecid
 from aep_assets.simulation.oracle import oracle_frame, oracle_probability, state_at
 from aep_assets.simulation.taxonomy import CONVERSION_EVENT, DEPENDENCIES, EVENT_TYPES
@@ -157,3 +158,27 @@ def test_oracle_is_calibrated_against_realised_outcomes(extended):
 def test_oracle_needs_at_least_one_future(extended):
     with pytest.raises(ValueError, match="at least 1"):
         oracle_probability(extended, AS_OF, 14, k=0)
+
+
+def test_a_continuation_picks_up_where_the_history_stopped(extended):
+    cont = continue_simulation(extended, timedelta(days=1), seed=3)
+    new, sim = cont.new_events, cont.simulation
+    assert sim.until == AS_OF + timedelta(days=1) and extended.until == AS_OF
+    assert new["timestamp"].min() > AS_OF and new["timestamp"].max() <= sim.until
+    # the same daily volume as the history's last week, where the extended model's base rates also apply
+    last_week = extended.events.filter(pl.col("timestamp") >= AS_OF - timedelta(days=7)).height / 7
+    assert new.height == pytest.approx(last_week, rel=0.1)
+    assert sim.events.height == extended.events.height + new.height
+    assert sim.events.select(pl.col("profile_index").diff().min())[0, 0] >= 0  # still sorted by profile
+    assert int(sim.truth["n_events"].sum()) == sim.events.height
+    conversions = sim.events.filter(pl.col("event_type") == CONVERSION_EVENT)
+    assert conversions["profile_index"].is_unique().all()  # nobody converts twice
+    assert sim.truth["converted"].sum() == conversions.height >= extended.truth["converted"].sum()
+
+
+def test_a_continuation_share_keeps_the_other_profiles_quiet(extended):
+    cont = continue_simulation(extended, timedelta(days=1), share=0.1, seed=3)
+    everyone = continue_simulation(extended, timedelta(days=1), seed=3)
+    assert 0 < cont.changed_profiles < everyone.changed_profiles * 0.2
+    with pytest.raises(ValueError, match="share"):
+        continue_simulation(extended, timedelta(days=1), share=0)

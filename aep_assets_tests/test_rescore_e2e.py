@@ -1,0 +1,186 @@
+"""New events land in AEP, the sensor sees them, and the rescore touches exactly the profiles that changed.
+
+A real Dagster instance and the real sandbox over HTTP throughout: the whole graph at 2,000 profiles,
+then ``simulate_new_events``, ``new_events_sensor`` ticks (``build_sensor_context``) and ``rescore`` runs.
+"""
+
+import json
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from aep_assets.definitions import ALL_ASSETS
+from aep_assets.jobs import RESCORE_ASSETS, simulate_new_events
+from aep_assets.ml.features import ID
+from aep_assets.pipeline.platform import EVENT_DATASET, SCORE_DATASET
+from aep_assets.pipeline.synthetic import load_simulation
+from aep_assets.resources import AdobeAEP, build_resources
+from aep_assets.sandbox.datalake import DataLake
+from aep_assets.sandbox.server import SandboxProcess
+from aep_assets.sensors import new_events_sensor
+from aep_assets.storage import LocalStorage
+
+from .conftest import _free_port, client_for
+from .test_pipeline_e2e import RUN_CONFIG
+
+SCORING_CUTOFF = "2026-06-02"  # one day after the simulation's as_of, when the new events have landed
+NEW_EVENTS = {"ops": {"continue_events": {"config": {"days": 1, "profile_share": 0.3, "seed": 11}}}}
+
+
+def _rescore(resources, instance, mode: str = "auto") -> dg.ExecuteInProcessResult:
+    return dg.materialize(ALL_ASSETS, selection=list(RESCORE_ASSETS), resources=resources, instance=instance,
+                          run_config={"ops": {"scoring_features": {"config": {"cutoff": SCORING_CUTOFF,
+                                                                              "mode": mode}}}})
+
+
+def _sensor_resources(sandbox: SandboxProcess, storage_dir) -> dict:
+    creds = sandbox.credentials
+    return {"aep": AdobeAEP(client_id=creds.client_id, client_secret=creds.client_secret, org_id=creds.org_id,
+                            platform_url=sandbox.url, ims_url=sandbox.url),
+            "storage": build_resources({"AEP_STORAGE_DIR": str(storage_dir)})["storage"]}
+
+
+def _tick(instance, resources, cursor):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+    result = new_events_sensor(context)
+    return result, (result.cursor if isinstance(result, dg.SensorResult) else None) or context.cursor
+
+
+def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
+    mats = [m for m in result.asset_materializations_for_node(key)]
+    return {k: v.value for k, v in mats[-1].metadata.items()}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rescore")
+    resources = build_resources({"AEP_SANDBOX_DIR": str(root / "aep"), "AEP_STORAGE_DIR": str(root / "storage")})
+    with dg.instance_for_test() as instance, SandboxProcess(root / "aep") as sandbox:
+        assert dg.materialize(ALL_ASSETS, resources=resources, instance=instance, run_config=RUN_CONFIG).success
+        yield {"root": root, "resources": resources, "instance": instance, "sandbox": sandbox,
+               "storage": LocalStorage(root / "storage"), "sensor": _sensor_resources(sandbox, root / "storage")}
+
+
+@pytest.fixture(scope="module")
+def rescored(world):
+    """Sensor ticks around one batch of new events, then the rescore it asks for."""
+    instance, storage = world["instance"], world["storage"]
+    published_before = json.loads(storage.read_bytes("scores/current.json"))
+    previous = storage.read_parquet([published_before["key"]])
+    first, cursor = _tick(instance, world["sensor"], None)
+    landed = simulate_new_events.execute_in_process(instance=instance, resources=world["resources"],
+                                                    run_config=NEW_EVENTS)
+    assert landed.success
+    request, cursor_after = _tick(instance, world["sensor"], cursor)
+    quiet, _ = _tick(instance, world["sensor"], cursor_after)
+    result = _rescore(world["resources"], instance)
+    assert result.success
+    return {"first": first, "request": request, "quiet": quiet, "result": result, "previous": previous,
+            "landed": landed, "published": json.loads(storage.read_bytes("scores/current.json"))}
+
+
+def _changed_users(storage: LocalStorage, since: str) -> set[str]:
+    sim = load_simulation(storage, "simulation")
+    new = sim.events.filter(pl.col("timestamp") >= pl.lit(since).str.to_datetime(time_zone="UTC"))
+    return set(sim.profiles.filter(pl.col("profile_index").is_in(new["profile_index"].implode()))["userid"])
+
+
+def test_first_tick_finds_the_pipeline_batches_already_scored(rescored):
+    first = rescored["first"]
+    assert isinstance(first, dg.SensorResult) and not first.run_requests
+    assert "already reflected in the published scores" in first.skip_reason.skip_message
+
+
+def test_a_new_batch_requests_one_rescore_with_a_run_key(rescored, world):
+    request = rescored["request"]
+    assert len(request.run_requests) == 1
+    run = request.run_requests[0]
+    client = client_for(world["sandbox"])
+    newest = max(client.catalog.iter_batches(client.catalog.find_dataset(EVENT_DATASET)["id"], status="success"),
+                 key=lambda b: b["created"])
+    assert run.tags["aep_assets/event_batches"] == newest["id"] and run.run_key.startswith("events-")
+
+
+def test_no_new_batch_skips_with_a_reason(rescored):
+    assert isinstance(rescored["quiet"], dg.SkipReason)
+    assert "No new successful batches" in rescored["quiet"].skip_message
+
+
+def test_only_the_changed_profiles_are_rescored_and_written_back(rescored, world):
+    storage, result = world["storage"], rescored["result"]
+    features_meta = _metadata(result, "scoring_features")
+    assert features_meta["mode"] == "incremental" and len(features_meta["new_batches"]) == 1
+    changed = _changed_users(storage, "2026-06-01")
+    export = json.loads(storage.read_bytes("exports/scoring_features.json"))
+    covered = storage.read_parquet(export["keys"])
+    assert set(covered[ID]) == changed  # every changed profile, and no other
+    previous = rescored["previous"]
+    expected = changed & (set(previous[ID]) | set(covered.filter(pl.col("convertedBeforeCutoff") == 0)[ID]))
+    written = _metadata(result, "aep_score_dataset")
+    client = client_for(world["sandbox"])
+    batch = client.catalog.get_batch(written["batch_id"])
+    ds = client.catalog.find_dataset(SCORE_DATASET)
+    lake = DataLake(world["root"] / "aep" / "files")
+    rows = pl.concat([pl.read_parquet(f) for f in lake.batch_files(client.config.org_id, "prod", ds["id"],
+                                                                   batch["id"])])
+    tenant = client.schemas.tenant_id()
+    assert batch["status"] == "success" and written["mode"] == "incremental"
+    assert set(rows[f"_{tenant}"].struct.field("userid")) == expected  # exactly the changed profiles
+    assert len(client.ingestion.active_batch_ids(ds["id"])) == 2  # the full batch, then this one
+
+
+def test_unchanged_profiles_keep_their_scores(rescored, world):
+    previous, published = rescored["previous"], rescored["published"]
+    merged = world["storage"].read_parquet([published["key"]])
+    changes = world["storage"].read_parquet([published["changes_key"]])
+    same = previous.filter(~pl.col(ID).is_in(changes[ID].implode()))
+    kept = merged.join(same.select(ID, pl.col("propensity").alias("before")), on=ID)
+    assert kept.height == same.height == merged.height - changes.filter(pl.col("band") != "converted").height
+    assert (kept["propensity"] == kept["before"]).all()
+
+
+def test_incremental_features_equal_a_full_recomputation(rescored, world):
+    storage = world["storage"]
+    incremental = storage.read_parquet(json.loads(storage.read_bytes("exports/scoring_features.json"))["keys"])
+    full_run = dg.materialize(ALL_ASSETS, selection=["scoring_features"], resources=world["resources"],
+                              instance=world["instance"],
+                              run_config={"ops": {"scoring_features": {"config": {"cutoff": SCORING_CUTOFF,
+                                                                                  "mode": "full"}}}})
+    assert full_run.success
+    full = storage.read_parquet(json.loads(storage.read_bytes("exports/scoring_features.json"))["keys"])
+    assert full.height == 2000 and incremental.height < full.height
+    same = full.filter(pl.col(ID).is_in(incremental[ID].implode()))
+    cols = [c for c in full.columns if c != "split"]
+    assert same.select(cols).sort(ID).equals(incremental.select(cols).sort(ID))
+
+
+def test_audience_sizes_follow_the_new_scores(rescored, world):
+    published = rescored["published"]
+    merged = world["storage"].read_parquet([published["key"]])
+    bands = dict(merged.group_by("band").len().iter_rows())
+    audiences = _metadata(rescored["result"], "propensity_audiences")
+    assert {b: audiences[f"{b}_size"] for b in ("high", "medium", "low")} == bands
+    assert sum(bands.values()) == merged.height
+
+
+def test_a_burst_of_batches_becomes_one_run(rescored, world):
+    instance, resources = world["instance"], world["resources"]
+    _, cursor = _tick(instance, world["sensor"], None)
+    for seed in (21, 22):
+        config = {"ops": {"continue_events": {"config": {"days": 0.25, "profile_share": 0.05, "seed": seed}}}}
+        assert simulate_new_events.execute_in_process(instance=instance, resources=resources,
+                                                      run_config=config).success
+    burst, _ = _tick(instance, world["sensor"], cursor)
+    assert len(burst.run_requests) == 1
+    assert len(burst.run_requests[0].tags["aep_assets/event_batches"].split(",")) == 2
+
+
+def test_an_unreachable_platform_skips_and_keeps_the_cursor(world):
+    dead = f"http://127.0.0.1:{_free_port()}"
+    resources = {**world["sensor"], "aep": AdobeAEP(client_id="x", client_secret="y", org_id="o@AdobeOrg",
+                                                     platform_url=dead, ims_url=dead)}
+    cursor = json.dumps({"created": 123, "seen": {}})
+    result, after = _tick(world["instance"], resources, cursor)
+    assert isinstance(result, dg.SkipReason) and "unreachable" in result.skip_message
+    assert after == cursor

@@ -1,0 +1,113 @@
+"""When a rescore is incremental, how rescored rows merge into the published scores, and drift (PSI)."""
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from aep_assets.ml.drift import DriftPolicy, DriftReference, Histogram
+from aep_assets.ml.scoring import Bands
+from aep_assets.pipeline.rescoring import FULL, INCREMENTAL, merge_rescored, plan_rescore, scope_predicate
+
+NOW = datetime(2026, 6, 2, tzinfo=UTC)
+PUBLISHED = {"model_version": "m1", "event_batches": ["b1", "b2"], "profile_batches": ["p1"],
+             "expires_at": (NOW + timedelta(days=3)).isoformat()}
+
+
+def _plan(published=PUBLISHED, **changes):
+    args = {"model_version": "m1", "event_batches": ["b1", "b2", "b3"], "profile_batches": ["p1"], "cutoff": NOW,
+            **changes}
+    return plan_rescore(published, **args)
+
+
+def test_new_event_batches_make_an_incremental_plan():
+    plan = _plan()
+    assert (plan.mode, plan.new_batches) == (INCREMENTAL, ["b3"])
+    assert "userid IN (SELECT _t.userid FROM events WHERE _acp_system_metadata.acp_sourceBatchId IN ('b3'))" \
+        in scope_predicate("t", "events", plan)
+
+
+def test_nothing_new_is_an_empty_incremental_plan():
+    plan = _plan(event_batches=["b1", "b2"])
+    assert plan.mode == INCREMENTAL and plan.new_batches == [] and "nothing to rescore" in plan.reason
+
+
+@pytest.mark.parametrize(("published", "changes", "reason"), [
+    (None, {}, "no scores have been published"),
+    (PUBLISHED, {"model_version": "m2"}, "model changed from m1 to m2"),
+    (PUBLISHED, {"profile_batches": ["p2"]}, "profile dataset has new batches"),
+    (PUBLISHED, {"event_batches": ["b9"]}, "replaced or deleted"),
+    (PUBLISHED, {"cutoff": NOW + timedelta(days=4)}, "expired"),
+    (PUBLISHED, {"requested": "full"}, "full rescore was requested"),
+])
+def test_whatever_makes_every_score_stale_makes_a_full_plan(published, changes, reason):
+    plan = _plan(published, **changes)
+    assert plan.mode == FULL and reason in plan.reason
+    assert scope_predicate("t", "events", plan) == "TRUE"
+
+
+def test_a_bad_mode_names_the_field_and_the_choices():
+    with pytest.raises(ValueError, match=r"'mode' = 'fast'.*'auto'.*'full'"):
+        _plan(requested="fast")
+
+
+def _scores(ids, propensity, band, percentile, at):
+    n = len(ids)
+    return pl.DataFrame({"userId": ids, "propensity": propensity, "score": [round(100 * p) for p in propensity],
+                         "percentile": percentile, "decile": [p // 10 + 1 for p in percentile], "band": band,
+                         "model_version": ["m1"] * n, "scored_at": pl.Series([at] * n, dtype=pl.Datetime("us", "UTC")),
+                         "expires_at": pl.Series([at + timedelta(days=7)] * n, dtype=pl.Datetime("us", "UTC")),
+                         **{f"reason_{k}": ["x"] * n for k in (1, 2, 3)}})
+
+
+def test_rescored_rows_replace_theirs_rank_in_the_whole_population_and_converters_leave():
+    before = NOW - timedelta(days=1)
+    ids = [f"u{i}" for i in range(10)]
+    previous = _scores(ids, [i / 100 for i in range(10)], ["low"] * 6 + ["medium"] * 3 + ["high"],
+                       [i * 10 for i in range(10)], before)
+    features = pl.DataFrame({"userId": ids, "pageViews": list(range(10))})
+    rescored = _scores(["u0"], [0.5], ["low"], [0], NOW)  # u0 is now the highest propensity
+    merged = merge_rescored(previous, features, rescored, pl.DataFrame({"userId": ["u0"], "pageViews": [99]}),
+                            pl.Series(["u5"]), Bands(90, 60), model_version="m1", scored_at=NOW,
+                            expires_at=NOW + timedelta(days=7))
+    s = merged.scores
+    assert s.height == 9 and "u5" not in s["userId"]  # converted: no longer scored
+    u0 = s.filter(pl.col("userId") == "u0").row(0, named=True)
+    assert (u0["percentile"], u0["band"], u0["propensity"]) == (88, "medium", 0.5)  # 8 of 9 below it
+    assert s.filter(pl.col("userId") == "u9")["band"][0] == "high"  # untouched rows keep what AEP holds
+    assert dict(zip(merged.features["userId"], merged.features["pageViews"], strict=True))["u0"] == 99
+    changes = merged.changes
+    assert sorted(changes["userId"]) == ["u0", "u5"]
+    marker = changes.filter(pl.col("userId") == "u5").row(0, named=True)
+    assert marker["band"] == "converted" and marker["propensity"] is None and marker["model_version"] == "m1"
+
+
+def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shift():
+    rng = np.random.default_rng(1)
+    reference = Histogram.fit(rng.normal(size=20_000))
+    assert reference.psi(rng.normal(size=20_000)) < 0.01
+    assert 0.1 < reference.psi(rng.normal(0.4, 1, size=20_000)) < 0.25
+    assert reference.psi(rng.normal(1.5, 1, size=20_000)) > 0.25
+
+
+def test_psi_counts_never_happened_as_its_own_bin():
+    values = np.array([1.0, 2.0, np.nan, np.nan] * 1000)
+    reference = Histogram.fit(values)
+    assert reference.psi(values) == pytest.approx(0.0)
+    assert reference.psi(np.array([1.0, 2.0] * 2000)) > 1  # everyone has the event now: a big shift
+
+
+def test_drift_reference_round_trips_and_ranks_the_worst_column_first():
+    rng = np.random.default_rng(2)
+    frame = pl.DataFrame({"a": rng.normal(size=5000), "b": rng.poisson(3, size=5000)})
+    ref = DriftReference.from_json(DriftReference.fit(frame, ("a", "b"), rng.uniform(size=5000)).to_json())
+    shifted = frame.with_columns(pl.col("b") + 3)
+    psi = ref.psi(shifted, rng.uniform(size=5000))
+    assert list(psi)[0] == "b" and psi["a"] < 0.01 and psi["score"] < 0.01
+    assert DriftPolicy().verdict(psi) == "block" and DriftPolicy(block=100).verdict(psi) == "warn"
+
+
+def test_drift_thresholds_must_be_ordered():
+    with pytest.raises(ValueError, match="warn .* <= block"):
+        DriftPolicy(warn=0.3, block=0.2)
