@@ -184,3 +184,21 @@ def test_an_unreachable_platform_skips_and_keeps_the_cursor(world):
     result, after = _tick(world["instance"], resources, cursor)
     assert isinstance(result, dg.SkipReason) and "unreachable" in result.skip_message
     assert after == cursor
+
+
+def test_expired_scores_request_a_rescore_without_new_batches(rescored, world):
+    storage, instance = world["storage"], world["instance"]
+    _, cursor = _tick(instance, world["sensor"], None)
+    while True:  # drain what earlier tests landed
+        result, cursor = _tick(instance, world["sensor"], cursor)
+        if isinstance(result, dg.SkipReason) or not result.run_requests:
+            break
+    pointer = storage.read_bytes("scores/current.json")
+    published = json.loads(pointer)
+    try:
+        storage.write_bytes("scores/current.json", json.dumps({**published, "expires_at": "2026-06-01T00:00:00+00:00",
+                                                                "scored_at": "2026-05-25T00:00:00+00:00"}).encode())
+        result, _ = _tick(instance, world["sensor"], cursor)
+        assert isinstance(result, dg.RunRequest) and result.run_key == "expired-2026-05-25T00:00:00+00:00"
+    finally:
+        storage.write_bytes("scores/current.json", pointer)

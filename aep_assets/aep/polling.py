@@ -10,8 +10,11 @@ T = TypeVar("T")
 
 
 def poll(fetch: Callable[[], T], done: Callable[[T], bool], *, what: str, timeout_s: float,
-         interval_s: float = 0.2, max_interval_s: float = 5.0) -> T:
-    """Call ``fetch`` until ``done`` says so (``done`` raises on failed states), or the deadline passes."""
+         interval_s: float = 0.02, max_interval_s: float = 5.0) -> T:
+    """Call ``fetch`` until ``done`` says so (``done`` raises on failed states), or the deadline passes.
+
+    The first polls come quickly (fast operations finish in well under a second), then back off
+    geometrically to ``max_interval_s``, so a long job costs few calls."""
     deadline = time.monotonic() + timeout_s
     delay = interval_s
     while True:

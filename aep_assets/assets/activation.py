@@ -37,9 +37,9 @@ def aep_score_dataset(aep: AEPResource, storage: StorageResource) -> dg.Material
     candidate = json.loads(store.read_bytes(SCORES_CANDIDATE))
     full = candidate["mode"] == FULL
     rows = store.read_parquet([candidate["key"] if full else candidate["changes_key"]])
-    schema = require_schema(client, "score")
-    ds, _ = client.catalog.ensure_dataset(SCORE_DATASET, schema["$id"], profile=True,
-                                          description="Propensity scores per profile.")
+    ds = client.catalog.find_dataset(SCORE_DATASET) or client.catalog.create_dataset(
+        SCORE_DATASET, require_schema(client, "score")["$id"], profile=True,
+        description="Propensity scores per profile.")
     meta = {"dataset_id": ds["id"], "dagster/table_name": client.catalog.table_name(ds), "mode": candidate["mode"],
             "model_version": candidate["model_version"], "profiles_written": rows.height}
     if rows.height == 0:  # nothing changed: AEP already holds these scores

@@ -1,9 +1,15 @@
 """The shared state of one sandbox process: config, metadata store, data lake and background work."""
 
+import io
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlglot
 
 from .config import SandboxConfig
 from .datalake import DataLake
@@ -19,6 +25,7 @@ class Platform:
         self.store = Store(config.data_dir / "meta.sqlite")
         self.lake = DataLake(config.data_dir / "files")
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aep-sandbox-async")
+        warm_up()
 
     def later(self, delay_s: float, fn: Callable[[], None]) -> None:
         """Run ``fn`` in the background after ``delay_s``: AEP's asynchronous lifecycles."""
@@ -35,3 +42,14 @@ class Platform:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def warm_up() -> None:
+    """Pay the libraries' one-time initialisation (Parquet codecs, DuckDB, the SQL dialects) while the
+    process starts, so that the first batch or query is as quick as the ones after it."""
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"x": [1]}), buf, compression="zstd")
+    pq.read_table(io.BytesIO(buf.getvalue()))
+    with duckdb.connect() as con:
+        con.execute("SELECT 1").fetchall()
+    sqlglot.parse_one("SELECT 1", read="spark").sql(dialect="duckdb")

@@ -94,24 +94,26 @@ class SegmentationBackend:
         store = ProfileStore(self.scope, self.platform)
         counts, by_status = {}, {}
         try:
-            for item in job["segments"]:
-                seg = self.get(item["segmentId"])
-                compiled = compile_pql(seg["expression"]["value"])
-                con = store.connect()
-                try:
-                    table = con.execute(
-                        f"SELECT identity FROM ({store.attributes_sql(compiled.paths)}) WHERE {compiled.sql} "
-                        "ORDER BY identity").to_arrow_table()
-                    total = con.execute(f"SELECT count(*) FROM ({store.attributes_sql([])})").fetchone()[0]
-                finally:
-                    con.close()
-                path = self.members_path(seg["id"])
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                pq.write_table(table, tmp)
-                tmp.replace(path)
-                counts[seg["id"]] = table.num_rows
-                by_status[seg["id"]] = {"realized": table.num_rows, "exited": 0}
+            compiled = {item["segmentId"]: compile_pql(self.get(item["segmentId"])["expression"]["value"])
+                        for item in job["segments"]}
+            paths = sorted({p for c in compiled.values() for p in c.paths})
+            con = store.connect()
+            try:  # merge the profiles once for every segment of the job, as a batch segment job does
+                con.execute(f"CREATE TEMP TABLE merged AS {store.attributes_sql(paths)}")
+                total = con.execute("SELECT count(*) FROM merged").fetchone()[0]
+                for seg_id, c in compiled.items():
+                    cols = "".join(f', "p{paths.index(p)}" AS "p{i}"' for i, p in enumerate(c.paths))
+                    table = con.execute(f"SELECT identity FROM (SELECT identity{cols} FROM merged) WHERE {c.sql} "
+                                        "ORDER BY identity").to_arrow_table()
+                    path = self.members_path(seg_id)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_suffix(".tmp")
+                    pq.write_table(table, tmp)
+                    tmp.replace(path)
+                    counts[seg_id] = table.num_rows
+                    by_status[seg_id] = {"realized": table.num_rows, "exited": 0}
+            finally:
+                con.close()
         except Exception as exc:  # the job records the failure, as AEP's does
             failure = [{"code": "0100000003", "msg": str(exc)}]
             self.scope.update(JOB, job_id, lambda j: {**j, "status": "FAILED", "updateTime": now_ms(),
