@@ -10,6 +10,7 @@ import uvicorn
 
 from .app import create_app
 from .config import SandboxConfig
+from .pgwire import start_pg_server
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", default=os.environ.get("AEP_SANDBOX_DIR"),
                        required="AEP_SANDBOX_DIR" not in os.environ,
                        help="the directory that holds the sandbox's state (default: $AEP_SANDBOX_DIR)")
+    serve.add_argument("--pg-port", type=int, default=0,
+                       help="port of Query Service's PostgreSQL endpoint (default: a free one; "
+                            "GET /data/foundation/query/connection_parameters tells)")
     serve.add_argument("--landing-zone-dir", help="where the Data Landing Zone keeps files "
                                                   "(default: DATA_DIR/landing-zone)")
     serve.add_argument("--token-ttl", type=int, default=86399, help="IMS token lifetime in seconds")
@@ -44,8 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     creds = config.credentials
     print(f"AEP sandbox on http://{args.host}:{args.port} (IMS: http://{args.host}:{args.port}/ims/token/v3) "
           f"org={creds.org_id} client_id={creds.client_id} data_dir={config.data_dir}", file=sys.stderr, flush=True)
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning",
-                timeout_keep_alive=75)
+    app = create_app(config)
+    pg = start_pg_server(app.state.platform, args.host, args.pg_port)
+    print(f"Query Service PostgreSQL endpoint on {args.host}:{pg.server_address[1]}", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=75)
 
 
 if __name__ == "__main__":

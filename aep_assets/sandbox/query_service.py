@@ -129,6 +129,15 @@ def register(router: Router) -> None:
         items = [t for t in items if filters.matches(t, filters.parse(call.params.getlist("property")))]
         return 200, {"templates": items, "_page": {"count": len(items)}, "_links": {}}
 
+    def connection_parameters(call: Call):
+        if platform.pg_address is None:
+            raise errors.QueryNotFound("This sandbox serves no PostgreSQL endpoint.")
+        host, port = platform.pg_address
+        token = call.request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return 200, {"version": 1, "username": call.scope.org, "dbName": f"{call.scope.sandbox}:all",
+                     "host": host, "port": port, "token": token}
+
+    router.add(f"{BASE}/connection_parameters", ["GET"], connection_parameters)
     router.add(f"{BASE}/queries", ["POST"], submit)
     router.add(f"{BASE}/queries", ["GET"], list_queries)
     router.add(f"{BASE}/queries/{{id}}", ["GET"], get)

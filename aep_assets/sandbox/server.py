@@ -23,10 +23,10 @@ class SandboxProcess:
     def __init__(self, data_dir: Path, *, landing_zone_dir: Path | None = None, token_ttl: int | None = None,
                  async_delay: float = 0.0, faults: list[dict] | None = None, env: dict | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
-        self.port = free_port()
+        self.port, self.pg_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "aep_assets.sandbox.cli", "serve", "--port", str(self.port),
-               "--data-dir", str(self.data_dir), "--async-delay", str(async_delay)]
+               "--pg-port", str(self.pg_port), "--data-dir", str(self.data_dir), "--async-delay", str(async_delay)]
         if landing_zone_dir:
             cmd += ["--landing-zone-dir", str(landing_zone_dir)]
         if token_ttl:

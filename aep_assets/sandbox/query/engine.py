@@ -35,7 +35,9 @@ class QueryError(Exception):
 class QueryResult:
     row_count: int = 0
     columns: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)  # DuckDB type names, e.g. BIGINT, STRUCT(x INTEGER)
     rows: list[tuple] = field(default_factory=list)
+    kind: str = "SELECT"  # the statement: SELECT, CREATE TABLE, INSERT, DROP TABLE
     datasets_written: list[str] = field(default_factory=list)
 
 
@@ -46,16 +48,18 @@ class QueryEngine:
         self.catalog = CatalogBackend(scope, self.registry)
 
     def run(self, sql: str, params: dict | None = None, *, fetch: bool = False) -> QueryResult:
+        return self.run_each(sql, params, fetch=fetch)[-1]
+
+    def run_each(self, sql: str, params: dict | None = None, *, fetch: bool = False,
+                 max_rows: int | None = None) -> list[QueryResult]:
+        """Every statement's result, in order; SELECTs keep at most ``max_rows`` rows when fetched."""
         try:
             statements = parse(substitute(sql, params))
         except TranslationError as exc:
             raise QueryError("42601", str(exc)) from None
         if not statements:
             raise QueryError("42601", "The query has no statement.")
-        result = QueryResult()
-        for statement in statements:
-            result = self._run_one(statement, fetch, result)
-        return result
+        return [self._run_one(statement, fetch, max_rows) for statement in statements]
 
     def _connect(self, statement: exp.Expression) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
@@ -94,7 +98,7 @@ class QueryEngine:
             con.register(f"{name}__empty", arrow_schema(props).empty_table())
             con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{name}__empty"')
 
-    def _run_one(self, statement: exp.Expression, fetch: bool, previous: QueryResult) -> QueryResult:
+    def _run_one(self, statement: exp.Expression, fetch: bool, max_rows: int | None) -> QueryResult:
         con = self._connect(statement)
         try:
             if isinstance(statement, exp.Create) and statement.kind == "TABLE":
@@ -105,10 +109,10 @@ class QueryEngine:
                 return self._drop(statement)
             if isinstance(statement, exp.Query):
                 cur = con.execute(to_duckdb(statement))
-                columns = [d[0] for d in cur.description]
-                rows = cur.fetchall() if fetch else []
+                columns, types = [d[0] for d in cur.description], [str(d[1]) for d in cur.description]
+                rows = (cur.fetchall() if max_rows is None else cur.fetchmany(max_rows)) if fetch else []
                 count = len(rows) if fetch else len(cur.fetchall())
-                return QueryResult(row_count=count, columns=columns, rows=rows)
+                return QueryResult(row_count=count, columns=columns, types=types, rows=rows)
             raise QueryError("0A000", f"Statement {statement.key.upper()} is not supported by the sandbox yet.")
         except duckdb.Error as exc:
             raise QueryError(_sqlstate(exc), str(exc).split("\n")[0]) from None
@@ -147,7 +151,7 @@ class QueryEngine:
             select = select.this
         if self.catalog.dataset_by_table(name) is not None:
             if statement.args.get("exists"):
-                return QueryResult()
+                return QueryResult(kind="CREATE TABLE")
             raise QueryError("42P07", f"Table '{name}' already exists. Use CREATE TABLE IF NOT EXISTS, "
                                       "INSERT INTO, or DROP TABLE first.")
         empty = con.execute(f"SELECT * FROM ({to_duckdb(select)}) LIMIT 0").to_arrow_table()
@@ -156,7 +160,7 @@ class QueryEngine:
         ds = self.catalog.create_dataset({"name": name, "schemaRef": {"id": schema["$id"]}},
                                          table=name, client="query-service")
         _, rows = self._write(con, select, ds["id"])
-        return QueryResult(row_count=rows, datasets_written=[ds["id"]])
+        return QueryResult(row_count=rows, datasets_written=[ds["id"]], kind="CREATE TABLE")
 
     def _insert(self, con, statement: exp.Insert) -> QueryResult:
         name = statement.this.find(exp.Table).name.lower()
@@ -164,7 +168,7 @@ class QueryEngine:
         if ds is None:
             raise QueryError("42P01", f"Table '{name}' does not exist; create it with CREATE TABLE ... AS first.")
         _, rows = self._write(con, statement.expression, ds["id"])
-        return QueryResult(row_count=rows, datasets_written=[ds["id"]])
+        return QueryResult(row_count=rows, datasets_written=[ds["id"]], kind="INSERT")
 
     def _drop(self, statement: exp.Drop) -> QueryResult:
         for table in statement.find_all(exp.Table):
@@ -175,7 +179,7 @@ class QueryEngine:
                     continue
                 raise QueryError("42P01", f"Table '{name}' does not exist.")
             self.catalog.delete_dataset(ds["id"], self.platform.lake)
-        return QueryResult()
+        return QueryResult(kind="DROP TABLE")
 
 
 def _system_columns(batch: dict) -> str:

@@ -1,0 +1,364 @@
+"""Query Service's interactive endpoint: the PostgreSQL wire protocol (v3), as psql and psycopg speak it.
+
+Connect with the values of ``GET /data/foundation/query/connection_parameters``: dbname
+``{sandbox}:all`` (or ``{sandbox}:{table}``), user = the org id, password = an IMS access token.
+Both the simple and the extended query protocol are served; results are text, at most 50,000 rows
+per SELECT (Query Service's cap for PostgreSQL clients). Besides what the query engine runs:
+``SHOW TABLES``, ``SET name = value`` (``auto_to_json=true`` turns struct and array columns into
+JSON text), and ``BEGIN``/``COMMIT``/``ROLLBACK``, accepted and ignored: queries are not transactional.
+
+Not modelled yet: TLS (answer 'N' to SSLRequest, so use ``sslmode=prefer`` or ``allow`` locally), the
+10-minute timeout, session and concurrency limits.
+"""
+
+import json
+import logging
+import re
+import secrets
+import socketserver
+import struct
+import threading
+from datetime import date, datetime
+from decimal import Decimal
+
+from .query.engine import QueryEngine, QueryError, QueryResult
+
+log = logging.getLogger("aep_sandbox.pgwire")
+
+MAX_ROWS = 50_000
+SSL_REQUEST, GSSENC_REQUEST, CANCEL_REQUEST, PROTOCOL_V3 = 80877103, 80877104, 80877102, 196608
+SET_STATEMENT = re.compile(r"^\s*SET\s+([A-Za-z_][\w.]*)\s*(?:=|\s+TO\s+)\s*(.+?)\s*;?\s*$", re.I | re.S)
+NO_OPS = {"BEGIN", "START TRANSACTION", "COMMIT", "END", "ROLLBACK"}
+OIDS = {"BOOLEAN": 16, "BIGINT": 20, "HUGEINT": 1700, "INTEGER": 23, "SMALLINT": 21, "TINYINT": 21,
+        "UBIGINT": 1700, "UINTEGER": 20, "USMALLINT": 23, "UTINYINT": 21, "DOUBLE": 701, "FLOAT": 700,
+        "DATE": 1082, "TIMESTAMP": 1114, "TIMESTAMP WITH TIME ZONE": 1184, "VARCHAR": 25, "BLOB": 17}
+TEXT_OID = 25
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def pg_type(duckdb_type: str) -> int:
+    if duckdb_type.startswith("DECIMAL"):
+        return 1700
+    return OIDS.get(duckdb_type.split("(")[0].strip(), TEXT_OID)
+
+
+def pg_text(value, as_json: bool) -> bytes | None:
+    """A value in PostgreSQL's text format; structs and lists as PG row/array text, or JSON."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return b"t" if value else b"f"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ").encode()
+    if isinstance(value, (date, Decimal, int, float)):
+        return str(value).encode()
+    if isinstance(value, (dict, list)):
+        if as_json:
+            return json.dumps(value, default=str).encode()
+        return _composite(value).encode()
+    if isinstance(value, bytes):
+        return b"\\x" + value.hex().encode()
+    return str(value).encode()
+
+
+def _composite(value) -> str:
+    def item(v) -> str:
+        if v is None:
+            return ""
+        text = _composite(v) if isinstance(v, (dict, list)) else (pg_text(v, False) or b"").decode()
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"' if re.search(r'[,()"\\\s{}]', text) else text
+    if isinstance(value, dict):
+        return "(" + ",".join(item(v) for v in value.values()) + ")"
+    return "{" + ",".join(item(v) if v is not None else "NULL" for v in value) + "}"
+
+
+def literal(value: str | None) -> str:
+    """A bound parameter inlined as a SQL literal (the engine has no server-side parameters)."""
+    if value is None:
+        return "NULL"
+    if re.fullmatch(r"-?\d+(\.\d+)?([eE][-+]?\d+)?", value):
+        return value
+    return "'" + value.replace("'", "''") + "'"
+
+
+def bind(sql: str, values: list[str | None]) -> str:
+    return re.sub(r"\$(\d+)\b", lambda m: literal(values[int(m.group(1)) - 1]), sql)
+
+
+class Session(socketserver.StreamRequestHandler):
+    """One client connection."""
+
+    server: "PGServer"
+
+    def setup(self) -> None:
+        super().setup()
+        self.settings: dict[str, str] = {}
+        self.statements: dict[str, str] = {}
+        self.portals: dict[str, tuple[str, list[QueryResult] | None]] = {}
+        self.failed = False  # an extended-protocol error: skip to Sync
+
+    # -- framing
+    def _read(self, n: int) -> bytes:
+        data = self.rfile.read(n)
+        if len(data) < n:
+            raise ProtocolError("the client closed the connection")
+        return data
+
+    def _message(self) -> tuple[bytes, bytes]:
+        kind = self._read(1)
+        length = struct.unpack("!i", self._read(4))[0]
+        return kind, self._read(length - 4)
+
+    def _send(self, kind: bytes, payload: bytes = b"") -> None:
+        self.wfile.write(kind + struct.pack("!i", len(payload) + 4) + payload)
+
+    def _error(self, code: str, message: str, severity: str = "ERROR") -> None:
+        fields = [b"S" + severity.encode(), b"V" + severity.encode(), b"C" + code.encode(), b"M" + message.encode()]
+        self._send(b"E", b"\0".join(fields) + b"\0\0")
+
+    def _ready(self) -> None:
+        self._send(b"Z", b"I")
+        self.wfile.flush()
+
+    # -- connection
+    def handle(self) -> None:
+        try:
+            if not self._startup():
+                return
+            self._serve()
+        except (ProtocolError, ConnectionError, OSError):
+            return
+
+    def _startup(self) -> bool:
+        while True:
+            length = struct.unpack("!i", self._read(4))[0]
+            body = self._read(length - 4)
+            code = struct.unpack("!i", body[:4])[0]
+            if code in (SSL_REQUEST, GSSENC_REQUEST):
+                self.wfile.write(b"N")  # no TLS here: the client goes on in plain text (sslmode=prefer)
+                self.wfile.flush()
+                continue
+            if code == CANCEL_REQUEST:
+                return False
+            if code != PROTOCOL_V3:
+                self._error("08P01", f"Unsupported protocol version {code >> 16}.{code & 0xFFFF}.", "FATAL")
+                return False
+            parts = body[4:].split(b"\0")
+            params = {parts[i].decode(): parts[i + 1].decode() for i in range(0, len(parts) - 1, 2) if parts[i]}
+            break
+        self._send(b"R", struct.pack("!i", 3))  # AuthenticationCleartextPassword
+        self.wfile.flush()
+        kind, body = self._message()
+        if kind != b"p":
+            raise ProtocolError("expected a password message")
+        return self._authenticate(params, body.rstrip(b"\0").decode())
+
+    def _authenticate(self, params: dict[str, str], password: str) -> bool:
+        platform = self.server.platform
+        org, dbname = params.get("user", ""), params.get("database", "")
+        if org != platform.credentials.org_id or platform.store.token_client(password) is None:
+            self._error("28P01", "password authentication failed: the user is the org id "
+                                 f"({platform.credentials.org_id}) and the password a valid IMS access token.",
+                        "FATAL")
+            return False
+        sandbox, _, scope = dbname.partition(":")
+        if not sandbox or not scope:
+            self._error("3D000", f"database {dbname!r} is not '{{sandbox}}:all' or '{{sandbox}}:{{table}}', "
+                                 "e.g. 'prod:all'.", "FATAL")
+            return False
+        self.engine = QueryEngine(platform.store.scope(org, sandbox), platform)
+        self._send(b"R", struct.pack("!i", 0))
+        for key, value in (("server_version", "15.0 (AEP Query Service, local sandbox)"),
+                           ("server_encoding", "UTF8"), ("client_encoding", "UTF8"), ("DateStyle", "ISO, MDY"),
+                           ("TimeZone", "UTC"), ("integer_datetimes", "on"),
+                           ("standard_conforming_strings", "on")):
+            self._send(b"S", key.encode() + b"\0" + value.encode() + b"\0")
+        self._send(b"K", struct.pack("!ii", threading.get_ident() & 0x7FFFFFFF, secrets.randbits(31)))
+        self._ready()
+        return True
+
+    def _serve(self) -> None:
+        handlers = {b"Q": self._simple, b"P": self._parse, b"B": self._bind, b"D": self._describe,
+                    b"E": self._execute, b"C": self._close}
+        while True:
+            kind, body = self._message()
+            if kind == b"X":
+                return
+            if kind == b"S":
+                self.failed = False
+                self._ready()
+            elif kind == b"H":
+                self.wfile.flush()
+            elif kind in handlers:
+                if self.failed and kind != b"Q":
+                    continue
+                handlers[kind](body)
+            else:
+                self._error("08P01", f"Unsupported message type {kind!r}.")
+                self._ready()
+
+    # -- running statements
+    def _run(self, sql: str) -> list[QueryResult]:
+        text = sql.strip().rstrip(";").strip()
+        upper = " ".join(text.upper().split())
+        if not text:
+            return []
+        if upper in NO_OPS:
+            return [QueryResult(kind=upper.split()[0])]
+        if upper == "SHOW TABLES":
+            return [self._show_tables()]
+        setting = SET_STATEMENT.match(text)
+        if setting and not setting.group(1).startswith("@"):
+            self.settings[setting.group(1).lower()] = setting.group(2).strip("'\"").lower()
+            return [QueryResult(kind="SET")]
+        return self.engine.run_each(sql, fetch=True, max_rows=MAX_ROWS)
+
+    def _show_tables(self) -> QueryResult:
+        rows = []
+        for ds in sorted(self.engine.scope.list("dataset"), key=lambda d: d["name"]):
+            table = (ds.get("tags") or {}).get("adobe/pqs/table")
+            if table:
+                rows.append((table[0], ds["id"], ds["name"], ds.get("description", ""), "false"))
+        return QueryResult(row_count=len(rows), columns=["name", "dataSetId", "dataSet", "description", "resolved"],
+                           types=["VARCHAR"] * 5, rows=rows)
+
+    def _row_description(self, result: QueryResult) -> None:
+        if not result.columns:
+            self._send(b"n")  # NoData
+            return
+        payload = struct.pack("!h", len(result.columns))
+        for name, kind in zip(result.columns, result.types, strict=True):
+            payload += name.encode() + b"\0" + struct.pack("!ihihih", 0, 0, pg_type(kind), -1, -1, 0)
+        self._send(b"T", payload)
+
+    def _data_rows(self, result: QueryResult) -> None:
+        as_json = self.settings.get("auto_to_json") == "true"
+        for row in result.rows:
+            payload = struct.pack("!h", len(row))
+            for value in row:
+                text = pg_text(value, as_json)
+                payload += struct.pack("!i", -1) if text is None else struct.pack("!i", len(text)) + text
+            self._send(b"D", payload)
+
+    def _complete(self, result: QueryResult) -> None:
+        tag = {"SELECT": f"SELECT {result.row_count}", "CREATE TABLE": f"SELECT {result.row_count}",
+               "INSERT": f"INSERT 0 {result.row_count}"}.get(result.kind, result.kind)
+        self._send(b"C", tag.encode() + b"\0")
+
+    def _fail(self, exc: QueryError) -> None:
+        self._error(exc.code, exc.message)
+
+    def _simple(self, body: bytes) -> None:
+        sql = body.rstrip(b"\0").decode()
+        try:
+            results = self._run(sql)
+        except QueryError as exc:
+            self._fail(exc)
+            results = None
+        if results is not None:
+            if not results:
+                self._send(b"I")  # EmptyQueryResponse
+            for result in results:
+                if result.kind == "SELECT" and result.columns:
+                    self._row_description(result)
+                    self._data_rows(result)
+                self._complete(result)
+        self._ready()
+
+    # -- extended protocol
+    def _parse(self, body: bytes) -> None:
+        name, rest = body.split(b"\0", 1)
+        query, _ = rest.split(b"\0", 1)
+        self.statements[name.decode()] = query.decode()
+        self._send(b"1")
+
+    def _bind(self, body: bytes) -> None:
+        portal, rest = body.split(b"\0", 1)
+        statement, rest = rest.split(b"\0", 1)
+        n_formats = struct.unpack("!h", rest[:2])[0]
+        formats = struct.unpack(f"!{n_formats}h", rest[2:2 + 2 * n_formats])
+        pos = 2 + 2 * n_formats
+        n_params = struct.unpack("!h", rest[pos:pos + 2])[0]
+        pos += 2
+        values: list[str | None] = []
+        for i in range(n_params):
+            size = struct.unpack("!i", rest[pos:pos + 4])[0]
+            pos += 4
+            if size < 0:
+                values.append(None)
+                continue
+            if (formats[i] if n_formats > 1 else formats[0] if n_formats else 0) != 0:
+                self._error("0A000", "Binary parameters are not supported; send parameters as text.")
+                self.failed = True
+                return
+            values.append(rest[pos:pos + size].decode())
+            pos += size
+        self.portals[portal.decode()] = (bind(self.statements.get(statement.decode(), ""), values), None)
+        self._send(b"2")
+
+    def _portal_results(self, name: str) -> list[QueryResult] | None:
+        sql, results = self.portals[name]
+        if results is None:
+            try:
+                results = self._run(sql)
+            except QueryError as exc:
+                self._fail(exc)
+                self.failed = True
+                return None
+            self.portals[name] = (sql, results)
+        return results
+
+    def _describe(self, body: bytes) -> None:
+        kind, name = body[:1], body[1:].rstrip(b"\0").decode()
+        if kind == b"S":  # parameters are inlined as text, so they are described as unknown
+            sql = self.statements.get(name, "")
+            count = len(set(re.findall(r"\$(\d+)\b", sql)))
+            self._send(b"t", struct.pack("!h", count) + struct.pack(f"!{count}i", *([0] * count)))
+            self._send(b"n")  # columns are known once bound
+            return
+        results = self._portal_results(name)
+        if results is not None:
+            last = results[-1] if results else QueryResult(kind="EMPTY")
+            if last.kind == "SELECT":
+                self._row_description(last)
+            else:
+                self._send(b"n")
+
+    def _execute(self, body: bytes) -> None:
+        name = body.split(b"\0", 1)[0].decode()
+        results = self._portal_results(name)
+        if results is None:
+            return
+        if not results:
+            self._send(b"I")
+            return
+        for result in results:
+            if result.kind == "SELECT" and result.columns:
+                self._data_rows(result)
+            self._complete(result)
+
+    def _close(self, body: bytes) -> None:
+        kind, name = body[:1], body[1:].rstrip(b"\0").decode()
+        (self.statements if kind == b"S" else self.portals).pop(name, None)
+        self._send(b"3")
+
+
+class PGServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], platform) -> None:
+        super().__init__(address, Session)
+        self.platform = platform
+
+
+def start_pg_server(platform, host: str, port: int) -> PGServer:
+    """Serve the wire protocol on a background thread; ``port`` 0 picks a free one."""
+    server = PGServer((host, port), platform)
+    threading.Thread(target=server.serve_forever, name="aep-sandbox-pgwire", daemon=True).start()
+    platform.pg_address = server.server_address[:2]
+    log.info("Query Service PostgreSQL endpoint on %s:%d", *platform.pg_address)
+    return server
