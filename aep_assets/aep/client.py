@@ -4,6 +4,7 @@ from dataclasses import replace
 
 from .catalog import Catalog
 from .config import AEPConfig
+from .data_access import DataAccess
 from .flow import FlowService
 from .ingestion import BatchIngestion
 from .query import QueryService
@@ -19,6 +20,7 @@ class AEPClient:
         self.schemas = SchemaRegistry(self.session)
         self.catalog = Catalog(self.session)
         self.ingestion = BatchIngestion(self.session, self.catalog)
+        self.data_access = DataAccess(self.session)
         self.query = QueryService(self.session)
         self.flows = FlowService(self.session)
         self.segmentation = Segmentation(self.session)

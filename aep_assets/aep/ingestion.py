@@ -6,6 +6,8 @@ from .polling import poll
 from .session import AEPSession
 
 BASE = "/data/foundation/import"
+CHUNKED_ABOVE = 256 * 1024 * 1024
+CHUNK_SIZE = 64 * 1024 * 1024
 WAITING = {"loading", "loaded", "queued", "processing", "staging", "staged", "retrying", "stalled"}
 
 
@@ -20,8 +22,33 @@ class BatchIngestion:
         return self.session.json("POST", f"{BASE}/batches", json=body)
 
     def upload_file(self, batch_id: str, dataset_id: str, name: str, data: bytes) -> None:
+        """One PUT for a small file; AEP wants files over 256 MB in chunks (and requires it over 512 MB)."""
+        if len(data) > CHUNKED_ABOVE:
+            self.upload_large_file(batch_id, dataset_id, name, data)
+            return
         self.session.request("PUT", f"{BASE}/batches/{batch_id}/datasets/{dataset_id}/files/{name}", data=data,
                              headers={"Content-Type": "application/octet-stream"})
+
+    def upload_large_file(self, batch_id: str, dataset_id: str, name: str, data: bytes,
+                          chunk_size: int = CHUNK_SIZE) -> None:
+        """INITIALIZE, one PATCH per chunk with its Content-Range, then COMPLETE. A retried PATCH
+        rewrites the same bytes, so retries are safe."""
+        path = f"{BASE}/batches/{batch_id}/datasets/{dataset_id}/files/{name}"
+        self.session.request("POST", path, params={"action": "INITIALIZE"})
+        for start in range(0, len(data), chunk_size):
+            chunk = data[start:start + chunk_size]
+            self.session.request("PATCH", path, data=chunk, headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"bytes {start}-{start + len(chunk) - 1}"})
+        self.session.request("POST", path, params={"action": "COMPLETE"})
+
+    def abort_batch(self, batch_id: str) -> None:
+        """Drop a batch that is still loading."""
+        self.session.request("POST", f"{BASE}/batches/{batch_id}", params={"action": "ABORT"})
+
+    def revert_batch(self, batch_id: str) -> None:
+        """Make a successful batch's rows invisible (the batch becomes inactive)."""
+        self.session.request("POST", f"{BASE}/batches/{batch_id}", params={"action": "REVERT"})
 
     def complete_batch(self, batch_id: str) -> None:
         self.session.request("POST", f"{BASE}/batches/{batch_id}", params={"action": "COMPLETE"})

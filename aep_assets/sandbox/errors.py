@@ -129,3 +129,11 @@ class SegmentNotFound(SandboxError):
 
 class SegmentBadRequest(SandboxError):
     status, code, title = 400, "UPS-1001-400", "Bad request"
+
+
+class DataAccessNotFound(SandboxError):
+    status, code, title, style = 404, "DAS-1404-404", "Not found", "catalog"
+
+
+class RangeNotSatisfiable(SandboxError):
+    status, code, title, style = 416, "DAS-1416-416", "Range not satisfiable", "catalog"

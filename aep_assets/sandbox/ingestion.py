@@ -2,11 +2,15 @@
 
 reference/aep_api.md §5. A completed batch is validated against its dataset's XDM schema in the
 background; its rows become visible only if every file passes. ``replay.predecessors`` replaces
-earlier batches when the new one succeeds. Not modelled yet: chunked uploads, ``REVERT``.
+earlier batches when the new one succeeds. Large files arrive in chunks (``?action=INITIALIZE``,
+``PATCH`` with ``Content-Range``, ``?action=COMPLETE``); ``ABORT`` drops a loading batch, and
+``REVERT`` makes a successful batch's rows invisible (``inactive``). Not modelled yet: partial
+ingestion (``partialIngestionPercentage``), the 138-batches-per-minute rate limit.
 """
 
 import io
 import json
+import re
 import secrets
 
 import pyarrow as pa
@@ -120,8 +124,72 @@ class IngestionBackend:
                                                  "can be aborted.")
             self._set(batch_id, status="aborted")
             self.platform.lake.delete_uploads(self.scope.org, self.scope.sandbox, batch_id)
+        elif action == "REVERT":
+            if batch["status"] != "success":
+                raise errors.IngestionBadRequest(f"Batch {batch_id} is {batch['status']}; only a successful batch "
+                                                 "can be reverted.")
+            self._set(batch_id, status="inactive", reverted=now_ms())
+            self.platform.lake.delete_batch(self.scope.org, self.scope.sandbox, batch["relatedObjects"][0]["id"],
+                                            batch_id)
         else:
-            raise errors.IngestionBadRequest(f"action={action} is not supported; use COMPLETE or ABORT.")
+            raise errors.IngestionBadRequest(f"action={action} is not supported; use COMPLETE, ABORT or REVERT.")
+
+    # Chunked uploads: each chunk is kept as {start}-{end} until the file is completed.
+    def _chunk_dir(self, batch_id: str, name: str):
+        return self.platform.lake.upload_dir(self.scope.org, self.scope.sandbox, batch_id) / ".chunks" / name
+
+    def initialize_file(self, batch_id: str, ds_id: str, name: str) -> None:
+        self._require_loading(batch_id, ds_id)
+        folder = self._chunk_dir(batch_id, name)
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.iterdir():
+            old.unlink()
+
+    def upload_chunk(self, batch_id: str, ds_id: str, name: str, content_range: str | None, data: bytes) -> None:
+        self._require_loading(batch_id, ds_id)
+        folder = self._chunk_dir(batch_id, name)
+        if not folder.is_dir():
+            raise errors.IngestionBadRequest(f"File {name!r} was not initialized; POST ?action=INITIALIZE first.")
+        match = re.fullmatch(r"bytes (\d+)-(\d+)(?:/(\d+|\*))?", (content_range or "").strip())
+        if not match:
+            raise errors.IngestionBadRequest(f"Content-Range {content_range!r} is not 'bytes start-end'.")
+        start, end = int(match.group(1)), int(match.group(2))
+        if end - start + 1 != len(data):
+            raise errors.IngestionBadRequest(f"Content-Range {content_range!r} covers {end - start + 1} bytes but "
+                                             f"the body has {len(data)}.")
+        (folder / f"{start}-{end}").write_bytes(data)
+
+    def complete_file(self, batch_id: str, ds_id: str, name: str) -> None:
+        folder = self._chunk_dir(batch_id, name)
+        if not folder.is_dir():
+            raise errors.IngestionBadRequest(f"File {name!r} was not initialized; POST ?action=INITIALIZE first.")
+        chunks = sorted((tuple(map(int, p.name.split("-"))), p) for p in folder.iterdir())
+        expected = 0
+        for (start, end), _ in chunks:
+            if start != expected:
+                kind = "overlap" if start < expected else "gap"
+                raise errors.IngestionBadRequest(f"File {name!r} has a {kind} at byte {min(start, expected)}: "
+                                                 "upload chunks that cover it exactly once.")
+            expected = end + 1
+        self.upload(batch_id, ds_id, name, b"".join(p.read_bytes() for _, p in chunks))
+        for _, p in chunks:
+            p.unlink()
+        folder.rmdir()
+
+    def file_status(self, batch_id: str, name: str) -> int | None:
+        """Bytes received of ``name``: a completed file's size, or what its chunks hold so far."""
+        path = self.platform.lake.upload_path(self.scope.org, self.scope.sandbox, batch_id, name)
+        if path.exists():
+            return path.stat().st_size
+        folder = self._chunk_dir(batch_id, name)
+        return sum(p.stat().st_size for p in folder.iterdir()) if folder.is_dir() else None
+
+    def _require_loading(self, batch_id: str, ds_id: str) -> None:
+        batch = self.batch(batch_id)
+        if batch["status"] != "loading" or batch["relatedObjects"][0]["id"] != ds_id:
+            raise errors.IngestionBadRequest(f"Batch {batch_id} is {batch['status']} for dataset "
+                                             f"{batch['relatedObjects'][0]['id']}; files go to a loading batch "
+                                             "of their own dataset.")
 
     def _set(self, batch_id: str, **fields) -> dict:
         def change(body: dict) -> dict:
@@ -212,10 +280,38 @@ def register(router: Router) -> None:
     def action(call: Call):
         act = call.params.get("action")
         if not act:
-            raise errors.IngestionBadRequest("Pass ?action=COMPLETE or ?action=ABORT.")
+            raise errors.IngestionBadRequest("Pass ?action=COMPLETE, ?action=ABORT or ?action=REVERT.")
         IngestionBackend(call.scope, platform).act(call.path["batch"], act)
         return None
 
+    def file_action(call: Call):
+        backend, args = IngestionBackend(call.scope, platform), (call.path["batch"], call.path["dataset"],
+                                                                   call.path["name"])
+        act = (call.params.get("action") or "").upper()
+        if act == "INITIALIZE":
+            backend.initialize_file(*args)
+        elif act == "COMPLETE":
+            backend.complete_file(*args)
+        else:
+            raise errors.IngestionBadRequest("Pass ?action=INITIALIZE or ?action=COMPLETE for a chunked file.")
+        return 201, None
+
+    def chunk(call: Call):
+        IngestionBackend(call.scope, platform).upload_chunk(call.path["batch"], call.path["dataset"],
+                                                            call.path["name"], call.headers.get("content-range"),
+                                                            call.body)
+        return None
+
+    def file_head(call: Call):
+        size = IngestionBackend(call.scope, platform).file_status(call.path["batch"], call.path["name"])
+        if size is None:
+            raise errors.IngestionNotFound(f"No file {call.path['name']!r} in batch {call.path['batch']}.")
+        return 200, None, {"Content-Length": str(size)}
+
+    files = f"{BASE}/batches/{{batch}}/datasets/{{dataset}}/files/{{name:path}}"
     router.add(f"{BASE}/batches", ["POST"], create)
-    router.add(f"{BASE}/batches/{{batch}}/datasets/{{dataset}}/files/{{name:path}}", ["PUT"], upload)
+    router.add(files, ["PUT"], upload)
+    router.add(files, ["POST"], file_action)
+    router.add(files, ["PATCH"], chunk)
+    router.add(files, ["HEAD"], file_head)
     router.add(f"{BASE}/batches/{{batch}}", ["POST"], action)
