@@ -1,11 +1,13 @@
 """Query Service's PostgreSQL endpoint, from psycopg 3 and psql (reference/aep_api.md §7.1, §7.2)."""
 
+import io
 import os
 import shutil
 import subprocess
 
 import psycopg
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from aep_assets.pipeline.ingest import replace_dataset_rows
@@ -111,3 +113,61 @@ def test_psql_runs_queries_and_reports_errors(params):
     bad = subprocess.run([*base, "-c", "SELECT * FROM no_such_table"], env=env, capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode != 0 and "does not exist" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def three_batches(params):
+    client, tenant = params["client"], params["tenant"]
+    platform = ensure_schemas(client)
+    ds = client.catalog.create_dataset("snapshot events", platform.schema_id("event"))
+    for i, n in enumerate((1, 2, 3)):
+        batch = client.ingestion.create_batch(ds["id"], "parquet")
+        table = pa.table({"_id": [f"s{i}-{k}" for k in range(n)],
+                          "timestamp": pa.array([i] * n, pa.timestamp("us", tz="UTC")),
+                          f"_{tenant}": pa.StructArray.from_arrays([pa.array([f"u{i}"] * n)], names=["userid"])})
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        client.ingestion.upload_file(batch["id"], ds["id"], "s.parquet", buf.getvalue())
+        client.ingestion.complete_batch(batch["id"])
+        client.ingestion.wait_for_batch(batch["id"], timeout_s=30)
+    return client.catalog.table_name(client.catalog.get_dataset(ds["id"]))
+
+
+def test_history_meta_lists_one_snapshot_per_batch(params, three_batches):
+    # §7.2 incremental reads: history_meta('t') has snapshot_id, parent_id, is_current, snapshot_generation.
+    with _connect(params, autocommit=True) as conn:
+        rows = conn.execute(f"SELECT snapshot_id, parent_id, is_current, snapshot_generation, output_record_count "
+                            f"FROM (SELECT history_meta('{three_batches}')) ORDER BY snapshot_generation").fetchall()
+        assert [(r[2], r[3], r[4]) for r in rows] == [(False, 1, 1), (False, 2, 2), (True, 3, 3)]
+        assert rows[0][1] is None and rows[1][1] == rows[0][0] and rows[0][0] < rows[1][0] < rows[2][0]
+        current = conn.execute(f"SELECT snapshot_id FROM (SELECT history_meta('{three_batches}')) "
+                               "WHERE is_current = true").fetchone()[0]
+        assert current == rows[2][0]
+
+
+def test_snapshot_clauses_read_the_batches_between_snapshots(params, three_batches):
+    t = three_batches
+    with _connect(params, autocommit=True) as conn:
+        first, second, _ = [r[0] for r in conn.execute(
+            f"SELECT snapshot_id FROM (SELECT history_meta('{t}')) ORDER BY snapshot_id").fetchall()]
+
+        def count(clause: str) -> int:
+            return conn.execute(f"SELECT count(*) FROM {t} SNAPSHOT {clause}").fetchone()[0]
+
+        assert count(f"SINCE {first}") == 5  # exclusive of the start: batches 2 and 3
+        assert count(f"AS OF {first}") == 1  # inclusive of the end
+        assert count(f"BETWEEN {first} AND {second}") == 2
+        assert count(f"BETWEEN 'HEAD' AND {first}") == 1 and count(f"BETWEEN {second} AND 'TAIL'") == 3
+        assert conn.execute(f"SELECT table_exists('{t}'), table_exists('nope')").fetchone() == ("t", "f")
+        with pytest.raises(psycopg.Error) as bad:
+            conn.execute(f"SELECT count(*) FROM {t} SNAPSHOT SINCE yesterday")
+        assert bad.value.sqlstate == "42601"
+
+
+def test_an_incremental_ctas_over_rest_reads_only_new_batches(params, three_batches):
+    client = params["client"]
+    with _connect(params, autocommit=True) as conn:
+        first = conn.execute(f"SELECT min(snapshot_id) FROM (SELECT history_meta('{three_batches}'))").fetchone()[0]
+    q = client.query.run(f"CREATE TABLE snapshot_increment AS SELECT * FROM {three_batches} SNAPSHOT SINCE {first}",
+                         name="increment")
+    assert q["rowCount"] == 5

@@ -4,7 +4,8 @@ Each dataset is a view named by its ``adobe/pqs/table`` tag over the files of it
 Rows carry the system columns ``_acp_system_metadata`` (``acp_sourceBatchId``, ``commitBatchId``,
 ``ingestTime``) and ``_ACP_BATCHID``, as in AEP, so a query can read only the rows of given batches.
 ``CREATE TABLE ... AS``, ``INSERT INTO`` and ``DROP TABLE`` create, fill and delete Catalog
-datasets, as they do in AEP. Not modelled yet: ``SNAPSHOT`` clauses, anonymous blocks, ``SET``.
+datasets, as they do in AEP. ``SNAPSHOT`` clauses, ``history_meta`` and ``table_exists`` are in
+snapshots.py. Not modelled yet: anonymous blocks and ``SET @v``.
 """
 
 import secrets
@@ -20,6 +21,7 @@ from ..datalake import scan_sql
 from ..schema_registry import SchemaRegistryBackend
 from ..store import Scope, now_ms
 from ..xdm import arrow_schema, infer_properties
+from . import snapshots
 from .translate import TranslationError, parse, substitute, to_duckdb
 
 
@@ -54,8 +56,8 @@ class QueryEngine:
                  max_rows: int | None = None) -> list[QueryResult]:
         """Every statement's result, in order; SELECTs keep at most ``max_rows`` rows when fetched."""
         try:
-            statements = parse(substitute(sql, params))
-        except TranslationError as exc:
+            statements = parse(snapshots.rewrite_clauses(substitute(sql, params)))
+        except (TranslationError, ValueError) as exc:
             raise QueryError("42601", str(exc)) from None
         if not statements:
             raise QueryError("42601", "The query has no statement.")
@@ -71,6 +73,9 @@ class QueryEngine:
             name = table.name.lower()
             if name in ctes or name in registered or not name:
                 continue
+            if self._register_special(con, name):
+                registered.add(name)
+                continue
             ds = self.catalog.dataset_by_table(name)
             if ds is None:
                 if isinstance(statement, exp.Create) and table is statement.this.find(exp.Table):
@@ -83,11 +88,32 @@ class QueryEngine:
             registered.add(name)
         return con
 
-    def _register(self, con: duckdb.DuckDBPyConnection, name: str, ds: dict) -> None:
-        """The dataset's table: its active batches' rows, each with the system columns Query Service adds
-        (``_acp_system_metadata.acp_sourceBatchId``, ``_ACP_BATCHID``), so queries can read one batch."""
+    def _require(self, table: str) -> dict:
+        ds = self.catalog.dataset_by_table(table)
+        if ds is None:
+            raise QueryError("42P01", f"Table '{table}' does not exist; SHOW TABLES lists the tables.")
+        return ds
+
+    def _register_special(self, con: duckdb.DuckDBPyConnection, name: str) -> bool:
+        """Snapshot views (``t__snapshot__a__b``) and ``history_meta`` results."""
+        if name.startswith(snapshots.HISTORY_TABLE):
+            ds = self._require(name.removeprefix(snapshots.HISTORY_TABLE))
+            con.register(name, snapshots.history_rows(self.catalog.active_batches(ds["id"])))
+            return True
+        match = snapshots.SNAPSHOT_TABLE.match(name)
+        if not match:
+            return False
+        ds = self._require(match.group(1))
+        batches = snapshots.in_range(self.catalog.active_batches(ds["id"]), match.group(2), match.group(3))
+        self._register(con, name, ds, batches)
+        return True
+
+    def _register(self, con: duckdb.DuckDBPyConnection, name: str, ds: dict,
+                  batches: list[dict] | None = None) -> None:
+        """The dataset's table: its active batches' rows (or only ``batches``), each with the system columns
+        Query Service adds (``_acp_system_metadata.acp_sourceBatchId``, ``_ACP_BATCHID``)."""
         scans = []
-        for batch in self.catalog.active_batches(ds["id"]):
+        for batch in self.catalog.active_batches(ds["id"]) if batches is None else batches:
             files = self.platform.lake.batch_files(self.scope.org, self.scope.sandbox, ds["id"], batch["id"])
             if files:
                 scans.append(f"SELECT *, {_system_columns(batch)} FROM {scan_sql(files)}")
@@ -99,6 +125,11 @@ class QueryEngine:
             con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{name}__empty"')
 
     def _run_one(self, statement: exp.Expression, fetch: bool, max_rows: int | None) -> QueryResult:
+        try:
+            statement, _ = snapshots.rewrite_functions(
+                statement, lambda t: self.catalog.dataset_by_table(t) is not None)
+        except ValueError as exc:
+            raise QueryError("42601", str(exc)) from None
         con = self._connect(statement)
         try:
             if isinstance(statement, exp.Create) and statement.kind == "TABLE":
