@@ -4,6 +4,7 @@ The keys are the same in both modes. ``build_resources()`` picks the implementat
 environment: ``AEP_CLIENT_ID`` set means real AEP, ``AEP_STORAGE=s3`` means S3.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -31,12 +32,16 @@ class LocalSandboxAEP(AEPResource):
     data_dir: str = Field(default=str(DATA_DIR / "aep-sandbox"), description="The sandbox's state directory.")
     landing_zone_dir: str | None = Field(default=None, description="Where the Data Landing Zone keeps files.")
     sandbox_name: str = "prod"
+    faults: str = Field(default="", description='Faults the sandbox injects, as JSON, e.g. [{"status": 503, '
+                                                '"rate": 0.1}, {"drop": true, "times": 1}, {"target": "batch", '
+                                                '"times": 1}] (see sandbox/config.py: Fault).')
     _process: SandboxProcess | None = PrivateAttr(default=None)
     _client: AEPClient | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         landing_zone = Path(self.landing_zone_dir) if self.landing_zone_dir else None
-        self._process = SandboxProcess(Path(self.data_dir), landing_zone_dir=landing_zone).start()
+        faults = json.loads(self.faults) if self.faults else None
+        self._process = SandboxProcess(Path(self.data_dir), landing_zone_dir=landing_zone, faults=faults).start()
         creds = self._process.credentials
         self._client = AEPClient(AEPConfig(platform_url=self._process.url, ims_url=self._process.url,
                                            client_id=creds.client_id, client_secret=creds.client_secret,
@@ -121,5 +126,5 @@ def build_resources(env: dict[str, str] | None = None) -> dict:
             scopes=env.get("AEP_SCOPES", DEFAULT_SCOPES))
     else:
         aep = LocalSandboxAEP(data_dir=env.get("AEP_SANDBOX_DIR", str(DATA_DIR / "aep-sandbox")),
-                              landing_zone_dir=landing)
+                              landing_zone_dir=landing, faults=env.get("AEP_SANDBOX_FAULTS", ""))
     return {"aep": aep, "storage": storage}

@@ -1,11 +1,15 @@
-"""The AEP client against the real sandbox over HTTP, including injected 429, 503 and 401 responses."""
+"""The AEP client against the real sandbox over HTTP, with injected 429/503/401 responses, dropped connections,
+slow responses and failed batches."""
 
 import time
 
+import pyarrow as pa
 import pytest
 
 from aep_assets.aep import errors
 from aep_assets.aep.polling import poll
+from aep_assets.pipeline.ingest import replace_dataset_rows
+from aep_assets.pipeline.platform import ensure_schemas
 
 from .conftest import client_for
 
@@ -156,3 +160,52 @@ def test_unknown_terminal_state_is_an_error(client, monkeypatch):
     monkeypatch.setattr(client.query, "get", lambda qid: {"state": "EXPLODED"})
     with pytest.raises(errors.UnexpectedState, match="EXPLODED"):
         client.query.wait("q1", timeout_s=1)
+
+
+def test_a_dropped_connection_is_retried(make_sandbox):
+    sb = make_sandbox(faults=[{"drop": True, "path": "/catalog/dataSets", "times": 1}])
+    client = client_for(sb)
+    assert client.session.json("GET", "/data/foundation/catalog/dataSets") == {}
+    assert client.session.retries_made == 1
+
+
+def test_a_slow_response_past_the_timeout_is_retried(make_sandbox):
+    sb = make_sandbox(faults=[{"delay_s": 2.0, "path": "/schemaregistry/stats", "times": 1}])
+    client = client_for(sb, timeout_s=0.5)
+    started = time.monotonic()
+    assert client.schemas.tenant_id() == "aepsandbox"
+    assert client.session.retries_made == 1 and time.monotonic() - started < 10
+
+
+def test_a_slow_response_inside_the_timeout_just_arrives_late(make_sandbox):
+    sb = make_sandbox(faults=[{"delay_s": 0.4, "path": "/schemaregistry/stats", "times": 1}])
+    client = client_for(sb)
+    started = time.monotonic()
+    client.schemas.tenant_id()
+    assert client.session.retries_made == 0 and time.monotonic() - started >= 0.4
+
+
+def test_ims_throttling_is_retried(make_sandbox):
+    sb = make_sandbox(faults=[{"status": 429, "path": "/ims/token", "times": 2, "retry_after": 0.1}])
+    assert client_for(sb).schemas.tenant_id() == "aepsandbox"
+
+
+def test_a_platform_batch_failure_is_ingested_again_and_a_data_failure_is_not(make_sandbox):
+    sb = make_sandbox(faults=[{"target": "batch", "times": 1}])
+    client = client_for(sb)
+    platform = ensure_schemas(client)
+    tenant = platform.tenant_id
+    ds = client.catalog.create_dataset("batch faults", platform.schema_id("event"))["id"]
+    table = pa.table({"_id": ["b1", "b2"], "timestamp": pa.array([0, 1], pa.timestamp("us", tz="UTC")),
+                      f"_{tenant}": pa.StructArray.from_arrays([pa.array(["u1", "u2"])], names=["userid"])})
+    done = replace_dataset_rows(client, ds, [table])
+    batches = list(client.catalog.iter_batches(ds))
+    assert done["status"] == "success" and done["metrics"]["recordsWritten"] == 2
+    assert sorted(b["status"] for b in batches) == ["failed", "success"]
+    failed = next(b for b in batches if b["status"] == "failed")
+    assert failed["errors"][0]["code"] == "INTERNAL"
+    bad = table.set_column(1, "timestamp", pa.array(["not a time", "x"]))
+    with pytest.raises(errors.BatchFailed) as exc:
+        replace_dataset_rows(client, ds, [bad])
+    assert not exc.value.transient and len(list(client.catalog.iter_batches(ds, status="failed"))) == 2
+    assert client.ingestion.active_batch_ids(ds) == [done["id"]]  # the good rows stay

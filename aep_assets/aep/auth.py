@@ -6,16 +6,17 @@ import time
 import requests
 
 from .errors import AEPError, error_class, parse_error_body
+from .retry import retry_delay, should_retry
 
 REFRESH_MARGIN_S = 300  # refresh five minutes early; aepp uses 500 s
 
 
 class TokenProvider:
     def __init__(self, ims_url: str, client_id: str, client_secret: str, scopes: str, timeout_s: float = 30.0,
-                 http: requests.Session | None = None) -> None:
+                 http: requests.Session | None = None, max_retries: int = 6) -> None:
         self._url = ims_url.rstrip("/") + "/ims/token/v3"
         self._client_id, self._secret, self._scopes = client_id, client_secret, scopes
-        self._timeout = timeout_s
+        self._timeout, self._max_retries = timeout_s, max_retries
         self._http = http or requests.Session()
         self._token: str | None = None
         self._refresh_at = 0.0
@@ -37,11 +38,21 @@ class TokenProvider:
     def _fetch(self) -> None:
         form = {"grant_type": "client_credentials", "client_id": self._client_id, "client_secret": self._secret,
                 "scope": self._scopes}
-        try:
-            resp = self._http.post(self._url, data=form, timeout=self._timeout)
-        except requests.RequestException as exc:
-            raise AEPError(f"Could not reach Adobe IMS at {self._url}: {exc.__class__.__name__}. "
-                           "Check AEP_IMS_URL and the network.") from None
+        attempt = 0
+        while True:  # IMS throttles and fails like any service: retry as the session does
+            try:
+                resp = self._http.post(self._url, data=form, timeout=self._timeout)
+            except requests.RequestException as exc:
+                if not should_retry(None, attempt, self._max_retries):
+                    raise AEPError(f"Could not reach Adobe IMS at {self._url}: {exc.__class__.__name__}. "
+                                   "Check AEP_IMS_URL and the network.") from None
+                time.sleep(retry_delay(attempt))
+                attempt += 1
+                continue
+            if resp.status_code == 200 or not should_retry(resp.status_code, attempt, self._max_retries):
+                break
+            time.sleep(retry_delay(attempt, resp.headers.get("Retry-After")))
+            attempt += 1
         if resp.status_code != 200:
             try:
                 body = resp.json()

@@ -94,7 +94,13 @@ class OperationFailed(AEPError):
 
 
 class BatchFailed(OperationFailed):
-    pass
+    TRANSIENT_CODES = frozenset({"INTERNAL", "500", "502", "503"})
+
+    @property
+    def transient(self) -> bool:
+        """The platform failed, not the data: the same files may succeed in a new batch."""
+        codes = {str(e.get("code")) for e in self.errors} if isinstance(self.errors, list) else set()
+        return bool(codes) and codes <= self.TRANSIENT_CODES
 
 
 class QueryFailed(OperationFailed):

@@ -19,7 +19,7 @@ class AEPSession:
         self.config = config
         self.http = http or requests.Session()
         self.tokens = TokenProvider(config.ims_url, config.client_id, config.client_secret, config.scopes,
-                                    timeout_s=config.timeout_s, http=self.http)
+                                    timeout_s=config.timeout_s, http=self.http, max_retries=config.max_retries)
         self.retries_made = 0
         self.unauthorized_refreshes = 0
 
@@ -44,7 +44,7 @@ class AEPSession:
             try:
                 resp = self.http.request(method, url, params=params, json=json, data=data,
                                          headers=self.headers(headers), timeout=timeout_s or self.config.timeout_s)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 if not should_retry(None, attempt, self.config.max_retries):
                     raise AEPError(f"{method} {url} failed after {attempt + 1} attempts: "
                                    f"{exc.__class__.__name__}. Check that AEP is reachable.") from None

@@ -1,12 +1,18 @@
 """Load Arrow tables into AEP datasets as Parquet batch files, replacing the dataset's earlier batches."""
 
 import io
+import logging
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..aep import AEPClient
+from ..aep.errors import BatchFailed
+
+log = logging.getLogger(__name__)
 
 ROWS_PER_FILE = 1_000_000
 
@@ -35,13 +41,40 @@ def append_dataset_rows(client: AEPClient, dataset_id: str, tables: Iterable[pa.
 
 
 def ingest_batch(client: AEPClient, dataset_id: str, tables: Iterable[pa.Table], *, replace: list[str] | None,
-                 timeout_s: float) -> dict:
-    batch = client.ingestion.create_batch(dataset_id, "parquet", replace=replace)
-    n = 0
-    for table in tables:
-        for offset in range(0, max(table.num_rows, 1), ROWS_PER_FILE):
-            client.ingestion.upload_file(batch["id"], dataset_id, f"part-{n:05d}.parquet",
-                                         parquet_bytes(table.slice(offset, ROWS_PER_FILE)))
-            n += 1
-    client.ingestion.complete_batch(batch["id"])
-    return client.ingestion.wait_for_batch(batch["id"], timeout_s=timeout_s)
+                 timeout_s: float, attempts: int = 3) -> dict:
+    """One batch of the tables' Parquet files. A batch that fails for the platform's reasons (not the data's)
+    is ingested again as a new batch; its failed predecessor never made a row visible."""
+    with tempfile.TemporaryDirectory(prefix="aep-batch-") as spool:
+        files = SpooledFiles(Path(spool), tables)
+        for attempt in range(1, attempts + 1):
+            batch = client.ingestion.create_batch(dataset_id, "parquet", replace=replace)
+            for name, data in files:
+                client.ingestion.upload_file(batch["id"], dataset_id, name, data)
+            client.ingestion.complete_batch(batch["id"])
+            try:
+                return client.ingestion.wait_for_batch(batch["id"], timeout_s=timeout_s)
+            except BatchFailed as exc:
+                if not exc.transient or attempt == attempts:
+                    raise
+                log.warning("batch %s failed (%s); ingesting its files again, attempt %d of %d", batch["id"],
+                            exc.errors, attempt + 1, attempts)
+    raise AssertionError("unreachable")
+
+
+class SpooledFiles:
+    """The batch's Parquet files as (name, bytes), made from ``tables`` (which may be a generator) on the
+    first pass and kept on local disk, so that a retried batch can send them again in flat memory."""
+
+    def __init__(self, folder: Path, tables: Iterable[pa.Table]) -> None:
+        self.folder, self.source, self.names = folder, iter(tables), []
+
+    def __iter__(self):
+        for name in self.names:
+            yield name, (self.folder / name).read_bytes()
+        for table in self.source:
+            for offset in range(0, max(table.num_rows, 1), ROWS_PER_FILE):
+                name = f"part-{len(self.names):05d}.parquet"
+                data = parquet_bytes(table.slice(offset, ROWS_PER_FILE))
+                (self.folder / name).write_bytes(data)
+                self.names.append(name)
+                yield name, data

@@ -17,7 +17,8 @@ SERVICES = (ims, schema_registry, catalog, ingestion, data_access, query_service
 
 def create_app(config: SandboxConfig) -> Starlette:
     platform = Platform(config)
-    router = Router(platform, FaultInjector(platform))
+    platform.faults = FaultInjector(platform)
+    router = Router(platform, platform.faults)
     for service in SERVICES:
         service.register(router)
 

@@ -44,14 +44,28 @@ class Credentials:
 
 @dataclass
 class Fault:
-    """One injected failure: respond ``status`` to matching requests, ``times`` times or at ``rate``."""
+    """One injected failure, ``times`` times or at ``rate``, for requests matching ``path`` and ``method``.
 
-    status: int
+    ``target="http"``: wait ``delay_s`` (a slow response), then drop the connection (``drop``), answer
+    ``status`` with AEP's error body, or, with neither, serve the request as usual.
+    ``target="batch"``: the batch being processed fails (code INTERNAL), as AEP's batches sometimes do.
+    """
+
+    status: int = 0
     path: str = ""
     method: str = ""
     times: int | None = None
     rate: float | None = None
     retry_after: float | None = None
+    delay_s: float = 0.0
+    drop: bool = False
+    target: str = "http"
+
+    def __post_init__(self) -> None:
+        if self.target not in ("http", "batch"):
+            raise ValueError(f"fault target {self.target!r} is not 'http' or 'batch'.")
+        if self.target == "http" and not (self.status or self.drop or self.delay_s):
+            raise ValueError("An http fault needs a status, drop or delay_s.")
 
 
 @dataclass

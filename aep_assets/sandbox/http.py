@@ -1,5 +1,6 @@
 """Request plumbing shared by every service: gateway checks, fault injection, AEP error bodies."""
 
+import asyncio
 import json
 import random
 import re
@@ -63,10 +64,18 @@ class FaultInjector:
         self.lock = threading.Lock()
 
     def pick(self, request: Request):
+        return self._pick("http", request.method, request.url.path)
+
+    def pick_batch(self, batch_id: str):
+        return self._pick("batch", "", batch_id)
+
+    def _pick(self, target: str, method: str, path: str):
         for i, fault in enumerate(self.faults):
-            if fault.method and fault.method.upper() != request.method:
+            if fault.target != target:
                 continue
-            if fault.path and not re.search(fault.path, request.url.path):
+            if fault.method and fault.method.upper() != method:
+                continue
+            if fault.path and not re.search(fault.path, path):
                 continue
             if fault.times is not None:
                 with self.lock:
@@ -113,7 +122,12 @@ def endpoint(platform: Platform, faults: FaultInjector, handler: Callable[[Call]
         request_id = errors.new_request_id()
         fault = faults.pick(request)
         if fault is not None:
-            return _fault_response(fault, request_id)
+            if fault.delay_s:
+                await asyncio.sleep(fault.delay_s)
+            if fault.drop:
+                return DroppedConnection()
+            if fault.status:
+                return _fault_response(fault, request_id)
         try:
             body = await request.body()
             scope = None if public else gateway_scope(platform, request)
@@ -124,6 +138,16 @@ def endpoint(platform: Platform, faults: FaultInjector, handler: Callable[[Call]
         return _to_response(result, request_id)
 
     return asgi
+
+
+class DroppedConnection(Response):
+    """The connection breaks before the response is whole: headers promise a body that never comes,
+    and the server closes the socket. The request itself was never handled."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")]})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _fault_response(fault, request_id: str) -> Response:

@@ -224,6 +224,9 @@ class IngestionBackend:
         try:
             if not batch["files"]:
                 raise RecordError("106", "The batch has no files. Upload at least one file before COMPLETE.")
+            if self.platform.faults is not None and self.platform.faults.pick_batch(batch_id):
+                raise RecordError("INTERNAL", "The batch could not be processed (an injected platform failure); "
+                                              "ingest its files again in a new batch.")
             for name in batch["files"]:  # one file in memory at a time
                 path = self.platform.lake.upload_path(self.scope.org, self.scope.sandbox, batch_id, name)
                 data = path.read_bytes()

@@ -26,6 +26,7 @@ class Platform:
         self.lake = DataLake(config.data_dir / "files")
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aep-sandbox-async")
         self.pg_address: tuple[str, int] | None = None  # Query Service's PostgreSQL endpoint, once serving
+        self.faults = None  # the FaultInjector, once the HTTP app is built
         warm_up()
 
     def later(self, delay_s: float, fn: Callable[[], None]) -> None:
