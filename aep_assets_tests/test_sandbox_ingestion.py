@@ -79,3 +79,30 @@ def test_revert_hides_a_successful_batch(client):
     assert q["rowCount"] == 20
     with pytest.raises(errors.BadRequest, match="only a successful batch"):
         client.ingestion.revert_batch(batch_ids[0])
+
+
+def test_a_conforming_parquet_file_is_kept_byte_for_byte(client):
+    ds_id, tenant = _event_dataset(client, "kept parquet")
+    data = _parquet(tenant, 50)
+    batch_id = _batch(client, ds_id)
+    client.ingestion.upload_file(batch_id, ds_id, "kept.parquet", data)
+    client.ingestion.complete_batch(batch_id)
+    client.ingestion.wait_for_batch(batch_id, timeout_s=30)
+    assert list(client.data_access.batch_contents(batch_id).values()) == [data]
+
+
+@pytest.mark.parametrize(("column", "values", "message"), [
+    ("_id", [None, "x"], "Required field '_id' is null in 1 records"),
+    ("timestamp", ["not a time", "x"], "Field 'timestamp' expects date-time"),
+])
+def test_parquet_that_breaks_the_schema_still_fails_the_batch(client, column, values, message):
+    ds_id, tenant = _event_dataset(client, f"bad parquet {column}")
+    table = pq.read_table(io.BytesIO(_parquet(tenant, 2)))
+    table = table.set_column(table.schema.get_field_index(column), column, pa.array(values))
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    batch_id = _batch(client, ds_id)
+    client.ingestion.upload_file(batch_id, ds_id, "bad.parquet", buf.getvalue())
+    client.ingestion.complete_batch(batch_id)
+    with pytest.raises(errors.BatchFailed, match=message):
+        client.ingestion.wait_for_batch(batch_id, timeout_s=30)

@@ -24,8 +24,16 @@ class BatchWriter:
         self.rows = 0
 
     def add(self, table: pa.Table) -> None:
-        pq.write_table(table, self.tmp / f"part-{len(list(self.tmp.iterdir())):05d}.parquet", compression="zstd")
+        pq.write_table(table, self._next(), compression="zstd")
         self.rows += table.num_rows
+
+    def add_parquet(self, data: bytes, rows: int) -> None:
+        """A Parquet file that already conforms, kept byte for byte."""
+        self._next().write_bytes(data)
+        self.rows += rows
+
+    def _next(self) -> Path:
+        return self.tmp / f"part-{len(list(self.tmp.iterdir())):05d}.parquet"
 
     def commit(self) -> list[Path]:
         shutil.rmtree(self.out, ignore_errors=True)

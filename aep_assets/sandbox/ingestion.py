@@ -23,7 +23,7 @@ from .catalog import BATCH, CatalogBackend
 from .http import Call, Router
 from .schema_registry import SchemaRegistryBackend
 from .store import Scope, now_ms
-from .xdm import RecordError, conform
+from .xdm import RecordError, conform, conforms_as_stored
 
 BASE = "/data/foundation/import"
 FORMATS = ("json", "parquet", "csv")
@@ -232,7 +232,11 @@ class IngestionBackend:
                 data = path.read_bytes()
                 read_bytes += len(data)
                 try:
-                    writer.add(conform(read_file(data, fmt, multiline), props, required, ident_path))
+                    parquet = pq.ParquetFile(io.BytesIO(data)) if fmt == "parquet" and data.strip() else None
+                    if parquet is not None and conforms_as_stored(parquet, props, required, ident_path):
+                        writer.add_parquet(data, parquet.metadata.num_rows)  # nothing to convert: keep the bytes
+                    else:
+                        writer.add(conform(read_file(data, fmt, multiline), props, required, ident_path))
                 except RecordError as exc:
                     exc.description = f"{name}: {exc.description}"
                     raise

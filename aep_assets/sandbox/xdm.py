@@ -7,6 +7,7 @@ are open objects: any nested content is accepted and stored as sent.
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 PROFILE_CLASS = "https://ns.adobe.com/xdm/context/profile"
 EVENT_CLASS = "https://ns.adobe.com/xdm/context/experienceevent"
@@ -168,6 +169,42 @@ def conform(table: pa.Table, properties: dict, required: list[str], identity_pat
                               f"Primary identity field '{identity_path}' is null in {ident.null_count} records.",
                               _null_rows(ident))
     return out
+
+
+def conforms_as_stored(parquet: pq.ParquetFile, properties: dict, required: list[str],
+                       identity_path: str | None) -> bool:
+    """Whether a Parquet file already has the schema's types and no nulls where the schema forbids them,
+    judged from its footer alone (types, and the null counts of its column statistics), so that its
+    bytes can be kept as they are. False means "decode and check every value" (``conform``)."""
+    plain = pa.schema([f.with_type(_without_dictionaries(f.type)) for f in parquet.schema_arrow])
+    try:
+        if conform(plain.empty_table(), properties, [], None).schema != plain:
+            return False
+    except RecordError:
+        return False
+    leaves = [*(r for r in required), *([identity_path.strip("/").replace("/", ".")] if identity_path else [])]
+    meta = parquet.metadata
+    paths = {meta.row_group(0).column(j).path_in_schema: j for j in range(meta.num_columns)} if meta.num_row_groups \
+        else {}
+    for leaf in leaves:
+        if leaf not in paths:
+            return False
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(paths[leaf]).statistics
+            if stats is None or not stats.has_null_count or stats.null_count:
+                return False
+    return True
+
+
+def _without_dictionaries(t: pa.DataType) -> pa.DataType:
+    """Parquet stores a dictionary-encoded column as its plain values: the logical type is the value type."""
+    if pa.types.is_dictionary(t):
+        return _without_dictionaries(t.value_type)
+    if pa.types.is_struct(t):
+        return pa.struct([t.field(i).with_type(_without_dictionaries(t.field(i).type)) for i in range(t.num_fields)])
+    if pa.types.is_list(t):
+        return pa.list_(_without_dictionaries(t.value_type))
+    return t
 
 
 def _null_rows(arr) -> list[int]:
