@@ -119,7 +119,8 @@ def main() -> None:
     for e in errors[:10]:
         print("error:", e)
     print(f"parquet ingestion: {mb:.1f} MB ({events.num_rows} XDM events) in {ingest_s:.2f} s = "
-          f"{mb / ingest_s:.1f} MB/s; baseline (pyarrow read + rewrite, no AEP): {baseline_s:.2f} s = {mb / baseline_s:.1f} MB/s")
+          f"{mb / ingest_s:.1f} MB/s; baseline (pyarrow read + rewrite, no AEP): {baseline_s:.2f} s = "
+          f"{mb / baseline_s:.1f} MB/s")
     print(f"rps={len(latencies) / elapsed:.0f} p99_ms={1000 * percentile(latencies, 0.99):.0f} errors={len(errors)}")
 
 

@@ -143,6 +143,17 @@ class FlowService:
                                 headers={"Accept": "application/vnd.adobe.adhoc.activation+json; version=2"})
         return {o["segment"]: o["statusURL"].rstrip("/").rsplit("/", 1)[-1] for o in res["order"]}
 
+    def patch(self, collection: str, obj_id: str, ops: list[dict], etag: str | None = None) -> dict:
+        """JSON Patch guarded by If-Match: the etag given, or the object's current one. Returns the new
+        {id, etag}; a stale etag raises PreconditionFailed."""
+        if etag is None:
+            etag = self.session.json("GET", f"{BASE}/{collection}/{obj_id}")["items"][0]["etag"]
+        return self.session.json("PATCH", f"{BASE}/{collection}/{obj_id}", json=ops, headers={"If-Match": etag})
+
+    def set_flow_state(self, flow_id: str, enabled: bool) -> dict:
+        return self.session.json("POST", f"{BASE}/flows/{flow_id}/action",
+                                 params={"op": "enable" if enabled else "disable"})
+
     def get_run(self, run_id: str) -> dict:
         return self.session.json("GET", f"{BASE}/runs/{run_id}")["items"][0]
 

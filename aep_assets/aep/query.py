@@ -21,6 +21,17 @@ class QueryService:
             body["queryParameters"] = params
         return self.session.json("POST", f"{BASE}/queries", json=body)
 
+    def cancel(self, query_id: str) -> None:
+        self.session.json("PATCH", f"{BASE}/queries/{query_id}", json={"op": "cancel"})
+
+    def list(self, *, state: str | None = None, limit: int = 20, orderby: str = "-created") -> list[dict]:
+        params = {"limit": limit, "orderby": orderby, **({"property": f"state=={state}"} if state else {})}
+        return self.session.json("GET", f"{BASE}/queries", params=params)["queries"]
+
+    def connection_parameters(self) -> dict:
+        """Where Query Service's PostgreSQL endpoint is, and the login for it (user, dbName, token)."""
+        return self.session.json("GET", f"{BASE}/connection_parameters")
+
     def get(self, query_id: str) -> dict:
         return self.session.json("GET", f"{BASE}/queries/{query_id}")
 

@@ -137,3 +137,7 @@ class DataAccessNotFound(SandboxError):
 
 class RangeNotSatisfiable(SandboxError):
     status, code, title, style = 416, "DAS-1416-416", "Range not satisfiable", "catalog"
+
+
+class FlowPreconditionFailed(SandboxError):
+    status, code, title = 412, "CONNECTOR-1412-412", "Precondition failed"

@@ -1,9 +1,10 @@
 """Flow Service (``/data/foundation/flowservice``) and ad hoc activation: dataset and audience exports.
 
 reference/aep_api.md §8 and §10. Supported: dataset export flows and audience export flows to the
-Data Landing Zone and to Amazon S3, run ad hoc; runs carry metrics only once complete. Not modelled
-yet: PATCH with If-Match, enable/disable, scheduled runs, source (ingest) flows, and the rule that a
-connection in use by a flow cannot be deleted.
+Data Landing Zone and to Amazon S3, run ad hoc; runs carry metrics only once complete. Flows take
+JSON Patch guarded by ``If-Match`` (each change makes a new etag) and ``action?op=enable|disable``;
+a disabled flow does not run. Not modelled yet: scheduled runs, source (ingest) flows, and the rule
+that a connection in use by a flow cannot be deleted.
 """
 
 import io
@@ -109,6 +110,40 @@ class FlowServiceBackend:
             raise errors.FlowNotFound(f"No {collection[:-1]} with id {obj_id!r}.")
         return obj
 
+    def patch(self, collection: str, obj_id: str, if_match: str | None, ops) -> dict:
+        """JSON Patch (``op`` in any case: aepp sends 'Replace') on top-level or nested fields."""
+        obj = self.get(collection, obj_id)
+        if not if_match:
+            raise errors.FlowBadRequest("PATCH needs the If-Match header with the object's current etag.")
+        if if_match != obj["etag"]:
+            raise errors.FlowPreconditionFailed(f"If-Match {if_match} is not the current etag {obj['etag']}; "
+                                                "GET the object again and retry with its etag.")
+        if not isinstance(ops, list) or not ops:
+            raise errors.FlowBadRequest("The PATCH body is a JSON Patch array, e.g. "
+                                        '[{"op": "replace", "path": "/name", "value": "new name"}].')
+        for op in ops:
+            _apply(obj, op)
+        return self._touch(collection, obj)
+
+    def set_state(self, obj_id: str, op: str) -> dict:
+        if op not in ("enable", "disable"):
+            raise errors.FlowBadRequest(f"op={op!r} is not 'enable' or 'disable'.")
+        obj = self.get("flows", obj_id)
+        obj["state"] = f"{op}d"
+        return self._touch("flows", obj)
+
+    def _enabled(self, flow_id: str) -> dict:
+        flow = self.get("flows", flow_id)
+        if flow.get("state", "enabled") != "enabled":
+            raise errors.FlowBadRequest(f"Flow {flow_id} is {flow['state']}; enable it with "
+                                        f"POST {BASE}/flows/{flow_id}/action?op=enable before running it.")
+        return flow
+
+    def _touch(self, collection: str, obj: dict) -> dict:
+        obj.update(etag=_etag(), updatedAt=now_ms())
+        self.scope.put(KINDS[collection], obj["id"], obj, name=obj["name"])
+        return obj
+
     # runs ----------------------------------------------------------------------------------
     def _destination(self, flow: dict) -> tuple[Destination, dict]:
         target = self.get("targetConnections", flow["targetConnectionIds"][0])
@@ -134,7 +169,7 @@ class FlowServiceBackend:
     def adhoc_datasets(self, body: dict, base_url: str) -> dict:
         out = []
         for dest in (body.get("activationInfo") or {}).get("destinations") or []:
-            flow = self.get("flows", dest.get("flowId", ""))
+            flow = self._enabled(dest.get("flowId", ""))
             if flow["flowSpec"]["id"] not in DATASET_EXPORT_SPECS:
                 raise errors.FlowBadRequest(f"Adhoc run can not be executed for Flow spec={flow['flowSpec']['id']}")
             allowed = {d["dataSetId"] for sid in flow["sourceConnectionIds"]
@@ -158,7 +193,7 @@ class FlowServiceBackend:
             raise errors.FlowBadRequest("activationInfo must map a destination flow id to segment ids.")
         order = []
         for flow_id, segment_ids in info.items():
-            flow = self.get("flows", flow_id)
+            flow = self._enabled(flow_id)
             selected = {s["value"]["id"]: s["value"] for s in _selectors(flow)}
             for seg_id in segment_ids:
                 if seg_id not in selected:
@@ -249,6 +284,28 @@ class FlowServiceBackend:
         self.scope.update(RUN, run_id, change)
 
 
+READ_ONLY = ("id", "etag", "createdAt", "updatedAt", "createdBy", "createdClient", "state", "flowSpec",
+             "connectionSpec")
+
+
+def _apply(obj: dict, op: dict) -> None:
+    kind, path = str(op.get("op", "")).lower(), str(op.get("path", ""))
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in path.strip("/").split("/") if p]
+    if kind not in ("add", "replace", "remove") or not parts:
+        raise errors.FlowBadRequest(f"Patch operation {op!r} is not add, replace or remove on a path.")
+    if parts[0] in READ_ONLY:
+        raise errors.FlowBadRequest(f"'{parts[0]}' cannot be patched; use action?op=enable|disable for 'state'.")
+    target = obj
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            raise errors.FlowBadRequest(f"Path {path!r} does not lead to an object field.")
+    if kind == "remove":
+        target.pop(parts[-1], None)
+    else:
+        target[parts[-1]] = op.get("value")
+
+
 def _masked(obj: dict) -> dict:
     """Connections come back with their secrets masked, as AEP returns them."""
     auth = obj.get("auth") or {}
@@ -335,6 +392,16 @@ def register(router: Router) -> None:
             return 204, None
         return handler
 
+    def patcher(collection: str):
+        def handler(call: Call):
+            obj = backend(call).patch(collection, call.path["id"], call.headers.get("if-match"), call.json())
+            return 200, {"id": obj["id"], "etag": obj["etag"]}
+        return handler
+
+    def flow_action(call: Call):
+        obj = backend(call).set_state(call.path["id"], call.params.get("op", ""))
+        return 202, {"id": obj["id"], "etag": obj["etag"]}
+
     def list_runs(call: Call):
         clauses = filters.parse(call.params.getlist("property"))
         items = [r for r in call.scope.list(RUN) if filters.matches(r, clauses)]
@@ -364,6 +431,8 @@ def register(router: Router) -> None:
         router.add(f"{BASE}/{collection}", ["GET"], lister(collection))
         router.add(f"{BASE}/{collection}/{{id}}", ["GET"], getter(collection))
         router.add(f"{BASE}/{collection}/{{id}}", ["DELETE"], deleter(collection))
+        router.add(f"{BASE}/{collection}/{{id}}", ["PATCH"], patcher(collection))
+    router.add(f"{BASE}/flows/{{id}}/action", ["POST"], flow_action)
     router.add(f"{BASE}/runs", ["GET"], list_runs)
     router.add(f"{BASE}/runs/{{id}}", ["GET"], get_run)
     router.add(ADHOC, ["POST"], adhoc)

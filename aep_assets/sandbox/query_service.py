@@ -73,7 +73,10 @@ class QueryServiceBackend:
         return query
 
     def execute(self, qid: str) -> None:
-        query = self.scope.update(QUERY, qid, lambda q: {**q, "state": "IN_PROGRESS", "updated": _iso()})
+        query = self.scope.update(QUERY, qid, lambda q: q if q["state"] == "CANCELLED"
+                                  else {**q, "state": "IN_PROGRESS", "updated": _iso()})
+        if query["state"] == "CANCELLED":
+            return
         started = time.monotonic()
         try:
             result = QueryEngine(self.scope, self.platform).run(query["request"]["sql"], query["queryParameters"])
@@ -89,6 +92,25 @@ class QueryServiceBackend:
     def _finish(self, qid: str, started: float, **fields) -> None:
         elapsed = int((time.monotonic() - started) * 1000)
         self.scope.update(QUERY, qid, lambda q: {**q, **fields, "elapsedTime": elapsed, "updated": _iso()})
+
+    def change(self, qid: str, op: str) -> None:
+        """``cancel`` a query that has not started (a running one cannot be stopped here), or ``soft_delete``
+        one so that listings leave it out."""
+        query = self.get(qid)
+        if op == "soft_delete":
+            self.scope.update(QUERY, qid, lambda q: {**q, "softDeleted": True, "updated": _iso()})
+            return
+        if op != "cancel":
+            raise errors.QueryBadRequest(f"op {op!r} is not 'cancel' or 'soft_delete'.")
+
+        def cancel(q: dict) -> dict:
+            if q["state"] != "SUBMITTED":
+                raise errors.QueryBadRequest(f"Query {qid} is {q['state']}; only a submitted query can be "
+                                             "cancelled in the sandbox.")
+            return {**q, "state": "CANCELLED", "updated": _iso()}
+
+        cancel(query)  # a clear error before touching the store
+        self.scope.update(QUERY, qid, cancel)
 
     def get(self, qid: str) -> dict:
         q = self.scope.get(QUERY, qid)
@@ -109,8 +131,15 @@ def register(router: Router) -> None:
     def get(call: Call):
         return 200, backend(call).get(call.path["id"])
 
+    def change(call: Call):
+        backend(call).change(call.path["id"], (call.json() or {}).get("op", ""))
+        return 202, {"message": "Query cancel request received", "statusCode": 202}
+
     def list_queries(call: Call):
         items = call.scope.list(QUERY)
+        if call.params.get("excludeSoftDeleted", "true").lower() != "false":
+            items = [q for q in items if not q.get("softDeleted")]
+        items = [q for q in items if filters.matches(q, filters.parse(call.params.getlist("property")))]
         order = call.params.get("orderby", "-created")
         items.sort(key=lambda q: q.get(order.lstrip("-+"), ""), reverse=order.startswith("-"))
         limit, start = int(call.params.get("limit", 20)), int(call.params.get("start", 0))
@@ -141,6 +170,7 @@ def register(router: Router) -> None:
     router.add(f"{BASE}/queries", ["POST"], submit)
     router.add(f"{BASE}/queries", ["GET"], list_queries)
     router.add(f"{BASE}/queries/{{id}}", ["GET"], get)
+    router.add(f"{BASE}/queries/{{id}}", ["PATCH"], change)
     router.add(f"{BASE}/query-templates", ["POST"], create_template)
     router.add(f"{BASE}/query-templates", ["GET"], list_templates)
     router.add(f"{BASE}/query-templates/{{id}}", ["GET"], get_template)
