@@ -60,3 +60,34 @@ class Segmentation:
 
     def evaluate(self, segment_ids: list[str], timeout_s: float = 3600) -> dict:
         return self.wait_for_job(self.create_job(segment_ids)["id"], timeout_s=timeout_s)
+
+    def audiences(self, name: str | None = None) -> list[dict]:
+        """Audiences through the Audiences API (segment definitions among them), optionally by name."""
+        params = {"limit": 100, **({"name": name} if name else {})}
+        return self.session.json("GET", f"{BASE}/audiences", params=params)["children"]
+
+    def default_merge_policy(self) -> dict:
+        policies = self.session.json("GET", f"{BASE}/config/mergePolicies")["children"]
+        return next(p for p in policies if p.get("default"))
+
+    def export_members(self, segment_ids: list[str], dataset_id: str, fields: list[str],
+                       timeout_s: float = 3600) -> dict:
+        """An export job: the segments' members, with ``fields``, written into ``dataset_id`` as a new batch.
+        Returns the finished job (``destination.batchId``, ``metrics.totalExportedProfileCounter``)."""
+        policy = self.default_merge_policy()
+        job = self.session.json("POST", f"{BASE}/export/jobs", json={
+            "fields": ",".join(fields), "mergePolicy": {"id": policy["id"], "version": policy.get("version", 1)},
+            "filter": {"segments": [{"segmentId": s, "segmentNs": "ups", "status": ["realized", "existing"]}
+                                    for s in segment_ids], "emptyProfiles": False},
+            "destination": {"datasetId": dataset_id, "segmentPerBatch": False},
+            "schema": {"name": "_xdm.context.profile"}, "evaluationInfo": {"segmentation": True}})
+
+        def done(j: dict) -> bool:
+            if j["status"] == "SUCCEEDED":
+                return True
+            if j["status"] in ("FAILED", "CANCELLED"):
+                raise SegmentJobFailed("Export job", str(job["id"]), j["status"], j.get("errors"))
+            return False
+
+        return poll(lambda: self.session.json("GET", f"{BASE}/export/jobs/{job['id']}"), done,
+                    what=f"Export job {job['id']}", timeout_s=timeout_s)

@@ -6,13 +6,24 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from . import catalog, data_access, flow_service, ims, ingestion, query_service, schema_registry, segmentation
+from . import (
+    audiences,
+    catalog,
+    data_access,
+    flow_service,
+    ims,
+    ingestion,
+    query_service,
+    schema_registry,
+    segmentation,
+)
 from .config import SandboxConfig
 from .errors import new_request_id
 from .http import FaultInjector, Router
 from .platform import Platform
 
-SERVICES = (ims, schema_registry, catalog, ingestion, data_access, query_service, flow_service, segmentation)
+SERVICES = (ims, schema_registry, catalog, ingestion, data_access, query_service, flow_service, segmentation,
+            audiences)
 
 
 def create_app(config: SandboxConfig) -> Starlette:

@@ -1,8 +1,8 @@
 """Segmentation (``/data/core/ups``): segment definitions and segment jobs over the profile store.
 
 reference/aep_api.md §9. A job evaluates each segment's PQL over the merged profiles and keeps its
-members for destination activation. Not modelled yet: streaming and edge evaluation, audiences,
-export jobs, merge policies other than the default.
+members for destination activation. The Audiences API, merge policies and export jobs are in
+audiences.py. Not modelled yet: streaming and edge evaluation.
 """
 
 import uuid
@@ -126,6 +126,18 @@ class SegmentationBackend:
         self.scope.update(JOB, job_id, lambda j: {**j, "status": "SUCCEEDED", "updateTime": end, "metrics": metrics})
 
 
+def getter(kind: str, what: str):
+    """A GET handler for one stored object of ``kind`` by its path id; 404 names ``what``."""
+
+    def handler(call: Call):
+        obj = call.scope.get(kind, call.path["id"])
+        if obj is None:
+            raise errors.SegmentNotFound(f"{what} {call.path['id']!r} was not found.")
+        return 200, obj
+
+    return handler
+
+
 def register(router: Router) -> None:
     platform = router.platform
 
@@ -159,16 +171,10 @@ def register(router: Router) -> None:
     def create_job(call: Call):
         return 200, backend(call).create_job(call.json())
 
-    def get_job(call: Call):
-        job = call.scope.get(JOB, call.path["id"])
-        if job is None:
-            raise errors.SegmentNotFound(f"Segment job {call.path['id']!r} was not found.")
-        return 200, job
-
     router.add(f"{BASE}/segment/definitions", ["POST"], create)
     router.add(f"{BASE}/segment/definitions", ["GET"], list_segments)
     router.add(f"{BASE}/segment/definitions/{{id}}", ["GET"], get)
     router.add(f"{BASE}/segment/definitions/{{id}}", ["PATCH"], patch)
     router.add(f"{BASE}/segment/definitions/{{id}}", ["DELETE"], delete)
     router.add(f"{BASE}/segment/jobs", ["POST"], create_job)
-    router.add(f"{BASE}/segment/jobs/{{id}}", ["GET"], get_job)
+    router.add(f"{BASE}/segment/jobs/{{id}}", ["GET"], getter(JOB, "Segment job"))
