@@ -171,3 +171,54 @@ def test_an_incremental_ctas_over_rest_reads_only_new_batches(params, three_batc
     q = client.query.run(f"CREATE TABLE snapshot_increment AS SELECT * FROM {three_batches} SNAPSHOT SINCE {first}",
                          name="increment")
     assert q["rowCount"] == 5
+
+
+INCREMENTAL_LOAD = """
+$$ BEGIN
+    SET @from_snapshot_id = SELECT coalesce(max(last_snapshot_id), 'HEAD') FROM checkpoint_log;
+    SET @to_snapshot_id = SELECT snapshot_id FROM (SELECT history_meta('{t}')) WHERE is_current = true;
+    {write} SELECT * FROM {t} SNAPSHOT BETWEEN @from_snapshot_id AND @to_snapshot_id;
+    INSERT INTO checkpoint_log
+        SELECT 'events' process_name, cast(@to_snapshot_id AS string) last_snapshot_id,
+               current_timestamp process_timestamp;
+EXCEPTION
+    WHEN OTHER THEN SELECT 'ERROR';
+END
+$$;
+"""
+
+
+def _add_batch(client, tenant: str, table_name: str, n: int) -> None:
+    ds = next(d for d in client.catalog.iter_datasets() if d["tags"].get("adobe/pqs/table") == [table_name])
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"_id": [f"late-{k}" for k in range(n)],
+                             "timestamp": pa.array([9] * n, pa.timestamp("us", tz="UTC")),
+                             f"_{tenant}": pa.StructArray.from_arrays([pa.array(["late"] * n)], names=["userid"])}),
+                   buf)
+    batch = client.ingestion.create_batch(ds["id"], "parquet")
+    client.ingestion.upload_file(batch["id"], ds["id"], "late.parquet", buf.getvalue())
+    client.ingestion.complete_batch(batch["id"])
+    client.ingestion.wait_for_batch(batch["id"], timeout_s=30)
+
+
+def test_an_anonymous_block_runs_adobes_incremental_load_pattern(params, three_batches):
+    client, t = params["client"], three_batches
+    with _connect(params, autocommit=True) as conn:
+        conn.execute("CREATE TABLE checkpoint_log AS SELECT cast(NULL AS string) process_name, "
+                     "cast(NULL AS string) last_snapshot_id, cast(NULL AS TIMESTAMP) process_timestamp WHERE false")
+        conn.execute(INCREMENTAL_LOAD.format(t=t, write="CREATE TABLE events_incremental AS"))
+        assert conn.execute("SELECT count(*) FROM events_incremental").fetchone() == (6,)
+        _add_batch(client, params["tenant"], t, 4)
+        # the same block over REST, as a scheduled query would run it: only the new batch is read
+        client.query.run(INCREMENTAL_LOAD.format(t=t, write="INSERT INTO events_incremental"), name="increment")
+        assert conn.execute("SELECT count(*) FROM events_incremental").fetchone() == (10,)
+        assert conn.execute("SELECT count(*) FROM checkpoint_log").fetchone() == (2,)
+
+
+def test_a_failing_block_runs_its_exception_section_or_raises_without_one(params):
+    with _connect(params, autocommit=True) as conn:
+        handled = conn.execute("$$ BEGIN SELECT * FROM missing_table; EXCEPTION WHEN OTHER THEN SELECT 'ERROR'; "
+                               "END $$")
+        assert handled.fetchall() == [("ERROR",)]
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            conn.execute("$$ BEGIN SET @n = SELECT 1; SELECT * FROM missing_table; END $$")

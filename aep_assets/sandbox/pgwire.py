@@ -258,6 +258,10 @@ class Session(socketserver.StreamRequestHandler):
         except QueryError as exc:
             self._fail(exc)
             results = None
+        except Exception as exc:  # a fault of the sandbox is the client's error response, not a dropped session
+            log.exception("query failed")
+            self._fail(QueryError("XX000", f"Internal error: {exc}"))
+            results = None
         if results is not None:
             if not results:
                 self._send(b"I")  # EmptyQueryResponse
@@ -304,8 +308,8 @@ class Session(socketserver.StreamRequestHandler):
         if results is None:
             try:
                 results = self._run(sql)
-            except QueryError as exc:
-                self._fail(exc)
+            except Exception as exc:  # QueryError, or a fault of the sandbox: an error response either way
+                self._fail(exc if isinstance(exc, QueryError) else QueryError("XX000", f"Internal error: {exc}"))
                 self.failed = True
                 return None
             self.portals[name] = (sql, results)

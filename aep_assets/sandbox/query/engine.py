@@ -5,7 +5,7 @@ Rows carry the system columns ``_acp_system_metadata`` (``acp_sourceBatchId``, `
 ``ingestTime``) and ``_ACP_BATCHID``, as in AEP, so a query can read only the rows of given batches.
 ``CREATE TABLE ... AS``, ``INSERT INTO`` and ``DROP TABLE`` create, fill and delete Catalog
 datasets, as they do in AEP. ``SNAPSHOT`` clauses, ``history_meta`` and ``table_exists`` are in
-snapshots.py. Not modelled yet: anonymous blocks and ``SET @v``.
+snapshots.py, anonymous blocks (``$$ BEGIN ... END $$`` with ``SET @v``) in blocks.py.
 """
 
 import secrets
@@ -21,7 +21,7 @@ from ..datalake import scan_sql
 from ..schema_registry import SchemaRegistryBackend
 from ..store import Scope, now_ms
 from ..xdm import arrow_schema, infer_properties
-from . import snapshots
+from . import blocks, snapshots
 from .translate import TranslationError, parse, substitute, to_duckdb
 
 
@@ -55,13 +55,22 @@ class QueryEngine:
     def run_each(self, sql: str, params: dict | None = None, *, fetch: bool = False,
                  max_rows: int | None = None) -> list[QueryResult]:
         """Every statement's result, in order; SELECTs keep at most ``max_rows`` rows when fetched."""
+        sql = substitute(sql, params)
+        if blocks.is_block(sql):
+            return blocks.run_block(sql, lambda s: self.run_each(s, fetch=fetch, max_rows=max_rows),
+                                    self._first_value, lambda exc: isinstance(exc, QueryError))
         try:
-            statements = parse(snapshots.rewrite_clauses(substitute(sql, params)))
+            statements = parse(snapshots.rewrite_clauses(sql))
         except (TranslationError, ValueError) as exc:
             raise QueryError("42601", str(exc)) from None
         if not statements:
             raise QueryError("42601", "The query has no statement.")
         return [self._run_one(statement, fetch, max_rows) for statement in statements]
+
+    def _first_value(self, select: str):
+        """The first column of the first row of a SELECT (``SET @v = SELECT ...`` in a block)."""
+        result = self.run_each(select, fetch=True, max_rows=1)[-1]
+        return result.rows[0][0] if result.rows else None
 
     def _connect(self, statement: exp.Expression) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
@@ -130,7 +139,10 @@ class QueryEngine:
                 statement, lambda t: self.catalog.dataset_by_table(t) is not None)
         except ValueError as exc:
             raise QueryError("42601", str(exc)) from None
-        con = self._connect(statement)
+        try:
+            con = self._connect(statement)
+        except duckdb.Error as exc:
+            raise QueryError(_sqlstate(exc), str(exc).split("\n")[0]) from None
         try:
             if isinstance(statement, exp.Create) and statement.kind == "TABLE":
                 return self._ctas(con, statement)
@@ -157,7 +169,7 @@ class QueryEngine:
         tmp = out.with_name(out.name + ".tmp")
         tmp.mkdir(parents=True, exist_ok=True)
         target = tmp / "part-00000.parquet"
-        con.execute(f"COPY ({to_duckdb(select)}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY ({_rows_sql(con, select)}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
         rows = pq.ParquetFile(target).metadata.num_rows
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
@@ -185,7 +197,7 @@ class QueryEngine:
                 return QueryResult(kind="CREATE TABLE")
             raise QueryError("42P07", f"Table '{name}' already exists. Use CREATE TABLE IF NOT EXISTS, "
                                       "INSERT INTO, or DROP TABLE first.")
-        empty = con.execute(f"SELECT * FROM ({to_duckdb(select)}) LIMIT 0").to_arrow_table()
+        empty = con.execute(f"SELECT * FROM ({_rows_sql(con, select)}) LIMIT 0").to_arrow_table()
         schema = self.registry.create_adhoc_schema(f"{name} (ad hoc, {secrets.token_hex(4)})",
                                                    infer_properties(empty.schema))
         ds = self.catalog.create_dataset({"name": name, "schemaRef": {"id": schema["$id"]}},
@@ -211,6 +223,19 @@ class QueryEngine:
                 raise QueryError("42P01", f"Table '{name}' does not exist.")
             self.catalog.delete_dataset(ds["id"], self.platform.lake)
         return QueryResult(kind="DROP TABLE")
+
+
+SYSTEM_COLUMNS = ("_acp_system_metadata", "_acp_batchid")
+
+
+def _rows_sql(con: duckdb.DuckDBPyConnection, select: exp.Expression) -> str:
+    """The SELECT's rows without the system columns a ``SELECT *`` picks up: the dataset written gets its own."""
+    sql = to_duckdb(select)
+    names = [d[0] for d in con.execute(f"SELECT * FROM ({sql}) LIMIT 0").description]
+    system = [n for n in names if n.lower() in SYSTEM_COLUMNS]
+    if not system:
+        return sql
+    return f"SELECT * EXCLUDE ({', '.join(chr(34) + n + chr(34) for n in system)}) FROM ({sql})"
 
 
 def _system_columns(batch: dict) -> str:
