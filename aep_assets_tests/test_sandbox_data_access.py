@@ -11,7 +11,7 @@ import requests
 from aep_assets.aep import errors
 from aep_assets.pipeline.ingest import replace_dataset_rows
 
-from .test_sandbox_contract import _event_dataset, _headers, _ingest_json, _records
+from .contract import event_dataset, headers, ingest_json, records
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def loaded(sandbox):
     from .conftest import client_for
 
     client = client_for(sandbox)
-    ds_id, tenant = _event_dataset(client, "data access events")
+    ds_id, tenant = event_dataset(client, "data access events")
     table = pa.table({"_id": [f"d{i}" for i in range(500)],
                       "timestamp": pa.array(range(500), pa.timestamp("us", tz="UTC")),
                       f"_{tenant}": pa.StructArray.from_arrays([pa.array(["u"] * 500)], names=["userid"])})
@@ -29,7 +29,7 @@ def loaded(sandbox):
 
 def test_a_batch_lists_one_file_directory_with_links(loaded, sandbox):
     client, ds_id, _, batch = loaded
-    r = requests.get(f"{sandbox.url}/data/foundation/export/batches/{batch['id']}/files", headers=_headers(client))
+    r = requests.get(f"{sandbox.url}/data/foundation/export/batches/{batch['id']}/files", headers=headers(client))
     assert r.status_code == 200
     body = r.json()
     assert body["_page"]["count"] == 1 and body["data"][0]["dataSetViewId"] == ds_id
@@ -43,14 +43,14 @@ def test_files_download_whole_and_by_range(loaded, sandbox):
     whole = client.data_access.download(directory["dataSetFileId"], entry["name"])
     assert len(whole) == int(entry["length"]) and pq.read_table(io.BytesIO(whole)).num_rows == 500
     url = f"{sandbox.url}/data/foundation/export/files/{directory['dataSetFileId']}"
-    part = requests.get(url, params={"path": entry["name"]}, headers={**_headers(client), "Range": "bytes=0-99"})
+    part = requests.get(url, params={"path": entry["name"]}, headers={**headers(client), "Range": "bytes=0-99"})
     assert part.status_code == 206 and part.content == whole[:100]
     assert part.headers["Content-Range"] == f"bytes 0-99/{len(whole)}"
     assert client.data_access.download(directory["dataSetFileId"], entry["name"], (100, 199)) == whole[100:200]
-    head = requests.head(url, params={"path": entry["name"]}, headers=_headers(client))
+    head = requests.head(url, params={"path": entry["name"]}, headers=headers(client))
     assert head.status_code == 200 and head.headers["Content-Length"] == str(len(whole))
     assert head.headers["Content-Type"] == "application/parquet"
-    bad = requests.get(url, params={"path": entry["name"]}, headers={**_headers(client), "Range": "bytes=99999999-"})
+    bad = requests.get(url, params={"path": entry["name"]}, headers={**headers(client), "Range": "bytes=99999999-"})
     assert bad.status_code == 416
 
 
@@ -62,10 +62,10 @@ def test_batch_contents_round_trip(loaded):
 
 def test_a_failed_batch_keeps_what_it_was_sent_and_its_row_errors(loaded):
     client, ds_id, tenant, _ = loaded
-    records = [*_records(tenant, 2), {**_records(tenant, 1)[0], "timestamp": "not a time"}]
-    payload = "\n".join(json.dumps(r) for r in records).encode()
+    rows = [*records(tenant, 2), {**records(tenant, 1)[0], "timestamp": "not a time"}]
+    payload = "\n".join(json.dumps(r) for r in rows).encode()
     with pytest.raises(errors.BatchFailed):
-        _ingest_json(client, ds_id, payload)
+        ingest_json(client, ds_id, payload)
     failed = max(client.catalog.iter_batches(ds_id, status="failed"), key=lambda b: b["created"])
     assert [f["name"] for f in client.data_access.failed_files(failed["id"])] == ["records.json"]
     sent = client.session.request("GET", f"/data/foundation/export/batches/{failed['id']}/failed",
@@ -77,5 +77,5 @@ def test_a_failed_batch_keeps_what_it_was_sent_and_its_row_errors(loaded):
 
 def test_unknown_batches_and_files_are_404(loaded, sandbox):
     client, *_ = loaded
-    r = requests.get(f"{sandbox.url}/data/foundation/export/batches/nope/files", headers=_headers(client))
+    r = requests.get(f"{sandbox.url}/data/foundation/export/batches/nope/files", headers=headers(client))
     assert r.status_code == 404 and r.json()["status"] == 404

@@ -1,4 +1,4 @@
-"""Flow Service and Query Service management contract (reference/aep_api.md §8.3 item 8, §7.3)."""
+"""Flow Service contract (reference/aep_api.md §8.3 item 8): PATCH with If-Match and etags, enable/disable."""
 
 import json
 
@@ -10,14 +10,14 @@ from aep_assets.pipeline.exports import export_dataset
 from aep_assets.storage import LocalStorage
 
 from .conftest import client_for
-from .test_sandbox_contract import _event_dataset, _headers, _ingest_json, _records
+from .contract import event_dataset, headers, ingest_json, records
 
 
 @pytest.fixture(scope="module")
 def flow(sandbox):
     client = client_for(sandbox)
-    ds_id, tenant = _event_dataset(client, "flow management events")
-    _ingest_json(client, ds_id, "\n".join(json.dumps(r) for r in _records(tenant)).encode())
+    ds_id, tenant = event_dataset(client, "flow management events")
+    ingest_json(client, ds_id, "\n".join(json.dumps(r) for r in records(tenant)).encode())
     storage = LocalStorage(sandbox.data_dir)
     export = export_dataset(client, storage, ds_id, flow_name="flow management export", path="fm")
     return client, storage, ds_id, export.flow
@@ -27,12 +27,12 @@ def test_patch_needs_the_current_etag(flow, sandbox):
     client, _, _, f = flow
     url = f"{sandbox.url}/data/foundation/flowservice/flows/{f['id']}"
     body = [{"op": "Replace", "path": "/description", "value": "patched"}]  # aepp capitalises op
-    missing = requests.patch(url, json=body, headers=_headers(client))
+    missing = requests.patch(url, json=body, headers=headers(client))
     assert missing.status_code == 400 and "If-Match" in missing.json()["detail"]
-    stale = requests.patch(url, json=body, headers={**_headers(client), "If-Match": '"stale"'})
+    stale = requests.patch(url, json=body, headers={**headers(client), "If-Match": '"stale"'})
     assert stale.status_code == 412
     current = client.session.json("GET", f"/data/foundation/flowservice/flows/{f['id']}")["items"][0]
-    ok = requests.patch(url, json=body, headers={**_headers(client), "If-Match": current["etag"]})
+    ok = requests.patch(url, json=body, headers={**headers(client), "If-Match": current["etag"]})
     assert ok.status_code == 200 and set(ok.json()) == {"id", "etag"} and ok.json()["etag"] != current["etag"]
     after = client.session.json("GET", f"/data/foundation/flowservice/flows/{f['id']}")["items"][0]
     assert after["description"] == "patched" and after["etag"] == ok.json()["etag"]
@@ -57,22 +57,3 @@ def test_read_only_fields_cannot_be_patched(flow):
     client, _, _, f = flow
     with pytest.raises(errors.BadRequest, match="'state' cannot be patched"):
         client.flows.patch("flows", f["id"], [{"op": "replace", "path": "/state", "value": "disabled"}])
-
-
-def test_a_submitted_query_can_be_cancelled(make_sandbox):
-    slow = make_sandbox("slow", async_delay=1.0)
-    client = client_for(slow)
-    q = client.query.submit("SELECT 1", name="to cancel")
-    client.query.cancel(q["id"])
-    assert client.query.get(q["id"])["state"] == "CANCELLED"
-    with pytest.raises(errors.QueryFailed):
-        client.query.wait(q["id"], timeout_s=10)
-    with pytest.raises(errors.BadRequest, match="only a submitted query"):
-        client.query.cancel(q["id"])
-    assert [x["id"] for x in client.query.list(state="CANCELLED")] == [q["id"]]
-
-
-def test_soft_deleted_queries_leave_the_listing(client):
-    q = client.query.run("SELECT 1", name="soft deleted")
-    client.session.json("PATCH", f"/data/foundation/query/queries/{q['id']}", json={"op": "soft_delete"})
-    assert q["id"] not in {x["id"] for x in client.query.list(limit=100)}

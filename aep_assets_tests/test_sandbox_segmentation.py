@@ -10,7 +10,7 @@ from aep_assets.pipeline.ingest import replace_dataset_rows
 from aep_assets.pipeline.platform import SCORE_FIELDS, ensure_schemas
 
 from .conftest import client_for
-from .test_sandbox_contract import _headers
+from .contract import headers
 
 UPS = "/data/core/ups"
 
@@ -44,9 +44,9 @@ def test_an_audience_is_a_segment_definition_under_the_newer_api(scored, sandbox
     assert client.segmentation.find_segment("api audience high")["id"] == audience["id"]
     listed = client.session.json("GET", f"{UPS}/audiences", params={"property": f"audienceId=={audience['id']}"})
     assert [a["name"] for a in listed["children"]] == ["api audience high"] and listed["_page"]["totalCount"] == 1
-    r = requests.delete(f"{sandbox.url}{UPS}/audiences/{audience['id']}", headers=_headers(client))
+    r = requests.delete(f"{sandbox.url}{UPS}/audiences/{audience['id']}", headers=headers(client))
     assert r.status_code == 204
-    assert requests.get(f"{sandbox.url}{UPS}/audiences/{audience['id']}", headers=_headers(client)).status_code == 404
+    assert requests.get(f"{sandbox.url}{UPS}/audiences/{audience['id']}", headers=headers(client)).status_code == 404
 
 
 def test_the_default_merge_policy_is_timestamp_ordered(scored):

@@ -151,6 +151,10 @@ def list_objects(call: Call, items: list[dict], simple: dict[str, str]) -> tuple
         values = set(wanted.lstrip("!").split(","))
         items = [i for i in items if (str(filters.lookup(i, field)) in values) != negate]
     items = [i for i in items if filters.matches(i, filters.parse(params.getlist("property")))]
+    for wanted in params.getlist("tags"):  # tags=name:value, value * for any
+        tag, _, value = wanted.partition(":")
+        items = [i for i in items if tag in (i.get("tags") or {})
+                 and (value in ("", "*") or value in (i["tags"][tag] or []))]
     for param, keep in (("createdAfter", lambda c, t: c > t), ("createdBefore", lambda c, t: c < t)):
         if params.get(param) is not None:
             try:
