@@ -7,6 +7,7 @@ from .config import AEPConfig
 from .data_access import DataAccess
 from .flow import FlowService
 from .ingestion import BatchIngestion
+from .landing_zone import DataLandingZone
 from .query import QueryService
 from .schema_registry import SchemaRegistry
 from .segmentation import Segmentation
@@ -23,6 +24,7 @@ class AEPClient:
         self.data_access = DataAccess(self.session)
         self.query = QueryService(self.session)
         self.flows = FlowService(self.session)
+        self.landing_zone = DataLandingZone(self.session)
         self.segmentation = Segmentation(self.session)
 
     def with_limits(self, *, timeout_s: float, max_retries: int) -> "AEPClient":

@@ -13,6 +13,7 @@ from . import (
     flow_service,
     ims,
     ingestion,
+    landing_zone,
     query_service,
     schema_registry,
     segmentation,
@@ -23,7 +24,7 @@ from .http import FaultInjector, Router
 from .platform import Platform
 
 SERVICES = (ims, schema_registry, catalog, ingestion, data_access, query_service, flow_service, segmentation,
-            audiences)
+            audiences, landing_zone)
 
 
 def create_app(config: SandboxConfig) -> Starlette:

@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--pg-port", type=int, default=0,
                        help="port of Query Service's PostgreSQL endpoint (default: a free one; "
                             "GET /data/foundation/query/connection_parameters tells)")
+    serve.add_argument("--dlz-bucket", help="keep the Data Landing Zone in this S3 bucket (on AWS_ENDPOINT_URL) "
+                                            "instead of a local directory")
     serve.add_argument("--landing-zone-dir", help="where the Data Landing Zone keeps files "
                                                   "(default: DATA_DIR/landing-zone)")
     serve.add_argument("--token-ttl", type=int, default=86399, help="IMS token lifetime in seconds")
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(SandboxConfig(data_dir=args.data_dir).credentials.__dict__, indent=2))
         return
     d = args.async_delay
-    config = SandboxConfig(data_dir=args.data_dir, landing_zone_dir=args.landing_zone_dir,
+    config = SandboxConfig(data_dir=args.data_dir, landing_zone_dir=args.landing_zone_dir, dlz_bucket=args.dlz_bucket,
                            token_ttl_s=args.token_ttl, batch_delay_s=d, query_delay_s=d,
                            segment_job_delay_s=d, flow_run_delay_s=d, faults=SandboxConfig.parse_faults(args.faults))
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)

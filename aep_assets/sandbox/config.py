@@ -80,6 +80,7 @@ class SandboxConfig:
     flow_run_delay_s: float = 0.0
     faults: list[Fault] = field(default_factory=list)
     s3_endpoint_url: str | None = None
+    dlz_bucket: str | None = None  # keep the Data Landing Zone in this S3 bucket instead of landing_zone_dir
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -88,6 +89,8 @@ class SandboxConfig:
         self.landing_zone_dir = Path(self.landing_zone_dir).resolve()
         if self.s3_endpoint_url is None:
             self.s3_endpoint_url = os.environ.get("AWS_ENDPOINT_URL")
+        if self.dlz_bucket is None:
+            self.dlz_bucket = os.environ.get("AEP_SANDBOX_DLZ_BUCKET") or None
 
     @property
     def credentials(self) -> Credentials:

@@ -1,4 +1,4 @@
-"""Where exports land: the Data Landing Zone (a local directory) or an S3 bucket."""
+"""Where exports land: the Data Landing Zone (a local directory, or an S3 bucket) or a customer's S3 bucket."""
 
 from pathlib import Path
 
@@ -27,11 +27,12 @@ class LandingZone(Destination):
 
 class S3Bucket(Destination):
     def __init__(self, bucket: str, access_key: str | None, secret_key: str | None,
-                 endpoint_url: str | None) -> None:
-        self.bucket = bucket
+                 endpoint_url: str | None, prefix: str = "") -> None:
+        self.bucket, self.prefix = bucket, prefix.strip("/")
         self.client = boto3.client("s3", aws_access_key_id=access_key, aws_secret_access_key=secret_key,
                                    endpoint_url=endpoint_url)
 
     def write(self, key: str, data: bytes) -> str:
+        key = f"{self.prefix}/{key}" if self.prefix else key
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
         return f"s3://{self.bucket}/{key}"

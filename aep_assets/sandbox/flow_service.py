@@ -22,8 +22,9 @@ import pyarrow.parquet as pq
 from . import errors, filters
 from .catalog import CatalogBackend
 from .datalake import scan_sql
-from .destinations import Destination, LandingZone, S3Bucket
+from .destinations import Destination, S3Bucket
 from .http import Call, Router
+from .landing_zone import landing_zone
 from .profile_store import ProfileStore
 from .schema_registry import SchemaRegistryBackend
 from .segmentation import SegmentationBackend
@@ -150,7 +151,7 @@ class FlowServiceBackend:
         params = {k: v for k, v in (target.get("params") or {}).items()}
         spec = target["connectionSpec"]["id"]
         if spec == DLZ_DESTINATION:
-            return LandingZone(self.platform.config.landing_zone_dir), params
+            return landing_zone(self.platform.config, "dlz-destination"), params
         base = self.get("connections", target["baseConnectionId"]) if target.get("baseConnectionId") else {}
         auth = (base.get("auth") or {}).get("params") or {}
         bucket = params.get("bucketName")
