@@ -1,7 +1,9 @@
 """Dagster resources: ``aep`` (local sandbox or real AEP) and ``storage`` (local directory or S3).
 
 The keys are the same in both modes. ``build_resources()`` picks the implementations from the
-environment: ``AEP_CLIENT_ID`` set means real AEP, ``AEP_STORAGE=s3`` means S3.
+environment: ``AEP_CLIENT_ID`` set means real AEP, ``AEP_STORAGE=s3`` means S3, and
+``AEP_EXPORTS=dlz`` reads AEP's exports from its Data Landing Zone (on S3) with the credentials AEP
+issues, for orgs that export there rather than to their own bucket.
 """
 
 import json
@@ -16,7 +18,7 @@ from .aep import AEPClient, AEPConfig
 from .aep.config import DEFAULT_SCOPES
 from .constants import DATA_DIR
 from .sandbox.server import SandboxProcess
-from .storage import LocalStorage, S3Storage, Storage
+from .storage import LandingZoneExports, LocalStorage, S3Storage, Storage
 
 
 class AEPResource(dg.ConfigurableResource):
@@ -35,13 +37,17 @@ class LocalSandboxAEP(AEPResource):
     faults: str = Field(default="", description='Faults the sandbox injects, as JSON, e.g. [{"status": 503, '
                                                 '"rate": 0.1}, {"drop": true, "times": 1}, {"target": "batch", '
                                                 '"times": 1}] (see sandbox/config.py: Fault).')
+    dlz_bucket: str = Field(default="", description="Keep the sandbox's Data Landing Zone in this S3 bucket (on "
+                                                     "AWS_ENDPOINT_URL) instead of a local directory.")
     _process: SandboxProcess | None = PrivateAttr(default=None)
     _client: AEPClient | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         landing_zone = Path(self.landing_zone_dir) if self.landing_zone_dir else None
         faults = json.loads(self.faults) if self.faults else None
-        self._process = SandboxProcess(Path(self.data_dir), landing_zone_dir=landing_zone, faults=faults).start()
+        env = {"AEP_SANDBOX_DLZ_BUCKET": self.dlz_bucket} if self.dlz_bucket else None
+        self._process = SandboxProcess(Path(self.data_dir), landing_zone_dir=landing_zone, faults=faults,
+                                       env=env).start()
         creds = self._process.credentials
         self._client = AEPClient(AEPConfig(platform_url=self._process.url, ims_url=self._process.url,
                                            client_id=creds.client_id, client_secret=creds.client_secret,
@@ -104,6 +110,18 @@ class S3StorageResource(StorageResource):
                          self.aep_secret_access_key)
 
 
+class LandingZoneExportsResource(StorageResource):
+    """``storage`` for the pipeline's own files; exports read from AEP's Data Landing Zone (on Amazon S3)
+    with the credentials AEP issues. For orgs that export to the DLZ rather than to their own bucket."""
+
+    storage: StorageResource
+    aep: AEPResource
+    endpoint_url: str | None = None
+
+    def get(self) -> Storage:
+        return LandingZoneExports(self.storage.get(), self.aep.client().landing_zone, self.endpoint_url)
+
+
 def build_resources(env: dict[str, str] | None = None) -> dict:
     env = dict(os.environ if env is None else env)
     if env.get("AEP_STORAGE", "local") == "s3":
@@ -126,5 +144,8 @@ def build_resources(env: dict[str, str] | None = None) -> dict:
             scopes=env.get("AEP_SCOPES", DEFAULT_SCOPES))
     else:
         aep = LocalSandboxAEP(data_dir=env.get("AEP_SANDBOX_DIR", str(DATA_DIR / "aep-sandbox")),
-                              landing_zone_dir=landing, faults=env.get("AEP_SANDBOX_FAULTS", ""))
+                              landing_zone_dir=landing, faults=env.get("AEP_SANDBOX_FAULTS", ""),
+                              dlz_bucket=env.get("AEP_SANDBOX_DLZ_BUCKET", ""))
+    if env.get("AEP_EXPORTS", "storage") == "dlz":
+        storage = LandingZoneExportsResource(storage=storage, aep=aep, endpoint_url=env.get("AWS_ENDPOINT_URL"))
     return {"aep": aep, "storage": storage}

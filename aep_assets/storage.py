@@ -132,3 +132,64 @@ class S3Storage(Storage):
     def export_target(self, path: str) -> tuple[ExportTarget, str]:
         return ExportTarget(kind="s3", path=self._key(path), bucket=self.bucket, access_key=self._access_key,
                             secret_key=self._secret_key), path
+
+
+class LandingZoneExports(Storage):
+    """The pipeline's own files in ``primary``; AEP's exports read from the Data Landing Zone on Amazon S3,
+    with the temporary credentials AEP issues for it (``GET /connectors/landingzone/credentials``).
+
+    Export keys start with ``dlz/``: ``dlz/{path}/{datasetId}/exportTime=.../part-...parquet``."""
+
+    PREFIX = "dlz/"
+    REFRESH_MARGIN_S = 600
+
+    def __init__(self, primary: Storage, landing_zone, endpoint_url: str | None = None) -> None:
+        self.primary, self.landing_zone, self.endpoint_url = primary, landing_zone, endpoint_url
+        self._dlz: tuple | None = None
+        self._expires = 0.0
+
+    def __repr__(self) -> str:
+        return f"LandingZoneExports({self.primary!r})"
+
+    def _s3(self) -> tuple:
+        """(client, bucket, folder), with credentials renewed before they expire."""
+        import time
+
+        if self._dlz is None or time.time() > self._expires - self.REFRESH_MARGIN_S:
+            self._dlz = self.landing_zone.s3_client("dlz_destination", endpoint_url=self.endpoint_url)
+            self._expires = time.time() + 3600  # AEP's DLZ credentials last longer; renew hourly
+        return self._dlz
+
+    def _object(self, key: str) -> tuple:
+        client, bucket, folder = self._s3()
+        return client, bucket, f"{folder}/{key[len(self.PREFIX):]}"
+
+    def write_bytes(self, key: str, data: bytes) -> str:
+        if key.startswith(self.PREFIX):
+            raise ValueError(f"{key!r} is in AEP's Data Landing Zone, which only AEP writes to.")
+        return self.primary.write_bytes(key, data)
+
+    def read_bytes(self, key: str) -> bytes:
+        if not key.startswith(self.PREFIX):
+            return self.primary.read_bytes(key)
+        client, bucket, name = self._object(key)
+        return client.get_object(Bucket=bucket, Key=name)["Body"].read()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        if not prefix.startswith(self.PREFIX):
+            return self.primary.list_keys(prefix)
+        client, bucket, name = self._object(prefix)
+        folder = name[: len(name) - len(prefix) + len(self.PREFIX)]
+        keys: list[str] = []
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=name):
+            keys += [self.PREFIX + obj["Key"][len(folder):] for obj in page.get("Contents", [])]
+        return sorted(keys)
+
+    def uri(self, key: str) -> str:
+        if not key.startswith(self.PREFIX):
+            return self.primary.uri(key)
+        _, bucket, name = self._object(key)
+        return f"s3://{bucket}/{name}"
+
+    def export_target(self, path: str) -> tuple[ExportTarget, str]:
+        return ExportTarget(kind="dlz", path=path), f"{self.PREFIX}{path}"

@@ -48,3 +48,17 @@ def test_whole_graph_with_s3_storage(s3_env, tmp_path):
     scores = pl.read_parquet(s3.get_object(Bucket="aep-e2e", Key=f"aep_assets/{scores_key}")["Body"].read())
     assert sum(pl.read_csv(s3.get_object(Bucket="aep-e2e", Key=k)["Body"].read()).height
                for k in audience_files) == scores.height
+
+
+def test_whole_graph_reading_exports_from_an_s3_landing_zone(s3_env, tmp_path):
+    # Exports go to AEP's DLZ; the pipeline reads them there with the credentials AEP issues.
+    _bucket(s3_env["AWS_ENDPOINT_URL"], "aep-dlz")
+    resources = build_resources({**s3_env, "AEP_EXPORTS": "dlz", "AEP_SANDBOX_DLZ_BUCKET": "aep-dlz",
+                                 "AEP_SANDBOX_DIR": str(tmp_path / "aep"), "AEP_STORAGE_DIR": str(tmp_path / "files")})
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(ALL_ASSETS, resources=resources, instance=instance, run_config=RUN_CONFIG).success
+        export = instance.get_latest_materialization_event(dg.AssetKey("training_export"))
+        uri = export.asset_materialization.metadata["dagster/uri"].value
+    assert uri.startswith("s3://aep-dlz/dlz-destination/aep_assets/training/")
+    assert not (tmp_path / "files" / "landing-zone").exists()  # nothing exported to a local directory
+    assert (tmp_path / "files" / "models").is_dir()  # the pipeline's own files stay in its storage
