@@ -72,7 +72,8 @@ def scoring_features(context: dg.AssetExecutionContext, config: ScoringFeaturesC
     return dg.MaterializeResult(metadata={
         **meta, "dagster/row_count": export.rows, "dataset_id": build.dataset["id"],
         "dagster/table_name": build.table, "query_id": build.query["id"] if build.query else "reused",
-        "run_id": export.run_id, "dagster/uri": store.uri(export.folder), "sql": sql_md(build.sql),
+        "flow_id": export.flow["id"], "run_id": export.run_id, "dagster/uri": store.uri(export.folder),
+        "sql": sql_md(build.sql),
     })
 
 
