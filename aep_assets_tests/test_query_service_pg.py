@@ -6,6 +6,7 @@ import shutil
 import subprocess
 
 import psycopg
+import psycopg2
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -100,6 +101,21 @@ def test_a_wrong_token_or_database_is_refused(params):
         _connect(params, password="not-a-token")
     with pytest.raises(psycopg.OperationalError, match="'prod:all'"):
         _connect(params, dbname="prod")
+
+
+def test_psycopg2_as_aepp_and_the_notebooks_use_it(params):
+    # aepp's QueryService connects with psycopg2 and sslmode=allow; reads go through the simple protocol.
+    conn = psycopg2.connect(host=params["host"], port=params["port"], dbname=params["dbName"],
+                            user=params["username"], password=params["token"], sslmode="allow")
+    try:
+        cur = conn.cursor()
+        cur.execute(f"SELECT eventType, count(*) AS n FROM {params['table']} GROUP BY eventType ORDER BY 1")
+        assert cur.fetchall() == [("commerce.purchases", 1), ("web.webpagedetails.pageViews", 2)]
+        assert [d.name for d in cur.description] == ["eventType", "n"]
+        cur.execute("SELECT %s AS x", ("it's quoted",))
+        assert cur.fetchone() == ("it's quoted",)
+    finally:
+        conn.close()
 
 
 @pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed (.ci/run installs it)")

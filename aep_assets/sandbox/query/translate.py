@@ -13,10 +13,19 @@ import re
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.spark import Spark
 
 STATEMENTS = (exp.Query, exp.Create, exp.Insert, exp.Drop)
 UNIT_SECONDS = {"second": 1, "seconds": 1, "minute": 60, "minutes": 60, "hour": 3600, "hours": 3600,
                 "day": 86400, "days": 86400}
+
+
+class QueryServiceSQL(Spark):
+    """Spark SQL as Query Service reads it: a doubled quote inside a string is a quote (standard SQL, and
+    what PostgreSQL clients such as psycopg2 send), besides Spark's backslash escape."""
+
+    class Tokenizer(Spark.Tokenizer):
+        STRING_ESCAPES = ["\\", "'"]
 
 
 class TranslationError(ValueError):
@@ -34,7 +43,7 @@ def substitute(sql: str, params: dict[str, object] | None) -> str:
 
 def parse(sql: str) -> list[exp.Expression]:
     try:
-        statements = [s for s in sqlglot.parse(sql, read="spark") if s is not None]
+        statements = [s for s in sqlglot.parse(sql, read=QueryServiceSQL) if s is not None]
     except sqlglot.errors.ParseError as exc:
         raise TranslationError(f"Syntax error: {exc.errors[0]['description'] if exc.errors else exc}") from None
     for statement in statements:
