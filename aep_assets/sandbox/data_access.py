@@ -60,6 +60,16 @@ def _listing(files: dict[str, Path], href: str) -> tuple[int, dict]:
     return 200, {"data": entries, "_page": {"limit": 100, "count": len(entries)}}
 
 
+def _listing_or_file(call: Call, files: dict[str, Path], href: str, what: str):
+    """The listing, or with ``?path=name`` that file's bytes."""
+    name = call.params.get("path")
+    if name is None:
+        return _listing(files, href)
+    if name not in files:
+        raise errors.DataAccessNotFound(f"{what} has no file {name!r}.")
+    return _download(call, files[name])
+
+
 def register(router: Router) -> None:
     platform = router.platform
 
@@ -80,14 +90,9 @@ def register(router: Router) -> None:
         file_id = call.path["id"]
         batch = _batch(call, file_id.rsplit("-", 1)[0])
         files = lake_files(call, batch) if batch["status"] == "success" else {}
-        name = call.params.get("path")
-        if name is None:
-            if not files:
-                raise errors.DataAccessNotFound(f"File {file_id!r} was not found.")
-            return _listing(files, f"{call.base_url}{BASE}/files/{file_id}")
-        if name not in files:
-            raise errors.DataAccessNotFound(f"File {file_id!r} has no file {name!r}.")
-        return _download(call, files[name])
+        if not files:
+            raise errors.DataAccessNotFound(f"File {file_id!r} was not found.")
+        return _listing_or_file(call, files, f"{call.base_url}{BASE}/files/{file_id}", f"File {file_id!r}")
 
     def failed(call: Call):
         batch = _batch(call, call.path["id"])
@@ -95,12 +100,8 @@ def register(router: Router) -> None:
             raise errors.DataAccessNotFound(f"Batch {batch['id']} is {batch['status']}, not failed.")
         folder = platform.lake.upload_dir(call.scope.org, call.scope.sandbox, batch["id"])
         sent = {n: folder / n for n in batch.get("files", []) if (folder / n).exists()}
-        name = call.params.get("path")
-        if name is None:
-            return _listing(sent, f"{call.base_url}{BASE}/batches/{batch['id']}/failed")
-        if name not in sent:
-            raise errors.DataAccessNotFound(f"Failed batch {batch['id']} has no file {name!r}.")
-        return _download(call, sent[name])
+        return _listing_or_file(call, sent, f"{call.base_url}{BASE}/batches/{batch['id']}/failed",
+                                f"Failed batch {batch['id']}")
 
     def meta(call: Call):
         batch = _batch(call, call.path["id"])
