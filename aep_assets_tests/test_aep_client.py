@@ -174,7 +174,7 @@ def test_a_slow_response_past_the_timeout_is_retried(make_sandbox):
     client = client_for(sb, timeout_s=0.5)
     started = time.monotonic()
     assert client.schemas.tenant_id() == "aepsandbox"
-    assert client.session.retries_made == 1 and time.monotonic() - started < 10
+    assert client.session.retries_made >= 1 and time.monotonic() - started < 10  # the slow answer was abandoned
 
 
 def test_a_slow_response_inside_the_timeout_just_arrives_late(make_sandbox):

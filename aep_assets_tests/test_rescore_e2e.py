@@ -202,3 +202,18 @@ def test_expired_scores_request_a_rescore_without_new_batches(rescored, world):
         assert isinstance(result, dg.RunRequest) and result.run_key == "expired-2026-05-25T00:00:00+00:00"
     finally:
         storage.write_bytes("scores/current.json", pointer)
+
+
+def test_drift_above_the_block_threshold_stops_the_write_back(rescored, world):
+    storage = world["storage"]
+    before = storage.read_bytes("scores/current.json")
+    result = dg.materialize(
+        ALL_ASSETS, selection=list(RESCORE_ASSETS), resources=world["resources"], instance=world["instance"],
+        raise_on_error=False,
+        run_config={"ops": {"scoring_features": {"config": {"cutoff": SCORING_CUTOFF, "mode": "full"}},
+                            "propensity_scores": {"config": {"drift_warn": 0.0001, "drift_block": 0.0002}}}})
+    drift = next(c for c in result.get_asset_check_evaluations() if c.check_name == "drift")
+    assert not drift.passed and drift.severity == dg.AssetCheckSeverity.ERROR
+    assert result.asset_materializations_for_node("propensity_scores")  # scored, with the PSI in metadata
+    assert not result.asset_materializations_for_node("aep_score_dataset")  # blocked: nothing written to AEP
+    assert storage.read_bytes("scores/current.json") == before  # the published scores are unchanged
