@@ -140,3 +140,23 @@ def test_band_policies_choose_thresholds_from_held_out_gains(model):
 def test_bands_must_be_ordered():
     with pytest.raises(ValueError, match="medium_min_percentile"):
         Bands(high_min_percentile=50, medium_min_percentile=60)
+
+
+def test_path_credits_add_up_to_the_raw_score_and_equal_shap_on_stumps():
+    import lightgbm as lgb
+
+    from aep_assets.ml.explain import leaf_credits, path_contributions, reason_codes
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4000, 5))
+    y = (x[:, 0] + 0.5 * x[:, 1] - x[:, 2] + rng.normal(size=4000) > 0).astype(int)
+    deep = lgb.train({"objective": "binary", "num_leaves": 15, "verbose": -1, "seed": 1}, lgb.Dataset(x, y), 30)
+    credits = leaf_credits(deep)
+    contrib = path_contributions(deep, x, credits)
+    assert np.allclose(contrib.sum(axis=1) + sum(t.root_value for t in credits), deep.predict(x, raw_score=True))
+    stumps = lgb.train({"objective": "binary", "num_leaves": 2, "verbose": -1, "seed": 1}, lgb.Dataset(x, y), 30)
+    assert np.allclose(path_contributions(stumps, x), stumps.predict(x, pred_contrib=True)[:, :-1])
+    names = tuple(f"f{i}" for i in range(5))
+    assert list(reason_codes(stumps, x, names, method="path")[0]) == list(reason_codes(stumps, x, names)[0])
+    with pytest.raises(ValueError, match="reason_method"):
+        reason_codes(deep, x, names, method="lime")

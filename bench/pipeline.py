@@ -82,6 +82,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profiles", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--reason-method", default="shap", choices=("shap", "path"),
+                        help="propensity_scores' reason_method (see aep_assets/ml/explain.py)")
     args = parser.parse_args()
 
     import dagster as dg
@@ -96,7 +98,8 @@ def main() -> None:
     started = time.time()
     with dg.instance_for_test() as instance:
         result = dg.materialize(ALL_ASSETS, resources=resources, instance=instance, run_config={
-            "ops": {"synthetic_profiles": {"config": {"n_profiles": args.profiles, "seed": args.seed}}}})
+            "ops": {"synthetic_profiles": {"config": {"n_profiles": args.profiles, "seed": args.seed}},
+                    "propensity_scores": {"config": {"reason_method": args.reason_method}}}})
         total = time.time() - started
         events = [e for e in instance.all_logs(result.run_id) if e.dagster_event and e.step_key]
     sampler.stop.set()
@@ -110,7 +113,7 @@ def main() -> None:
             steps.setdefault(e.step_key, {})["start"] = e.timestamp
         elif kind == "STEP_SUCCESS":
             steps.setdefault(e.step_key, {})["end"] = e.timestamp
-    print(f"profiles={args.profiles}")
+    print(f"profiles={args.profiles} reason_method={args.reason_method}")
     print(f"{'stage':<22}{'wall_s':>10}{'peak_rss_mb':>14}")
     for step, t in sorted(steps.items(), key=lambda kv: kv[1]["start"]):
         print(f"{step:<22}{t['end'] - t['start']:>10.2f}{sampler.peak(t['start'], t['end']):>14.0f}")

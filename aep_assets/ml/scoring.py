@@ -85,11 +85,13 @@ def choose_bands(policy: BandPolicy, holdout: pl.DataFrame) -> tuple[Bands, dict
 
 
 def score_frame(booster: lgb.Booster, calibrator: Calibrator, features: tuple[str, ...], frame: pl.DataFrame, *,
-                model_version: str, scored_at: datetime, valid_for: timedelta, bands: Bands) -> pl.DataFrame:
+                model_version: str, scored_at: datetime, valid_for: timedelta, bands: Bands,
+                reason_method: str = "shap") -> pl.DataFrame:
     x = feature_matrix(frame, features)
     p = calibrator.apply(booster.predict(x)) if len(x) else np.empty(0)
     percentile = percentiles(p)
-    reasons = reason_codes(booster, x, features) if len(x) else [np.empty(0, dtype=object)] * REASONS
+    reasons = (reason_codes(booster, x, features, method=reason_method) if len(x)
+               else [np.empty(0, dtype=object)] * REASONS)
     n = len(p)
     return pl.DataFrame({
         ID: frame[ID], "propensity": p, "score": np.rint(100 * p).astype(np.int64), "percentile": percentile,

@@ -132,13 +132,14 @@ class Rescore:
 
 
 def rescore(model: StoredModel, plan: RescorePlan, features: pl.DataFrame | None, published: dict | None,
-            storage: Storage, bands: Bands, *, scored_at: datetime, valid_for: timedelta) -> Rescore:
+            storage: Storage, bands: Bands, *, scored_at: datetime, valid_for: timedelta,
+            reason_method: str = "shap") -> Rescore:
     """Score the profiles in ``features`` and, for an incremental plan, merge them into the published scores."""
     if features is None:  # nothing new: the published scores stand
         features = pl.DataFrame(schema={ID: pl.Utf8, "convertedBeforeCutoff": pl.Int32})
     eligible = features.filter(pl.col("convertedBeforeCutoff") == 0)
     scores = score_frame(model.booster, model.calibrator, model.features, eligible, model_version=model.version,
-                         scored_at=scored_at, valid_for=valid_for, bands=bands)
+                         scored_at=scored_at, valid_for=valid_for, bands=bands, reason_method=reason_method)
     if plan.mode == FULL:
         merged, withdrawn = Merged(scores, eligible, scores), 0
     else:
