@@ -75,7 +75,8 @@ def new_events_sensor(context: dg.SensorEvaluationContext, aep: AEPResource, sto
     new = [b for b in recent if b["id"] not in cursor.seen]
     published = load_published(storage.get(), SCORES_POINTER)
     if not new:
-        if published and datetime.fromisoformat(published["expires_at"]) <= datetime.now(UTC):
+        if published and published.get("expires_at") and \
+                datetime.fromisoformat(published["expires_at"]) <= datetime.now(UTC):
             return dg.RunRequest(run_key=f"expired-{published['scored_at']}",
                                  tags={"aep_assets/trigger": "scores_expired"})
         return dg.SkipReason(f"No new successful batches in '{EVENT_DATASET}' since {_iso(cursor.created)}.")
@@ -88,7 +89,7 @@ def new_events_sensor(context: dg.SensorEvaluationContext, aep: AEPResource, sto
         return dg.SensorResult(skip_reason=dg.SkipReason(
             f"{len(new)} new batch(es), but no scores are published yet; materialise the pipeline first."),
             cursor=advanced)
-    unscored = [b["id"] for b in new if b["id"] not in set(published["event_batches"])]
+    unscored = [b["id"] for b in new if b["id"] not in set(published.get("event_batches", []))]
     if not unscored:
         return dg.SensorResult(skip_reason=dg.SkipReason(
             f"{len(new)} new batch(es) are already reflected in the published scores."), cursor=advanced)

@@ -111,3 +111,8 @@ def test_drift_reference_round_trips_and_ranks_the_worst_column_first():
 def test_drift_thresholds_must_be_ordered():
     with pytest.raises(ValueError, match="warn .* <= block"):
         DriftPolicy(warn=0.3, block=0.2)
+
+
+def test_scores_published_by_an_older_version_are_rescored_in_full():
+    plan = _plan({"model_version": "m1", "key": "scores/old.parquet"})  # no batches, no expiry recorded
+    assert plan.mode == FULL and "profile dataset" in plan.reason
