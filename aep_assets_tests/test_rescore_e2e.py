@@ -164,6 +164,20 @@ def test_audience_sizes_follow_the_new_scores(rescored, world):
     assert sum(bands.values()) == merged.height
 
 
+def test_a_rescore_with_nothing_new_writes_nothing(rescored, world):
+    client = client_for(world["sandbox"])
+    ds = client.catalog.find_dataset(SCORE_DATASET)
+    batches = client.ingestion.active_batch_ids(ds["id"])
+    result = _rescore(world["resources"], world["instance"])
+    assert result.success
+    assert "nothing to rescore" in _metadata(result, "scoring_features")["reason"]
+    assert _metadata(result, "aep_score_dataset")["profiles_written"] == 0
+    assert client.ingestion.active_batch_ids(ds["id"]) == batches
+    published = json.loads(world["storage"].read_bytes("scores/current.json"))
+    assert world["storage"].read_parquet([published["key"]]).equals(
+        world["storage"].read_parquet([rescored["published"]["key"]]))
+
+
 def test_a_burst_of_batches_becomes_one_run(rescored, world):
     instance, resources = world["instance"], world["resources"]
     _, cursor = _tick(instance, world["sensor"], None)

@@ -135,16 +135,18 @@ def rescore(model: StoredModel, plan: RescorePlan, features: pl.DataFrame | None
             storage: Storage, bands: Bands, *, scored_at: datetime, valid_for: timedelta,
             reason_method: str = "shap") -> Rescore:
     """Score the profiles in ``features`` and, for an incremental plan, merge them into the published scores."""
-    if features is None:  # nothing new: the published scores stand
-        features = pl.DataFrame(schema={ID: pl.Utf8, "convertedBeforeCutoff": pl.Int32})
+    if plan.mode != FULL and published is None:
+        raise FileNotFoundError("An incremental rescore needs published scores; run a full rescore first.")
+    if features is None:  # nothing new: the published scores stand, and nothing is written back
+        previous = storage.read_parquet([published["key"]])
+        merged = Merged(previous, storage.read_parquet([published["features_key"]]), previous.head(0))
+        return Rescore(merged, 0, 0, 0, previous["expires_at"].min(), _valid(previous))
     eligible = features.filter(pl.col("convertedBeforeCutoff") == 0)
     scores = score_frame(model.booster, model.calibrator, model.features, eligible, model_version=model.version,
                          scored_at=scored_at, valid_for=valid_for, bands=bands, reason_method=reason_method)
     if plan.mode == FULL:
         merged, withdrawn = Merged(scores, eligible, scores), 0
     else:
-        if published is None:
-            raise FileNotFoundError("An incremental rescore needs published scores; run a full rescore first.")
         previous = storage.read_parquet([published["key"]])
         converted = features.filter((pl.col("convertedBeforeCutoff") == 1)
                                     & pl.col(ID).is_in(previous[ID].implode()))[ID]
@@ -153,9 +155,13 @@ def rescore(model: StoredModel, plan: RescorePlan, features: pl.DataFrame | None
                                 model_version=model.version, scored_at=scored_at, expires_at=scored_at + valid_for)
         withdrawn = converted.len()
     s = merged.scores
-    valid = (s[ID].n_unique() == s.height and bool(s["propensity"].is_between(0, 1).all())
-             and all(s[f"reason_{k}"].null_count() == 0 for k in (1, 2, 3))
-             and (plan.mode != FULL or s.height == eligible.height))
+    valid = _valid(s) and (plan.mode != FULL or s.height == eligible.height)
     expires = s["expires_at"].min() if s.height else scored_at + valid_for
     return Rescore(merged, eligible.height, withdrawn, features.height - eligible.height, expires, valid)
+
+
+def _valid(scores: pl.DataFrame) -> bool:
+    """One score per profile, propensities in [0, 1], three reason codes each."""
+    return (scores[ID].n_unique() == scores.height and bool(scores["propensity"].is_between(0, 1).all())
+            and all(scores[f"reason_{k}"].null_count() == 0 for k in (1, 2, 3)))
 
