@@ -1,1 +1,11 @@
-"""aep_assets: Adobe Experience Platform's AI/ML feature pipeline as Dagster assets."""
+"""aep_assets: Adobe Experience Platform's AI/ML feature pipeline as Dagster assets, one YAML file per model."""
+
+
+def __getattr__(name: str):
+    # ``type: aep_assets.PropensityModel`` in a defs.yaml; imported lazily so that the sandbox, which
+    # shares this package, starts without loading Dagster.
+    if name == "PropensityModel":
+        from .components import PropensityModel
+
+        return PropensityModel
+    raise AttributeError(f"module 'aep_assets' has no attribute {name!r}")

@@ -73,14 +73,22 @@ class AdobeAEP(AEPResource):
     platform_url: str = "https://platform.adobe.io"
     ims_url: str = "https://ims-na1.adobelogin.com"
     scopes: str = DEFAULT_SCOPES
+    allow_production: bool = Field(default=False, description="Write into a sandbox of type production "
+                                                              "(AEP_ALLOW_PRODUCTION=1).")
     _client: AEPClient | None = PrivateAttr(default=None)
 
     def client(self) -> AEPClient:
         if self._client is None:
-            self._client = AEPClient(AEPConfig(
+            client = AEPClient(AEPConfig(
                 platform_url=self.platform_url, ims_url=self.ims_url, client_id=self.client_id,
                 client_secret=self.client_secret, org_id=self.org_id, sandbox_name=self.sandbox_name,
                 scopes=self.scopes.replace(" ", "")))
+            sandbox = client.sandboxes.get(self.sandbox_name)
+            if sandbox.get("type") == "production" and not self.allow_production:
+                raise PermissionError(f"AEP sandbox '{self.sandbox_name}' is a production sandbox; aep_assets writes "
+                                      "datasets, audiences and flows there only with AEP_ALLOW_PRODUCTION=1. Use a "
+                                      "development sandbox, or set the variable if you mean it.")
+            self._client = client
         return self._client
 
 
@@ -122,6 +130,15 @@ class LandingZoneExportsResource(StorageResource):
         return LandingZoneExports(self.storage.get(), self.aep.client().landing_zone, self.endpoint_url)
 
 
+def describe_target(resources: dict) -> str:
+    """Which AEP org and sandbox a run writes to, for the start-up log and every run's first line."""
+    aep = resources["aep"]
+    if isinstance(aep, AdobeAEP):
+        org = aep.org_id if isinstance(aep.org_id, str) else os.environ.get("AEP_ORG_ID", "?")
+        return f"AEP org {org}, sandbox '{aep.sandbox_name}' at {aep.platform_url}"
+    return f"the local AEP sandbox in {aep.data_dir}, sandbox '{aep.sandbox_name}'"
+
+
 def build_resources(env: dict[str, str] | None = None) -> dict:
     env = dict(os.environ if env is None else env)
     if env.get("AEP_STORAGE", "local") == "s3":
@@ -136,9 +153,13 @@ def build_resources(env: dict[str, str] | None = None) -> dict:
         local = LocalStorageResource(base_dir=env.get("AEP_STORAGE_DIR", str(DATA_DIR / "storage")))
         storage, landing = local, str(LocalStorage(local.base_dir).landing_zone_dir)
     if env.get("AEP_CLIENT_ID"):
+        if not env.get("AEP_SANDBOX_NAME"):
+            raise ValueError("AEP_SANDBOX_NAME is not set: against real AEP, name the sandbox to write to (e.g. "
+                             "AEP_SANDBOX_NAME=dev-propensity); aep_assets never picks 'prod' by default.")
         aep: AEPResource = AdobeAEP(
             client_id=dg.EnvVar("AEP_CLIENT_ID"), client_secret=dg.EnvVar("AEP_CLIENT_SECRET"),
-            org_id=dg.EnvVar("AEP_ORG_ID"), sandbox_name=env.get("AEP_SANDBOX_NAME", "prod"),
+            org_id=dg.EnvVar("AEP_ORG_ID"), sandbox_name=env["AEP_SANDBOX_NAME"],
+            allow_production=env.get("AEP_ALLOW_PRODUCTION", "") in ("1", "true", "yes"),
             platform_url=env.get("AEP_PLATFORM_URL", "https://platform.adobe.io"),
             ims_url=env.get("AEP_IMS_URL", "https://ims-na1.adobelogin.com"),
             scopes=env.get("AEP_SCOPES", DEFAULT_SCOPES))

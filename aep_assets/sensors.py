@@ -1,4 +1,4 @@
-"""Automation: rescore when new events land in AEP; retrain weekly once a user switches it on."""
+"""Automation per model: rescore when new events land in its source datasets; retrain weekly once switched on."""
 
 import hashlib
 import json
@@ -9,9 +9,8 @@ import dagster as dg
 import requests
 
 from .aep.errors import AEPError
-from .constants import SCORES_POINTER
-from .jobs import pipeline_job, rescore_job, retrain_job
-from .pipeline.platform import EVENT_DATASET
+from .assets.instance import Instance
+from .pipeline.features import resolve_sources
 from .pipeline.rescoring import load_published
 from .resources import AEPResource, StorageResource
 
@@ -19,7 +18,6 @@ LOOKBACK_MS = 3_600_000  # a batch is created before it succeeds: look back this
 SENSOR_TIMEOUT_S = 10.0
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                dg.DagsterRunStatus.STARTED]
-SCORING_JOBS = (pipeline_job.name, rescore_job.name, retrain_job.name)
 
 
 @dataclass
@@ -50,57 +48,67 @@ def _run_key(batch_ids: list[str]) -> str:
     return "events-" + hashlib.sha256(",".join(sorted(batch_ids)).encode()).hexdigest()[:16]
 
 
-def _scoring_run_in_progress(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
-    for job in SCORING_JOBS:
+def _scoring_run_in_progress(instance: dg.DagsterInstance, jobs: tuple[str, ...]) -> dg.DagsterRun | None:
+    for job in jobs:
         runs = instance.get_runs(filters=dg.RunsFilter(job_name=job, statuses=IN_PROGRESS), limit=1)
         if runs:
             return runs[0]
     return None
 
 
-@dg.sensor(job=rescore_job, default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
-           description="Polls Catalog for new successful batches of the events dataset and requests one rescore "
-                       "per set of new batches (a burst becomes one run); also rescores when scores expire.")
-def new_events_sensor(context: dg.SensorEvaluationContext, aep: AEPResource, storage: StorageResource):
-    cursor = BatchCursor.parse(context.cursor)
-    try:
-        client = aep.client().with_limits(timeout_s=SENSOR_TIMEOUT_S, max_retries=1)
-        events = client.catalog.find_dataset(EVENT_DATASET)
-        if events is None:
-            return dg.SkipReason(f"Dataset '{EVENT_DATASET}' does not exist yet; materialise the pipeline first.")
-        recent = list(client.catalog.iter_batches(events["id"], status="success", orderBy="asc:created",
-                                                  createdAfter=str(max(cursor.created - LOOKBACK_MS, 0))))
-    except (AEPError, requests.RequestException) as exc:
-        return dg.SkipReason(f"AEP is unreachable ({exc}); the cursor is kept and the next tick tries again.")
-    new = [b for b in recent if b["id"] not in cursor.seen]
-    published = load_published(storage.get(), SCORES_POINTER)
-    if not new:
-        if published and published.get("expires_at") and \
-                datetime.fromisoformat(published["expires_at"]) <= datetime.now(UTC):
-            return dg.RunRequest(run_key=f"expired-{published['scored_at']}",
-                                 tags={"aep_assets/trigger": "scores_expired"})
-        return dg.SkipReason(f"No new successful batches in '{EVENT_DATASET}' since {_iso(cursor.created)}.")
-    running = _scoring_run_in_progress(context.instance)
-    if running is not None:  # leave the cursor: these batches join the next rescore, as one run
-        return dg.SkipReason(f"{len(new)} new batch(es) wait for run {running.run_id} ({running.job_name}) to "
-                             "finish; they will be rescored together on a later tick.")
-    advanced = cursor.advance(new).dump()
-    if published is None:
-        return dg.SensorResult(skip_reason=dg.SkipReason(
-            f"{len(new)} new batch(es), but no scores are published yet; materialise the pipeline first."),
-            cursor=advanced)
-    unscored = [b["id"] for b in new if b["id"] not in set(published.get("event_batches", []))]
-    if not unscored:
-        return dg.SensorResult(skip_reason=dg.SkipReason(
-            f"{len(new)} new batch(es) are already reflected in the published scores."), cursor=advanced)
-    context.log.info("requesting a rescore for %d new batch(es): %s", len(unscored), ", ".join(unscored))
-    request = dg.RunRequest(run_key=_run_key(unscored), tags={"aep_assets/trigger": "new_events",
-                                                              "aep_assets/event_batches": ",".join(unscored)[:4000]})
-    return dg.SensorResult(run_requests=[request], cursor=advanced)
+def model_automation(m: Instance, jobs: dict) -> tuple[dg.SensorDefinition, dg.ScheduleDefinition]:
+    """The model's new-events sensor (on by default) and weekly retraining schedule (off by default)."""
+    names, spec = m.names, m.spec
+    scoring_jobs = tuple(job.name for job in jobs.values())
 
+    @dg.sensor(name=f"{m.name}_new_events_sensor", job=jobs["rescore"],
+               default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+               description=f"Polls Catalog for new successful batches of model {m.name}'s event datasets and "
+                           "requests one rescore per set of new batches (a burst becomes one run); also rescores "
+                           "when scores expire.")
+    def new_events_sensor(context: dg.SensorEvaluationContext, aep: AEPResource, storage: StorageResource):
+        cursor = BatchCursor.parse(context.cursor)
+        try:
+            client = aep.client().with_limits(timeout_s=SENSOR_TIMEOUT_S, max_retries=1)
+            try:
+                sources = resolve_sources(client, spec, names)
+            except LookupError as exc:
+                return dg.SkipReason(f"{exc}")
+            after = str(max(cursor.created - LOOKBACK_MS, 0))
+            recent = [b for ds in sources.events for b in client.catalog.iter_batches(
+                ds["id"], status="success", orderBy="asc:created", createdAfter=after)]
+        except (AEPError, requests.RequestException) as exc:
+            return dg.SkipReason(f"AEP is unreachable ({exc}); the cursor is kept and the next tick tries again.")
+        watched = ", ".join(repr(ds["name"]) for ds in sources.events)
+        new = [b for b in recent if b["id"] not in cursor.seen]
+        published = load_published(storage.get(), names.scores_pointer)
+        if not new:
+            if published and datetime.fromisoformat(published.expires_at) <= datetime.now(UTC):
+                return dg.RunRequest(run_key=f"expired-{published.scored_at}",
+                                     tags={"aep_assets/trigger": "scores_expired"})
+            return dg.SkipReason(f"No new successful batches in {watched} since {_iso(cursor.created)}.")
+        running = _scoring_run_in_progress(context.instance, scoring_jobs)
+        if running is not None:  # leave the cursor: these batches join the next rescore, as one run
+            return dg.SkipReason(f"{len(new)} new batch(es) wait for run {running.run_id} ({running.job_name}) to "
+                                 "finish; they will be rescored together on a later tick.")
+        advanced = cursor.advance(new).dump()
+        if published is None:
+            return dg.SensorResult(skip_reason=dg.SkipReason(
+                f"{len(new)} new batch(es), but no scores are published yet; materialise {m.name} first."),
+                cursor=advanced)
+        unscored = [b["id"] for b in new if b["id"] not in set(published.event_batches)]
+        if not unscored:
+            return dg.SensorResult(skip_reason=dg.SkipReason(
+                f"{len(new)} new batch(es) are already reflected in the published scores."), cursor=advanced)
+        context.log.info("requesting a rescore for %d new batch(es): %s", len(unscored), ", ".join(unscored))
+        request = dg.RunRequest(run_key=_run_key(unscored), tags={
+            "aep_assets/trigger": "new_events", "aep_assets/model": m.name,
+            "aep_assets/event_batches": ",".join(unscored)[:4000]})
+        return dg.SensorResult(run_requests=[request], cursor=advanced)
 
-weekly_retraining = dg.ScheduleDefinition(
-    name="weekly_retraining", job=retrain_job, cron_schedule="0 3 * * 1", execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Every Monday at 03:00 UTC: new training cutoffs, a new model if it passes its checks, and a full "
-                "rescore. Off until switched on in the UI (Automation).")
+    weekly_retraining = dg.ScheduleDefinition(
+        name=f"{m.name}_weekly_retraining", job=jobs["retrain"], cron_schedule="0 3 * * 1",
+        execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.STOPPED,
+        description="Every Monday at 03:00 UTC: new training cutoffs, a new model if it passes its checks, and a "
+                    "full rescore. Off until switched on in the UI (Automation).")
+    return new_events_sensor, weekly_retraining

@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 from aep_assets.aep import AEPClient, AEPConfig
+from aep_assets.pipeline.ingest import replace_dataset_rows
+from aep_assets.pipeline.ownership import mark_dataset
 from aep_assets.sandbox.server import SandboxProcess
+
+TEST_OWNER = "tests"
 
 
 def client_for(sandbox: SandboxProcess, **overrides) -> AEPClient:
@@ -16,6 +20,12 @@ def client_for(sandbox: SandboxProcess, **overrides) -> AEPClient:
               "client_secret": creds.client_secret, "org_id": creds.org_id, "sandbox_name": "prod",
               "timeout_s": 30.0, **overrides}
     return AEPClient(AEPConfig(**config))
+
+
+def replace_rows(client: AEPClient, dataset_id: str, tables) -> dict:
+    """Fill a test's own dataset: mark it as the tests' (the ownership tag), then replay its batches."""
+    ds = mark_dataset(client, client.catalog.get_dataset(dataset_id), TEST_OWNER)
+    return replace_dataset_rows(client, ds, tables, owner=TEST_OWNER)
 
 
 @pytest.fixture(scope="session")

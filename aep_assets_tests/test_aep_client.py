@@ -8,10 +8,9 @@ import pytest
 
 from aep_assets.aep import errors
 from aep_assets.aep.polling import poll
-from aep_assets.pipeline.ingest import replace_dataset_rows
 from aep_assets.pipeline.platform import ensure_schemas
 
-from .conftest import client_for
+from .conftest import client_for, replace_rows
 
 PROFILE = "https://ns.adobe.com/xdm/context/profile"
 
@@ -198,7 +197,7 @@ def test_a_platform_batch_failure_is_ingested_again_and_a_data_failure_is_not(ma
     ds = client.catalog.create_dataset("batch faults", platform.schema_id("event"))["id"]
     table = pa.table({"_id": ["b1", "b2"], "timestamp": pa.array([0, 1], pa.timestamp("us", tz="UTC")),
                       f"_{tenant}": pa.StructArray.from_arrays([pa.array(["u1", "u2"])], names=["userid"])})
-    done = replace_dataset_rows(client, ds, [table])
+    done = replace_rows(client, ds, [table])
     batches = list(client.catalog.iter_batches(ds))
     assert done["status"] == "success" and done["metrics"]["recordsWritten"] == 2
     assert sorted(b["status"] for b in batches) == ["failed", "success"]
@@ -206,6 +205,6 @@ def test_a_platform_batch_failure_is_ingested_again_and_a_data_failure_is_not(ma
     assert failed["errors"][0]["code"] == "INTERNAL"
     bad = table.set_column(1, "timestamp", pa.array(["not a time", "x"]))
     with pytest.raises(errors.BatchFailed) as exc:
-        replace_dataset_rows(client, ds, [bad])
+        replace_rows(client, ds, [bad])
     assert not exc.value.transient and len(list(client.catalog.iter_batches(ds, status="failed"))) == 2
     assert client.ingestion.active_batch_ids(ds) == [done["id"]]  # the good rows stay

@@ -9,11 +9,10 @@ import pytest
 from aep_assets.ml.features import EVENT_FEATURES, reference_features
 from aep_assets.pipeline.exports import export_dataset
 from aep_assets.pipeline.features import build_feature_dataset, cutoff_values
-from aep_assets.pipeline.ingest import replace_dataset_rows
 from aep_assets.pipeline.platform import ensure_schemas
 from aep_assets.storage import LocalStorage
 
-from .conftest import client_for
+from .conftest import client_for, replace_rows
 
 T = datetime(2026, 2, 1, tzinfo=UTC)
 T2 = T + timedelta(days=14)  # the test cutoff: its label window (T2, T2 + 14d] starts where T's ends
@@ -48,14 +47,14 @@ def features(sandbox, tmp_path_factory):
     profiles_ds, _ = client.catalog.ensure_dataset("features test profiles", platform.schema_id("profile"),
                                                    profile=True)
     events_ds, _ = client.catalog.ensure_dataset("features test events", platform.schema_id("event"))
-    replace_dataset_rows(client, profiles_ds["id"], [pa.table({
+    replace_rows(client, profiles_ds["id"], [pa.table({
         "_id": IDS, f"_{tenant}": pa.StructArray.from_arrays([pa.array(IDS)], names=["userid"]),
         "person": pa.StructArray.from_arrays([pa.array(BIRTH_YEARS, pa.int64())], names=["birthYear"]),
         "loyalty": pa.StructArray.from_arrays(
             [pa.array(TIERS), pa.array([100.0 * i for i in range(len(IDS))]),
              pa.array(JOINED, pa.timestamp("us", tz="UTC"))], names=["tier", "points", "joinDate"]),
     })])
-    replace_dataset_rows(client, events_ds["id"], [pa.table({
+    replace_rows(client, events_ds["id"], [pa.table({
         "_id": [f"e{i}" for i in range(len(EVENTS))],
         "timestamp": pa.array([t for _, _, t in EVENTS], pa.timestamp("us", tz="UTC")),
         "eventType": [e for _, e, _ in EVENTS],

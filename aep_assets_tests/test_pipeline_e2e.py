@@ -7,20 +7,19 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from aep_assets.definitions import ALL_ASSETS
-from aep_assets.pipeline.platform import EVENT_DATASET, PROFILE_DATASET, SCORE_DATASET
 from aep_assets.resources import build_resources
 from aep_assets.sandbox.server import SandboxProcess
 from aep_assets.storage import LocalStorage
 
 from .conftest import client_for
+from .demo import ALL_ASSETS, EVENT_DATASET, PROFILE_DATASET, SCORE_DATASET, SCORES_POINTER, ops
 
 N_PROFILES = 2000
-RUN_CONFIG = {"ops": {"synthetic_profiles": {"config": {"n_profiles": N_PROFILES, "seed": 5,
+RUN_CONFIG = ops({"synthetic_profiles": {"config": {"n_profiles": N_PROFILES, "seed": 5,
                                                         "as_of": "2026-06-01"}},
                       "feature_table": {"config": {"train_cutoff": "2026-05-04", "test_cutoff": "2026-05-18",
                                                    "horizon_days": 14}},
-                      "scoring_features": {"config": {"cutoff": "2026-06-01"}}}}
+                      "scoring_features": {"config": {"cutoff": "2026-06-01"}}})
 
 
 def _materialize(resources: dict, instance) -> dg.ExecuteInProcessResult:
@@ -28,7 +27,7 @@ def _materialize(resources: dict, instance) -> dg.ExecuteInProcessResult:
 
 
 def _metadata(instance, key: str) -> dict:
-    event = instance.get_latest_materialization_event(dg.AssetKey(key))
+    event = instance.get_latest_materialization_event(dg.AssetKey(["cmle_demo", key]))
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
@@ -60,7 +59,7 @@ def pipeline_runs(tmp_path_factory):
             with SandboxProcess(root / "aep", landing_zone_dir=root / "storage" / "landing-zone") as sb:
                 client = client_for(sb)
                 states.append({"inventory": _inventory(client), "metadata": {
-                    k: _metadata(instance, k) for k in ("synthetic_events", "propensity_model", "propensity_scores",
+                    k: _metadata(instance, k) for k in ("synthetic_events", "propensity_model", "propensity_scores", "scoring_features",
                                                         "aep_score_dataset", "propensity_audiences",
                                                         "audience_activation", "feature_table")},
                     "rows": {name: _active_rows(client, client.catalog.find_dataset(name)["id"])
@@ -74,13 +73,15 @@ def pipeline_runs(tmp_path_factory):
 
 def test_datasets_hold_exactly_the_simulated_rows(pipeline_runs):
     root, states, _ = pipeline_runs
-    truth = pl.read_parquet(root / "storage" / "simulation" / "truth.parquet")
+    truth = pl.read_parquet(root / "storage" / "cmle_demo" / "simulation" / "truth.parquet")
     rows = states[0]["rows"]
     assert rows[PROFILE_DATASET] == N_PROFILES
     assert rows[EVENT_DATASET] == int(truth["n_events"].sum()) == states[0]["metadata"]["synthetic_events"][
         "dagster/row_count"]
     converted = states[0]["metadata"]["propensity_scores"]["already_converted"]
-    assert rows[SCORE_DATASET] == N_PROFILES - converted == states[0]["metadata"]["propensity_scores"][
+    with_events = states[0]["metadata"]["scoring_features"]["dagster/row_count"]
+    assert with_events == truth.filter(pl.col("n_events") > 0).height  # who is scored: profiles with events
+    assert rows[SCORE_DATASET] == with_events - converted == states[0]["metadata"]["propensity_scores"][
         "dagster/row_count"]
 
 
@@ -94,13 +95,14 @@ def test_score_batch_succeeded(pipeline_runs):
 def test_segment_sizes_match_the_score_bands(pipeline_runs):
     root, states, _ = pipeline_runs
     storage = LocalStorage(root / "storage")
-    pointer = json.loads(storage.read_bytes("scores/current.json"))
+    pointer = json.loads(storage.read_bytes(SCORES_POINTER))
     scores = storage.read_parquet([pointer["key"]])
     bands = dict(scores.group_by("band").len().iter_rows())
     audiences = states[-1]["metadata"]["propensity_audiences"]
     assert {b: audiences[f"{b}_size"] for b in ("high", "medium", "low")} == bands
     converted = states[-1]["metadata"]["propensity_scores"]["already_converted"]
-    assert sum(bands.values()) == N_PROFILES - converted and converted > 0
+    with_events = states[-1]["metadata"]["scoring_features"]["dagster/row_count"]
+    assert sum(bands.values()) == with_events - converted and converted > 0
     activated = states[-1]["metadata"]["audience_activation"]
     assert {b: activated[f"{b}_members"] for b in bands} == bands
     files = [Path(storage.uri(k)) for k in activated["files"]]
@@ -114,7 +116,7 @@ def test_model_metrics_are_floats_and_the_model_is_saved(pipeline_runs):
     assert all(isinstance(meta[k], float) and meta[k] == meta[k] for k in keys)  # floats, not NaN
     assert 0.5 < meta["roc_auc"] <= 1.0 and 0.0 < meta["log_loss"] and 0.5 < meta["oracle_roc_auc"] <= 1.0
     assert meta["design"] == "temporal" and meta["roc_curve"].startswith("![ROC](data:image/png;base64,")
-    model_dir = root / "storage" / "models" / meta["model_version"]
+    model_dir = root / "storage" / "cmle_demo" / "models" / meta["model_version"]
     assert (model_dir / "model.txt").read_text().startswith("tree")
     assert json.loads((model_dir / "model.json").read_text())["feature_names"][0] == "emailsReceived"
 
@@ -126,7 +128,7 @@ def test_feature_table_reports_sql_and_column_lineage(pipeline_runs):
     lineage = meta["dagster/column_lineage"].deps_by_column
     assert {d.column_name for d in lineage["minutes_since_emailSent"]} == {"eventType", "timestamp",
                                                                            "_aepsandbox.userid"}
-    assert [(d.asset_key.path[0], d.column_name) for d in lineage["age"]] == [("synthetic_profiles",
+    assert [(d.asset_key.path[-1], d.column_name) for d in lineage["age"]] == [("synthetic_profiles",
                                                                               "person.birthYear")]
 
 
@@ -149,6 +151,7 @@ def test_every_blocking_asset_check_passed(pipeline_runs):
     _, _, checks = pipeline_runs
     evaluations = {c.dagster_event.event_specific_data.check_name: c.dagster_event.event_specific_data
                    for c in checks}
-    blocking = ("one_row_per_profile", "auc_floor", "calibrated", "no_leakage", "scores_valid", "batch_succeeded")
+    blocking = ("data_sufficient", "one_row_per_profile", "enough_goals", "auc_floor", "calibrated", "no_leakage",
+                "scores_valid", "batch_succeeded")
     assert set(evaluations) >= {*blocking, "champion_challenger"}
     assert all(evaluations[name].passed for name in blocking)

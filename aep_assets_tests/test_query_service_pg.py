@@ -11,19 +11,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from aep_assets.pipeline.ingest import replace_dataset_rows
 from aep_assets.pipeline.platform import ensure_schemas
 
 
 @pytest.fixture(scope="module")
 def params(sandbox):
-    from .conftest import client_for
+    from .conftest import client_for, replace_rows
 
     client = client_for(sandbox)
     platform = ensure_schemas(client)
     tenant = platform.tenant_id
     ds, _ = client.catalog.ensure_dataset("pg wire events", platform.schema_id("event"))
-    replace_dataset_rows(client, ds["id"], [pa.table({
+    replace_rows(client, ds["id"], [pa.table({
         "_id": ["e1", "e2", "e3"],
         "timestamp": pa.array([0, 60_000_000, 120_000_000], pa.timestamp("us", tz="UTC")),
         "eventType": ["web.webpagedetails.pageViews", "commerce.purchases", "web.webpagedetails.pageViews"],

@@ -9,21 +9,20 @@ import pytest
 import requests
 
 from aep_assets.aep import errors
-from aep_assets.pipeline.ingest import replace_dataset_rows
 
 from .contract import event_dataset, headers, ingest_json, records
 
 
 @pytest.fixture(scope="module")
 def loaded(sandbox):
-    from .conftest import client_for
+    from .conftest import client_for, replace_rows
 
     client = client_for(sandbox)
     ds_id, tenant = event_dataset(client, "data access events")
     table = pa.table({"_id": [f"d{i}" for i in range(500)],
                       "timestamp": pa.array(range(500), pa.timestamp("us", tz="UTC")),
                       f"_{tenant}": pa.StructArray.from_arrays([pa.array(["u"] * 500)], names=["userid"])})
-    batch = replace_dataset_rows(client, ds_id, [table])
+    batch = replace_rows(client, ds_id, [table])
     return client, ds_id, tenant, batch
 
 

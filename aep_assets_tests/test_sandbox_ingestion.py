@@ -10,8 +10,9 @@ import pytest
 import requests
 
 from aep_assets.aep import errors
-from aep_assets.pipeline.ingest import replace_dataset_rows
 from aep_assets.pipeline.platform import ensure_schemas
+
+from .conftest import replace_rows
 
 from .contract import event_dataset, headers, ingest_json, records
 
@@ -157,8 +158,8 @@ def test_replay_replaces_earlier_batches_and_their_files(sandbox, client):
     ds_id, tenant = event_dataset(client, "contract replay")
     table = pa.table({"_id": ["r1", "r2"], "timestamp": pa.array([0, 1], pa.timestamp("us", tz="UTC")),
                       f"_{tenant}": pa.StructArray.from_arrays([pa.array(["a", "b"])], names=["userid"])})
-    first = replace_dataset_rows(client, ds_id, [table])
-    second = replace_dataset_rows(client, ds_id, [table.slice(0, 1)])
+    first = replace_rows(client, ds_id, [table])
+    second = replace_rows(client, ds_id, [table.slice(0, 1)])
     assert [b["id"] for b in client.catalog.iter_batches(ds_id, status="success")] == [second["id"]]
     assert client.catalog.get_batch(first["id"])["status"] == "inactive"
     assert not list(sandbox.data_dir.glob(f"files/*/prod/datasets/{ds_id}/batch={first['id']}"))

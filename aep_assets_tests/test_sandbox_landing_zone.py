@@ -7,9 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aep_assets.aep.flow import ExportTarget
-from aep_assets.pipeline.ingest import replace_dataset_rows
 
-from .conftest import client_for
+from .conftest import client_for, replace_rows
 from .contract import event_dataset
 
 
@@ -26,7 +25,7 @@ def test_an_s3_landing_zone_gives_credentials_an_aws_client_reads_exports_with(m
     sb = make_sandbox("dlz", env={**s3_env, "AEP_SANDBOX_DLZ_BUCKET": "sandbox-dlz"})
     client = client_for(sb)
     ds_id, tenant = event_dataset(client, "dlz export events")
-    replace_dataset_rows(client, ds_id, [pa.table({
+    replace_rows(client, ds_id, [pa.table({
         "_id": ["d1", "d2"], "timestamp": pa.array([0, 1], pa.timestamp("us", tz="UTC")),
         f"_{tenant}": pa.StructArray.from_arrays([pa.array(["u1", "u2"])], names=["userid"])})])
     flow, _ = client.flows.ensure_dataset_export_flow("dlz export", ds_id, ExportTarget(kind="dlz", path="exports"))

@@ -6,10 +6,9 @@ import requests
 
 from aep_assets.aep import errors
 from aep_assets.aep.polling import poll
-from aep_assets.pipeline.ingest import replace_dataset_rows
 from aep_assets.pipeline.platform import SCORE_FIELDS, ensure_schemas
 
-from .conftest import client_for
+from .conftest import client_for, replace_rows
 from .contract import headers
 
 UPS = "/data/core/ups"
@@ -24,7 +23,7 @@ def scored(sandbox):
     ds = client.catalog.create_dataset("segmentation scores", platform.schema_id("score"), profile=True)
     users = [f"seg-u{i}" for i in range(5)]
     fields = {"userid": pa.array(users), "propensity": pa.array([0.1, 0.3, 0.5, 0.7, 0.9])}
-    replace_dataset_rows(client, ds["id"], [pa.table({f"_{tenant}": pa.StructArray.from_arrays(
+    replace_rows(client, ds["id"], [pa.table({f"_{tenant}": pa.StructArray.from_arrays(
         list(fields.values()), names=list(fields))})])
     assert "propensity" in SCORE_FIELDS
     return client, tenant, users

@@ -4,7 +4,7 @@
 -- random event row of a profile that never converts. Features are cumulative up to and including that
 -- row, and the label subscriptionOccurred counts conversions over the whole history, before or after it.
 -- Fixed here: 'decisioning.propositionDismiss' (the notebooks match 'propositionDismiss', always NULL).
-WITH events AS (
+WITH adobe_events AS (
     -- the random draw of Adobe's "ORDER BY randn()", computed once per row
     SELECT _$tenant_id.userid AS userId, eventType, timestamp, randn() AS randomOrder
     FROM $events_table
@@ -61,7 +61,7 @@ cumulative AS (
             OVER (PARTITION BY userId ORDER BY timestamp ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
             AS minutes_since_linkClick,
         row_number() OVER (PARTITION BY userId ORDER BY randomOrder) AS random_row_number_for_user
-    FROM events
+    FROM adobe_events
 )
 
 SELECT *

@@ -1,33 +1,35 @@
--- eda_report: volumes, the event funnel, and each event type's relation to conversion.
--- grain: eventType; cutoff: none (the whole events dataset).
--- Counts distinct profiles by _$tenant_id.userid, not distinct event ids as the notebooks did, and
--- correlates per-profile counts of each type (zero included) with having converted.
+-- eda_report: volumes, the event funnel, and each event type's relation to the model's goal.
+-- grain: eventType; cutoff: none (the whole of the model's event datasets).
+-- Counts distinct profiles by the model's identity, not distinct event ids as the notebooks did, and
+-- correlates per-profile counts of each type (zero included) with having reached the goal.
 CREATE TABLE $table AS
-WITH per_profile AS (
-    SELECT
-        _$tenant_id.userid AS userId,
-        MAX(CASE WHEN eventType = 'web.formFilledOut' THEN 1 ELSE 0 END) AS converted
-    FROM $events_table
-    GROUP BY _$tenant_id.userid
+WITH $source_events,
+
+per_profile AS (
+    SELECT profile_id, MAX(goal_event) AS converted
+    FROM source_events
+    WHERE profile_id IS NOT NULL
+    GROUP BY profile_id
 ),
 
 per_profile_type AS (
-    SELECT _$tenant_id.userid AS userId, eventType, COUNT(*) AS n
-    FROM $events_table
-    GROUP BY _$tenant_id.userid, eventType
+    SELECT profile_id, eventType, COUNT(*) AS n
+    FROM source_events
+    WHERE profile_id IS NOT NULL
+    GROUP BY profile_id, eventType
 ),
 
 event_types AS (
     SELECT eventType, MIN(timestamp) AS first_seen, MAX(timestamp) AS last_seen
-    FROM $events_table
+    FROM source_events
     GROUP BY eventType
 ),
 
 grid AS (
-    SELECT p.userId, t.eventType, p.converted, COALESCE(pt.n, 0) AS n
+    SELECT p.profile_id, t.eventType, p.converted, COALESCE(pt.n, 0) AS n
     FROM per_profile AS p
     CROSS JOIN event_types AS t
-    LEFT JOIN per_profile_type AS pt ON pt.userId = p.userId AND pt.eventType = t.eventType
+    LEFT JOIN per_profile_type AS pt ON pt.profile_id = p.profile_id AND pt.eventType = t.eventType
 )
 
 SELECT

@@ -1,17 +1,20 @@
--- feature_table: the training rows (split 'train', at cutoff T1) and the temporal holdout (split 'test',
--- at T2 >= T1 + H, so the label windows never overlap); one row per profile not yet converted at its cutoff.
--- grain: (profile, cutoff); label: subscriptionOccurred = 1 when web.formFilledOut happens in
--- (T, T + $horizon_days days]. The features subquery is sql/features.sql, inlined before submission.
+-- feature_table: the training rows (split 'train', at cutoff T1) and the temporal holdout (split 'test', at
+-- T2 >= T1 + H, so the label windows never overlap); one row per eligible profile at its cutoff.
+-- grain: (profile, cutoff); cutoff: features read only events strictly before T; label: goal_occurred = 1
+-- when a goal event happens in (T, T + $horizon_days days].
+-- The feature CTEs are generated from the model definition (pipeline/feature_sql.py), ending in features.
 CREATE TABLE $table AS
-WITH features AS (
-$features
-),
+WITH $feature_ctes,
 
-converted_in_horizon AS (
-$labels
+goals_in_window AS (
+    SELECT e.profile_id, c.cutoff, COUNT(*) AS goals
+    FROM events AS e
+    JOIN cutoffs AS c ON e.timestamp > c.cutoff AND e.timestamp <= c.cutoff + INTERVAL $horizon_days DAYS
+    WHERE e.goal_event = 1
+    GROUP BY e.profile_id, c.cutoff
 )
 
-SELECT f.*, $horizon_days AS horizonDays, CASE WHEN h.conversions > 0 THEN 1 ELSE 0 END AS subscriptionOccurred
+SELECT f.*, $horizon_days AS horizonDays, CASE WHEN g.goals > 0 THEN 1 ELSE 0 END AS goal_occurred
 FROM features AS f
-LEFT JOIN converted_in_horizon AS h ON h.userId = f.userId AND h.cutoff = f.cutoff
-WHERE f.convertedBeforeCutoff = 0
+LEFT JOIN goals_in_window AS g ON g.profile_id = f.profile_id AND g.cutoff = f.cutoff
+WHERE f.eligible = 1

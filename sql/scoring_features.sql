@@ -1,5 +1,7 @@
--- scoring_features: the same features as of now for every profile, without a label.
--- grain: profile; cutoff: the scoring time, the only row of $cutoffs.
--- The features subquery is sql/features.sql, inlined by the asset before submission.
+-- scoring_features: the same features as of the scoring time, for every profile with events, no label.
+-- grain: profile; cutoff: the scoring time, the only row of $cutoffs. `eligible` says who gets a score.
+-- The feature CTEs are generated from the model definition (pipeline/feature_sql.py), ending in features.
 CREATE TABLE $table AS
-SELECT * FROM ($features) AS features
+WITH $feature_ctes
+
+SELECT * FROM features

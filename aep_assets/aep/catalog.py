@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 
+from .errors import NotFound
 from .session import AEPSession
 
 BASE = "/data/foundation/catalog"
@@ -34,8 +35,10 @@ class Catalog:
         data = self.session.json("GET", f"{BASE}/dataSets/{dataset_id}")
         return {"id": dataset_id, **data[dataset_id]}
 
-    def create_dataset(self, name: str, schema_id: str, *, profile: bool = False, description: str = "") -> dict:
-        tags = {"unifiedProfile": ["enabled:true"], "unifiedIdentity": ["enabled:true"]} if profile else {}
+    def create_dataset(self, name: str, schema_id: str, *, profile: bool = False, description: str = "",
+                       tags: dict[str, list[str]] | None = None) -> dict:
+        tags = {**({"unifiedProfile": ["enabled:true"], "unifiedIdentity": ["enabled:true"]} if profile else {}),
+                **(tags or {})}
         body = {"name": name, "description": description,
                 "schemaRef": {"id": schema_id, "contentType": "application/vnd.adobe.xed+json;version=1"},
                 "fileDescription": {"persisted": True, "containerFormat": "parquet", "format": "parquet"},
@@ -43,13 +46,25 @@ class Catalog:
         ref = self.session.json("POST", f"{BASE}/dataSets", params={"requestDataSource": "false"}, json=body)
         return self.get_dataset(ref[0].split("/")[-1])
 
-    def ensure_dataset(self, name: str, schema_id: str, *, profile: bool = False,
-                       description: str = "") -> tuple[dict, bool]:
+    def ensure_dataset(self, name: str, schema_id: str, *, profile: bool = False, description: str = "",
+                       tags: dict[str, list[str]] | None = None) -> tuple[dict, bool]:
         """Dataset names are not unique in AEP, so look the name up before creating."""
         found = self.find_dataset(name)
         if found:
             return found, False
-        return self.create_dataset(name, schema_id, profile=profile, description=description), True
+        return self.create_dataset(name, schema_id, profile=profile, description=description, tags=tags), True
+
+    def resolve_dataset(self, id_or_name: str) -> dict:
+        """A dataset named in a model's YAML, by id or by name."""
+        try:
+            return self.get_dataset(id_or_name)
+        except NotFound:
+            pass
+        found = self.find_dataset(id_or_name)
+        if found is None:
+            raise LookupError(f"No dataset with id or name {id_or_name!r} in this sandbox; check events.datasets "
+                              "(or profile.dataset) in the model's YAML against Catalog.")
+        return found
 
     def delete_dataset(self, dataset_id: str) -> None:
         self.session.request("DELETE", f"{BASE}/dataSets/{dataset_id}")

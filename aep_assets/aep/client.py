@@ -9,6 +9,7 @@ from .flow import FlowService
 from .ingestion import BatchIngestion
 from .landing_zone import DataLandingZone
 from .query import QueryService
+from .sandboxes import Sandboxes
 from .schema_registry import SchemaRegistry
 from .segmentation import Segmentation
 from .session import AEPSession
@@ -26,6 +27,7 @@ class AEPClient:
         self.flows = FlowService(self.session)
         self.landing_zone = DataLandingZone(self.session)
         self.segmentation = Segmentation(self.session)
+        self.sandboxes = Sandboxes(self.session)
 
     def with_limits(self, *, timeout_s: float, max_retries: int) -> "AEPClient":
         """The same AEP with a shorter patience, for callers that must answer quickly (sensors)."""

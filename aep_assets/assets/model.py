@@ -6,16 +6,19 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from ..constants import MODEL, MODEL_POINTER, SIMULATION_TRUTH_KEY, TRAINING_EXPORT_POINTER
 from ..ml import plots
 from ..ml.drift import DriftReference
+from ..ml.feature_set import LABEL, FeatureSet
 from ..ml.features import ADOBE_FEATURES
 from ..ml.metrics import gains, reliability
 from ..ml.train import TrainingConfig, train_model
 from ..pipeline.evaluation import compare_with_champion, compare_with_oracle
+from ..pipeline.features import resolve_sources
+from ..pipeline.handoff import TrainingExport
 from ..pipeline.leakage import check_leakage
 from ..pipeline.model_store import current_version, save_model
 from ..resources import AEPResource, StorageResource
+from .instance import MODEL, Instance
 from .metadata import md_table
 
 HEADLINE = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_precision", "top_decile_lift",
@@ -34,81 +37,97 @@ class ModelConfig(dg.Config):
                                                                 "the previous model's on the same rows.")
 
 
-@dg.asset(
-    group_name=MODEL, deps=["training_export", "simulation_truth"], kinds={"lightgbm"},
-    check_specs=[
-        dg.AssetCheckSpec("auc_floor", asset="propensity_model", blocking=True,
-                          description="Temporal-holdout ROC AUC is at least the configured floor."),
-        dg.AssetCheckSpec("calibrated", asset="propensity_model", blocking=True,
-                          description="Temporal-holdout ECE is at most the configured maximum."),
-        dg.AssetCheckSpec("no_leakage", asset="propensity_model", blocking=True,
-                          description="A sample of feature rows, recomputed in Python from the raw events "
-                                      "strictly before each cutoff, matches the feature table; so do the labels."),
-        dg.AssetCheckSpec("champion_challenger", asset="propensity_model",
-                          description="The new model is not worse than the previous one on the same holdout."),
-    ],
-)
-def propensity_model(context: dg.AssetExecutionContext, config: ModelConfig, aep: AEPResource,
-                     storage: StorageResource) -> dg.MaterializeResult:
-    """LightGBM trained on the split-'train' rows (cutoff T1) with early stopping and a small hyperparameter
-    search, calibrated on a held-out fold, and evaluated on the temporal holdout (cutoff T2). Saved in
-    LightGBM's text format plus JSON and a model card, one folder per version."""
-    store = storage.get()
-    pointer = json.loads(store.read_bytes(TRAINING_EXPORT_POINTER))
-    frame = store.read_parquet(pointer["keys"])
-    champion_version = current_version(store, MODEL_POINTER)
-    model = train_model(frame, TrainingConfig(seed=config.seed, trials=config.trials, calibration=config.calibration))
-    oracle = compare_with_oracle(store, SIMULATION_TRUTH_KEY, model, pointer["test_cutoff"], pointer["horizon_days"])
-    if oracle.oracle is None:
-        context.log.warning("oracle metrics unavailable: %s", oracle.note)
-    leakage = check_leakage(aep.client(), store, frame, per_split=config.leakage_sample_per_split, seed=config.seed)
-    champion = compare_with_champion(store, champion_version, model, frame)
-    design = "adobe_compatible" if model.features == ADOBE_FEATURES else "temporal"
-    train_rows = frame.filter(pl.col("split") == "train")
-    reference = DriftReference.fit(train_rows, model.features, model.predict(train_rows))
-    uris = save_model(store, model, MODEL_POINTER, pointer["keys"], reference, extra_card={
-        "design": design, "oracle_roc_auc": oracle.oracle_roc_auc, "auc_to_oracle": oracle.auc_to_oracle,
-        "no_leakage": leakage.passed, "test_cutoff": pointer["test_cutoff"], "horizon_days": pointer["horizon_days"]})
+def build(m: Instance) -> list:
+    names, key = m.names, m.key("propensity_model")
+    deps = [m.key("training_export"), *([m.key("simulation_truth")] if m.spec.simulated else [])]
 
-    y, p = model.holdout["subscriptionOccurred"].to_numpy(), model.holdout["propensity"].to_numpy()
-    gains_table = gains(y, p)
-    importance = pl.DataFrame({"feature": list(model.feature_importance),
-                               "gain_share": list(model.feature_importance.values())}).sort("gain_share",
-                                                                                            descending=True)
-    m = model.metrics
-    return dg.MaterializeResult(
-        metadata={
-            **{k: float(m[k]) for k in HEADLINE},
-            "oracle_roc_auc": oracle.oracle_roc_auc, "auc_to_oracle": oracle.auc_to_oracle, "oracle_note": oracle.note,
-            **{f"random_split_{k}": float(model.random_split_metrics[k]) for k in ("roc_auc", "pr_auc", "ece")},
-            "design": design, "model_version": model.version, "code_version": model.code_version,
-            "previous_version": champion_version or "none", "rows": dg.MetadataValue.json(model.rows),
-            "gains_by_decile": md_table(gains_table.with_columns(pl.col(pl.Float64).round(4))),
-            "roc_curve": dg.MetadataValue.md(plots.markdown_image("ROC", plots.roc_plot(y, p, oracle.oracle))),
-            "gains_chart": dg.MetadataValue.md(plots.markdown_image("Gains", plots.gains_plot(gains_table))),
-            "reliability_diagram": dg.MetadataValue.md(
-                plots.markdown_image("Reliability", plots.reliability_plot(reliability(y, p)))),
-            "score_histogram": dg.MetadataValue.md(plots.markdown_image("Scores", plots.histogram_plot(y, p))),
-            "feature_importance": md_table(importance.with_columns(pl.col("gain_share").round(4)), rows=12),
-            "hyperparameter_trials": md_table(pl.DataFrame(model.trials).sort("valid_log_loss"), rows=20),
-            "model_card": dg.MetadataValue.json({k: v for k, v in model.card().items() if k != "trials"}),
-            "dagster/uri": uris["model_text"], "model_json": uris["model_json"], "model_card_uri": uris["model_card"],
-        },
-        check_results=[
-            dg.AssetCheckResult(check_name="auc_floor", passed=m["roc_auc"] >= config.auc_floor,
-                                metadata={"roc_auc": m["roc_auc"], "floor": config.auc_floor}),
-            dg.AssetCheckResult(check_name="calibrated", passed=m["ece"] <= config.max_ece,
-                                metadata={"ece": m["ece"], "max_ece": config.max_ece}),
-            dg.AssetCheckResult(check_name="no_leakage", passed=leakage.passed, metadata={
-                "rows_checked": leakage.rows_checked, "mismatched_rows": leakage.mismatched_rows,
-                "mismatches_by_column": dg.MetadataValue.json(leakage.mismatches_by_column),
-                "examples": dg.MetadataValue.json(leakage.examples)}),
-            dg.AssetCheckResult(check_name="champion_challenger", passed=champion.passed(config.champion_tolerance),
-                                severity=dg.AssetCheckSeverity.WARN, metadata={
-                                    "champion_version": champion.champion_version or "none",
-                                    "champion_roc_auc": champion.champion_roc_auc if champion.champion_roc_auc
-                                    is not None else float("nan"),
-                                    "challenger_roc_auc": champion.challenger_roc_auc,
-                                    "tolerance": config.champion_tolerance}),
+    @dg.asset(
+        key=key, group_name=m.group(MODEL), deps=deps, kinds={"lightgbm"},
+        check_specs=[
+            dg.AssetCheckSpec("auc_floor", asset=key, blocking=True,
+                              description="Temporal-holdout ROC AUC is at least the configured floor."),
+            dg.AssetCheckSpec("calibrated", asset=key, blocking=True,
+                              description="Temporal-holdout ECE is at most the configured maximum."),
+            dg.AssetCheckSpec("no_leakage", asset=key, blocking=True,
+                              description="A sample of feature rows, recomputed in Python from the raw events "
+                                          "strictly before each cutoff, matches the feature table; so do the "
+                                          "labels."),
+            dg.AssetCheckSpec("champion_challenger", asset=key,
+                              description="The new model is not worse than the previous one on the same holdout."),
         ],
     )
+    def propensity_model(context: dg.AssetExecutionContext, config: ModelConfig, aep: AEPResource,
+                         storage: StorageResource) -> dg.MaterializeResult:
+        """LightGBM trained on the split-'train' rows (cutoff T1) with early stopping and a small hyperparameter
+        search, calibrated on a held-out fold, and evaluated on the temporal holdout (cutoff T2). Saved in
+        LightGBM's text format plus JSON and a model card (with the feature set), one folder per version."""
+        client, store = aep.client(), storage.get()
+        pointer = TrainingExport.load(store, names.training_export, asset=f"{m.name}/training_export")
+        frame = store.read_parquet(pointer.keys)
+        fs = FeatureSet.from_json(json.loads(store.read_bytes(names.feature_set)))
+        adobe = not set(fs.names) <= set(frame.columns)
+        features = ADOBE_FEATURES if adobe else fs.names
+        champion_version = current_version(store, names.model_pointer)
+        model = train_model(frame, features, TrainingConfig(seed=config.seed, trials=config.trials,
+                                                            calibration=config.calibration))
+        oracle = compare_with_oracle(store, names.simulation_truth, model, pointer.test_cutoff, pointer.horizon_days)
+        if oracle.oracle is None:
+            context.log.warning("oracle metrics unavailable: %s", oracle.note)
+        leakage = check_leakage(client, store, frame, fs, resolve_sources(client, m.spec, names), names,
+                                per_split=config.leakage_sample_per_split, seed=config.seed)
+        champion = compare_with_champion(store, champion_version, model, frame, names.models)
+        design = "adobe_compatible" if adobe else "temporal"
+        train_rows = frame.filter(pl.col("split") == "train")
+        reference = DriftReference.fit(train_rows, model.features, model.predict(train_rows))
+        uris = save_model(store, model, names.model_pointer, pointer.keys, reference, root=names.models, extra_card={
+            "design": design, "oracle_roc_auc": oracle.oracle_roc_auc, "auc_to_oracle": oracle.auc_to_oracle,
+            "no_leakage": leakage.passed, "test_cutoff": pointer.test_cutoff, "horizon_days": pointer.horizon_days,
+            "feature_set": fs.to_json(), "model": m.name})
+
+        y, p = model.holdout[LABEL].to_numpy(), model.holdout["propensity"].to_numpy()
+        gains_table = gains(y, p)
+        importance = pl.DataFrame({"feature": list(model.feature_importance),
+                                   "gain_share": list(model.feature_importance.values())}).sort("gain_share",
+                                                                                                descending=True)
+        mt = model.metrics
+        return dg.MaterializeResult(
+            metadata={
+                **{k: float(mt[k]) for k in HEADLINE},
+                "oracle_roc_auc": oracle.oracle_roc_auc, "auc_to_oracle": oracle.auc_to_oracle,
+                "oracle_note": oracle.note,
+                **{f"random_split_{k}": float(model.random_split_metrics[k]) for k in ("roc_auc", "pr_auc", "ece")},
+                "design": design, "model_version": model.version, "code_version": model.code_version,
+                "previous_version": champion_version or "none", "rows": dg.MetadataValue.json(model.rows),
+                "features": dg.MetadataValue.json(list(model.features)),
+                "gains_by_decile": md_table(gains_table.with_columns(pl.col(pl.Float64).round(4))),
+                "roc_curve": dg.MetadataValue.md(plots.markdown_image("ROC", plots.roc_plot(y, p, oracle.oracle))),
+                "gains_chart": dg.MetadataValue.md(plots.markdown_image("Gains", plots.gains_plot(gains_table))),
+                "reliability_diagram": dg.MetadataValue.md(
+                    plots.markdown_image("Reliability", plots.reliability_plot(reliability(y, p)))),
+                "score_histogram": dg.MetadataValue.md(plots.markdown_image("Scores", plots.histogram_plot(y, p))),
+                "feature_importance": md_table(importance.with_columns(pl.col("gain_share").round(4)), rows=12),
+                "hyperparameter_trials": md_table(pl.DataFrame(model.trials).sort("valid_log_loss"), rows=20),
+                "model_card": dg.MetadataValue.json({k: v for k, v in model.card().items() if k != "trials"}),
+                "dagster/uri": uris["model_text"], "model_json": uris["model_json"],
+                "model_card_uri": uris["model_card"],
+            },
+            check_results=[
+                dg.AssetCheckResult(check_name="auc_floor", passed=mt["roc_auc"] >= config.auc_floor,
+                                    metadata={"roc_auc": mt["roc_auc"], "floor": config.auc_floor}),
+                dg.AssetCheckResult(check_name="calibrated", passed=mt["ece"] <= config.max_ece,
+                                    metadata={"ece": mt["ece"], "max_ece": config.max_ece}),
+                dg.AssetCheckResult(check_name="no_leakage", passed=leakage.passed, metadata={
+                    "rows_checked": leakage.rows_checked, "mismatched_rows": leakage.mismatched_rows,
+                    "mismatches_by_column": dg.MetadataValue.json(leakage.mismatches_by_column),
+                    "examples": dg.MetadataValue.json(leakage.examples)}),
+                dg.AssetCheckResult(
+                    check_name="champion_challenger", passed=champion.passed(config.champion_tolerance),
+                    severity=dg.AssetCheckSeverity.WARN, metadata={
+                        "champion_version": champion.champion_version or "none",
+                        "champion_roc_auc": champion.champion_roc_auc if champion.champion_roc_auc
+                        is not None else float("nan"),
+                        "challenger_roc_auc": champion.challenger_roc_auc, "tolerance": config.champion_tolerance}),
+            ],
+        )
+
+    return [propensity_model]

@@ -9,7 +9,7 @@ import polars as pl
 
 from .calibration import Calibrator
 from .explain import REASONS, reason_codes
-from .features import ID, LABEL, feature_matrix
+from .feature_set import ID, LABEL, feature_matrix
 
 HIGH_BAND_POLICIES = ("top_decile", "reach", "precision")
 

@@ -16,7 +16,7 @@ import polars as pl
 from sklearn.model_selection import train_test_split
 
 from .calibration import Calibrator, fit_calibrator
-from .features import ADOBE_FEATURES, FEATURES, ID, LABEL, feature_matrix
+from .feature_set import ID, LABEL, feature_matrix
 from .metrics import evaluate
 
 DEFAULT_PARAMS = {
@@ -24,11 +24,12 @@ DEFAULT_PARAMS = {
     "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 5.0, "verbose": -1,
     "num_threads": 2,
 }
-SOURCES = [*sorted(Path(__file__).parent.glob("*.py")), *sorted((Path(__file__).parents[2] / "sql").glob("*.sql"))]
+SOURCES = [*sorted(Path(__file__).parent.glob("*.py")), Path(__file__).parents[1] / "pipeline" / "feature_sql.py",
+           *sorted((Path(__file__).parents[2] / "sql").glob("*.sql"))]
 
 
 def code_version() -> str:
-    """A hash of the model and feature code: ``aep_assets/ml/*.py`` and ``sql/*.sql``."""
+    """A hash of the model and feature code: ``aep_assets/ml/*.py``, the SQL generator and ``sql/*.sql``."""
     digest = hashlib.sha256()
     for path in SOURCES:
         digest.update(path.name.encode() + path.read_bytes())
@@ -132,13 +133,13 @@ def _split(y: np.ndarray, cfg: TrainingConfig) -> dict[str, np.ndarray]:
     return folds
 
 
-def train_model(frame: pl.DataFrame, config: TrainingConfig | None = None) -> TrainedModel:
+def train_model(frame: pl.DataFrame, features: tuple[str, ...], config: TrainingConfig | None = None) -> TrainedModel:
     """Train on ``split == 'train'`` rows, evaluate on ``split == 'test'`` rows (the temporal holdout)."""
     cfg = config or TrainingConfig()
     for col in (LABEL, "split", ID):
         if col not in frame.columns:
             raise ValueError(f"The training frame has no {col!r} column; it must come from sql/feature_table.sql.")
-    features = FEATURES if set(FEATURES) <= set(frame.columns) else ADOBE_FEATURES
+    features = tuple(features)
     frame = frame.sort("split", ID, "cutoff")  # exports come in no fixed order; the folds must not depend on it
     train, test = frame.filter(pl.col("split") == "train"), frame.filter(pl.col("split") == "test")
     y, y_test = _labels(train), _labels(test)

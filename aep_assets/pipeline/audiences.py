@@ -6,13 +6,16 @@ from datetime import UTC, datetime
 from ..aep import AEPClient
 from ..ml.scoring import Bands
 from ..storage import Storage
+from .naming import Names
+
+BANDS = ("high", "medium", "low")
 
 
 def band_pql(tenant: str, bands: Bands) -> dict[str, str]:
     """One audience per band, on the band field rather than on percentile ranges: a profile that converted
     since its last score gets the band 'converted' and so leaves every audience. ``bands`` (the percentile
     thresholds behind each band) goes into each audience's description."""
-    return {band: f'_{tenant}.propensityBand = "{band}"' for band in ("high", "medium", "low")}
+    return {band: f'_{tenant}.propensityBand = "{band}"' for band in BANDS}
 
 
 def band_rule(band: str, bands: Bands) -> str:
@@ -33,13 +36,17 @@ class Audiences:
         return int(self.job["metrics"]["segmentedProfileCounter"].get(self.segments[band]["id"], 0))
 
 
-def build_audiences(client: AEPClient, names: dict[str, str], bands: Bands, timeout_s: float = 3600) -> Audiences:
+def build_audiences(client: AEPClient, names: Names, bands: Bands, timeout_s: float = 3600) -> Audiences:
+    """One segment per band, named after the model, so two models' audiences never meet. The PQL reads the
+    score dataset's fields, which every model shares: each model's segment matches the profiles whose latest
+    score is in its band (Profile merges score datasets by the newest timestamp)."""
     pql = band_pql(client.schemas.tenant_id(), bands)
     segments, changes = {}, {}
-    for band, name in names.items():
+    for band in BANDS:
         segments[band], changes[band] = client.segmentation.ensure_segment(
-            name, pql[band], description=f"Profiles in the {band} propensity band ({band_rule(band, bands)} "
-                                         "of the scored profiles).")
+            names.audience(band), pql[band],
+            description=f"Profiles in the {band} propensity band of model {names.model} ({band_rule(band, bands)} "
+                        "of the scored profiles), managed by aep_assets.")
     job = client.segmentation.evaluate([s["id"] for s in segments.values()], timeout_s=timeout_s)
     return Audiences(segments, changes, job)
 

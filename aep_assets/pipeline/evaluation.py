@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import roc_auc_score
 
-from ..ml.features import ID, LABEL, feature_matrix
+from ..ml.feature_set import ID, LABEL, feature_matrix
 from ..ml.train import TrainedModel
 from ..storage import Storage
 from .model_store import load_model_version
@@ -57,13 +57,13 @@ class ChampionComparison:
 
 
 def compare_with_champion(storage: Storage, champion_version: str | None, model: TrainedModel,
-                          frame: pl.DataFrame) -> ChampionComparison:
+                          frame: pl.DataFrame, root: str) -> ChampionComparison:
     """The previous model, scored on the new model's temporal holdout (when it can read those rows)."""
     test = frame.filter(pl.col("split") == "test")
     if champion_version is None or champion_version == model.version:
         return ChampionComparison(None, None, model.metrics["roc_auc"])
     try:
-        champion = load_model_version(storage, champion_version)
+        champion = load_model_version(storage, champion_version, root)
     except (KeyError, ValueError, FileNotFoundError, lgb.basic.LightGBMError):  # saved by an older version
         return ChampionComparison(champion_version, None, model.metrics["roc_auc"])
     if not set(champion.features) <= set(test.columns):

@@ -1,20 +1,28 @@
-"""Feature tables built by Query Service CTAS from ``sql/``, versioned by their inputs.
+"""Feature tables built by Query Service CTAS, versioned by their inputs.
 
-A feature table's name carries a hash of its SQL, parameters and the batches it reads, so a re-run
-over unchanged data finds the table it made before instead of creating another, and a run over new
-data makes a new table and drops the old one.
+The statements live in ``sql/``; the model's feature CTEs are generated from its definition (see
+``feature_sql.py``) and placed where a statement says ``$feature_ctes``. A table's name carries a hash
+of its SQL, parameters and the batches it reads, so a re-run over unchanged data finds the table it
+made before, and a run over new data makes a new table and drops the model's older ones (only ever
+tables this model created).
 """
 
 import hashlib
+import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from ..aep import AEPClient
-from .platform import EVENT_DATASET, PROFILE_DATASET, require_dataset
+from ..ml.feature_set import AttributeFeature, EventFeature, FeatureSet, RatioFeature
+from .feature_sql import feature_ctes, quote_string, source_events_cte, tenant_sql
+from .naming import Names
+from .ownership import mark_dataset, owner_of, require_owned
+from .spec import Attribute, ModelSpec, parse_time  # noqa: F401  (parse_time is part of this module's API)
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-INCLUDES = ("adobe_features", "features", "labels")  # sql/{name}.sql, inlined where a statement says $name
+INCLUDES = ("adobe_features",)  # sql/{name}.sql, inlined where a statement says $name
+MAX_CATEGORIES = 20
 
 
 def load_sql(name: str) -> str:
@@ -24,9 +32,11 @@ def load_sql(name: str) -> str:
     return path.read_text()
 
 
-def compose(name: str) -> str:
-    """The statement of ``sql/{name}.sql`` with the shared subqueries (``$features``, ...) inlined."""
+def compose(name: str, fragments: dict[str, str] | None = None) -> str:
+    """The statement of ``sql/{name}.sql`` with the shared subqueries and generated fragments inlined."""
     sql = load_sql(name)
+    for key, text in (fragments or {}).items():
+        sql = sql.replace(f"${key}", text.strip())
     for include in INCLUDES:
         sql = sql.replace(f"${include}", load_sql(include).strip())
     return sql
@@ -39,20 +49,126 @@ def render(sql: str, params: dict) -> str:
     return sql
 
 
-def parse_time(field: str, value: str) -> datetime:
-    """An ISO date or datetime from run config, in UTC when it names no zone."""
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"Config '{field}' = {value!r} is not an ISO date or datetime; use e.g. '2026-10-29' "
-                         "or '2026-10-29T00:00:00+00:00', or leave it empty for the default.") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 def format_cutoff(cutoff: datetime) -> str:
     if cutoff.tzinfo is None:
         raise ValueError(f"cutoff {cutoff.isoformat()} has no timezone; give it in UTC, e.g. 2026-10-29T00:00:00Z.")
     return cutoff.strftime("%Y-%m-%d %H:%M:%S+00:00")
+
+
+def cutoff_values(cutoffs: dict[str, datetime]) -> str:
+    """The ``$cutoffs`` VALUES rows: (TIMESTAMP 'T', 'split') per split."""
+    if not cutoffs:
+        raise ValueError("At least one cutoff is needed.")
+    return ", ".join(f"(TIMESTAMP '{format_cutoff(t)}', '{split}')" for split, t in cutoffs.items())
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The datasets a model reads: one or more event datasets, and an optional profile dataset."""
+
+    events: tuple[dict, ...]
+    profiles: dict | None = None
+
+    @property
+    def event_tables(self) -> list[str]:
+        return [ds["tags"]["adobe/pqs/table"][0] for ds in self.events]
+
+    @property
+    def profile_table(self) -> str | None:
+        return self.profiles["tags"]["adobe/pqs/table"][0] if self.profiles else None
+
+    @property
+    def dataset_ids(self) -> list[str]:
+        return [ds["id"] for ds in (*self.events, *([self.profiles] if self.profiles else []))]
+
+
+def resolve_sources(client: AEPClient, spec: ModelSpec, names: Names) -> Sources:
+    if spec.simulated:
+        events = client.catalog.find_dataset(names.event_dataset)
+        profiles = client.catalog.find_dataset(names.profile_dataset)
+        if events is None or profiles is None:
+            raise LookupError(f"The simulated datasets of model {spec.name!r} do not exist yet; materialise "
+                              f"{spec.name}/synthetic_profiles first.")
+        return Sources((events,), profiles)
+    events = tuple(client.catalog.resolve_dataset(d) for d in spec.events.datasets)
+    profiles = client.catalog.resolve_dataset(spec.profile.dataset) if spec.profile.dataset else None
+    return Sources(events, profiles)
+
+
+def _feature_name(text: str) -> str:
+    """A column name from an eventType such as ``commerce.productViews``: ``commerce_productViews``."""
+    name = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_") or "event"
+    return name if name[0].isalpha() else f"e_{name}"
+
+
+def _attribute(a: Attribute | str) -> Attribute:
+    return Attribute(name=_feature_name(a), field=a) if isinstance(a, str) else a
+
+
+def event_type_counts(client: AEPClient, tables: list[str], before: datetime, limit: int) -> list[dict]:
+    """The most frequent eventType values before ``before``, over every events table."""
+    union = " UNION ALL ".join(f"SELECT eventType, timestamp FROM {t}" for t in tables)
+    return client.query.select(
+        f"SELECT eventType, COUNT(*) AS events FROM ({union}) AS e WHERE timestamp < TIMESTAMP "
+        f"'{format_cutoff(before)}' AND eventType IS NOT NULL GROUP BY eventType ORDER BY events DESC, eventType "
+        f"LIMIT {int(limit)}")
+
+
+def category_values(client: AEPClient, table: str, field_sql: str, limit: int = MAX_CATEGORIES) -> list[str]:
+    rows = client.query.select(f"SELECT {field_sql} AS value, COUNT(*) AS n FROM {table} WHERE {field_sql} IS NOT "
+                               f"NULL GROUP BY {field_sql} ORDER BY n DESC LIMIT {int(limit)}")
+    return [str(r["value"]) for r in rows]
+
+
+def resolve_feature_set(client: AEPClient, spec: ModelSpec, sources: Sources, train_cutoff: datetime) -> FeatureSet:
+    """The model's features: as its YAML lists them, or found in the data (the most frequent event types
+    before the train cutoff, and the most frequent values of each category attribute)."""
+    f, meta = spec.features, {}
+    if f.events is not None:
+        events = tuple(EventFeature(e.name, e.condition, e.value,
+                                    _named(e.recency, f"minutes_since_{e.name}"),
+                                    _named(e.first, f"minutes_since_first_{e.name}")) for e in f.events)
+    else:
+        counts = event_type_counts(client, sources.event_tables, train_cutoff, f.top_event_types)
+        if not counts:
+            raise ValueError(f"model {spec.name!r}: no events with an eventType before the train cutoff "
+                             f"{train_cutoff:%Y-%m-%d} in {sources.event_tables}, so no features can be derived; "
+                             "move cutoffs.train later or list features.events.")
+        events = tuple(EventFeature(_feature_name(r["eventType"]), f"eventType = {quote_string(r['eventType'])}",
+                                    recency=f"minutes_since_{_feature_name(r['eventType'])}",
+                                    first=f"minutes_since_first_{_feature_name(r['eventType'])}") for r in counts)
+        meta["derived_event_types"] = {r["eventType"]: int(r["events"]) for r in counts}
+    attributes = []
+    for a in map(_attribute, spec.profile.attributes):
+        categories = tuple(a.categories or ())
+        if a.kind == "category" and a.categories is None:
+            categories = tuple(category_values(client, sources.profile_table, tenant_sql(a.field)))
+            meta.setdefault("derived_categories", {})[a.name] = list(categories)
+        attributes.append(AttributeFeature(a.name, a.field, a.kind, categories))
+    return FeatureSet(
+        identity=spec.events.identity, goal=spec.goal.condition, events=events, windows_days=tuple(f.windows_days),
+        ratios=tuple(RatioFeature(r.name, r.numerator, r.denominator) for r in f.ratios),
+        attributes=tuple(attributes),
+        profile_identity=(spec.profile.identity or spec.events.identity) if sources.profiles else None,
+        exclude_prior_goal=spec.eligibility.exclude_prior_goal,
+        eligibility_condition=spec.eligibility.condition, active_within_days=spec.eligibility.active_within_days,
+        derived=f.events is None, meta=meta)
+
+
+def _named(option: bool | str, default: str) -> str | None:
+    return default if option is True else (option or None)
+
+
+def feature_fragments(fs: FeatureSet, sources: Sources) -> dict[str, str]:
+    return {"feature_ctes": feature_ctes(fs, sources.event_tables, sources.profile_table if fs.attributes else None),
+            "source_events": source_events_cte(fs, sources.event_tables)}
+
+
+def feature_params(client: AEPClient, sources: Sources, cutoffs: dict[str, datetime], horizon_days: int,
+                   scope: str = "TRUE") -> dict:
+    """The query parameters of the feature statements. ``scope`` limits the profiles (see rescoring.py)."""
+    return {"tenant_id": client.schemas.tenant_id(), "events_table": sources.event_tables[0],
+            "cutoffs": cutoff_values(cutoffs), "horizon_days": horizon_days, "scope": scope}
 
 
 @dataclass
@@ -68,44 +184,37 @@ class FeatureBuild:
     def reused(self) -> bool:
         return self.query is None
 
+    @property
+    def rows(self) -> int | None:
+        return int(self.query["rowCount"]) if self.query and "rowCount" in self.query else None
 
-def build_feature_dataset(client: AEPClient, *, name: str, table_prefix: str, params: dict,
-                          input_dataset_ids: list[str], timeout_s: float = 3600) -> FeatureBuild:
-    sql = compose(name)
+
+def build_feature_dataset(client: AEPClient, *, name: str, owner: str, table_prefix: str, params: dict,
+                          input_dataset_ids: list[str], fragments: dict[str, str] | None = None,
+                          timeout_s: float = 3600) -> FeatureBuild:
+    """Run ``sql/{name}.sql`` as a CTAS into a table of ``owner``'s, unless an identical one exists; then drop
+    the owner's older tables of the same prefix."""
+    sql = compose(name, fragments)
     inputs = sorted(b for ds in input_dataset_ids for b in client.ingestion.active_batch_ids(ds))
     digest = hashlib.sha256("\n".join([sql, repr(sorted(params.items())), *inputs]).encode()).hexdigest()[:12]
     table = f"{table_prefix}_{digest}"
     all_params = {**params, "table": table}
     existing = client.catalog.find_dataset(table)
     query = None
-    if existing is None:
-        query = client.query.run(sql, name=f"aep_assets {name} {digest}", params=all_params, timeout_s=timeout_s)
+    if existing is not None:
+        require_owned(existing, owner, "reuse")
+    else:
+        query = client.query.run(sql, name=f"aep_assets {owner} {name} {digest}", params=all_params,
+                                 timeout_s=timeout_s)
         existing = client.catalog.find_dataset(table)
         if existing is None:
             raise LookupError(f"Query {query['id']} succeeded but Catalog has no dataset named {table}.")
+        existing = mark_dataset(client, existing, owner)
     dropped = []
     for ds in client.catalog.iter_datasets(property=f"name~^{table_prefix}_"):
-        if ds["name"] != table and ds["name"].startswith(table_prefix + "_"):
+        # Only this model's own older tables: the prefix alone could match another project's dataset.
+        if ds["name"] != table and ds["name"].startswith(table_prefix + "_") and owner_of(ds) == owner:
             client.query.run(f"DROP TABLE IF EXISTS {client.catalog.table_name(ds)}",
-                             name=f"aep_assets drop {ds['name']}", timeout_s=timeout_s)
+                             name=f"aep_assets {owner} drop {ds['name']}", timeout_s=timeout_s)
             dropped.append(ds["name"])
     return FeatureBuild(table, existing, render(sql, all_params), all_params, query, dropped)
-
-
-def cutoff_values(cutoffs: dict[str, datetime]) -> str:
-    """The ``$cutoffs`` VALUES rows of sql/features.sql: (TIMESTAMP 'T', 'split') per split."""
-    if not cutoffs:
-        raise ValueError("At least one cutoff is needed.")
-    return ", ".join(f"(TIMESTAMP '{format_cutoff(t)}', '{split}')" for split, t in cutoffs.items())
-
-
-def feature_params(client: AEPClient, cutoffs: dict[str, datetime], horizon_days: int,
-                   scope: str = "TRUE") -> tuple[dict, list[str]]:
-    """The query parameters of sql/features.sql for this AEP sandbox, and the datasets it reads. ``scope``
-    is a predicate on the tenant userid that limits the profiles (see pipeline/rescoring.py)."""
-    events = require_dataset(client, EVENT_DATASET, "synthetic_events")
-    profiles = require_dataset(client, PROFILE_DATASET, "synthetic_profiles")
-    params = {"tenant_id": client.schemas.tenant_id(), "events_table": client.catalog.table_name(events),
-              "profiles_table": client.catalog.table_name(profiles), "cutoffs": cutoff_values(cutoffs),
-              "horizon_days": horizon_days, "scope": scope}
-    return params, [events["id"], profiles["id"]]

@@ -1,4 +1,8 @@
-"""Load Arrow tables into AEP datasets as Parquet batch files, replacing the dataset's earlier batches."""
+"""Load Arrow tables into AEP datasets as Parquet batch files, replacing the dataset's earlier batches.
+
+Only into datasets the model owns (see ownership.py): a replay replaces every earlier batch, which on a
+dataset someone else fills would destroy their data.
+"""
 
 import io
 import logging
@@ -11,6 +15,7 @@ import pyarrow.parquet as pq
 
 from ..aep import AEPClient
 from ..aep.errors import BatchFailed
+from .ownership import require_owned
 
 log = logging.getLogger(__name__)
 
@@ -23,21 +28,23 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return buf.getvalue()
 
 
-def replace_dataset_rows(client: AEPClient, dataset_id: str, tables: Iterable[pa.Table],
+def replace_dataset_rows(client: AEPClient, dataset: dict, tables: Iterable[pa.Table], *, owner: str,
                          timeout_s: float = 3600) -> dict:
     """One batch holding ``tables`` (one Parquet file per slice) that replays every earlier batch.
 
     AEP's batch replay makes the new batch replace its predecessors when it succeeds, so a re-run
     leaves exactly one copy of the rows, and a failed batch leaves the previous rows in place.
     """
-    previous = client.ingestion.active_batch_ids(dataset_id)
-    return ingest_batch(client, dataset_id, tables, replace=previous or None, timeout_s=timeout_s)
+    require_owned(dataset, owner, "replay the batches of")
+    previous = client.ingestion.active_batch_ids(dataset["id"])
+    return ingest_batch(client, dataset["id"], tables, replace=previous or None, timeout_s=timeout_s)
 
 
-def append_dataset_rows(client: AEPClient, dataset_id: str, tables: Iterable[pa.Table],
+def append_dataset_rows(client: AEPClient, dataset: dict, tables: Iterable[pa.Table], *, owner: str,
                         timeout_s: float = 3600) -> dict:
     """One new batch next to the dataset's earlier ones, the way new data lands in AEP."""
-    return ingest_batch(client, dataset_id, tables, replace=None, timeout_s=timeout_s)
+    require_owned(dataset, owner, "add a batch to")
+    return ingest_batch(client, dataset["id"], tables, replace=None, timeout_s=timeout_s)
 
 
 def ingest_batch(client: AEPClient, dataset_id: str, tables: Iterable[pa.Table], *, replace: list[str] | None,

@@ -1,9 +1,10 @@
 """The no-leakage proof: recompute a sample of feature rows from raw events strictly before T.
 
 The sample's raw events (all of them, after T too) come out of AEP through Query Service and a
-dataset export; ``reference_features`` then recomputes the features in Python, independently of
-sql/features.sql, and the label from the conversions in (T, T+H]. Any difference means the feature
-table read something it must not have.
+dataset export, each with the engine's verdict on every feature event's condition and the goal (the
+``e<i>``/``v<i>``/``goal_event`` columns of ``source_events``). ``reference_features`` then recomputes
+the aggregations in Python, independently of the generated SQL, and the label from the goal events in
+(T, T+H]. Any difference means the feature table read something it must not have.
 """
 
 from dataclasses import dataclass, field
@@ -13,14 +14,12 @@ import numpy as np
 import polars as pl
 
 from ..aep import AEPClient
-from ..ml.features import CONVERSION_EVENT, EVENT_FEATURES, ID, LABEL, reference_features
+from ..ml.feature_set import ID, LABEL, FeatureSet, reference_features
 from ..storage import Storage
 from .exports import export_dataset
-from .features import build_feature_dataset
-from .platform import EVENT_DATASET, require_dataset
-
-TABLE_PREFIX = "aep_assets_leakage_sample"
-EXPORT_FLOW = "aep_assets leakage sample export"
+from .feature_sql import quote_string
+from .features import Sources, build_feature_dataset, feature_fragments
+from .naming import Names
 
 
 @dataclass
@@ -40,21 +39,21 @@ def sample_rows(frame: pl.DataFrame, per_split: int, seed: int) -> pl.DataFrame:
                       for part in frame.partition_by("split")])
 
 
-def compare(sample: pl.DataFrame, events: pl.DataFrame) -> LeakageResult:
-    """Each sampled row against features recomputed from ``events`` (userId, eventType, timestamp)."""
-    columns = [c for c in EVENT_FEATURES if c in sample.columns]
+def compare(sample: pl.DataFrame, events: pl.DataFrame, fs: FeatureSet) -> LeakageResult:
+    """Each sampled row against features recomputed from flagged ``events`` (see reference_features)."""
+    columns = [c for c in fs.event_names if c in sample.columns]
     bad_rows = np.zeros(sample.height, bool)
     by_column: dict[str, int] = {}
     examples = []
     for (cutoff,), rows in sample.with_row_index("_row").group_by(["cutoff"], maintain_order=True):
         mine = events.filter(pl.col(ID).is_in(rows[ID].implode()))
         horizon = timedelta(days=int(rows["horizonDays"][0]))
-        ref = rows.select("_row", ID).join(reference_features(mine, cutoff), on=ID, how="left")
-        label = mine.filter((pl.col("eventType") == CONVERSION_EVENT) & (pl.col("timestamp") > cutoff)
+        ref = rows.select("_row", ID).join(reference_features(mine, cutoff, fs), on=ID, how="left")
+        label = mine.filter((pl.col("goal_event") == 1) & (pl.col("timestamp") > cutoff)
                             & (pl.col("timestamp") <= cutoff + horizon))[ID].unique()
         want_label = rows[ID].is_in(label.implode()).cast(pl.Int64).to_numpy()
-        checks = {c: (rows[c].cast(pl.Float64).to_numpy(), ref[c].cast(pl.Float64).to_numpy(), c.startswith(
-            "minutes_since") or "Rate" in c) for c in columns}
+        checks = {c: (rows[c].cast(pl.Float64).to_numpy(), ref[c].cast(pl.Float64).to_numpy(), c in fs.nullable)
+                  for c in columns}
         checks[LABEL] = (rows[LABEL].cast(pl.Float64).to_numpy(), want_label.astype(float), False)
         for name, (got, want, nullable) in checks.items():
             if not nullable:
@@ -65,7 +64,7 @@ def compare(sample: pl.DataFrame, events: pl.DataFrame) -> LeakageResult:
                 bad_rows[rows["_row"].to_numpy()[~same]] = True
                 for i in np.nonzero(~same)[0][:2]:
                     if len(examples) < 6:
-                        examples.append({"userId": rows[ID][int(i)], "cutoff": str(cutoff), "column": name,
+                        examples.append({ID: rows[ID][int(i)], "cutoff": str(cutoff), "column": name,
                                          "feature_table": _plain(got[i]), "recomputed": _plain(want[i])})
     return LeakageResult(sample.height, int(bad_rows.sum()), by_column, examples)
 
@@ -74,16 +73,17 @@ def _plain(x: float) -> float | None:
     return None if np.isnan(x) else float(x)
 
 
-def check_leakage(client: AEPClient, storage: Storage, frame: pl.DataFrame, *, per_split: int = 100,
-                  seed: int = 0) -> LeakageResult:
+def check_leakage(client: AEPClient, storage: Storage, frame: pl.DataFrame, fs: FeatureSet, sources: Sources,
+                  names: Names, *, per_split: int = 100, seed: int = 0) -> LeakageResult:
     sample = sample_rows(frame, per_split, seed)
-    events_ds = require_dataset(client, EVENT_DATASET, "synthetic_events")
-    ids = ", ".join(f"'{u}'" for u in sorted(sample[ID].unique()))
+    ids = ", ".join(quote_string(str(u)) for u in sorted(sample[ID].unique()))
     build = build_feature_dataset(
-        client, name="leakage_sample", table_prefix=TABLE_PREFIX,
-        params={"tenant_id": client.schemas.tenant_id(), "events_table": client.catalog.table_name(events_ds),
-                "user_ids": ids}, input_dataset_ids=[events_ds["id"]])
-    export = export_dataset(client, storage, build.dataset["id"], flow_name=EXPORT_FLOW, path="aep_assets/leakage")
-    events = storage.read_parquet(export.keys) if export.keys else pl.DataFrame(
-        schema={ID: pl.Utf8, "eventType": pl.Utf8, "timestamp": pl.Datetime("us", "UTC")})
-    return compare(sample, events)
+        client, name="leakage_sample", owner=names.model, table_prefix=names.table_prefix("leakage_sample"),
+        params={"tenant_id": client.schemas.tenant_id(), "user_ids": ids},
+        fragments=feature_fragments(fs, sources), input_dataset_ids=[ds["id"] for ds in sources.events])
+    export = export_dataset(client, storage, build.dataset["id"], flow_name=names.flow("leakage sample export"),
+                            path=names.export_path("leakage"))
+    if not export.keys:
+        return compare(sample, pl.DataFrame(schema={ID: pl.Utf8, "timestamp": pl.Datetime("us", "UTC"),
+                                                    "goal_event": pl.Int32}), fs)
+    return compare(sample, storage.read_parquet(export.keys), fs)

@@ -1,6 +1,6 @@
 """Models in storage: LightGBM's text format plus JSON, never pickled. Every version is kept.
 
-``models/{version}/`` holds model.txt, model.json, model_card.json (with the calibration map) and
+``<model>/models/{version}/`` holds model.txt, model.json, model_card.json (with the calibration map) and
 holdout.parquet (the temporal holdout's predictions, from which audience bands are chosen) and
 drift_reference.json (the training set's histograms of the score and of every feature).
 """
@@ -29,8 +29,8 @@ class StoredModel:
 
 
 def save_model(storage: Storage, model: TrainedModel, pointer: str, training_keys: list[str],
-               reference: DriftReference, extra_card: dict | None = None) -> dict[str, str]:
-    base = f"models/{model.version}"
+               reference: DriftReference, *, root: str, extra_card: dict | None = None) -> dict[str, str]:
+    base = f"{root}/{model.version}"
     card = {**model.card(), "training_files": training_keys, **(extra_card or {})}
     uris = {
         "model_text": storage.write_bytes(f"{base}/model.txt", model.to_text().encode()),
@@ -48,8 +48,8 @@ def current_version(storage: Storage, pointer: str) -> str | None:
     return json.loads(storage.read_bytes(pointer))["version"] if storage.exists(pointer) else None
 
 
-def load_model_version(storage: Storage, version: str) -> StoredModel:
-    base = f"models/{version}"
+def load_model_version(storage: Storage, version: str, root: str) -> StoredModel:
+    base = f"{root}/{version}"
     card = json.loads(storage.read_bytes(f"{base}/model_card.json"))
     booster, calibrator, features = load_model(storage.read_bytes(f"{base}/model.txt").decode(), card)
     reference = (DriftReference.from_json(json.loads(storage.read_bytes(f"{base}/drift_reference.json")))
@@ -58,8 +58,8 @@ def load_model_version(storage: Storage, version: str) -> StoredModel:
                        reference)
 
 
-def load_current_model(storage: Storage, pointer: str) -> StoredModel:
+def load_current_model(storage: Storage, pointer: str, root: str) -> StoredModel:
     version = current_version(storage, pointer)
     if version is None:
         raise FileNotFoundError(f"No model at {storage.uri(pointer)}; materialise propensity_model first.")
-    return load_model_version(storage, version)
+    return load_model_version(storage, version, root)

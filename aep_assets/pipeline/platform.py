@@ -17,13 +17,11 @@ STANDARD_EVENT_GROUPS = (
     "https://ns.adobe.com/xdm/context/experienceevent-directmarketing",
 )
 IDENTITY_NAMESPACE = "ECID"
-
-PROFILE_DATASET = f"{PREFIX} Profiles"
-EVENT_DATASET = f"{PREFIX} Experience Events"
-SCORE_DATASET = f"{PREFIX} Propensity Scores"
+ROLES = ("profile", "event", "score")
 
 SCORE_FIELDS = {
-    "userid": {"title": "User ID", "type": "string", "description": "The profile's ECID."},
+    "userid": {"title": "User ID", "type": "string",
+               "description": "The profile's identity value in the model's namespace (the primary identity)."},
     "propensity": {"title": "Propensity", "type": "number",
                    "description": "Calibrated probability that the profile subscribes within the horizon."},
     "propensityScore": {"title": "Propensity score", "type": "integer", "description": "Propensity as 0-100."},
@@ -65,8 +63,16 @@ class PlatformSchemas:
         return self.schemas[role]["$id"]
 
 
-def ensure_schemas(client: AEPClient) -> PlatformSchemas:
-    """Get or create every field group, schema, identity descriptor and union tag the pipeline uses."""
+def schema_title(role: str, namespace: str = IDENTITY_NAMESPACE) -> str:
+    """Score schemas exist once per identity namespace: scores go back with the model's namespace."""
+    suffix = "" if namespace == IDENTITY_NAMESPACE else f" ({namespace})"
+    return f"{PREFIX} {role.title()} schema{suffix}"
+
+
+def ensure_schemas(client: AEPClient, *, roles: tuple[str, ...] = ROLES,
+                   namespace: str = IDENTITY_NAMESPACE) -> PlatformSchemas:
+    """Get or create the field groups, schemas, identity descriptors and union tags of ``roles``: all three
+    for the simulated demo, only the score schema for a model over the org's own datasets."""
     tenant = client.schemas.tenant_id()
     result = PlatformSchemas(tenant)
     identity = {"userid": {"title": "User ID", "type": "string",
@@ -79,30 +85,25 @@ def ensure_schemas(client: AEPClient) -> PlatformSchemas:
         "score": (PROFILE_CLASS, _fieldgroup(f"{PREFIX} Propensity score", tenant, PROFILE_CLASS, SCORE_FIELDS), ()),
     }
     for role, (cls, fg_body, standard) in plans.items():
+        if role not in roles:
+            continue
         fg, created = client.schemas.ensure_fieldgroup(fg_body)
         if created:
             result.created.append(f"field group '{fg['title']}'")
         schema, created = client.schemas.ensure_schema(
-            _schema(f"{PREFIX} {role.title()} schema", cls, [fg["$id"], *standard]))
+            _schema(schema_title(role, namespace), cls, [fg["$id"], *standard]))
         if created:
             result.created.append(f"schema '{schema['title']}'")
-        _, created = client.schemas.ensure_identity_descriptor(schema["$id"], f"/_{tenant}/userid",
-                                                               IDENTITY_NAMESPACE)
+        _, created = client.schemas.ensure_identity_descriptor(schema["$id"], f"/_{tenant}/userid", namespace)
         if created:
             result.created.append(f"identity descriptor on '{schema['title']}'")
         result.schemas[role] = client.schemas.enable_profile_union(schema)
     return result
 
 
-def require_schema(client: AEPClient, role: str) -> dict:
-    schema = client.schemas.find_schema(f"{PREFIX} {role.title()} schema")
+def require_schema(client: AEPClient, role: str, namespace: str = IDENTITY_NAMESPACE) -> dict:
+    schema = client.schemas.find_schema(schema_title(role, namespace))
     if schema is None:
         raise LookupError(f"The {role} schema does not exist in AEP yet; materialise xdm_schemas first.")
     return client.schemas.get_schema(schema["$id"])
 
-
-def require_dataset(client: AEPClient, name: str, asset: str) -> dict:
-    ds = client.catalog.find_dataset(name)
-    if ds is None:
-        raise LookupError(f"Dataset '{name}' does not exist in AEP yet; materialise {asset} first.")
-    return ds

@@ -1,21 +1,22 @@
 """Which profiles a rescore covers, and how rescored rows join the scores already in AEP.
 
-The published scores (``scores/current.json``) record the event and profile batches they reflect and
-the model that made them. A rescore is incremental, covering only the profiles that have events in
+The published scores (``<model>/scores/current.json``, a ``ScoreRun``) record the event and profile
+batches they reflect and the model that made them. A rescore is incremental, covering only the profiles that have events in
 batches the published scores do not reflect, unless something makes every score stale: another
 model version, changed profile attributes, replaced event batches, or scores past ``expires_at``.
 """
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 
-from ..ml.features import ID
+from ..ml.feature_set import ELIGIBLE, ID
 from ..ml.scoring import Bands, percentiles, score_frame
 from ..storage import Storage
+from .feature_sql import scope_in_batches
+from .handoff import ScoreRun
 from .model_store import StoredModel
 
 FULL, INCREMENTAL = "full", "incremental"
@@ -35,7 +36,7 @@ class RescorePlan:
         return asdict(self)
 
 
-def plan_rescore(published: dict | None, *, model_version: str, event_batches: list[str],
+def plan_rescore(published: ScoreRun | None, *, model_version: str, event_batches: list[str],
                  profile_batches: list[str], cutoff: datetime, requested: str = "auto") -> RescorePlan:
     if requested not in MODES:
         raise ValueError(f"Config 'mode' = {requested!r} is not one of {MODES}; 'auto' rescores only what "
@@ -48,33 +49,28 @@ def plan_rescore(published: dict | None, *, model_version: str, event_batches: l
         return full("a full rescore was requested")
     if published is None:
         return full("no scores have been published yet")
-    if published["model_version"] != model_version:
-        return full(f"the model changed from {published['model_version']} to {model_version}")
-    if sorted(published.get("profile_batches", [])) != sorted(profile_batches):
+    if published.model_version != model_version:
+        return full(f"the model changed from {published.model_version} to {model_version}")
+    if sorted(published.profile_batches) != sorted(profile_batches):
         return full("the profile dataset has new batches, so profile attributes may have changed")
-    replaced = set(published.get("event_batches", [])) - set(event_batches)
+    replaced = set(published.event_batches) - set(event_batches)
     if replaced:
         return full(f"{len(replaced)} event batch(es) the scores reflect were replaced or deleted")
-    expires = datetime.fromisoformat(published["expires_at"])
+    expires = datetime.fromisoformat(published.expires_at)
     if expires <= cutoff:
         return full(f"the scores expired at {expires.isoformat()}")
-    new = sorted(set(event_batches) - set(published["event_batches"]))
+    new = sorted(set(event_batches) - set(published.event_batches))
     reason = (f"{len(new)} new event batch(es)" if new else "no new event batches: nothing to rescore")
     return RescorePlan(INCREMENTAL, reason, sorted(event_batches), sorted(profile_batches), new)
 
 
-def scope_predicate(tenant: str, events_table: str, plan: RescorePlan) -> str:
-    """The ``$scope`` of sql/features.sql: every profile, or those with rows in the new batches (read through
-    the ``_acp_system_metadata.acp_sourceBatchId`` column Query Service gives every row)."""
-    if plan.mode == FULL:
-        return "TRUE"
-    batches = ", ".join("'" + b.replace("'", "''") + "'" for b in plan.new_batches) or "NULL"
-    return (f"_{tenant}.userid IN (SELECT _{tenant}.userid FROM {events_table} "
-            f"WHERE _acp_system_metadata.acp_sourceBatchId IN ({batches}))")
+def scope_predicate(plan: RescorePlan) -> str:
+    """The ``$scope`` of the feature SQL: every profile, or those with rows in the new batches."""
+    return "TRUE" if plan.mode == FULL else scope_in_batches(plan.new_batches)
 
 
-def load_published(storage: Storage, pointer: str) -> dict | None:
-    return json.loads(storage.read_bytes(pointer)) if storage.exists(pointer) else None
+def load_published(storage: Storage, pointer: str) -> ScoreRun | None:
+    return ScoreRun.load_if_any(storage, pointer)
 
 
 @dataclass
@@ -131,26 +127,26 @@ class Rescore:
     valid: bool
 
 
-def rescore(model: StoredModel, plan: RescorePlan, features: pl.DataFrame | None, published: dict | None,
+def rescore(model: StoredModel, plan: RescorePlan, features: pl.DataFrame | None, published: ScoreRun | None,
             storage: Storage, bands: Bands, *, scored_at: datetime, valid_for: timedelta,
             reason_method: str = "shap") -> Rescore:
     """Score the profiles in ``features`` and, for an incremental plan, merge them into the published scores."""
     if plan.mode != FULL and published is None:
         raise FileNotFoundError("An incremental rescore needs published scores; run a full rescore first.")
     if features is None:  # nothing new: the published scores stand, and nothing is written back
-        previous = storage.read_parquet([published["key"]])
-        merged = Merged(previous, storage.read_parquet([published["features_key"]]), previous.head(0))
+        previous = storage.read_parquet([published.key])
+        merged = Merged(previous, storage.read_parquet([published.features_key]), previous.head(0))
         return Rescore(merged, 0, 0, 0, previous["expires_at"].min(), _valid(previous))
-    eligible = features.filter(pl.col("convertedBeforeCutoff") == 0)
+    eligible = features.filter(pl.col(ELIGIBLE) == 1)
     scores = score_frame(model.booster, model.calibrator, model.features, eligible, model_version=model.version,
                          scored_at=scored_at, valid_for=valid_for, bands=bands, reason_method=reason_method)
     if plan.mode == FULL:
         merged, withdrawn = Merged(scores, eligible, scores), 0
     else:
-        previous = storage.read_parquet([published["key"]])
-        converted = features.filter((pl.col("convertedBeforeCutoff") == 1)
-                                    & pl.col(ID).is_in(previous[ID].implode()))[ID]
-        merged = merge_rescored(previous, storage.read_parquet([published["features_key"]]), scores,
+        previous = storage.read_parquet([published.key])
+        # Profiles that left the population (reached the goal, say) since their last score.
+        converted = features.filter((pl.col(ELIGIBLE) == 0) & pl.col(ID).is_in(previous[ID].implode()))[ID]
+        merged = merge_rescored(previous, storage.read_parquet([published.features_key]), scores,
                                 eligible, converted, bands,
                                 model_version=model.version, scored_at=scored_at, expires_at=scored_at + valid_for)
         withdrawn = converted.len()

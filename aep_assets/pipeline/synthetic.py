@@ -14,7 +14,9 @@ from ..simulation.taxonomy import NAMES
 from ..simulation.xdm import events_to_xdm, profiles_to_xdm
 from ..storage import Storage
 from .ingest import append_dataset_rows, replace_dataset_rows
-from .platform import EVENT_DATASET, PROFILE_DATASET, require_dataset, require_schema
+from .naming import Names
+from .ownership import ensure_owned_dataset
+from .platform import require_schema
 
 PROFILES_PER_CHUNK = 50_000
 
@@ -26,23 +28,23 @@ class Published:
     rows: int
 
 
-def publish_profiles(client: AEPClient, sim: Simulation) -> Published:
+def publish_profiles(client: AEPClient, sim: Simulation, names: Names) -> Published:
     schema = require_schema(client, "profile")
     tenant = client.schemas.tenant_id()
-    ds, _ = client.catalog.ensure_dataset(PROFILE_DATASET, schema["$id"], profile=True,
-                                          description="Synthetic profiles with attributes.")
+    ds = ensure_owned_dataset(client, names.profile_dataset, schema["$id"], names.model, profile=True,
+                              description="Synthetic profiles with attributes.")
     tables = (profiles_to_xdm(sim.profiles.slice(i, PROFILES_PER_CHUNK), tenant)
               for i in range(0, sim.profiles.height, PROFILES_PER_CHUNK))
-    batch = replace_dataset_rows(client, ds["id"], tables)
+    batch = replace_dataset_rows(client, ds, tables, owner=names.model)
     return Published(ds, batch, sim.profiles.height)
 
 
-def publish_events(client: AEPClient, sim: Simulation) -> Published:
+def publish_events(client: AEPClient, sim: Simulation, names: Names) -> Published:
     """Events in chunks of profiles, so memory stays flat as the simulation grows."""
     schema = require_schema(client, "event")
     tenant = client.schemas.tenant_id()
-    ds, _ = client.catalog.ensure_dataset(EVENT_DATASET, schema["$id"], profile=False,
-                                          description="Synthetic experience events (CMLE taxonomy).")
+    ds = ensure_owned_dataset(client, names.event_dataset, schema["$id"], names.model, profile=False,
+                              description="Synthetic experience events (CMLE taxonomy).")
     first = sim.profiles["profile_index"].min()
     bounds = sim.events["profile_index"].search_sorted(
         pl.Series(range(first, first + sim.profiles.height + PROFILES_PER_CHUNK, PROFILES_PER_CHUNK)))
@@ -53,20 +55,23 @@ def publish_events(client: AEPClient, sim: Simulation) -> Published:
                 yield events_to_xdm(sim.events.slice(lo, hi - lo), sim.profiles, tenant, sim.config.seed,
                                     first_event_number=lo)
 
-    batch = replace_dataset_rows(client, ds["id"], chunks())
+    batch = replace_dataset_rows(client, ds, chunks(), owner=names.model)
     return Published(ds, batch, sim.events.height)
 
 
-def publish_new_events(client: AEPClient, continuation: Continuation) -> Published:
+def publish_new_events(client: AEPClient, continuation: Continuation, names: Names) -> Published:
     """The new period's events as one new batch of the events dataset, next to the earlier ones."""
     require_schema(client, "event")
-    ds = require_dataset(client, EVENT_DATASET, "synthetic_events")
+    ds = client.catalog.find_dataset(names.event_dataset)
+    if ds is None:
+        raise LookupError(f"Dataset {names.event_dataset!r} does not exist yet; materialise "
+                          f"{names.model}/synthetic_events first.")
     sim = continuation.simulation
     # Event ids continue after the history's, so every event keeps a unique _id.
     first_number = sim.events.height - continuation.new_events.height
     table = events_to_xdm(continuation.new_events, sim.profiles, client.schemas.tenant_id(), sim.config.seed,
                           first_event_number=first_number)
-    batch = append_dataset_rows(client, ds["id"], [table])
+    batch = append_dataset_rows(client, ds, [table], owner=names.model)
     return Published(ds, batch, continuation.new_events.height)
 
 

@@ -15,6 +15,7 @@ from . import (
     ingestion,
     landing_zone,
     query_service,
+    sandboxes,
     schema_registry,
     segmentation,
 )
@@ -24,7 +25,7 @@ from .http import FaultInjector, Router
 from .platform import Platform
 
 SERVICES = (ims, schema_registry, catalog, ingestion, data_access, query_service, flow_service, segmentation,
-            audiences, landing_zone)
+            audiences, landing_zone, sandboxes)
 
 
 def create_app(config: SandboxConfig) -> Starlette:

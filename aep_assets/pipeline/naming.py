@@ -1,0 +1,88 @@
+"""Where one model instance keeps things: AEP object names, Query Service table prefixes, storage keys.
+
+Everything a model creates is named after it, so two models in one sandbox never reach each other's
+tables, flows, audiences or files.
+"""
+
+from dataclasses import dataclass
+
+PROJECT = "aep_assets"
+
+
+@dataclass(frozen=True)
+class Names:
+    model: str
+    score_dataset_name: str | None = None  # write_back.dataset; None: named after the model
+
+    def table_prefix(self, kind: str) -> str:
+        """CTAS tables: ``aep_assets_<model>_<kind>_<hash>``."""
+        return f"{PROJECT}_{self.model}_{kind}"
+
+    def flow(self, kind: str) -> str:
+        return f"{PROJECT} {self.model} {kind}"
+
+    def query(self, kind: str) -> str:
+        return f"{PROJECT} {self.model} {kind}"
+
+    def export_path(self, kind: str) -> str:
+        return f"{PROJECT}/{self.model}/{kind}"
+
+    def key(self, relative: str) -> str:
+        """A storage key of this model's files."""
+        return f"{self.model}/{relative}"
+
+    def audience(self, band: str) -> str:
+        return f"{PROJECT} {self.model} {band} propensity"
+
+    @property
+    def score_dataset(self) -> str:
+        return self.score_dataset_name or f"{PROJECT} {self.model} Propensity Scores"
+
+    @property
+    def profile_dataset(self) -> str:  # simulated sources only
+        return f"{PROJECT} {self.model} Profiles"
+
+    @property
+    def event_dataset(self) -> str:  # simulated sources only
+        return f"{PROJECT} {self.model} Experience Events"
+
+    # storage keys of what one asset hands the next (see pipeline/handoff.py)
+    @property
+    def training_export(self) -> str:
+        return self.key("exports/training_export.json")
+
+    @property
+    def scoring_export(self) -> str:
+        return self.key("exports/scoring_features.json")
+
+    @property
+    def feature_set(self) -> str:
+        return self.key("features/feature_set.json")
+
+    @property
+    def model_pointer(self) -> str:
+        return self.key("models/current.json")
+
+    @property
+    def models(self) -> str:
+        return self.key("models")
+
+    @property
+    def scores_pointer(self) -> str:  # the scores AEP holds
+        return self.key("scores/current.json")
+
+    @property
+    def scores_candidate(self) -> str:  # scored, not yet written back
+        return self.key("scores/candidate.json")
+
+    @property
+    def scores(self) -> str:
+        return self.key("scores")
+
+    @property
+    def simulation(self) -> str:
+        return self.key("simulation")
+
+    @property
+    def simulation_truth(self) -> str:
+        return self.key("simulation/truth.parquet")

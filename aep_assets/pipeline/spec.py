@@ -1,0 +1,187 @@
+"""One propensity model, as its YAML file says: sources, goal, eligibility, features, cutoffs, write-back.
+
+These are the ``attributes`` of a ``type: aep_assets.PropensityModel`` component instance. Their key
+names are a contract users' files rely on; each is documented in the README with its default.
+"""
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+FEATURE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+DEFAULT_IDENTITY = "identityMap['ECID'][0].id"
+TENANT = "{tenant}"  # stands for the org's tenant id in any SQL expression: _{tenant}.userid
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EventSource(Strict):
+    datasets: list[str] = Field(default_factory=list, description="Experience Event datasets, by id or name.")
+    identity: str = Field(default=DEFAULT_IDENTITY, description="SQL over an event row giving the profile's "
+                                                                 "identity value.")
+    namespace: str = Field(default="ECID", description="Identity namespace of that value; scores go back with it "
+                                                       "as the primary identity.")
+
+
+class Goal(Strict):
+    condition: str = Field(description="SQL boolean over an event row: the event the model predicts.")
+    outcome_days: int = Field(default=30, ge=1, le=730, description="The goal must occur within this many days "
+                                                                    "after the cutoff.")
+
+
+class Eligibility(Strict):
+    exclude_prior_goal: bool = Field(default=True, description="Keep only profiles without the goal before T.")
+    condition: str | None = Field(default=None, description="The profile must have such an event before T.")
+    active_within_days: int | None = Field(default=None, ge=1, description="Some event in the last N days before T.")
+
+
+class FeatureEvent(Strict):
+    name: str = Field(description="Feature name; the count feature is called this.")
+    condition: str = Field(description="SQL boolean over an event row.")
+    value: str | None = Field(default=None, description="SQL number over an event row, summed as <name>_value.")
+    recency: bool | str = Field(default=True, description="Minutes since the last one: true names it "
+                                                          "minutes_since_<name>, a string names it, false omits it.")
+    first: bool | str = Field(default=True, description="Minutes since the first one (tenure), likewise "
+                                                        "minutes_since_first_<name>.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not FEATURE_NAME.match(v):
+            raise ValueError(f"feature name {v!r} must start with a letter and hold only letters, digits and _ "
+                             "(it becomes a column name), e.g. 'purchases'.")
+        return v
+
+
+class Ratio(Strict):
+    name: str
+    numerator: str
+    denominator: str
+
+
+class Features(Strict):
+    events: list[FeatureEvent] | None = Field(default=None, description="Default: the most frequent eventType "
+                                              "values before the train cutoff, found by a query.")
+    windows_days: list[int] = Field(default_factory=lambda: [7, 28, 90])
+    ratios: list[Ratio] = Field(default_factory=list)
+    top_event_types: int = Field(default=15, ge=1, le=100, description="How many eventType values a derived "
+                                                                       "feature set takes.")
+
+    @field_validator("windows_days")
+    @classmethod
+    def _windows(cls, v: list[int]) -> list[int]:
+        if any(d < 1 for d in v) or len(set(v)) != len(v):
+            raise ValueError(f"windows_days {v} must be distinct whole days of at least 1, e.g. [7, 28, 90].")
+        return sorted(v)
+
+
+class Attribute(Strict):
+    name: str
+    field: str = Field(description="XDM path in the profile dataset, e.g. loyalty.points.")
+    kind: Literal["number", "category", "days_since", "years_since"] = "number"
+    categories: list[str] | None = Field(default=None, description="kind category: the values, coded 0, 1, ... "
+                                                                   "in this order; others are NULL.")
+
+
+class ProfileSource(Strict):
+    dataset: str | None = None
+    identity: str | None = Field(default=None, description="SQL over a profile row; default: the events' "
+                                                           "identity expression.")
+    attributes: list[Attribute | str] = Field(default_factory=list)
+
+
+class Cutoffs(Strict):
+    train: str | int = Field(default=60, description="ISO date, or days before today.")
+    test: str | int = Field(default=30, description="ISO date, or days before today; at least outcome_days after "
+                                                    "train.")
+
+
+class Scoring(Strict):
+    as_of: str | None = Field(default=None, description="Score as of this ISO date or datetime; null = now.")
+    valid_days: int = Field(default=7, ge=1)
+
+
+class WriteBack(Strict):
+    enabled: bool = Field(default=True, description="false: a dry run that writes nothing to the Profile store, "
+                                                    "creates no audience and activates nothing.")
+    dataset: str | None = Field(default=None, description="Score dataset name; null = one named after the model.")
+
+
+class Sufficiency(Strict):
+    min_goal_profiles: int = Field(default=500, ge=1, description="Per split; Customer AI asks for 500.")
+    min_non_goal_profiles: int = Field(default=500, ge=1)
+    recent_days: int = Field(default=30, ge=1, description="Some event must lie in the last N days before each "
+                                                           "cutoff.")
+    max_null_identity_share: float = Field(default=0.5, ge=0, le=1)
+
+
+class Simulation(Strict):
+    """The CMLE demo's source: a simulation it ingests itself."""
+
+    profiles: int = 100_000
+    seed: int = 42
+    behaviour_model: Literal["extended", "adobe"] = "extended"
+
+
+class ModelSpec(Strict):
+    name: str
+    description: str = ""
+    events: EventSource = Field(default_factory=EventSource)
+    goal: Goal
+    eligibility: Eligibility = Field(default_factory=Eligibility)
+    features: Features = Field(default_factory=Features)
+    profile: ProfileSource = Field(default_factory=ProfileSource)
+    cutoffs: Cutoffs = Field(default_factory=Cutoffs)
+    scoring: Scoring = Field(default_factory=Scoring)
+    write_back: WriteBack = Field(default_factory=WriteBack)
+    sufficiency: Sufficiency = Field(default_factory=Sufficiency)
+    simulation: Simulation | None = Field(default=None, description="Set only for a simulated source (the demo).")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError(f"name {v!r} must be lowercase letters, digits and _, starting with a letter, at most "
+                             "40 characters (it prefixes asset keys and AEP object names), e.g. 'cdnow'.")
+        return v
+
+    @model_validator(mode="after")
+    def _sources(self) -> "ModelSpec":
+        if self.simulation is None and not self.events.datasets:
+            raise ValueError(f"model {self.name!r}: events.datasets is empty; name one or more Experience Event "
+                             "datasets by id or name.")
+        if self.simulation is not None and self.events.datasets:
+            raise ValueError(f"model {self.name!r}: a simulated source makes its own datasets; remove "
+                             "events.datasets or simulation.")
+        return self
+
+    @property
+    def simulated(self) -> bool:
+        return self.simulation is not None
+
+    def cutoff_times(self, today: datetime | None = None) -> tuple[datetime, datetime]:
+        today = today or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return (_cutoff("cutoffs.train", self.cutoffs.train, today), _cutoff("cutoffs.test", self.cutoffs.test, today))
+
+
+def parse_time(field: str, value: str) -> datetime:
+    """An ISO date or datetime, in UTC when it names no zone."""
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"'{field}' = {value!r} is not an ISO date or datetime; use e.g. '2026-10-29' or "
+                         "'2026-10-29T00:00:00+00:00'.") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _cutoff(field: str, value: str | int, today: datetime) -> datetime:
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"'{field}' = {value} days ago lies in the future; give a positive number of days.")
+        return today - timedelta(days=value)
+    return parse_time(field, value)
