@@ -29,3 +29,46 @@ def simulate_new_events() -> dg.JobDefinition:
 
 def new_events_sensor() -> dg.SensorDefinition:
     return defs.resolve_sensor_def(f"{DEMO}_new_events_sensor")
+
+
+def feature_set():
+    """The demo's 45 features, resolved from its defs.yaml (no query needed: it lists them all)."""
+    from pathlib import Path
+
+    import yaml
+
+    from aep_assets.pipeline.features import Sources, resolve_feature_set
+    from aep_assets.pipeline.spec import ModelSpec
+
+    doc = yaml.safe_load((Path(__file__).parents[1] / "aep_assets/defs/cmle_demo/defs.yaml").read_text())
+    spec = ModelSpec.model_validate(doc["attributes"])
+    table = {"id": "t", "tags": {"adobe/pqs/table": ["t"]}}
+    train, _ = spec.cutoff_times()
+    return resolve_feature_set(None, spec, Sources((table,), table), train)
+
+
+def flagged(events, fs):
+    """Raw events (profile_id, eventType, timestamp) with the match flags the engine gives each row, for
+    conditions of the form eventType = '...' (all the demo has)."""
+    import re
+
+    import polars as pl
+
+    def event_type(condition: str) -> str:
+        return re.fullmatch(r"eventType = '([^']+)'", condition).group(1)
+
+    return events.with_columns(
+        (pl.col("eventType") == event_type(fs.goal)).cast(pl.Int32).alias("goal_event"),
+        *[(pl.col("eventType") == event_type(e.condition)).cast(pl.Int32).alias(f"e{i}")
+          for i, e in enumerate(fs.events)])
+
+
+def spec():
+    from pathlib import Path
+
+    import yaml
+
+    from aep_assets.pipeline.spec import ModelSpec
+
+    doc = yaml.safe_load((Path(__file__).parents[1] / "aep_assets/defs/cmle_demo/defs.yaml").read_text())
+    return ModelSpec.model_validate(doc["attributes"])

@@ -7,20 +7,24 @@ from aep_assets.assets.features import FeatureConfig
 from aep_assets.definitions import defs
 from aep_assets.resources import AdobeAEP, LocalSandboxAEP, LocalStorageResource, build_resources
 
+from .demo import spec as feature_set_spec
+
+D = "cmle_demo/"
 EXPECTED = {
-    "xdm_schemas": ("platform", set()),
-    "synthetic_profiles": ("synthetic", {"xdm_schemas"}),
-    "synthetic_events": ("synthetic", {"xdm_schemas"}),
-    "simulation_truth": ("synthetic", {"synthetic_events", "training_export"}),
-    "eda_report": ("features", {"synthetic_events"}),
-    "feature_table": ("features", {"synthetic_events", "synthetic_profiles"}),
-    "training_export": ("features", {"feature_table"}),
-    "propensity_model": ("model", {"training_export", "simulation_truth"}),
-    "scoring_features": ("scoring", {"synthetic_events", "synthetic_profiles", "propensity_model"}),
-    "propensity_scores": ("scoring", {"scoring_features", "propensity_model"}),
-    "aep_score_dataset": ("activation", {"propensity_scores"}),
-    "propensity_audiences": ("activation", {"aep_score_dataset"}),
-    "audience_activation": ("activation", {"propensity_audiences"}),
+    D + "xdm_schemas": ("cmle_demo_platform", set()),
+    D + "synthetic_profiles": ("cmle_demo_source", {D + "xdm_schemas"}),
+    D + "synthetic_events": ("cmle_demo_source", {D + "xdm_schemas"}),
+    D + "simulation_truth": ("cmle_demo_source", {D + "synthetic_events", D + "training_export"}),
+    D + "eda_report": ("cmle_demo_features", {D + "synthetic_events"}),
+    D + "feature_table": ("cmle_demo_features", {D + "synthetic_events", D + "synthetic_profiles"}),
+    D + "training_export": ("cmle_demo_features", {D + "feature_table"}),
+    D + "propensity_model": ("cmle_demo_model", {D + "training_export", D + "simulation_truth"}),
+    D + "scoring_features": ("cmle_demo_scoring", {D + "synthetic_events", D + "synthetic_profiles",
+                                                   D + "propensity_model"}),
+    D + "propensity_scores": ("cmle_demo_scoring", {D + "scoring_features", D + "propensity_model"}),
+    D + "aep_score_dataset": ("cmle_demo_activation", {D + "propensity_scores"}),
+    D + "propensity_audiences": ("cmle_demo_activation", {D + "aep_score_dataset"}),
+    D + "audience_activation": ("cmle_demo_activation", {D + "propensity_audiences"}),
 }
 
 
@@ -53,33 +57,46 @@ def test_resources_default_to_the_local_sandbox_and_directory():
 
 
 def test_aep_credentials_switch_to_real_aep_with_the_same_keys():
-    resources = build_resources({"AEP_CLIENT_ID": "id", "AEP_CLIENT_SECRET": "s", "AEP_ORG_ID": "o@AdobeOrg"})
-    assert isinstance(resources["aep"], AdobeAEP)
+    env = {"AEP_CLIENT_ID": "id", "AEP_CLIENT_SECRET": "s", "AEP_ORG_ID": "o@AdobeOrg", "AEP_SANDBOX_NAME": "dev"}
+    resources = build_resources(env)
+    assert isinstance(resources["aep"], AdobeAEP) and resources["aep"].sandbox_name == "dev"
     assert set(resources) == set(build_resources({}))
 
 
+def test_real_aep_needs_the_sandbox_named():
+    with pytest.raises(ValueError, match="AEP_SANDBOX_NAME is not set"):
+        build_resources({"AEP_CLIENT_ID": "id", "AEP_CLIENT_SECRET": "s", "AEP_ORG_ID": "o@AdobeOrg"})
+
+
 def test_bad_config_names_the_field_the_value_and_the_fix():
+    spec = feature_set_spec()
     with pytest.raises(ValueError, match=r"'train_cutoff' = 'yesterday'.*2026-10-29"):
-        FeatureConfig(train_cutoff="yesterday").split()
-    split = FeatureConfig(train_cutoff="2026-10-01", test_cutoff="2026-10-29").split()
-    assert split.test_cutoff.isoformat() == "2026-10-29T00:00:00+00:00"
+        FeatureConfig(train_cutoff="yesterday").split(spec)
+    split = FeatureConfig(train_cutoff="2026-10-01", test_cutoff="2026-10-29").split(spec)
+    assert split.test_cutoff.isoformat() == "2026-10-29T00:00:00+00:00" and split.horizon_days == 14
     with pytest.raises(ValueError, match="overlap"):
-        FeatureConfig(train_cutoff="2026-10-20", test_cutoff="2026-10-29").split()
+        FeatureConfig(train_cutoff="2026-10-20", test_cutoff="2026-10-29").split(spec)
 
 
 def test_the_new_events_sensor_is_on_and_retraining_is_off_by_default():
-    sensor = defs.resolve_sensor_def("new_events_sensor")
+    sensor = defs.resolve_sensor_def("cmle_demo_new_events_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert sensor.job_name == "rescore"
-    schedule = defs.resolve_schedule_def("weekly_retraining")
+    assert sensor.job_name == "cmle_demo_rescore"
+    schedule = defs.resolve_schedule_def("cmle_demo_weekly_retraining")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    assert schedule.job_name == "retrain"
+    assert schedule.job_name == "cmle_demo_retrain"
 
 
 def test_the_rescore_job_covers_scoring_through_activation():
     graph = defs.resolve_asset_graph()
-    job = defs.resolve_job_def("rescore")
+    job = defs.resolve_job_def("cmle_demo_rescore")
     keys = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
-    assert keys == {"scoring_features", "propensity_scores", "aep_score_dataset", "propensity_audiences",
-                    "audience_activation"}
-    assert all(graph.get(dg.AssetKey(k)).group_name in ("scoring", "activation") for k in keys)
+    assert keys == {D + a for a in ("scoring_features", "propensity_scores", "aep_score_dataset",
+                                    "propensity_audiences", "audience_activation")}
+    assert all(graph.get(dg.AssetKey.from_user_string(k)).group_name in ("cmle_demo_scoring", "cmle_demo_activation")
+               for k in keys)
+
+
+def test_the_whole_graph_job_is_named_after_the_model():
+    job = defs.resolve_job_def("cmle_demo")
+    assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == set(EXPECTED)

@@ -6,13 +6,16 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from aep_assets.ml.features import EVENT_FEATURES, reference_features
+from aep_assets.ml.feature_set import ID, LABEL, reference_features
 from aep_assets.pipeline.exports import export_dataset
-from aep_assets.pipeline.features import build_feature_dataset, cutoff_values
+from aep_assets.pipeline.features import Sources, build_feature_dataset, cutoff_values, feature_fragments
 from aep_assets.pipeline.platform import ensure_schemas
 from aep_assets.storage import LocalStorage
 
-from .conftest import client_for, replace_rows
+from .conftest import TEST_OWNER, client_for, replace_rows
+from .demo import feature_set, flagged
+
+FS = feature_set()
 
 T = datetime(2026, 2, 1, tzinfo=UTC)
 T2 = T + timedelta(days=14)  # the test cutoff: its label window (T2, T2 + 14d] starts where T's ends
@@ -60,31 +63,40 @@ def features(sandbox, tmp_path_factory):
         "eventType": [e for _, e, _ in EVENTS],
         f"_{tenant}": pa.StructArray.from_arrays([pa.array([p for p, _, _ in EVENTS])], names=["userid"]),
     })])
+    sources = Sources((client.catalog.get_dataset(events_ds["id"]),), client.catalog.get_dataset(profiles_ds["id"]))
     params = {"tenant_id": tenant, "events_table": client.catalog.table_name(events_ds),
-              "profiles_table": client.catalog.table_name(profiles_ds),
               "cutoffs": cutoff_values({"train": T, "test": T2}), "horizon_days": 14, "scope": "TRUE"}
-    build = build_feature_dataset(client, name="feature_table", table_prefix="features_test_table", params=params,
-                                  input_dataset_ids=[events_ds["id"], profiles_ds["id"]])
+    build = _build(client, "feature_table", "features_test_table", params, sources)
     storage = LocalStorage(sandbox.data_dir)  # its landing-zone/ is the sandbox DLZ
     export = export_dataset(client, storage, build.dataset["id"], flow_name="features test export", path="ft")
     frame = storage.read_parquet(export.keys)
-    rows = {row["userId"]: row for row in frame.filter(pl.col("split") == "train").to_dicts()}
-    return rows, build, client, params, events_ds, profiles_ds, frame
+    rows = {row[ID]: row for row in frame.filter(pl.col("split") == "train").to_dicts()}
+    return rows, build, client, params, sources, frame
 
 
-def test_one_row_per_profile_without_prior_converters(features):
+def _build(client, name, prefix, params, sources):
+    return build_feature_dataset(client, name=name, owner=TEST_OWNER, table_prefix=prefix, params=params,
+                                 fragments=feature_fragments(FS, sources), input_dataset_ids=sources.dataset_ids)
+
+
+def _test_row(frame, profile):
+    return frame.filter((pl.col("split") == "test") & (pl.col(ID) == profile)).row(0, named=True)
+
+
+def test_one_row_per_profile_with_events_before_t_and_without_prior_goal(features):
     rows, *_, frame = features
-    assert sorted(rows) == ["A", "C", "D", "E", "F"]  # B converted before T
+    # B converted before T; C has no events; D's first event comes after T.
+    assert sorted(rows) == ["A", "E", "F"]
     test_rows = frame.filter(pl.col("split") == "test")
-    assert sorted(test_rows["userId"]) == ["C", "D", "E", "F"]  # A converted at T + 3 days, before T2
+    assert sorted(test_rows[ID]) == ["D", "E", "F"]  # A converted at T + 3 days, before T2
     assert test_rows["cutoff"].unique().to_list() == [T2]
 
 
 def test_the_test_split_reads_up_to_its_own_cutoff(features):
     *_, frame = features
-    d = frame.filter((pl.col("split") == "test") & (pl.col("userId") == "D")).row(0, named=True)
+    d = _test_row(frame, "D")
     assert d["emailsReceived"] == 1  # sent at T + 1h: after T, before T2
-    assert d["subscriptionOccurred"] == 1  # converted at T + 20d, inside (T2, T2 + 14d]
+    assert d[LABEL] == 1  # converted at T + 20d, inside (T2, T2 + 14d]
 
 
 def test_windowed_counts_and_ratios(features):
@@ -93,47 +105,49 @@ def test_windowed_counts_and_ratios(features):
     assert (f["emailsOpened"], f["emailsOpened_7d"], f["emailsOpened_28d"]) == (2, 1, 2)
     assert (f["emailsClicked"], f["emailsClicked_28d"]) == (1, 0)
     assert f["emailOpenRate_28d"] == pytest.approx(2.0) and f["emailClickRate_28d"] == pytest.approx(0.0)
-    assert rows["C"]["emailOpenRate_28d"] is None  # nothing received: no rate, not 0
+    assert rows["E"]["emailOpenRate_28d"] is None  # nothing received: no rate, not 0
 
 
 def test_profile_attributes(features):
-    rows, *_ = features
+    rows, *_, frame = features
     a = rows["A"]
     assert (a["loyaltyTierRank"], a["age"], a["tenureDays"], a["loyaltyPoints"]) == (2, 36, 100, 0.0)
-    assert rows["D"]["loyaltyTierRank"] == 4
+    assert _test_row(frame, "D")["loyaltyTierRank"] == 4
 
 
 def test_sql_matches_the_python_reference_on_every_event_feature(features):
     *_, frame = features
-    events = pl.DataFrame({"userId": [p for p, _, _ in EVENTS], "eventType": [e for _, e, _ in EVENTS],
-                           "timestamp": pl.Series([t for _, _, t in EVENTS], dtype=pl.Datetime("us", "UTC"))})
+    events = flagged(pl.DataFrame({
+        ID: [p for p, _, _ in EVENTS], "eventType": [e for _, e, _ in EVENTS],
+        "timestamp": pl.Series([t for _, _, t in EVENTS], dtype=pl.Datetime("us", "UTC"))}), FS)
+    assert len(FS.names) == 45
     for cutoff in (T, T2):
-        sql = frame.filter(pl.col("cutoff") == cutoff).sort("userId")
-        ref = pl.DataFrame({"userId": sql["userId"]}).join(reference_features(events, cutoff), on="userId",
-                                                           how="left")
-        for name in EVENT_FEATURES:
+        sql = frame.filter(pl.col("cutoff") == cutoff).sort(ID)
+        ref = pl.DataFrame({ID: sql[ID]}).join(reference_features(events, cutoff, FS), on=ID, how="left")
+        for name in FS.event_names:
             want = ref[name].to_list()
-            if not name.startswith("minutes_since") and "Rate" not in name:
+            if name not in FS.nullable:
                 want = [w or 0 for w in want]
             assert sql[name].to_list() == pytest.approx(want, nan_ok=True), (cutoff, name)
 
 
 def test_counts_and_recency_use_only_events_before_the_cutoff(features):
     rows, *_ = features
-    a, d, e = rows["A"], rows["D"], rows["E"]
+    a, e = rows["A"], rows["E"]
     assert a["emailsReceived"] == 1 and a["emailsOpened"] == 1
     assert a["minutes_since_emailSent"] == pytest.approx(120.0)
     assert a["minutes_since_emailOpened"] == pytest.approx(60.0)
-    assert d["emailsReceived"] == 0 and d["minutes_since_emailSent"] is None  # sent after T
+    assert "D" not in rows  # D's only event before T2 was sent after T
     assert e["productsViewed"] == 1 and e["minutes_since_productView"] == pytest.approx(10.0)
     assert e["webLinkClicks"] == 0 and e["minutes_since_linkClick"] is None  # at T is not before T
 
 
 def test_never_happened_is_null_not_zero(features):
     rows, *_ = features
-    c = rows["C"]
-    assert c["emailsReceived"] == 0
-    assert all(c[k] is None for k in c if k.startswith("minutes_since_"))
+    e = rows["E"]
+    assert e["emailsReceived"] == 0 and e["purchases"] == 0
+    assert all(e[k] is None for k in e if k.startswith("minutes_since_email"))
+    assert e["minutes_since_purchase"] is None
 
 
 def test_proposition_dismiss_recency_is_not_always_null(features):
@@ -144,15 +158,13 @@ def test_proposition_dismiss_recency_is_not_always_null(features):
 
 def test_label_is_a_conversion_inside_the_horizon(features):
     rows, *_ = features
-    assert rows["A"]["subscriptionOccurred"] == 1
-    assert rows["D"]["subscriptionOccurred"] == 0  # day 20 is past the 14-day horizon
-    assert rows["C"]["subscriptionOccurred"] == 0
+    assert rows["A"][LABEL] == 1
+    assert rows["E"][LABEL] == 0 and rows["F"][LABEL] == 0
 
 
 def test_rebuilding_unchanged_inputs_reuses_the_table(features):
-    _, build, client, params, events_ds, profiles_ds, _ = features
-    again = build_feature_dataset(client, name="feature_table", table_prefix="features_test_table", params=params,
-                                  input_dataset_ids=[events_ds["id"], profiles_ds["id"]])
+    _, build, client, params, sources, _ = features
+    again = _build(client, "feature_table", "features_test_table", params, sources)
     assert again.reused and again.dataset["id"] == build.dataset["id"]
     names = [d["name"] for d in client.catalog.iter_datasets(property="name~^features_test_table_")]
     assert names == [build.table]
@@ -160,16 +172,15 @@ def test_rebuilding_unchanged_inputs_reuses_the_table(features):
 
 
 def test_adobe_compatible_rows_reproduce_the_notebooks_design(features, sandbox):
-    _, _, client, params, events_ds, profiles_ds, _ = features
-    build = build_feature_dataset(client, name="feature_table_adobe", table_prefix="features_test_adobe",
-                                  params={**params, "cutoffs": cutoff_values({"test": T2})},
-                                  input_dataset_ids=[events_ds["id"], profiles_ds["id"]])
+    _, _, client, params, sources, _ = features
+    build = _build(client, "feature_table_adobe", "features_test_adobe",
+                   {**params, "cutoffs": cutoff_values({"test": T2})}, sources)
     storage = LocalStorage(sandbox.data_dir)
     export = export_dataset(client, storage, build.dataset["id"], flow_name="features test adobe", path="fta")
     frame = storage.read_parquet(export.keys)
-    train = {r["userId"]: r for r in frame.filter(pl.col("split") == "train").to_dicts()}
+    train = {r[ID]: r for r in frame.filter(pl.col("split") == "train").to_dicts()}
     # Converters are sampled at their conversion event, whenever it happened; C has no event row at all.
-    assert {u: r["subscriptionOccurred"] for u, r in train.items()} == {"A": 1, "B": 1, "D": 1, "E": 0, "F": 0}
+    assert {u: r[LABEL] for u, r in train.items()} == {"A": 1, "B": 1, "D": 1, "E": 0, "F": 0}
     assert train["A"]["cutoff"] == T + timedelta(days=3) and train["A"]["emailsReceived"] == 1
     assert train["A"]["minutes_since_emailSent"] == pytest.approx(3 * 24 * 60 + 120)
-    assert sorted(frame.filter(pl.col("split") == "test")["userId"]) == ["C", "D", "E", "F"]
+    assert sorted(frame.filter(pl.col("split") == "test")[ID]) == ["D", "E", "F"]

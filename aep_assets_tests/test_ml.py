@@ -8,10 +8,14 @@ import pytest
 
 from aep_assets.ml.calibration import Calibrator, fit_calibrator
 from aep_assets.ml.design import TemporalSplit
-from aep_assets.ml.features import FEATURES, LABEL, feature_matrix
+from aep_assets.ml.feature_set import ID, LABEL, feature_matrix
 from aep_assets.ml.metrics import evaluate, expected_calibration_error, gains
 from aep_assets.ml.scoring import BandPolicy, Bands, choose_bands, score_frame
 from aep_assets.ml.train import TrainingConfig, train_model
+
+from .demo import feature_set
+
+FEATURES = feature_set().names
 
 T1, T2 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 15, tzinfo=UTC)
 
@@ -21,7 +25,7 @@ def _rows(n: int, rng: np.random.Generator, split: str, cutoff: datetime) -> pl.
     data["minutes_since_emailClick"] = np.where(rng.random(n) < 0.5, np.nan, rng.exponential(1000, n))
     logit = 1.2 * data["emailsClicked_7d"] - 5 + np.where(np.isnan(data["minutes_since_emailClick"]), -1, 1)
     data[LABEL] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    data["userId"] = [f"{split}{i}" for i in range(n)]
+    data[ID] = [f"{split}{i}" for i in range(n)]
     return pl.DataFrame(data).with_columns(pl.lit(split).alias("split"), pl.lit(cutoff).alias("cutoff"))
 
 
@@ -32,7 +36,7 @@ def _frame(n: int = 6000, seed: int = 0) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def model():
-    return train_model(_frame(), TrainingConfig(seed=3, trials=3))
+    return train_model(_frame(), FEATURES, TrainingConfig(seed=3, trials=3))
 
 
 def test_evaluate_matches_hand_computed_values():
@@ -70,25 +74,25 @@ def test_evaluate_rejects_one_class_and_bad_shapes():
 def test_training_learns_the_signal_is_calibrated_and_reproducible(model):
     assert model.metrics["roc_auc"] > 0.75 and model.metrics["ece"] < 0.03
     assert max(model.feature_importance, key=model.feature_importance.get) == "emailsClicked_7d"
-    again = train_model(_frame(), TrainingConfig(seed=3, trials=3))
+    again = train_model(_frame(), FEATURES, TrainingConfig(seed=3, trials=3))
     assert again.version == model.version and again.metrics == model.metrics
-    assert train_model(_frame(), TrainingConfig(seed=3, trials=1)).version != model.version
+    assert train_model(_frame(), FEATURES, TrainingConfig(seed=3, trials=1)).version != model.version
     assert model.rows["temporal_test"] == 3000 and len(model.trials) == 3
 
 
 def test_the_holdout_is_the_test_split_only(model):
-    assert model.holdout["userId"].str.starts_with("test").all() and model.holdout.height == 3000
+    assert model.holdout[ID].str.starts_with("test").all() and model.holdout.height == 3000
 
 
 def test_missing_recency_stays_missing():
-    x = feature_matrix(_frame(10))
+    x = feature_matrix(_frame(10), FEATURES)
     assert np.isnan(x[:, FEATURES.index("minutes_since_emailClick")]).any()
 
 
 def test_too_few_positives_is_a_clear_error():
     frame = _frame(100).with_columns(pl.lit(0).alias(LABEL))
     with pytest.raises(ValueError, match="0 positives"):
-        train_model(frame)
+        train_model(frame, FEATURES)
 
 
 def test_calibrators_round_trip_and_are_monotone():
@@ -116,7 +120,7 @@ def test_scores_percentiles_deciles_bands_expiry_and_reasons(model):
     scored_at = datetime(2026, 2, 1, tzinfo=UTC)
     scores = score_frame(model.booster, model.calibrator, model.features, frame, model_version=model.version,
                          scored_at=scored_at, valid_for=timedelta(days=7), bands=Bands(90, 60))
-    assert scores.height == 1000 and scores["userId"].n_unique() == 1000
+    assert scores.height == 1000 and scores[ID].n_unique() == 1000
     assert scores["propensity"].is_between(0, 1).all() and scores["score"].is_between(0, 100).all()
     assert dict(scores.group_by("band").len().iter_rows()) == {"high": 100, "medium": 300, "low": 600}
     assert sorted(scores["decile"].unique().to_list()) == list(range(1, 11))

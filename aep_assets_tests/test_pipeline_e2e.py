@@ -59,8 +59,8 @@ def pipeline_runs(tmp_path_factory):
             with SandboxProcess(root / "aep", landing_zone_dir=root / "storage" / "landing-zone") as sb:
                 client = client_for(sb)
                 states.append({"inventory": _inventory(client), "metadata": {
-                    k: _metadata(instance, k) for k in ("synthetic_events", "propensity_model", "propensity_scores", "scoring_features",
-                                                        "aep_score_dataset", "propensity_audiences",
+                    k: _metadata(instance, k) for k in ("synthetic_events", "propensity_model", "propensity_scores",
+                                                        "scoring_features", "aep_score_dataset", "propensity_audiences",
                                                         "audience_activation", "feature_table")},
                     "rows": {name: _active_rows(client, client.catalog.find_dataset(name)["id"])
                              for name in (PROFILE_DATASET, EVENT_DATASET, SCORE_DATASET)},

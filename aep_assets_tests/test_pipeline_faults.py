@@ -12,13 +12,12 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from aep_assets.definitions import ALL_ASSETS
-from aep_assets.pipeline.platform import EVENT_DATASET, PROFILE_DATASET, SCORE_DATASET
 from aep_assets.resources import build_resources
 from aep_assets.sandbox.server import SandboxProcess
 from aep_assets.storage import LocalStorage
 
 from .conftest import client_for
+from .demo import ALL_ASSETS, EVENT_DATASET, NAMES, PROFILE_DATASET, SCORE_DATASET
 from .test_pipeline_e2e import N_PROFILES, RUN_CONFIG
 
 FAULTS = [
@@ -78,9 +77,9 @@ def test_the_graph_completes_under_injected_failures(faulty_run):
 def test_every_dataset_holds_exactly_its_rows(faulty_run):
     root, _, batches, _ = faulty_run
     storage = LocalStorage(root / "storage")
-    truth = pl.read_parquet(root / "storage" / "simulation" / "truth.parquet")
-    scores = storage.read_parquet([json.loads(storage.read_bytes("scores/current.json"))["key"]])
+    truth = pl.read_parquet(root / "storage" / NAMES.simulation_truth)
+    scores = storage.read_parquet([json.loads(storage.read_bytes(NAMES.scores_pointer))["key"]])
     assert _rows(batches[PROFILE_DATASET]) == N_PROFILES
     assert _rows(batches[EVENT_DATASET]) == int(truth["n_events"].sum())
-    assert _rows(batches[SCORE_DATASET]) == scores.height == scores["userId"].n_unique()
+    assert _rows(batches[SCORE_DATASET]) == scores.height == scores["profile_id"].n_unique()
     assert all(len([b for b in bs if b["status"] == "success"]) == 1 for bs in batches.values())

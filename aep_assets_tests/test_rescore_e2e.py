@@ -10,45 +10,51 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from aep_assets.definitions import ALL_ASSETS
-from aep_assets.jobs import RESCORE_ASSETS, simulate_new_events
-from aep_assets.ml.features import ID
-from aep_assets.pipeline.platform import EVENT_DATASET, SCORE_DATASET
+from aep_assets.ml.feature_set import ELIGIBLE, ID
 from aep_assets.pipeline.synthetic import load_simulation
 from aep_assets.resources import AdobeAEP, build_resources
 from aep_assets.sandbox.datalake import DataLake
 from aep_assets.sandbox.server import SandboxProcess
-from aep_assets.sensors import new_events_sensor
 from aep_assets.storage import LocalStorage
 
 from .conftest import _free_port, client_for
+from .demo import (
+    ALL_ASSETS,
+    DEMO,
+    EVENT_DATASET,
+    NAMES,
+    RESCORE_KEYS,
+    SCORE_DATASET,
+    new_events_sensor,
+    ops,
+    simulate_new_events,
+)
 from .test_pipeline_e2e import RUN_CONFIG
 
 SCORING_CUTOFF = "2026-06-02"  # one day after the simulation's as_of, when the new events have landed
-NEW_EVENTS = {"ops": {"continue_events": {"config": {"days": 1, "profile_share": 0.3, "seed": 11}}}}
+NEW_EVENTS = ops({"continue_events": {"config": {"days": 1, "profile_share": 0.3, "seed": 11}}})
 
 
 def _rescore(resources, instance, mode: str = "auto") -> dg.ExecuteInProcessResult:
-    return dg.materialize(ALL_ASSETS, selection=list(RESCORE_ASSETS), resources=resources, instance=instance,
-                          run_config={"ops": {"scoring_features": {"config": {"cutoff": SCORING_CUTOFF,
-                                                                              "mode": mode}}}})
+    return dg.materialize(ALL_ASSETS, selection=RESCORE_KEYS, resources=resources, instance=instance,
+                          run_config=ops({"scoring_features": {"config": {"cutoff": SCORING_CUTOFF, "mode": mode}}}))
 
 
 def _sensor_resources(sandbox: SandboxProcess, storage_dir) -> dict:
     creds = sandbox.credentials
     return {"aep": AdobeAEP(client_id=creds.client_id, client_secret=creds.client_secret, org_id=creds.org_id,
-                            platform_url=sandbox.url, ims_url=sandbox.url),
+                            platform_url=sandbox.url, ims_url=sandbox.url, allow_production=True),
             "storage": build_resources({"AEP_STORAGE_DIR": str(storage_dir)})["storage"]}
 
 
 def _tick(instance, resources, cursor):
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-    result = new_events_sensor(context)
+    result = new_events_sensor()(context)
     return result, (result.cursor if isinstance(result, dg.SensorResult) else None) or context.cursor
 
 
 def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
-    mats = [m for m in result.asset_materializations_for_node(key)]
+    mats = [m for m in result.asset_materializations_for_node(f"{DEMO}__{key}")]
     return {k: v.value for k, v in mats[-1].metadata.items()}
 
 
@@ -66,10 +72,10 @@ def world(tmp_path_factory):
 def rescored(world):
     """Sensor ticks around one batch of new events, then the rescore it asks for."""
     instance, storage = world["instance"], world["storage"]
-    published_before = json.loads(storage.read_bytes("scores/current.json"))
+    published_before = json.loads(storage.read_bytes(NAMES.scores_pointer))
     previous = storage.read_parquet([published_before["key"]])
     first, cursor = _tick(instance, world["sensor"], None)
-    landed = simulate_new_events.execute_in_process(instance=instance, resources=world["resources"],
+    landed = simulate_new_events().execute_in_process(instance=instance, resources=world["resources"],
                                                     run_config=NEW_EVENTS)
     assert landed.success
     request, cursor_after = _tick(instance, world["sensor"], cursor)
@@ -77,11 +83,11 @@ def rescored(world):
     result = _rescore(world["resources"], instance)
     assert result.success
     return {"first": first, "request": request, "quiet": quiet, "result": result, "previous": previous,
-            "landed": landed, "published": json.loads(storage.read_bytes("scores/current.json"))}
+            "landed": landed, "published": json.loads(storage.read_bytes(NAMES.scores_pointer))}
 
 
 def _changed_users(storage: LocalStorage, since: str) -> set[str]:
-    sim = load_simulation(storage, "simulation")
+    sim = load_simulation(storage, NAMES.simulation)
     new = sim.events.filter(pl.col("timestamp") >= pl.lit(since).str.to_datetime(time_zone="UTC"))
     return set(sim.profiles.filter(pl.col("profile_index").is_in(new["profile_index"].implode()))["userid"])
 
@@ -112,11 +118,11 @@ def test_only_the_changed_profiles_are_rescored_and_written_back(rescored, world
     features_meta = _metadata(result, "scoring_features")
     assert features_meta["mode"] == "incremental" and len(features_meta["new_batches"]) == 1
     changed = _changed_users(storage, "2026-06-01")
-    export = json.loads(storage.read_bytes("exports/scoring_features.json"))
+    export = json.loads(storage.read_bytes(NAMES.scoring_export))
     covered = storage.read_parquet(export["keys"])
     assert set(covered[ID]) == changed  # every changed profile, and no other
     previous = rescored["previous"]
-    expected = changed & (set(previous[ID]) | set(covered.filter(pl.col("convertedBeforeCutoff") == 0)[ID]))
+    expected = changed & (set(previous[ID]) | set(covered.filter(pl.col(ELIGIBLE) == 1)[ID]))
     written = _metadata(result, "aep_score_dataset")
     client = client_for(world["sandbox"])
     batch = client.catalog.get_batch(written["batch_id"])
@@ -142,14 +148,16 @@ def test_unchanged_profiles_keep_their_scores(rescored, world):
 
 def test_incremental_features_equal_a_full_recomputation(rescored, world):
     storage = world["storage"]
-    incremental = storage.read_parquet(json.loads(storage.read_bytes("exports/scoring_features.json"))["keys"])
-    full_run = dg.materialize(ALL_ASSETS, selection=["scoring_features"], resources=world["resources"],
-                              instance=world["instance"],
-                              run_config={"ops": {"scoring_features": {"config": {"cutoff": SCORING_CUTOFF,
-                                                                                  "mode": "full"}}}})
+    incremental = storage.read_parquet(json.loads(storage.read_bytes(NAMES.scoring_export))["keys"])
+    full_run = dg.materialize(ALL_ASSETS, selection=[dg.AssetKey([DEMO, "scoring_features"])],
+                              resources=world["resources"], instance=world["instance"],
+                              run_config=ops({"scoring_features": {"config": {"cutoff": SCORING_CUTOFF,
+                                                                                  "mode": "full"}}}))
     assert full_run.success
-    full = storage.read_parquet(json.loads(storage.read_bytes("exports/scoring_features.json"))["keys"])
-    assert full.height == 2000 and incremental.height < full.height
+    full = storage.read_parquet(json.loads(storage.read_bytes(NAMES.scoring_export))["keys"])
+    sim = load_simulation(storage, NAMES.simulation)
+    with_events = sim.events.filter(pl.col("timestamp") < pl.lit(SCORING_CUTOFF).str.to_datetime(time_zone="UTC"))
+    assert full.height == with_events["profile_index"].n_unique() and incremental.height < full.height
     same = full.filter(pl.col(ID).is_in(incremental[ID].implode()))
     cols = [c for c in full.columns if c != "split"]
     assert same.select(cols).sort(ID).equals(incremental.select(cols).sort(ID))
@@ -173,7 +181,7 @@ def test_a_rescore_with_nothing_new_writes_nothing(rescored, world):
     assert "nothing to rescore" in _metadata(result, "scoring_features")["reason"]
     assert _metadata(result, "aep_score_dataset")["profiles_written"] == 0
     assert client.ingestion.active_batch_ids(ds["id"]) == batches
-    published = json.loads(world["storage"].read_bytes("scores/current.json"))
+    published = json.loads(world["storage"].read_bytes(NAMES.scores_pointer))
     assert world["storage"].read_parquet([published["key"]]).equals(
         world["storage"].read_parquet([rescored["published"]["key"]]))
 
@@ -182,8 +190,8 @@ def test_a_burst_of_batches_becomes_one_run(rescored, world):
     instance, resources = world["instance"], world["resources"]
     _, cursor = _tick(instance, world["sensor"], None)
     for seed in (21, 22):
-        config = {"ops": {"continue_events": {"config": {"days": 0.25, "profile_share": 0.05, "seed": seed}}}}
-        assert simulate_new_events.execute_in_process(instance=instance, resources=resources,
+        config = ops({"continue_events": {"config": {"days": 0.25, "profile_share": 0.05, "seed": seed}}})
+        assert simulate_new_events().execute_in_process(instance=instance, resources=resources,
                                                       run_config=config).success
     burst, _ = _tick(instance, world["sensor"], cursor)
     assert len(burst.run_requests) == 1
@@ -207,27 +215,27 @@ def test_expired_scores_request_a_rescore_without_new_batches(rescored, world):
         result, cursor = _tick(instance, world["sensor"], cursor)
         if isinstance(result, dg.SkipReason) or not result.run_requests:
             break
-    pointer = storage.read_bytes("scores/current.json")
+    pointer = storage.read_bytes(NAMES.scores_pointer)
     published = json.loads(pointer)
     try:
-        storage.write_bytes("scores/current.json", json.dumps({**published, "expires_at": "2026-06-01T00:00:00+00:00",
+        storage.write_bytes(NAMES.scores_pointer, json.dumps({**published, "expires_at": "2026-06-01T00:00:00+00:00",
                                                                 "scored_at": "2026-05-25T00:00:00+00:00"}).encode())
         result, _ = _tick(instance, world["sensor"], cursor)
         assert isinstance(result, dg.RunRequest) and result.run_key == "expired-2026-05-25T00:00:00+00:00"
     finally:
-        storage.write_bytes("scores/current.json", pointer)
+        storage.write_bytes(NAMES.scores_pointer, pointer)
 
 
 def test_drift_above_the_block_threshold_stops_the_write_back(rescored, world):
     storage = world["storage"]
-    before = storage.read_bytes("scores/current.json")
+    before = storage.read_bytes(NAMES.scores_pointer)
     result = dg.materialize(
-        ALL_ASSETS, selection=list(RESCORE_ASSETS), resources=world["resources"], instance=world["instance"],
+        ALL_ASSETS, selection=RESCORE_KEYS, resources=world["resources"], instance=world["instance"],
         raise_on_error=False,
-        run_config={"ops": {"scoring_features": {"config": {"cutoff": SCORING_CUTOFF, "mode": "full"}},
-                            "propensity_scores": {"config": {"drift_warn": 0.0001, "drift_block": 0.0002}}}})
+        run_config=ops({"scoring_features": {"config": {"cutoff": SCORING_CUTOFF, "mode": "full"}},
+                            "propensity_scores": {"config": {"drift_warn": 0.0001, "drift_block": 0.0002}}}))
     drift = next(c for c in result.get_asset_check_evaluations() if c.check_name == "drift")
     assert not drift.passed and drift.severity == dg.AssetCheckSeverity.ERROR
-    assert result.asset_materializations_for_node("propensity_scores")  # scored, with the PSI in metadata
-    assert not result.asset_materializations_for_node("aep_score_dataset")  # blocked: nothing written to AEP
-    assert storage.read_bytes("scores/current.json") == before  # the published scores are unchanged
+    assert result.asset_materializations_for_node(f"{DEMO}__propensity_scores")  # scored, with the PSI
+    assert not result.asset_materializations_for_node(f"{DEMO}__aep_score_dataset")  # blocked: nothing written
+    assert storage.read_bytes(NAMES.scores_pointer) == before  # the published scores are unchanged

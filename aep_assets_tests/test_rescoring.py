@@ -1,5 +1,6 @@
 """When a rescore is incremental, how rescored rows merge into the published scores, and drift (PSI)."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -8,11 +9,14 @@ import pytest
 
 from aep_assets.ml.drift import DriftPolicy, DriftReference, Histogram
 from aep_assets.ml.scoring import Bands
+from aep_assets.pipeline.handoff import ScoreRun
 from aep_assets.pipeline.rescoring import FULL, INCREMENTAL, merge_rescored, plan_rescore, scope_predicate
 
 NOW = datetime(2026, 6, 2, tzinfo=UTC)
-PUBLISHED = {"model_version": "m1", "event_batches": ["b1", "b2"], "profile_batches": ["p1"],
-             "expires_at": (NOW + timedelta(days=3)).isoformat()}
+PUBLISHED = ScoreRun(key="s", features_key="f", changes_key="c", model_version="m1", bands={},
+                     expected_conversion_rate={}, horizon_days=14, cutoff=NOW.isoformat(), scored_at=NOW.isoformat(),
+                     expires_at=(NOW + timedelta(days=3)).isoformat(), mode="full", reason="", drift="ok",
+                     event_batches=["b1", "b2"], profile_batches=["p1"])
 
 
 def _plan(published=PUBLISHED, **changes):
@@ -24,8 +28,7 @@ def _plan(published=PUBLISHED, **changes):
 def test_new_event_batches_make_an_incremental_plan():
     plan = _plan()
     assert (plan.mode, plan.new_batches) == (INCREMENTAL, ["b3"])
-    assert "userid IN (SELECT _t.userid FROM events WHERE _acp_system_metadata.acp_sourceBatchId IN ('b3'))" \
-        in scope_predicate("t", "events", plan)
+    assert scope_predicate(plan) == "profile_id IN (SELECT profile_id FROM source_events WHERE source_batch IN ('b3'))"
 
 
 def test_nothing_new_is_an_empty_incremental_plan():
@@ -44,7 +47,7 @@ def test_nothing_new_is_an_empty_incremental_plan():
 def test_whatever_makes_every_score_stale_makes_a_full_plan(published, changes, reason):
     plan = _plan(published, **changes)
     assert plan.mode == FULL and reason in plan.reason
-    assert scope_predicate("t", "events", plan) == "TRUE"
+    assert scope_predicate(plan) == "TRUE"
 
 
 def test_a_bad_mode_names_the_field_and_the_choices():
@@ -54,7 +57,7 @@ def test_a_bad_mode_names_the_field_and_the_choices():
 
 def _scores(ids, propensity, band, percentile, at):
     n = len(ids)
-    return pl.DataFrame({"userId": ids, "propensity": propensity, "score": [round(100 * p) for p in propensity],
+    return pl.DataFrame({"profile_id": ids, "propensity": propensity, "score": [round(100 * p) for p in propensity],
                          "percentile": percentile, "decile": [p // 10 + 1 for p in percentile], "band": band,
                          "model_version": ["m1"] * n, "scored_at": pl.Series([at] * n, dtype=pl.Datetime("us", "UTC")),
                          "expires_at": pl.Series([at + timedelta(days=7)] * n, dtype=pl.Datetime("us", "UTC")),
@@ -66,20 +69,20 @@ def test_rescored_rows_replace_theirs_rank_in_the_whole_population_and_converter
     ids = [f"u{i}" for i in range(10)]
     previous = _scores(ids, [i / 100 for i in range(10)], ["low"] * 6 + ["medium"] * 3 + ["high"],
                        [i * 10 for i in range(10)], before)
-    features = pl.DataFrame({"userId": ids, "pageViews": list(range(10))})
+    features = pl.DataFrame({"profile_id": ids, "pageViews": list(range(10))})
     rescored = _scores(["u0"], [0.5], ["low"], [0], NOW)  # u0 is now the highest propensity
-    merged = merge_rescored(previous, features, rescored, pl.DataFrame({"userId": ["u0"], "pageViews": [99]}),
+    merged = merge_rescored(previous, features, rescored, pl.DataFrame({"profile_id": ["u0"], "pageViews": [99]}),
                             pl.Series(["u5"]), Bands(90, 60), model_version="m1", scored_at=NOW,
                             expires_at=NOW + timedelta(days=7))
     s = merged.scores
-    assert s.height == 9 and "u5" not in s["userId"]  # converted: no longer scored
-    u0 = s.filter(pl.col("userId") == "u0").row(0, named=True)
+    assert s.height == 9 and "u5" not in s["profile_id"]  # converted: no longer scored
+    u0 = s.filter(pl.col("profile_id") == "u0").row(0, named=True)
     assert (u0["percentile"], u0["band"], u0["propensity"]) == (88, "medium", 0.5)  # 8 of 9 below it
-    assert s.filter(pl.col("userId") == "u9")["band"][0] == "high"  # untouched rows keep what AEP holds
-    assert dict(zip(merged.features["userId"], merged.features["pageViews"], strict=True))["u0"] == 99
+    assert s.filter(pl.col("profile_id") == "u9")["band"][0] == "high"  # untouched rows keep what AEP holds
+    assert dict(zip(merged.features["profile_id"], merged.features["pageViews"], strict=True))["u0"] == 99
     changes = merged.changes
-    assert sorted(changes["userId"]) == ["u0", "u5"]
-    marker = changes.filter(pl.col("userId") == "u5").row(0, named=True)
+    assert sorted(changes["profile_id"]) == ["u0", "u5"]
+    marker = changes.filter(pl.col("profile_id") == "u5").row(0, named=True)
     assert marker["band"] == "converted" and marker["propensity"] is None and marker["model_version"] == "m1"
 
 
@@ -114,5 +117,5 @@ def test_drift_thresholds_must_be_ordered():
 
 
 def test_scores_published_by_an_older_version_are_rescored_in_full():
-    plan = _plan({"model_version": "m1", "key": "scores/old.parquet"})  # no batches, no expiry recorded
+    plan = _plan(replace(PUBLISHED, event_batches=[], profile_batches=[]))  # published before batches were kept
     assert plan.mode == FULL and "profile dataset" in plan.reason

@@ -13,7 +13,6 @@ from aep_assets.aep import errors
 from aep_assets.pipeline.platform import ensure_schemas
 
 from .conftest import replace_rows
-
 from .contract import event_dataset, headers, ingest_json, records
 
 

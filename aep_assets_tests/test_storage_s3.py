@@ -6,9 +6,9 @@ import boto3
 import dagster as dg
 import polars as pl
 
-from aep_assets.definitions import ALL_ASSETS
 from aep_assets.resources import S3StorageResource, build_resources
 
+from .demo import ALL_ASSETS
 from .test_pipeline_e2e import RUN_CONFIG
 
 
@@ -35,13 +35,14 @@ def test_whole_graph_with_s3_storage(s3_env, tmp_path):
                                  "AEP_SANDBOX_DIR": str(tmp_path / "aep")})
     with dg.instance_for_test() as instance:
         assert dg.materialize(ALL_ASSETS, resources=resources, instance=instance, run_config=RUN_CONFIG).success
-        export = instance.get_latest_materialization_event(dg.AssetKey("training_export"))
+        export = instance.get_latest_materialization_event(dg.AssetKey(["cmle_demo", "training_export"]))
         uri = export.asset_materialization.metadata["dagster/uri"].value
     s3 = boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], region_name="us-east-1")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="aep-e2e")["Contents"]]
-    assert uri.startswith("s3://aep-e2e/aep_assets/aep_assets/training/")
+    assert uri.startswith("s3://aep-e2e/aep_assets/aep_assets/cmle_demo/training/")
     assert any("/exportTime=" in k and k.endswith(".gz.parquet") for k in keys)  # written by AEP's S3 destination
-    scores_key = json.loads(s3.get_object(Bucket="aep-e2e", Key="aep_assets/scores/current.json")["Body"].read())["key"]
+    pointer = s3.get_object(Bucket="aep-e2e", Key="aep_assets/cmle_demo/scores/current.json")["Body"].read()
+    scores_key = json.loads(pointer)["key"]
     assert any(k.endswith(scores_key) for k in keys)
     audience_files = [k for k in keys if "/audiences/" in k and k.endswith(".csv")]
     assert len(audience_files) == 3
@@ -57,8 +58,8 @@ def test_whole_graph_reading_exports_from_an_s3_landing_zone(s3_env, tmp_path):
                                  "AEP_SANDBOX_DIR": str(tmp_path / "aep"), "AEP_STORAGE_DIR": str(tmp_path / "files")})
     with dg.instance_for_test() as instance:
         assert dg.materialize(ALL_ASSETS, resources=resources, instance=instance, run_config=RUN_CONFIG).success
-        export = instance.get_latest_materialization_event(dg.AssetKey("training_export"))
+        export = instance.get_latest_materialization_event(dg.AssetKey(["cmle_demo", "training_export"]))
         uri = export.asset_materialization.metadata["dagster/uri"].value
-    assert uri.startswith("s3://aep-dlz/dlz-destination/aep_assets/training/")
+    assert uri.startswith("s3://aep-dlz/dlz-destination/aep_assets/cmle_demo/training/")
     assert not (tmp_path / "files" / "landing-zone").exists()  # nothing exported to a local directory
-    assert (tmp_path / "files" / "models").is_dir()  # the pipeline's own files stay in its storage
+    assert (tmp_path / "files" / "cmle_demo" / "models").is_dir()  # the pipeline's own files stay in its storage

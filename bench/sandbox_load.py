@@ -38,7 +38,7 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     from aep_assets.aep import AEPClient, AEPConfig
-    from aep_assets.pipeline.ingest import parquet_bytes
+    from aep_assets.pipeline.ingest import ingest_batch, parquet_bytes
     from aep_assets.pipeline.platform import ensure_schemas
     from aep_assets.sandbox.server import SandboxProcess
     from aep_assets.simulation import SimulationConfig, simulate
@@ -56,7 +56,7 @@ def main() -> None:
         ds = setup.catalog.create_dataset("load events", platform.schema_id("event"))
         sim = simulate(SimulationConfig(n_profiles=args.ingest_profiles, seed=1))
         events = events_to_xdm(sim.events, sim.profiles, tenant, 1)
-        replace_rows(setup, ds["id"], [events.slice(0, 100_000)])
+        ingest_batch(setup, ds["id"], [events.slice(0, 100_000)], replace=None, timeout_s=600)
         table = setup.catalog.table_name(setup.catalog.get_dataset(ds["id"]))
         small = parquet_bytes(events.slice(0, 1_000))
 

@@ -1,9 +1,10 @@
 """Which profiles a rescore covers, and how rescored rows join the scores already in AEP.
 
 The published scores (``<model>/scores/current.json``, a ``ScoreRun``) record the event and profile
-batches they reflect and the model that made them. A rescore is incremental, covering only the profiles that have events in
-batches the published scores do not reflect, unless something makes every score stale: another
-model version, changed profile attributes, replaced event batches, or scores past ``expires_at``.
+batches they reflect and the model that made them. A rescore is incremental, covering only the
+profiles that have events in batches the published scores do not reflect, unless something makes
+every score stale: another model version, changed profile attributes, replaced event batches, or
+scores past ``expires_at``.
 """
 
 from dataclasses import asdict, dataclass, field

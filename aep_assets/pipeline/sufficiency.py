@@ -70,14 +70,14 @@ def check_source(client: AEPClient, spec: ModelSpec, fs: FeatureSet, sources: So
     if first > design.train_cutoff - timedelta(days=lookback):
         result.problems.append(
             f"the history starts {first:%Y-%m-%d}, less than the longest window ({lookback} days) before "
-            f"cutoffs.train {design.train_cutoff:%Y-%m-%d}; move cutoffs.train to {first + timedelta(days=lookback):%Y-%m-%d}"
-            " or later, or shorten features.windows_days")
+            f"cutoffs.train {design.train_cutoff:%Y-%m-%d}; move cutoffs.train to "
+            f"{first + timedelta(days=lookback):%Y-%m-%d} or later, or shorten features.windows_days")
     window_end = design.test_cutoff + timedelta(days=design.horizon_days)
     if last < window_end - timedelta(days=1):
         result.problems.append(
             f"the history ends {last:%Y-%m-%d}, before the test outcome window closes {window_end:%Y-%m-%d} "
-            f"(cutoffs.test + goal.outcome_days); move cutoffs.test to {last - timedelta(days=design.horizon_days):%Y-%m-%d}"
-            " or earlier")
+            f"(cutoffs.test + goal.outcome_days); move cutoffs.test to "
+            f"{last - timedelta(days=design.horizon_days):%Y-%m-%d} or earlier")
     for split, cutoff in (("train", design.train_cutoff), ("test", design.test_cutoff)):
         if int(stats[f"recent_{split}"] or 0) == 0:
             result.problems.append(f"no events in the {floor.recent_days} days before cutoffs.{split} "
