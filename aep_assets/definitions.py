@@ -35,3 +35,13 @@ def build_definitions() -> dg.Definitions:
 
 
 defs = build_definitions()
+
+
+def materializable_assets() -> list[dg.AssetsDefinition]:
+    """Every asset this location can materialise (source datasets of the org's are only observed)."""
+    return [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+
+
+def op_config(model: str, config: dict) -> dict:
+    """Run config by asset name: ``{"feature_table": {...}}`` for model ``m`` -> ``{"ops": {"m__feature_table": ...}}``."""
+    return {"ops": {f"{model}__{name}": value for name, value in config.items()}}

@@ -2,13 +2,13 @@
 
 import dagster as dg
 
-from aep_assets.definitions import defs
+from aep_assets.definitions import defs, materializable_assets, op_config
 from aep_assets.jobs import RESCORE_ASSETS
 from aep_assets.pipeline.naming import Names
 
 DEMO = "cmle_demo"
 NAMES = Names(DEMO)
-ALL_ASSETS = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+ALL_ASSETS = materializable_assets()
 RESCORE_KEYS = [dg.AssetKey([DEMO, a]) for a in RESCORE_ASSETS]
 EVENT_DATASET, PROFILE_DATASET, SCORE_DATASET = NAMES.event_dataset, NAMES.profile_dataset, NAMES.score_dataset
 SCORES_POINTER = NAMES.scores_pointer
@@ -19,8 +19,7 @@ def key(asset: str) -> dg.AssetKey:
 
 
 def ops(config: dict) -> dict:
-    """Run config by asset name: {"feature_table": {...}} -> {"ops": {"cmle_demo__feature_table": {...}}}."""
-    return {"ops": {f"{DEMO}__{name}": value for name, value in config.items()}}
+    return op_config(DEMO, config)
 
 
 def simulate_new_events() -> dg.JobDefinition:

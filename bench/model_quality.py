@@ -28,11 +28,11 @@ def materialize(instance, resources, run_config: dict) -> tuple[dict, dict]:
     from aep_assets.definitions import defs
 
     job = defs.get_implicit_global_asset_job_def()
-    selection = dg.AssetSelection.assets("propensity_model").upstream()
+    selection = dg.AssetSelection.assets(dg.AssetKey(["cmle_demo", "propensity_model"])).upstream()
     keys = selection.resolve(defs.resolve_asset_graph())
     result = job.get_subset(asset_selection=keys).execute_in_process(
         instance=instance, resources=resources, run_config=run_config, raise_on_error=False)
-    event = instance.get_latest_materialization_event(dg.AssetKey("propensity_model"))
+    event = instance.get_latest_materialization_event(dg.AssetKey(["cmle_demo", "propensity_model"]))
     meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
     checks = {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
               for e in instance.all_logs(result.run_id)
@@ -42,14 +42,15 @@ def materialize(instance, resources, run_config: dict) -> tuple[dict, dict]:
 
 def adobe_features_only(storage_dir: Path) -> dict:
     """The same temporal design trained on Adobe's 14 features alone (a baseline from the same data)."""
-    from aep_assets.constants import TRAINING_EXPORT_POINTER
-    from aep_assets.ml.features import ADOBE_FEATURES, ID, LABEL
+    from aep_assets.ml.feature_set import ID, LABEL
+    from aep_assets.ml.features import ADOBE_FEATURES
     from aep_assets.ml.train import train_model
+    from aep_assets.pipeline.naming import Names
     from aep_assets.storage import LocalStorage
 
     store = LocalStorage(storage_dir)
-    frame = store.read_parquet(json.loads(store.read_bytes(TRAINING_EXPORT_POINTER))["keys"])
-    model = train_model(frame.select(ID, "cutoff", "split", *ADOBE_FEATURES, LABEL))
+    frame = store.read_parquet(json.loads(store.read_bytes(Names("cmle_demo").training_export))["keys"])
+    model = train_model(frame.select(ID, "cutoff", "split", *ADOBE_FEATURES, LABEL), ADOBE_FEATURES)
     return model.metrics
 
 
@@ -69,6 +70,7 @@ def main() -> None:
 
     import dagster as dg
 
+    from aep_assets.definitions import op_config
     from aep_assets.resources import build_resources
 
     root = Path(tempfile.mkdtemp(prefix="aep-model-bench-"))
@@ -77,12 +79,12 @@ def main() -> None:
             "propensity_model": {"config": {"trials": args.trials}}}
     with dg.instance_for_test() as instance:
         started = time.time()
-        honest, honest_checks = materialize(instance, resources, {"ops": base})
+        honest, honest_checks = materialize(instance, resources, op_config("cmle_demo", base))
         honest_s = time.time() - started
         only14 = adobe_features_only(root / "storage")  # before the next run replaces the training export
         started = time.time()
-        adobe, adobe_checks = materialize(instance, resources, {"ops": {
-            **base, "feature_table": {"config": {"adobe_compatible": True}}}})
+        adobe, adobe_checks = materialize(instance, resources, op_config("cmle_demo", {
+            **base, "feature_table": {"config": {"adobe_compatible": True}}}))
         adobe_s = time.time() - started
 
     print(f"profiles={args.profiles} trials={args.trials} (graph up to propensity_model: {honest_s:.0f}s temporal, "

@@ -30,7 +30,7 @@ def step_times(instance, run_id: str) -> dict[str, float]:
         if e.dagster_event.event_type_value == "STEP_START":
             starts[e.step_key] = e.timestamp
         elif e.dagster_event.event_type_value == "STEP_SUCCESS":
-            out[e.step_key] = e.timestamp - starts[e.step_key]
+            out[e.step_key.split("__", 1)[-1]] = e.timestamp - starts[e.step_key]
     return out
 
 
@@ -44,9 +44,9 @@ def main() -> None:
     import dagster as dg
     import polars as pl
 
-    from aep_assets.constants import SCORES_POINTER
-    from aep_assets.definitions import ALL_ASSETS
-    from aep_assets.jobs import RESCORE_ASSETS, simulate_new_events
+    from aep_assets.definitions import defs, materializable_assets, op_config
+    from aep_assets.jobs import RESCORE_ASSETS
+    from aep_assets.pipeline.naming import Names
     from aep_assets.pipeline.synthetic import load_simulation
     from aep_assets.resources import build_resources
     from aep_assets.storage import LocalStorage
@@ -54,38 +54,43 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="aep-bench-rescore-"))
     resources = build_resources({"AEP_SANDBOX_DIR": str(root / "aep"), "AEP_STORAGE_DIR": str(root / "storage")})
     storage = LocalStorage(root / "storage")
+    demo = Names("cmle_demo")
+    all_assets = materializable_assets()
+    simulate_new_events = defs.resolve_job_def("cmle_demo_simulate_new_events")
     as_of = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
     cutoff = (as_of + timedelta(days=1)).isoformat()
 
     def rescore(instance, mode: str):
         started = time.time()
-        result = dg.materialize(ALL_ASSETS, selection=list(RESCORE_ASSETS), resources=resources, instance=instance,
-                                run_config={"ops": {"scoring_features": {"config": {"cutoff": cutoff, "mode": mode}}}})
+        result = dg.materialize(all_assets, selection=[dg.AssetKey(["cmle_demo", a]) for a in RESCORE_ASSETS],
+                                resources=resources, instance=instance, run_config=op_config("cmle_demo", {
+                                    "scoring_features": {"config": {"cutoff": cutoff, "mode": mode}}}))
         if not result.success:
             raise SystemExit(f"The {mode} rescore failed; see the log above.")
         return time.time() - started, step_times(instance, result.run_id)
 
     with dg.instance_for_test() as instance:
         print(f"materialising the graph at {args.profiles} profiles, as of {as_of.date()} ...", flush=True)
-        assert dg.materialize(ALL_ASSETS, resources=resources, instance=instance, run_config={"ops": {
+        assert dg.materialize(all_assets, resources=resources, instance=instance, run_config=op_config("cmle_demo", {
             "synthetic_profiles": {"config": {"n_profiles": args.profiles, "seed": args.seed,
                                               "as_of": as_of.isoformat()}},
-            "scoring_features": {"config": {"cutoff": as_of.isoformat()}}}}).success
-        sim = load_simulation(storage, "simulation")
+            "scoring_features": {"config": {"cutoff": as_of.isoformat()}}})).success
+        sim = load_simulation(storage, demo.simulation)
         last_day = sim.events.filter(pl.col("timestamp") >= as_of - timedelta(days=1))
         daily_active = last_day["profile_index"].n_unique() / args.profiles
         share = min(1.0, args.changed / daily_active)
-        assert simulate_new_events.execute_in_process(instance=instance, resources=resources, run_config={
-            "ops": {"continue_events": {"config": {"days": 1, "profile_share": share, "seed": args.seed}}}}).success
-        changed = load_simulation(storage, "simulation").events.filter(
+        assert simulate_new_events.execute_in_process(instance=instance, resources=resources, run_config=op_config(
+            "cmle_demo", {"continue_events": {"config": {"days": 1, "profile_share": share, "seed": args.seed}}})
+        ).success
+        changed = load_simulation(storage, demo.simulation).events.filter(
             pl.col("timestamp") > as_of)["profile_index"].n_unique()
         incremental_wall, incremental = rescore(instance, "auto")
-        published = storage.read_parquet([json.loads(storage.read_bytes(SCORES_POINTER))["changes_key"]])
+        published = storage.read_parquet([json.loads(storage.read_bytes(demo.scores_pointer))["changes_key"]])
         full_wall, full = rescore(instance, "full")
-        full_scores = storage.read_parquet([json.loads(storage.read_bytes(SCORES_POINTER))["key"]])
+        full_scores = storage.read_parquet([json.loads(storage.read_bytes(demo.scores_pointer))["key"]])
 
     rescored = published.filter(pl.col("band") != "converted").join(
-        full_scores.select("userId", pl.col("propensity").alias("full")), on="userId")
+        full_scores.select("profile_id", pl.col("propensity").alias("full")), on="profile_id")
     max_diff = float((rescored["propensity"] - rescored["full"]).abs().max() or 0.0)
     print(f"profiles={args.profiles} changed_profiles={changed} ({100 * changed / args.profiles:.2f} %) "
           f"written_back={published.height}")
