@@ -43,5 +43,6 @@ def materializable_assets() -> list[dg.AssetsDefinition]:
 
 
 def op_config(model: str, config: dict) -> dict:
-    """Run config by asset name: ``{"feature_table": {...}}`` for model ``m`` -> ``{"ops": {"m__feature_table": ...}}``."""
+    """Run config by asset name: for model ``m``, ``{"feature_table": {...}}`` becomes
+    ``{"ops": {"m__feature_table": {...}}}``."""
     return {"ops": {f"{model}__{name}": value for name, value in config.items()}}

@@ -2,6 +2,8 @@
 
 import requests
 
+from aep_assets.pipeline.platform import ensure_schemas
+
 from .contract import headers, profile_schema_without_identity
 
 
@@ -25,7 +27,7 @@ def test_custom_field_outside_the_tenant_namespace_is_refused(sandbox, client):
 
 def test_schema_lookup_needs_a_versioned_accept(sandbox, client):
     # §3.1.
-    schema = client.schemas.find_schema("aep_assets Event schema") or {}
+    schema = ensure_schemas(client).schemas["event"]
     r = requests.get(f"{sandbox.url}/data/foundation/schemaregistry/tenant/schemas/{schema['meta:altId']}",
                      headers=headers(client, Accept="application/vnd.adobe.xed+json"))
     assert r.status_code == 400

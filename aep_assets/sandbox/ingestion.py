@@ -23,7 +23,7 @@ from .catalog import BATCH, CatalogBackend
 from .http import Call, Router
 from .schema_registry import SchemaRegistryBackend
 from .store import Scope, now_ms
-from .xdm import RecordError, conform, conforms_as_stored
+from .xdm import IDENTITY_MAP_PATH, RecordError, conform, conforms_as_stored
 
 BASE = "/data/foundation/import"
 FORMATS = ("json", "parquet", "csv")
@@ -216,7 +216,8 @@ class IngestionBackend:
         ident = self.registry.primary_identity(schema["$id"])
         # Profile needs the primary identity on every record; the data lake alone does not.
         profile = any(v.startswith("enabled:true") for v in ds["tags"].get("unifiedProfile", []))
-        ident_path = ident["xdm:sourceProperty"] if ident and profile else None
+        ident_path = ((ident["xdm:sourceProperty"] if ident else IDENTITY_MAP_PATH if "identityMap" in props else None)
+                      if profile else None)
         fmt, multiline = batch["inputFormat"]["format"], batch["inputFormat"]["isMultiLineJson"]
         self._set(batch_id, status="processing", started=now_ms())
         writer = self.platform.lake.batch_writer(self.scope.org, self.scope.sandbox, ds["id"], batch_id)

@@ -131,7 +131,8 @@ class SchemaRegistryBackend:
         for op in ops:
             path, value = op.get("path", ""), op.get("value")
             if path == "/meta:immutableTags":
-                if "union" in (value or []) and self.primary_identity(schema["$id"]) is None:
+                if "union" in (value or []) and self.primary_identity(schema["$id"]) is None \
+                        and "identityMap" not in self.resolve(schema)[0]:
                     raise errors.UnionWithoutIdentity(
                         "To enable a schema for Profile it needs a primary identity descriptor or an "
                         "identityMap; create an xdm:descriptorIdentity with xdm:isPrimary=true first.")

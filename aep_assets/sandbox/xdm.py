@@ -1,10 +1,12 @@
 """XDM: the standard classes and field groups the sandbox knows, schema resolution, and records.
 
-The sandbox knows a subset of Adobe's standard library (the classes and field groups the pipeline
-uses). Standard field groups whose full trees it does not model (``web``, ``directMarketing``)
-are open objects: any nested content is accepted and stored as sent.
+The sandbox knows a subset of Adobe's standard library by ``$id``: the XDM ExperienceEvent and XDM
+Individual Profile classes, and the IdentityMap, Commerce Details, Web Details, Environment Details,
+Direct Marketing Details, Demographic Details, Personal Contact Details and Loyalty Details field
+groups, with their real field names and types. ``identityMap`` is a map, as in AEP.
 """
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -14,6 +16,7 @@ EVENT_CLASS = "https://ns.adobe.com/xdm/context/experienceevent"
 ADHOC_CLASS = "https://ns.adobe.com/xdm/data/adhoc"
 
 OPEN = {"type": "object", "meta:open": True}
+IDENTITY_MAP_PATH = "identityMap"  # the primary identity is the item of identityMap marked primary
 
 
 def _obj(**props) -> dict:
@@ -24,38 +27,126 @@ S, N, INT, B = {"type": "string"}, {"type": "number"}, {"type": "integer"}, {"ty
 DT = {"type": "string", "format": "date-time"}
 DATE = {"type": "string", "format": "date"}
 
+def _measure() -> dict:
+    """``https://ns.adobe.com/xdm/data/measure``: a count or amount with an optional id."""
+    return _obj(id=S, value=N)
+
+
+def _array(items: dict) -> dict:
+    return {"type": "array", "items": items}
+
+
+def _strings(*names: str) -> dict:
+    return {n: S for n in names}
+
+
+# https://ns.adobe.com/xdm/context/identitymap: namespace code -> identity items
+IDENTITY_MAP = {"type": "object", "meta:xdmType": "map",
+                "additionalProperties": _array(_obj(id=S, authenticatedState=S, primary=B))}
+ADDRESS = _obj(**_strings("street1", "street2", "street3", "street4", "city", "postalCode", "state", "region",
+                          "country", "label", "statusReason", "countryCode", "stateProvince", "postOfficeBox",
+                          "status"), primary=B, lastVerifiedDate=DATE, dmaID=INT, msaID=INT)
+PHONE = _obj(**_strings("number", "extension", "statusReason", "countryCode", "status", "validity"), primary=B)
+ORDER = _obj(**_strings("purchaseID", "purchaseOrderNumber", "currencyCode", "orderType"),
+             priceTotal=N, taxAmount=N, discountAmount=N, refundTotal=N, createdDate=DT, lastUpdatedDate=DT,
+             cancelDate=DT, payments=_array(_obj(transactionID=S, currencyCode=S, paymentAmount=N, paymentType=S)))
+COMMERCE_MEASURES = ("purchases", "productViews", "productListAdds", "productListOpens", "productListRemovals",
+                     "productListReopens", "productListViews", "checkouts", "cartAbandons", "saveForLaters",
+                     "inStorePurchase", "instantPurchase")
+PRODUCT_LIST_ITEM = {**_obj(**_strings("SKU", "_id", "product", "name", "productImageUrl", "productAddMethod",
+                                       "unitOfMeasureCode", "currencyCode"),
+                            quantity=INT, priceTotal=N, discountAmount=N, refundAmount=N,
+                            productCategories=_array(_obj(categoryID=S, categoryName=S, categoryPath=S))),
+                     "required": ["SKU"]}
+DIRECT_MARKETING_MEASURES = ("sends", "opens", "clicks", "bounces", "emailDelivered", "nonDeliverables", "notSent",
+                             "unsubscriptions", "userComplaints", "mirrorPages", "offerOpens", "impressions",
+                             "excludes", "customActions", "marketingSubscription")
+
 CLASSES: dict[str, dict] = {
     PROFILE_CLASS: {
         "title": "XDM Individual Profile", "meta:altId": "_xdm.context.profile",
-        "properties": {"_id": S, "personID": S, "identityMap": OPEN, "_repo": OPEN},
+        "properties": {"_id": S, "personID": S, "repositoryCreatedBy": S, "repositoryLastModifiedBy": S,
+                       "createdByBatchID": S, "modifiedByBatchID": S, "_repo": OPEN},
         "required": [],
     },
     EVENT_CLASS: {
         "title": "XDM ExperienceEvent", "meta:altId": "_xdm.context.experienceevent",
         "properties": {"_id": S, "timestamp": DT, "eventType": S, "eventMergeId": S, "producedBy": S,
-                       "identityMap": OPEN, "_repo": OPEN},
+                       "identityMap": IDENTITY_MAP, "_repo": OPEN},
         "required": ["_id", "timestamp"],
     },
     ADHOC_CLASS: {"title": "Ad Hoc", "meta:altId": "_xdm.data.adhoc", "properties": {}, "required": []},
 }
 
+# Adobe's standard field groups by $id, with their real field names and types (reference/xdm_standard.md,
+# from adobe/xdm). Not modelled yet: enums and patterns (AEP checks those only on streaming ingestion
+# anyway), the address's auditable and geo-coordinate parts, and the loyalty arrays of cards and rewards.
 STANDARD_FIELD_GROUPS: dict[str, dict] = {
+    "https://ns.adobe.com/xdm/context/identitymap": {
+        "title": "IdentityMap", "intendedToExtend": [], "properties": {"identityMap": IDENTITY_MAP}},
+    "https://ns.adobe.com/xdm/context/experienceevent-commerce": {
+        "title": "Commerce Details", "intendedToExtend": [EVENT_CLASS],
+        "properties": {
+            "commerce": _obj(order=ORDER, **{m: _measure() for m in COMMERCE_MEASURES}, promotionID=S,
+                             cart=_obj(cartID=S, cartSource=S),
+                             shipping=_obj(**_strings("shippingMethod", "trackingURL", "trackingNumber",
+                                                      "currencyCode", "shippingDestination"),
+                                           shippingAmount=N, shipDate=DT, address=ADDRESS),
+                             billing=_obj(address=ADDRESS)),
+            "productListItems": _array(PRODUCT_LIST_ITEM)}},
     "https://ns.adobe.com/xdm/context/experienceevent-web": {
-        "title": "Web Details", "intendedToExtend": [EVENT_CLASS], "properties": {"web": OPEN}},
+        "title": "Web Details", "intendedToExtend": [EVENT_CLASS],
+        "properties": {"web": _obj(
+            webPageDetails=_obj(**_strings("name", "URL", "siteSection", "viewName", "server"), isErrorPage=B,
+                                isHomePage=B, isPreRendered=B, pageViews=_measure()),
+            webInteraction=_obj(**_strings("URL", "name", "region", "type"), linkClicks=_measure()),
+            webReferrer=_obj(URL=S, type=S))}},
+    "https://ns.adobe.com/xdm/context/experienceevent-environment-details": {
+        "title": "Environment Details", "intendedToExtend": [EVENT_CLASS],
+        "properties": {
+            "environment": _obj(
+                **_strings("type", "operatingSystem", "operatingSystemVersion", "operatingSystemVendor", "carrier",
+                           "domain", "ISP", "viewedScreen", "previousScreen", "connectionType", "proxyType", "ipV4",
+                           "ipV6"),
+                colorDepth=INT, viewportHeight=INT, viewportWidth=INT, duration=INT,
+                browserDetails=_obj(**_strings("name", "vendor", "version", "acceptLanguage", "userAgent"),
+                                    cookiesEnabled=B, thirdPartyCookiesEnabled=B, javaScriptEnabled=B,
+                                    javaEnabled=B, viewportHeight=INT, viewportWidth=INT)),
+            "device": _obj(**_strings("typeID", "typeIDService", "manufacturer", "model", "modelNumber", "type",
+                                      "screenOrientation", "locationPermission"),
+                           screenHeight=INT, screenWidth=INT, colorDepth=INT, isBackgroundPushEnabled=B,
+                           isLocationEnabled=B, isPushOptIn=B),
+            "placeContext": _obj(localTime=DT, IPLocalTime=DT, ianaTimezone=S, localTimezoneOffset=INT,
+                                 IPLocalTimezoneOffset=INT,
+                                 geo=_obj(**_strings("countryCode", "stateProvince", "city", "postalCode"),
+                                          dmaID=INT, msaID=INT))}},
     "https://ns.adobe.com/xdm/context/experienceevent-directmarketing": {
         "title": "Direct Marketing Details", "intendedToExtend": [EVENT_CLASS],
-        "properties": {"directMarketing": OPEN}},
+        "properties": {"directMarketing": _obj(
+            **{m: _measure() for m in DIRECT_MARKETING_MEASURES},
+            **_strings("unsubscribeReason", "hashedEmail", "emailVisitorID", "messageID"))}},
     "https://ns.adobe.com/xdm/context/profile-person-details": {
-        "title": "Demographic Details", "intendedToExtend": [PROFILE_CLASS],
-        "properties": {"person": _obj(name=_obj(firstName=S, lastName=S, fullName=S),
-                                      gender=S, birthYear=INT, birthDate=DATE)}},
+        "title": "Demographic Details", "intendedToExtend": [PROFILE_CLASS, EVENT_CLASS],
+        "properties": {"person": _obj(
+            name=_obj(**_strings("firstName", "lastName", "middleName", "fullName", "courtesyTitle", "suffix")),
+            birthDate=DATE, birthYear=INT,
+            **_strings("birthDayAndMonth", "gender", "maritalStatus", "nationality", "type", "taxId"))}},
     "https://ns.adobe.com/xdm/context/profile-personal-details": {
-        "title": "Personal Contact Details", "intendedToExtend": [PROFILE_CLASS],
-        "properties": {"homeAddress": _obj(city=S, state=S, postalCode=S, countryCode=S),
-                       "personalEmail": _obj(address=S), "mobilePhone": _obj(number=S)}},
+        "title": "Personal Contact Details", "intendedToExtend": [PROFILE_CLASS, EVENT_CLASS],
+        "properties": {
+            "personalEmail": _obj(address=S, primary=B, label=S, statusReason=S, type=S, status=S),
+            **{phone: PHONE for phone in ("mobilePhone", "homePhone", "faxPhone", "shippingAddressPhone",
+                                          "billingAddressPhone")},
+            **{address: ADDRESS for address in ("homeAddress", "mailingAddress", "shippingAddress",
+                                                "billingAddress")}}},
     "https://ns.adobe.com/xdm/mixins/profile/profile-loyalty-details": {
         "title": "Loyalty Details", "intendedToExtend": [PROFILE_CLASS],
-        "properties": {"loyalty": _obj(loyaltyID=S, tier=S, points=N, joinDate=DT)}},
+        "properties": {"loyalty": _obj(
+            **_strings("tier", "nextTier", "program", "status", "upgradeDate"),
+            joinDate=DT, tierUpgradeDate=DT, tierExpiryDate=DT, loyaltyID=_array(S),
+            **{n: N for n in ("points", "pointsRedeemed", "pointsToNextTier", "adjustedPoints", "expiredPoints",
+                              "lifetimePoints", "lifetimePurchases", "promisedPoints", "returnedPoints")},
+            pointsExpiration=_array(_obj(pointsExpiring=N, pointsExpirationDate=DT)))}},
 }
 
 
@@ -82,6 +173,9 @@ def fieldgroup_properties(fieldgroup: dict) -> dict:
 def arrow_type(spec: dict) -> pa.DataType | None:
     """The Parquet type of an XDM field, or None for an open object stored as sent."""
     kind = spec.get("type")
+    if kind == "object" and spec.get("meta:xdmType") == "map":
+        value = arrow_type(spec.get("additionalProperties") or S)
+        return pa.map_(pa.string(), value) if value is not None else None
     if kind == "object":
         if spec.get("meta:open") or not spec.get("properties"):
             return None
@@ -117,6 +211,8 @@ def infer_properties(schema: pa.Schema) -> dict:
 
 
 def _infer(t: pa.DataType) -> dict:
+    if pa.types.is_map(t):
+        return {"type": "object", "meta:xdmType": "map", "additionalProperties": _infer(t.item_type)}
     if pa.types.is_struct(t):
         return _obj(**{f.name: _infer(f.type) for f in t})
     if pa.types.is_list(t) or pa.types.is_large_list(t):
@@ -160,7 +256,9 @@ def conform(table: pa.Table, properties: dict, required: list[str], identity_pat
         if nulls:
             rows = _null_rows(out.column(name))
             raise RecordError("XDM-1050", f"Required field '{name}' is null in {nulls} records.", rows)
-    if identity_path:
+    if identity_path == IDENTITY_MAP_PATH:
+        _require_one_primary(out)
+    elif identity_path:
         ident = _get_path(out, identity_path)
         if ident is None:
             raise RecordError("IDENTITY-1001", f"Primary identity field '{identity_path}' is missing from the file.")
@@ -169,6 +267,28 @@ def conform(table: pa.Table, properties: dict, required: list[str], identity_pat
                               f"Primary identity field '{identity_path}' is null in {ident.null_count} records.",
                               _null_rows(ident))
     return out
+
+
+def _require_one_primary(table: pa.Table) -> None:
+    """A profile-enabled dataset without an identity descriptor takes its primary identity from
+    ``identityMap``: exactly one item across all namespaces must have ``primary: true``."""
+    if "identityMap" not in table.column_names:
+        raise RecordError("IDENTITY-1001", "The schema's primary identity comes from identityMap, which is missing "
+                                           "from the file; send identityMap with one item marked primary: true.")
+    m = table.column("identityMap").combine_chunks()
+    if not pa.types.is_map(m.type) or "primary" not in [f.name for f in m.type.item_type.value_type]:
+        raise RecordError("IDENTITY-1001", "identityMap items have no 'primary' field; mark exactly one identity "
+                                           "per record with primary: true.")
+    entry_row = pc.list_parent_indices(m).to_numpy()
+    item_entry = pc.list_parent_indices(m.items).to_numpy()
+    primary = pc.fill_null(pc.struct_field(m.items.flatten(), "primary"), False).to_numpy(zero_copy_only=False)
+    counts = np.bincount(entry_row[item_entry], weights=primary, minlength=len(m)) if len(item_entry) \
+        else np.zeros(len(m))
+    bad = np.nonzero(counts != 1)[0]
+    if bad.size:
+        raise RecordError("IDENTITY-1001", f"{bad.size} records do not have exactly one primary identity in "
+                                           f"identityMap (they have {sorted(set(counts[bad].astype(int)))[:3]}); "
+                                           "mark exactly one item primary: true.", [int(i) for i in bad[:10]])
 
 
 def conforms_as_stored(parquet: pq.ParquetFile, properties: dict, required: list[str],
@@ -245,6 +365,12 @@ def _conform_array(arr: pa.Array, spec: dict, path: str) -> pa.Array:
         return pa.StructArray.from_arrays(children, names=child_names, mask=pc.is_null(arr))
     if arr.type == target:
         return arr
+    if pa.types.is_list(target) and (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)):
+        items = _conform_array(arr.values, spec.get("items") or S, f"{path}[]")
+        return pa.ListArray.from_arrays(arr.offsets, items, mask=pc.is_null(arr))
+    if pa.types.is_map(target) and pa.types.is_map(arr.type):
+        items = _conform_array(arr.items, spec.get("additionalProperties") or S, f"{path}.<key>")
+        return pa.MapArray.from_arrays(arr.offsets, arr.keys, items, mask=pc.is_null(arr))
     try:
         if pa.types.is_timestamp(target) and pa.types.is_integer(arr.type):
             return pc.cast(pc.multiply(arr, 1000), pa.timestamp("us")).cast(target)  # epoch ms
