@@ -16,7 +16,7 @@ from ..pipeline.features import (
     resolve_feature_set,
     resolve_sources,
 )
-from ..pipeline.handoff import TrainingExport
+from ..pipeline.handoff import FeatureTable, TrainingExport
 from ..pipeline.spec import TENANT, ModelSpec, parse_time
 from ..pipeline.sufficiency import check_source, check_training_rows
 from ..resources import AEPResource, StorageResource
@@ -112,6 +112,8 @@ def build(m: Instance) -> list:
             fragments=feature_fragments(fs, sources), input_dataset_ids=sources.dataset_ids)
         if build.dropped:
             context.log.info("dropped earlier feature tables %s", build.dropped)
+        FeatureTable(build.dataset["id"], build.table, "adobe_compatible" if adobe else "temporal").save(
+            store, names.feature_table)
         schema = client.schemas.get_schema(build.dataset["schemaRef"]["id"], full=True)["properties"]
         rows = build.rows if build.rows is not None else int(
             client.catalog.get_batch(build.dataset["lastBatchId"])["metrics"].get("outputRecordCount", 0))
@@ -145,11 +147,8 @@ def build(m: Instance) -> list:
         """The feature table exported by an AEP dataset export flow as gzip Parquet into storage, in AEP's
         {path}/{datasetId}/exportTime=YYYYMMDDHHMM/ layout."""
         client, store = aep.client(), storage.get()
-        prefix = names.table_prefix("feature_table")
-        ds = next((d for d in client.catalog.iter_datasets(property=f"name~^{prefix}_", orderBy="desc:created")
-                   if d["name"].startswith(prefix + "_")), None)
-        if ds is None:
-            raise LookupError(f"No feature table in AEP; materialise {m.name}/feature_table first.")
+        table = FeatureTable.load(store, names.feature_table, asset=f"{m.name}/feature_table")
+        ds = client.catalog.get_dataset(table.dataset_id)
         export = export_dataset(client, store, ds["id"], flow_name=names.flow("training export"),
                                 path=names.export_path("training"))
         frame = store.read_parquet(export.keys)

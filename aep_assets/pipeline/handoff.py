@@ -35,6 +35,15 @@ class Handoff:
 
 
 @dataclass(frozen=True)
+class FeatureTable(Handoff):
+    """The feature table a training run reads: its dataset and table, and the design it was built with."""
+
+    dataset_id: str
+    table: str
+    design: str
+
+
+@dataclass(frozen=True)
 class TrainingExport(Handoff):
     """The feature table's rows, exported to storage."""
 

@@ -48,6 +48,10 @@ class Names:
 
     # storage keys of what one asset hands the next (see pipeline/handoff.py)
     @property
+    def feature_table(self) -> str:
+        return self.key("features/feature_table.json")
+
+    @property
     def training_export(self) -> str:
         return self.key("exports/training_export.json")
 
