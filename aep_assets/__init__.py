@@ -9,3 +9,7 @@ def __getattr__(name: str):
 
         return PropensityModel
     raise AttributeError(f"module 'aep_assets' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), "PropensityModel"])

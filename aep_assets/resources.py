@@ -49,6 +49,8 @@ class LocalSandboxAEP(AEPResource):
         self._process = SandboxProcess(Path(self.data_dir), landing_zone_dir=landing_zone, faults=faults,
                                        env=env).start()
         creds = self._process.credentials
+        context.log.info("writing to the local AEP sandbox at %s (data in %s), sandbox '%s'", self._process.url,
+                         self.data_dir, self.sandbox_name)
         self._client = AEPClient(AEPConfig(platform_url=self._process.url, ims_url=self._process.url,
                                            client_id=creds.client_id, client_secret=creds.client_secret,
                                            org_id=creds.org_id, sandbox_name=self.sandbox_name))
@@ -88,6 +90,8 @@ class AdobeAEP(AEPResource):
                 raise PermissionError(f"AEP sandbox '{self.sandbox_name}' is a production sandbox; aep_assets writes "
                                       "datasets, audiences and flows there only with AEP_ALLOW_PRODUCTION=1. Use a "
                                       "development sandbox, or set the variable if you mean it.")
+            dg.get_dagster_logger().info("writing to AEP org %s, sandbox '%s' (type %s) at %s", self.org_id,
+                                         self.sandbox_name, sandbox.get("type", "unknown"), self.platform_url)
             self._client = client
         return self._client
 
@@ -134,7 +138,7 @@ def describe_target(resources: dict) -> str:
     """Which AEP org and sandbox a run writes to, for the start-up log and every run's first line."""
     aep = resources["aep"]
     if isinstance(aep, AdobeAEP):
-        org = aep.org_id if isinstance(aep.org_id, str) else os.environ.get("AEP_ORG_ID", "?")
+        org = aep.org_id.get_value() if isinstance(aep.org_id, dg.EnvVar) else aep.org_id
         return f"AEP org {org}, sandbox '{aep.sandbox_name}' at {aep.platform_url}"
     return f"the local AEP sandbox in {aep.data_dir}, sandbox '{aep.sandbox_name}'"
 

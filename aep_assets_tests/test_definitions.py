@@ -1,5 +1,10 @@
 """The code location loads, and its graph has the keys, groups and lineage users rely on."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -100,3 +105,26 @@ def test_the_rescore_job_covers_scoring_through_activation():
 def test_the_whole_graph_job_is_named_after_the_model():
     job = defs.resolve_job_def("cmle_demo")
     assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == set(EXPECTED)
+
+
+def test_dg_checks_the_component_yaml_and_lists_every_models_assets():
+    root = Path(__file__).resolve().parents[1]
+    dg_cli = str(Path(sys.executable).with_name("dg"))
+    checked = subprocess.run([dg_cli, "check", "defs"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "All component YAML validated successfully" in checked.stdout + checked.stderr
+    listed = subprocess.run([dg_cli, "list", "defs", "--json"], cwd=root, capture_output=True, text=True,
+                            timeout=300)
+    keys = {a["asset_key"] for a in json.loads(listed.stdout)["assets"]}
+    assert keys == set(EXPECTED)
+
+
+def test_a_bad_model_file_names_the_file_the_field_and_the_fix(tmp_path, monkeypatch):
+    from aep_assets.definitions import build_definitions
+
+    (tmp_path / "broken.yaml").write_text("type: aep_assets.PropensityModel\nattributes:\n  name: Shop-1\n"
+                                          "  goal: {condition: \"eventType = 'commerce.purchases'\"}\n"
+                                          "  events: {datasets: [events]}\n")
+    monkeypatch.setenv("AEP_ASSETS_MODELS", str(tmp_path))
+    with pytest.raises(ValueError, match=r"broken.yaml: attributes.name: name 'Shop-1' must be lowercase.*'cdnow'"):
+        build_definitions()

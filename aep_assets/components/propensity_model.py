@@ -10,7 +10,7 @@ retraining schedule.
 from pathlib import Path
 
 import dagster as dg
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ..assets import activation, features, model, platform, scoring, synthetic
 from ..assets.instance import Instance
@@ -60,5 +60,7 @@ class PropensityModel(dg.Component):
                              "'type: aep_assets.PropensityModel'.")
         try:
             return PropensityModel(ModelSpec.model_validate(doc.get("attributes") or {}))
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+        except ValidationError as exc:
+            problems = "; ".join(f"attributes.{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                                 for e in exc.errors())
+            raise ValueError(f"{path}: {problems}") from None
