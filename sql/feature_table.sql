@@ -7,11 +7,7 @@ CREATE TABLE $table AS
 WITH $feature_ctes,
 
 goals_in_window AS (
-    SELECT e.profile_id, c.cutoff, COUNT(*) AS goals
-    FROM events AS e
-    JOIN cutoffs AS c ON e.timestamp > c.cutoff AND e.timestamp <= c.cutoff + INTERVAL $horizon_days DAYS
-    WHERE e.goal_event = 1
-    GROUP BY e.profile_id, c.cutoff
+$goals_in_window
 )
 
 SELECT f.*, $horizon_days AS horizonDays, CASE WHEN g.goals > 0 THEN 1 ELSE 0 END AS goal_occurred

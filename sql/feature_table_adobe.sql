@@ -10,11 +10,7 @@ $adobe_features
 ),
 
 goals_in_window AS (
-    SELECT e.profile_id, c.cutoff, COUNT(*) AS goals
-    FROM events AS e
-    JOIN cutoffs AS c ON e.timestamp > c.cutoff AND e.timestamp <= c.cutoff + INTERVAL $horizon_days DAYS
-    WHERE e.goal_event = 1
-    GROUP BY e.profile_id, c.cutoff
+$goals_in_window
 )
 
 SELECT

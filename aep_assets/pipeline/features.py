@@ -21,7 +21,7 @@ from .ownership import mark_dataset, owner_of, require_owned
 from .spec import Attribute, ModelSpec, parse_time  # noqa: F401  (parse_time is part of this module's API)
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-INCLUDES = ("adobe_features",)  # sql/{name}.sql, inlined where a statement says $name
+INCLUDES = ("adobe_features", "goals_in_window")  # sql/{name}.sql, inlined where a statement says $name
 MAX_CATEGORIES = 20
 
 
