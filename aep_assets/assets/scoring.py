@@ -20,6 +20,7 @@ from ..pipeline.handoff import ScoreRun, ScoringExport
 from ..pipeline.model_store import load_current_model
 from ..pipeline.rescoring import INCREMENTAL, RescorePlan, load_published, plan_rescore, rescore, scope_predicate
 from ..pipeline.spec import parse_time
+from ..pipeline.synthetic import simulation_until
 from ..resources import AEPResource, StorageResource
 from .instance import SCORING, Instance
 from .metadata import md_table, sql_md
@@ -62,7 +63,7 @@ def build(m: Instance) -> list:
         with events in batches the published scores do not reflect yet (see pipeline/rescoring.py)."""
         client, store = aep.client(), storage.get()
         as_of = config.cutoff or spec.scoring.as_of
-        cutoff = parse_time("cutoff", as_of) if as_of else datetime.now(UTC).replace(second=0, microsecond=0)
+        cutoff = parse_time("cutoff", as_of) if as_of else _present(store)
         model = load_current_model(store, names.model_pointer, names.models)
         fs = FeatureSet.from_json(model.card["feature_set"])
         sources = resolve_sources(client, spec, names)
@@ -91,6 +92,13 @@ def build(m: Instance) -> list:
             "flow_id": export.flow["id"], "run_id": export.run_id, "dagster/uri": store.uri(export.folder),
             "sql": sql_md(build.sql),
         })
+
+    def _present(store) -> datetime:
+        """Now, or for a simulated source the simulated world's present: its events stop there, and scoring
+        later than that would measure every recency from a day with no events (a drift of the clock)."""
+        if spec.simulated:
+            return simulation_until(store, names.simulation)
+        return datetime.now(UTC).replace(second=0, microsecond=0)
 
     scores_key = m.key("propensity_scores")
 

@@ -88,6 +88,12 @@ def save_simulation(storage: Storage, prefix: str, sim: Simulation) -> dict[str,
     }
 
 
+def simulation_until(storage: Storage, prefix: str) -> datetime:
+    """The simulated world's present: where its events end (as_of, or the end of the last continuation)."""
+    meta = json.loads(storage.read_bytes(f"{prefix}/config.json"))
+    return datetime.fromisoformat(meta.get("until", meta["as_of"]))
+
+
 def load_simulation(storage: Storage, prefix: str) -> Simulation:
     if not storage.exists(f"{prefix}/config.json"):
         raise FileNotFoundError(f"No simulation at {storage.uri(prefix)}; materialise synthetic_profiles first.")
