@@ -276,14 +276,19 @@ def _require_one_primary(table: pa.Table) -> None:
         raise RecordError("IDENTITY-1001", "The schema's primary identity comes from identityMap, which is missing "
                                            "from the file; send identityMap with one item marked primary: true.")
     m = table.column("identityMap").combine_chunks()
-    if not pa.types.is_map(m.type) or "primary" not in [f.name for f in m.type.item_type.value_type]:
-        raise RecordError("IDENTITY-1001", "identityMap items have no 'primary' field; mark exactly one identity "
-                                           "per record with primary: true.")
-    entry_row = pc.list_parent_indices(m).to_numpy()
-    item_entry = pc.list_parent_indices(m.items).to_numpy()
-    primary = pc.fill_null(pc.struct_field(m.items.flatten(), "primary"), False).to_numpy(zero_copy_only=False)
-    counts = np.bincount(entry_row[item_entry], weights=primary, minlength=len(m)) if len(item_entry) \
-        else np.zeros(len(m))
+    if not pa.types.is_map(m.type):
+        raise RecordError("IDENTITY-1001", f"identityMap must be a map of namespaces, not {m.type}.")
+    # Offsets rather than list kernels: they work the same on maps and on sliced arrays.
+    offsets = m.offsets.to_numpy()
+    entry_row = np.repeat(np.arange(len(m)), np.diff(offsets))
+    items = m.items[offsets[0]:offsets[-1]]
+    item_offsets = items.offsets.to_numpy()
+    item_entry = np.repeat(np.arange(len(items)), np.diff(item_offsets))
+    flat = items.values[item_offsets[0]:item_offsets[-1]]
+    has_flag = "primary" in [f.name for f in flat.type]
+    primary = (pc.fill_null(pc.struct_field(flat, "primary"), False).to_numpy(zero_copy_only=False) if has_flag
+               else np.zeros(len(flat), bool))
+    counts = np.bincount(entry_row[item_entry], weights=primary.astype(float), minlength=len(m))
     bad = np.nonzero(counts != 1)[0]
     if bad.size:
         raise RecordError("IDENTITY-1001", f"{bad.size} records do not have exactly one primary identity in "
@@ -344,6 +349,19 @@ def _get_path(table: pa.Table, dotted: str):
     return arr
 
 
+def _struct_to_map(arr: pa.StructArray, path: str) -> pa.MapArray:
+    """A JSON object read as a struct (identityMap from JSON records) as the map XDM declares: one entry
+    per field that is present."""
+    kinds = {arr.type.field(i).type for i in range(arr.type.num_fields)}
+    if len(kinds) > 1:
+        raise RecordError("TypeCompatibilityException",
+                          f"Field '{path}' is a map, but its values have different shapes "
+                          f"({sorted(map(str, kinds))}); give every key the same.")
+    value_type = kinds.pop() if kinds else pa.null()
+    rows = [None if row is None else [(k, v) for k, v in row.items() if v is not None] for row in arr.to_pylist()]
+    return pa.array(rows, pa.map_(pa.string(), value_type))
+
+
 def _conform_array(arr: pa.Array, spec: dict, path: str) -> pa.Array:
     target = arrow_type(spec)
     if target is None:
@@ -368,6 +386,8 @@ def _conform_array(arr: pa.Array, spec: dict, path: str) -> pa.Array:
     if pa.types.is_list(target) and (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)):
         items = _conform_array(arr.values, spec.get("items") or S, f"{path}[]")
         return pa.ListArray.from_arrays(arr.offsets, items, mask=pc.is_null(arr))
+    if pa.types.is_map(target) and pa.types.is_struct(arr.type):
+        arr = _struct_to_map(arr, path)
     if pa.types.is_map(target) and pa.types.is_map(arr.type):
         items = _conform_array(arr.items, spec.get("additionalProperties") or S, f"{path}.<key>")
         return pa.MapArray.from_arrays(arr.offsets, arr.keys, items, mask=pc.is_null(arr))
