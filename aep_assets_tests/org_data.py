@@ -119,3 +119,34 @@ def create_org_dataset(client: AEPClient, *, name: str = "Web SDK events", n_pro
     batches = [ingest_batch(client, ds["id"], [part], replace=None, timeout_s=120)["id"]
                for part in (table.slice(0, half), table.slice(half))]
     return OrgData(client.catalog.get_dataset(ds["id"]), schema["$id"], end, batches, ids, table.num_rows)
+
+
+PROFILE_CLASS = "https://ns.adobe.com/xdm/context/profile"
+PROFILE_GROUPS = ("https://ns.adobe.com/xdm/context/identitymap",
+                  "https://ns.adobe.com/xdm/context/profile-person-details",
+                  "https://ns.adobe.com/xdm/mixins/profile/profile-loyalty-details")
+TIERS = ("bronze", "silver", "gold")
+
+
+def create_profile_dataset(client: AEPClient, ecids: list[str], *, name: str = "CRM profiles", seed: int = 4,
+                           repeated: int = 200) -> dict:
+    """The org's profile records, identity in identityMap, with ``repeated`` identities sent twice (an older
+    and a newer record), as profile datasets with history hold them."""
+    rng = np.random.default_rng(seed)
+    schema, _ = client.schemas.ensure_schema({
+        "title": f"{name} schema", "type": "object",
+        "allOf": [{"$ref": PROFILE_CLASS}, *({"$ref": g} for g in PROFILE_GROUPS)]})
+    ds, _ = client.catalog.ensure_dataset(name, schema["$id"], description="The org's CRM profiles.")
+    ids = ecids + ecids[:repeated]
+    n = len(ids)
+    table = pa.table({
+        "_id": pa.array([f"crm-{i}" for i in range(n)]),
+        "identityMap": pa.array([[("ECID", [{"id": e, "authenticatedState": "authenticated", "primary": True}])]
+                                 for e in ids], IDENTITY_MAP),
+        "person": pa.StructArray.from_arrays([pa.array(rng.integers(1950, 2005, size=n))], names=["birthYear"]),
+        "loyalty": pa.StructArray.from_arrays(
+            [pa.array(rng.choice(TIERS, size=n)), pa.array(np.round(rng.gamma(2.0, 500.0, size=n), 1))],
+            names=["tier", "points"]),
+    })
+    ingest_batch(client, ds["id"], [table], replace=None, timeout_s=120)
+    return client.catalog.get_dataset(ds["id"])

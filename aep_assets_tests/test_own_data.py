@@ -21,7 +21,7 @@ from aep_assets.resources import build_resources
 from aep_assets.sandbox.server import SandboxProcess
 
 from .conftest import client_for
-from .org_data import create_org_dataset
+from .org_data import TIERS, create_org_dataset, create_profile_dataset
 
 BLOCKING = ("data_sufficient", "one_row_per_profile", "enough_goals", "auc_floor", "calibrated", "no_leakage",
             "scores_valid", "batch_succeeded")
@@ -66,8 +66,12 @@ def org(tmp_path_factory):
         client = client_for(sb)
         data = create_org_dataset(client)
         decoy, _ = client.catalog.ensure_dataset("aep_assets_shop_feature_table_000000000000", data.schema_id)
+        crm = create_profile_dataset(client, data.ecids)
     resources = build_resources({"AEP_SANDBOX_DIR": str(root / "aep"), "AEP_STORAGE_DIR": str(root / "storage")})
-    value_spec = shop_spec("shop_value", data, events={"datasets": [data.dataset["id"]]}, features={
+    value_spec = shop_spec("shop_value", data, events={"datasets": [data.dataset["id"]]}, profile={
+        "dataset": crm["name"],
+        "attributes": ["loyalty.points", {"name": "tier", "field": "loyalty.tier", "kind": "category"},
+                       {"name": "age", "field": "person.birthYear", "kind": "years_since"}]}, features={
         "windows_days": [7, 28],
         "events": [{"name": "purchases", "condition": "eventType = 'commerce.purchases'",
                     "value": "commerce.order.priceTotal"},
@@ -79,7 +83,8 @@ def org(tmp_path_factory):
         shop_meta = {a: metadata(instance, "shop", a) for a in (
             "feature_table", "propensity_scores", "propensity_model", "aep_score_dataset", "propensity_audiences")}
         value = materialize(value_spec, resources, instance)
-        value_meta = {a: metadata(instance, "shop_value", a) for a in ("feature_table", "propensity_scores")}
+        value_meta = {a: metadata(instance, "shop_value", a) for a in ("feature_table", "propensity_scores",
+                                                                        "training_export")}
         again = materialize(shop_spec("shop", data), resources, instance)
     return {"root": root, "data": data, "decoy": decoy, "resources": resources, "shop": shop, "value": value,
             "again": again, "shop_meta": shop_meta, "value_meta": value_meta}
@@ -157,6 +162,19 @@ def test_two_models_in_one_sandbox_keep_their_own_tables_flows_and_scores(org, c
     features = org["value_meta"]["feature_table"]["features"]
     assert {"purchases_value", "purchases_value_28d", "buysPerView_28d"} <= set(features)
     assert "minutes_since_first_cartAdds" not in features
+
+
+def test_a_profile_dataset_adds_attributes_without_deciding_who_is_scored(org):
+    # The CRM dataset holds 200 identities twice: still one row per profile, and no extra profiles.
+    assert checks(org["value"])["one_row_per_profile"]
+    meta = org["value_meta"]
+    assert {"loyalty_points", "tier", "age"} <= set(meta["feature_table"]["features"])
+    assert sorted(meta["feature_table"]["feature_set"]["derived_categories"]["tier"]) == sorted(TIERS)
+    frame = pl.concat([pl.read_parquet(f) for f in Path(meta["training_export"]["dagster/uri"]).rglob("*.parquet")])
+    assert frame["tier"].drop_nulls().is_in([0, 1, 2]).all() and frame["age"].drop_nulls().is_between(15, 80).all()
+    value_scores = pl.read_parquet(meta["propensity_scores"]["dagster/uri"])
+    shop_scores = pl.read_parquet(org["shop_meta"]["propensity_scores"]["dagster/uri"])
+    assert value_scores.height == shop_scores.height
 
 
 def test_a_dry_run_writes_nothing_to_the_profile_and_activates_nothing(org, client):
