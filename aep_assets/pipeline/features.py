@@ -18,7 +18,7 @@ from ..ml.feature_set import AttributeFeature, EventFeature, FeatureSet, RatioFe
 from .feature_sql import feature_ctes, quote_string, source_events_cte, tenant_sql
 from .naming import Names
 from .ownership import mark_dataset, owner_of, require_owned
-from .spec import Attribute, ModelSpec, parse_time  # noqa: F401  (parse_time is part of this module's API)
+from .spec import Attribute, ModelSpec
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 INCLUDES = ("adobe_features", "goals_in_window")  # sql/{name}.sql, inlined where a statement says $name

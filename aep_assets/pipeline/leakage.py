@@ -84,6 +84,6 @@ def check_leakage(client: AEPClient, storage: Storage, frame: pl.DataFrame, fs: 
     export = export_dataset(client, storage, build.dataset["id"], flow_name=names.flow("leakage sample export"),
                             path=names.export_path("leakage"))
     if not export.keys:
-        return compare(sample, pl.DataFrame(schema={ID: pl.Utf8, "timestamp": pl.Datetime("us", "UTC"),
-                                                    "goal_event": pl.Int32}), fs)
+        raise FileNotFoundError(f"The leakage sample export of {build.table} wrote no files, though every sampled "
+                                "profile has events; check the export flow's run in AEP.")
     return compare(sample, storage.read_parquet(export.keys), fs)
