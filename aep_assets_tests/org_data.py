@@ -150,3 +150,14 @@ def create_profile_dataset(client: AEPClient, ecids: list[str], *, name: str = "
     })
     ingest_batch(client, ds["id"], [table], replace=None, timeout_s=120)
     return client.catalog.get_dataset(ds["id"])
+
+
+def page_views(ecids: list[str], when: datetime, tag: str = "late") -> pa.Table:
+    """A few page views of known profiles at ``when``: new data landing, with no goal event in it."""
+    return pa.table({
+        "_id": pa.array([f"{tag}-{i}" for i in range(len(ecids))]),
+        "timestamp": pa.array([when] * len(ecids), pa.timestamp("us", "UTC")),
+        "eventType": pa.array(["web.webpagedetails.pageViews"] * len(ecids)),
+        "identityMap": pa.array([[("ECID", [{"id": e, "authenticatedState": "ambiguous", "primary": True}])]
+                                 for e in ecids], IDENTITY_MAP),
+    })

@@ -14,14 +14,14 @@ import pyarrow as pa
 import pytest
 
 from aep_assets.components.propensity_model import build_model_defs
-from aep_assets.pipeline.ingest import replace_dataset_rows
+from aep_assets.pipeline.ingest import ingest_batch, replace_dataset_rows
 from aep_assets.pipeline.ownership import OWNER_TAG, NotOwned, ensure_owned_dataset
 from aep_assets.pipeline.spec import ModelSpec
-from aep_assets.resources import build_resources
+from aep_assets.resources import AdobeAEP, build_resources
 from aep_assets.sandbox.server import SandboxProcess
 
 from .conftest import client_for
-from .org_data import TIERS, create_org_dataset, create_profile_dataset
+from .org_data import TIERS, create_org_dataset, create_profile_dataset, page_views
 
 BLOCKING = ("data_sufficient", "one_row_per_profile", "enough_goals", "auc_floor", "calibrated", "no_leakage",
             "scores_valid", "batch_succeeded")
@@ -86,8 +86,32 @@ def org(tmp_path_factory):
         value_meta = {a: metadata(instance, "shop_value", a) for a in ("feature_table", "propensity_scores",
                                                                         "training_export")}
         again = materialize(shop_spec("shop", data), resources, instance)
+        ticks = _sensor_ticks(shop_spec("shop", data), root, resources, instance, data)
     return {"root": root, "data": data, "decoy": decoy, "resources": resources, "shop": shop, "value": value,
-            "again": again, "shop_meta": shop_meta, "value_meta": value_meta}
+            "again": again, "shop_meta": shop_meta, "value_meta": value_meta, "ticks": ticks}
+
+
+def _sensor_ticks(spec: ModelSpec, root: Path, resources: dict, instance, data) -> dict:
+    """The model's sensor over its own dataset: the org's batches (already scored), then a new batch landing."""
+    sensor = next(iter(build_model_defs(spec).sensors))
+    with SandboxProcess(root / "aep") as sb:
+        creds = sb.credentials
+        sensor_resources = {"aep": AdobeAEP(client_id=creds.client_id, client_secret=creds.client_secret,
+                                            org_id=creds.org_id, platform_url=sb.url, ims_url=sb.url,
+                                            allow_production=True), "storage": resources["storage"]}
+
+        def tick(cursor):
+            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=sensor_resources)
+            result = sensor(context)
+            return result, (result.cursor if isinstance(result, dg.SensorResult) else None) or context.cursor
+
+        first, cursor = tick(None)
+        late = page_views(data.ecids[:20], data.today - timedelta(hours=1))  # after every training window
+        landed = ingest_batch(client_for(sb), data.dataset["id"], [late], replace=None, timeout_s=60)["id"]
+        second, cursor = tick(cursor)
+        quiet, _ = tick(cursor)
+    return {"sensor": (sensor.name, sensor.job_name), "first": first, "second": second, "quiet": quiet,
+            "landed": landed}
 
 
 @pytest.fixture
@@ -117,15 +141,18 @@ def test_scores_cover_every_eligible_profile_by_its_identity_value(org, client):
     scores = pl.read_parquet(meta["dagster/uri"])
     assert {"profile_id", "propensity"} <= set(scores.columns)
     table = client.catalog.table_name(org["data"].dataset)
-    with_events = client.query.select(f"SELECT COUNT(DISTINCT identityMap['ECID'][0].id) AS n FROM {table}")[0]["n"]
+    scored_batches = ", ".join(f"'{b}'" for b in org["data"].batch_ids)  # not the one landed later for the sensor
+    with_events = client.query.select(f"SELECT COUNT(DISTINCT identityMap['ECID'][0].id) AS n FROM {table} "
+                                      f"WHERE _acp_system_metadata.acp_sourceBatchId IN ({scored_batches})")[0]["n"]
     assert scores.height == with_events == scores["profile_id"].n_unique()  # repeat buyers are eligible too
     assert set(scores["profile_id"]) <= set(org["data"].ecids)
     assert scores["propensity"].is_between(0, 1).all()
 
 
 def test_the_source_dataset_keeps_exactly_the_batches_it_had(org, client):
-    data = org["data"]
-    assert sorted(client.ingestion.active_batch_ids(data.dataset["id"])) == sorted(data.batch_ids)
+    data = org["data"]  # the org's own batches, and the one the fixture landed to wake the sensor
+    assert sorted(client.ingestion.active_batch_ids(data.dataset["id"])) == sorted([*data.batch_ids,
+                                                                                   org["ticks"]["landed"]])
     assert OWNER_TAG not in client.catalog.get_dataset(data.dataset["id"])["tags"]
 
 
@@ -210,7 +237,7 @@ def test_replaying_a_dataset_the_project_did_not_create_is_refused(org, client):
     with pytest.raises(NotOwned, match="belongs to model 'shop', not to model 'shop_value'"):
         ensure_owned_dataset(client, "aep_assets shop Propensity Scores", data.schema_id, "shop_value",
                              profile=True, description="")
-    assert sorted(client.ingestion.active_batch_ids(data.dataset["id"])) == sorted(data.batch_ids)
+    assert set(data.batch_ids) <= set(client.ingestion.active_batch_ids(data.dataset["id"]))
 
 
 def test_a_model_reading_the_wrong_identity_stops_before_it_trains(org):
@@ -237,3 +264,12 @@ def test_a_users_yaml_folder_adds_models_to_the_code_location(tmp_path, monkeypa
     assert {"cdnow/propensity_scores", "cdnow/source_events", "cmle_demo/propensity_scores"} <= keys
     assert defs.resolve_job_def("cdnow").name == "cdnow"
     assert defs.resolve_sensor_def("cdnow_new_events_sensor").job_name == "cdnow_rescore"
+
+
+def test_the_models_sensor_watches_its_own_source_datasets(org):
+    ticks = org["ticks"]
+    assert ticks["sensor"] == ("shop_new_events_sensor", "shop_rescore")
+    assert "already reflected in the published scores" in ticks["first"].skip_reason.skip_message
+    assert [r.tags["aep_assets/event_batches"] for r in ticks["second"].run_requests] == [ticks["landed"]]
+    assert ticks["second"].run_requests[0].tags["aep_assets/model"] == "shop"
+    assert "No new successful batches in 'Web SDK events'" in ticks["quiet"].skip_message
