@@ -26,7 +26,7 @@ def test_a_submitted_query_can_be_cancelled(make_sandbox):
     assert client.query.get(q["id"])["state"] == "CANCELLED"
     with pytest.raises(errors.QueryFailed):
         client.query.wait(q["id"], timeout_s=10)
-    with pytest.raises(errors.BadRequest, match="only a submitted query"):
+    with pytest.raises(errors.BadRequest, match="only a submitted or running query"):
         client.query.cancel(q["id"])
     assert [x["id"] for x in client.query.list(state="CANCELLED")] == [q["id"]]
 

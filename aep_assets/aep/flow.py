@@ -6,7 +6,7 @@ created, so a re-run reuses what the last run made.
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import FlowRunFailed, UnexpectedState
 from .polling import poll
@@ -25,8 +25,8 @@ class ExportTarget:
     kind: str  # "dlz" | "s3"
     path: str
     bucket: str | None = None
-    access_key: str | None = None
-    secret_key: str | None = None
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
 
     @property
     def connection_spec(self) -> str:

@@ -16,6 +16,7 @@ from . import errors
 from .catalog import CatalogBackend
 from .http import Call, Router
 from .ingestion import IngestionBackend
+from .names import quote_ident
 from .pql import compile_pql
 from .profile_store import ProfileStore
 from .schema_registry import SchemaRegistryBackend
@@ -109,7 +110,7 @@ class ExportJobs:
         where = " OR ".join("(" + c.sql.replace('"p', f'"q{i}_') + ")" for i, c in enumerate(compiled))
         renames = "".join(f', "p{paths.index(p)}" AS "q{i}_{j}"' for i, c in enumerate(compiled)
                           for j, p in enumerate(c.paths))
-        picks = "".join(f', "p{paths.index(f)}" AS "{f}"' for f in fields)
+        picks = "".join(f", {quote_ident(f'p{paths.index(f)}')} AS {quote_ident(f)}" for f in fields)
         con = store.connect()
         try:
             rows = con.execute(f"SELECT identity{picks} FROM (SELECT *{renames} FROM ({store.attributes_sql(paths)})) "

@@ -14,7 +14,7 @@ class Credentials:
     """The OAuth server-to-server credentials the sandbox accepts, generated once per data dir."""
 
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     org_id: str
     tenant_id: str
 
@@ -31,7 +31,10 @@ class Credentials:
             tenant_id="aepsandbox",
         )
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(creds.__dict__, indent=2))
+        # Owner-only from the first byte: the file holds the client secret.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(creds.__dict__, indent=2))
         try:
             # Another process may have won the race: keep whichever landed first.
             os.link(tmp, path)
@@ -81,6 +84,11 @@ class SandboxConfig:
     faults: list[Fault] = field(default_factory=list)
     s3_endpoint_url: str | None = None
     dlz_bucket: str | None = None  # keep the Data Landing Zone in this S3 bucket instead of landing_zone_dir
+    pg_max_connections: int | None = None  # sessions the PostgreSQL endpoint serves at once (default 64)
+    # Query Service's guardrails (help/query-service/guardrails.md): an ad hoc SELECT runs at most 10 minutes
+    # (error 53400), a batch query (CTAS, INSERT INTO) at most 24 hours.
+    adhoc_timeout_s: float | None = None
+    batch_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -91,6 +99,12 @@ class SandboxConfig:
             self.s3_endpoint_url = os.environ.get("AWS_ENDPOINT_URL")
         if self.dlz_bucket is None:
             self.dlz_bucket = os.environ.get("AEP_SANDBOX_DLZ_BUCKET") or None
+        if self.adhoc_timeout_s is None:
+            self.adhoc_timeout_s = float(os.environ.get("AEP_SANDBOX_ADHOC_TIMEOUT_S", "600"))
+        if self.batch_timeout_s is None:
+            self.batch_timeout_s = float(os.environ.get("AEP_SANDBOX_BATCH_TIMEOUT_S", "86400"))
+        if self.pg_max_connections is None:
+            self.pg_max_connections = int(os.environ.get("AEP_SANDBOX_PG_MAX_CONNECTIONS", "64"))
 
     @property
     def credentials(self) -> Credentials:

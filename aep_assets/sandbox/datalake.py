@@ -6,10 +6,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import names
+
 
 def scan_sql(files: list) -> str:
     """DuckDB's scan of dataset Parquet files. Folder names like ``batch=x`` are not columns."""
-    listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    listing = ", ".join(names.quote_literal(str(f)) for f in files)
     return f"read_parquet([{listing}], union_by_name = true, hive_partitioning = false)"
 
 
@@ -49,19 +51,23 @@ class DataLake:
         self.root = Path(root)
 
     def _sandbox(self, org: str, sandbox: str) -> Path:
-        return self.root / org.replace("@", "_") / sandbox
+        return names.inside(self.root, org.replace("@", "_"), names.sandbox_name(sandbox))
 
     def upload_dir(self, org: str, sandbox: str, batch_id: str) -> Path:
-        return self._sandbox(org, sandbox) / "uploads" / batch_id
+        return names.inside(self._sandbox(org, sandbox), "uploads", names.object_id(batch_id, "Batch id"))
 
     def upload_path(self, org: str, sandbox: str, batch_id: str, name: str) -> Path:
-        path = (self.upload_dir(org, sandbox, batch_id) / name).resolve()
-        if not str(path).startswith(str(self.upload_dir(org, sandbox, batch_id).resolve())):
-            raise ValueError(f"file name {name!r} escapes its batch")
-        return path
+        return names.inside(self.upload_dir(org, sandbox, batch_id), names.file_name(name))
+
+    def sandbox_dir(self, org: str, sandbox: str) -> Path:
+        return self._sandbox(org, sandbox)
+
+    def datasets_dir(self, org: str, sandbox: str) -> Path:
+        return self._sandbox(org, sandbox) / "datasets"
 
     def batch_dir(self, org: str, sandbox: str, dataset_id: str, batch_id: str) -> Path:
-        return self._sandbox(org, sandbox) / "datasets" / dataset_id / f"batch={batch_id}"
+        return names.inside(self.datasets_dir(org, sandbox), names.object_id(dataset_id, "Dataset id"),
+                            f"batch={names.object_id(batch_id, 'Batch id')}")
 
     def batch_writer(self, org: str, sandbox: str, dataset_id: str, batch_id: str) -> "BatchWriter":
         return BatchWriter(self.batch_dir(org, sandbox, dataset_id, batch_id))
@@ -73,7 +79,8 @@ class DataLake:
         shutil.rmtree(self.batch_dir(org, sandbox, dataset_id, batch_id), ignore_errors=True)
 
     def delete_dataset(self, org: str, sandbox: str, dataset_id: str) -> None:
-        shutil.rmtree(self._sandbox(org, sandbox) / "datasets" / dataset_id, ignore_errors=True)
+        shutil.rmtree(names.inside(self.datasets_dir(org, sandbox), names.object_id(dataset_id, "Dataset id")),
+                      ignore_errors=True)
 
     def delete_uploads(self, org: str, sandbox: str, batch_id: str) -> None:
         shutil.rmtree(self.upload_dir(org, sandbox, batch_id), ignore_errors=True)

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import boto3
 
+from . import names
+
 
 class Destination:
     def write(self, key: str, data: bytes) -> str:
@@ -17,7 +19,7 @@ class LandingZone(Destination):
         self.root = Path(root) / container
 
     def write(self, key: str, data: bytes) -> str:
-        path = self.root / key
+        path = names.inside(self.root, names.relative_path(key, "Export path"))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name("." + path.name + ".tmp")
         tmp.write_bytes(data)
@@ -33,6 +35,7 @@ class S3Bucket(Destination):
                                    endpoint_url=endpoint_url)
 
     def write(self, key: str, data: bytes) -> str:
+        key = names.relative_path(key, "Export path")
         key = f"{self.prefix}/{key}" if self.prefix else key
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
         return f"s3://{self.bucket}/{key}"

@@ -19,12 +19,13 @@ import duckdb
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from . import errors, filters
+from . import errors, filters, names
 from .catalog import CatalogBackend
 from .datalake import scan_sql
 from .destinations import Destination, S3Bucket
 from .http import Call, Router
 from .landing_zone import landing_zone
+from .names import quote_ident, quote_literal
 from .profile_store import ProfileStore
 from .schema_registry import SchemaRegistryBackend
 from .segmentation import SegmentationBackend
@@ -89,6 +90,10 @@ class FlowServiceBackend:
                                         f"GET {BASE}/{'flowSpecs' if collection == 'flows' else 'connectionSpecs'}.")
         if collection == "targetConnections" and body.get("baseConnectionId"):
             self.get("connections", body["baseConnectionId"])
+        if collection == "targetConnections":
+            names.relative_path((body.get("params") or {}).get("path") or "", "params.path")
+        for selector in _selectors(body) if collection == "flows" else []:
+            names.file_name_template((selector.get("value") or {}).get("filenameTemplate") or DEFAULT_FILENAME)
         if collection == "sourceConnections" and spec_id == DATALAKE_SOURCE:
             for item in (body.get("params") or {}).get("datasets") or []:
                 self.catalog.dataset(item.get("dataSetId", ""))
@@ -212,7 +217,7 @@ class FlowServiceBackend:
             dest, params = self._destination(flow)
             files = self.catalog.active_files(ds_id, self.platform.lake)
             stamp = datetime.fromtimestamp(run["metrics"]["durationSummary"]["startedAtUTC"] / 1000, UTC)
-            folder = "/".join(p for p in [(params.get("path") or "").strip("/"), ds_id,
+            folder = "/".join(p for p in [names.relative_path(params.get("path") or "", "params.path"), ds_id,
                                           f"exportTime={stamp:%Y%m%d%H%M}"] if p)
             gzip = str(params.get("compression", "NONE")).upper() == "GZIP"
             fmt = str(params.get("datasetFileType", "PARQUET")).upper()
@@ -247,16 +252,18 @@ class FlowServiceBackend:
             attrs = [p["value"]["path"] for p in _profile_selectors(flow)]
             store = ProfileStore(self.scope, self.platform)
             con = store.connect()
-            cols = ", ".join(["m.identity"] + [f'a."p{i}" AS "{path}"' for i, path in enumerate(attrs)])
+            cols = ", ".join(["m.identity"] + [f"a.{quote_ident(f'p{i}')} AS {quote_ident(path)}"
+                                               for i, path in enumerate(attrs)])
             table = con.execute(
-                f"SELECT {cols} FROM read_parquet('{members_path}') m LEFT JOIN ({store.attributes_sql(attrs)}) a "
-                "USING (identity) ORDER BY m.identity").to_arrow_table()
+                f"SELECT {cols} FROM read_parquet({quote_literal(str(members_path))}) m "
+                f"LEFT JOIN ({store.attributes_sql(attrs)}) a USING (identity) ORDER BY m.identity").to_arrow_table()
             con.close()
             stamp = datetime.fromtimestamp(run["metrics"]["durationSummary"]["startedAtUTC"] / 1000, UTC)
-            name = _filename(selector.get("filenameTemplate") or DEFAULT_FILENAME, flow["name"], seg, stamp)
+            template = names.file_name_template(selector.get("filenameTemplate") or DEFAULT_FILENAME)
+            name = names.file_name(_filename(template, flow["name"], seg, stamp))
             buf = io.BytesIO()
             pacsv.write_csv(table, buf)
-            folder = (params.get("path") or "").strip("/")
+            folder = names.relative_path(params.get("path") or "", "params.path")
             dest.write(f"{folder}/{name}.csv" if folder else f"{name}.csv", buf.getvalue())
             return {"recordSummary": {"inputRecordCount": table.num_rows, "outputRecordCount": table.num_rows,
                                       "failedRecordCount": 0},

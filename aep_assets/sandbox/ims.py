@@ -13,7 +13,11 @@ def register(router: Router) -> None:
     platform = router.platform
 
     def token(call: Call):
-        form = {k: v[0] for k, v in parse_qs(call.body.decode() or "").items()}
+        # The secret only in the form body: a query string ends up in access logs and proxies.
+        form = {k: v[0] for k, v in parse_qs(call.body.decode("utf-8", "replace") or "").items()}
+        if "client_secret" in call.params:
+            return JSONResponse({"error": "invalid_request", "error_description": "send client_secret in the "
+                                 "x-www-form-urlencoded body, not in the query string"}, status_code=400)
         form.update({k: v for k, v in call.params.items() if k not in form})
         creds = platform.credentials
         if form.get("grant_type") != "client_credentials":

@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from . import errors
+from . import errors, names
 from .catalog import BATCH, CatalogBackend
 from .http import Call, Router
 from .schema_registry import SchemaRegistryBackend
@@ -117,7 +117,7 @@ class IngestionBackend:
             if batch["status"] != "loading":
                 raise errors.IngestionBadRequest(f"Batch {batch_id} is {batch['status']} and cannot be completed.")
             self._set(batch_id, status="staging")
-            self.platform.later(self.platform.config.batch_delay_s, lambda: self.process(batch_id))
+            self.platform.later(self.platform.config.batch_delay_s, lambda: self.process(batch_id), lane="batches")
         elif action == "ABORT":
             if batch["status"] != "loading":
                 raise errors.IngestionBadRequest(f"Batch {batch_id} is {batch['status']}; only a loading batch "
@@ -136,11 +136,12 @@ class IngestionBackend:
 
     # Chunked uploads: each chunk is kept as {start}-{end} until the file is completed.
     def _chunk_dir(self, batch_id: str, name: str):
-        return self.platform.lake.upload_dir(self.scope.org, self.scope.sandbox, batch_id) / ".chunks" / name
+        return names.inside(self.platform.lake.upload_dir(self.scope.org, self.scope.sandbox, batch_id), ".chunks",
+                            names.file_name(name))
 
     def initialize_file(self, batch_id: str, ds_id: str, name: str) -> None:
+        folder = self._chunk_dir(batch_id, name)  # the name is checked before anything is touched
         self._require_loading(batch_id, ds_id)
-        folder = self._chunk_dir(batch_id, name)
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.iterdir():
             old.unlink()

@@ -21,11 +21,18 @@ import threading
 from datetime import date, datetime
 from decimal import Decimal
 
+from .errors import SandboxError
 from .query.engine import QueryEngine, QueryError, QueryResult
 
 log = logging.getLogger("aep_sandbox.pgwire")
 
 MAX_ROWS = 50_000
+# What the server reads before it trusts a client: PostgreSQL's own startup packet limit, and room for a
+# password message. After authentication a message may carry a long statement, within reason.
+MAX_STARTUP_PACKET = 10_000
+MAX_PRE_AUTH_MESSAGE = 65_536
+MAX_MESSAGE = 64 * 1024 * 1024
+CLIENT_CLOSED = "the client closed the connection"
 SSL_REQUEST, GSSENC_REQUEST, CANCEL_REQUEST, PROTOCOL_V3 = 80877103, 80877104, 80877102, 196608
 SET_STATEMENT = re.compile(r"^\s*SET\s+([A-Za-z_][\w.]*)\s*(?:=|\s+TO\s+)\s*(.+?)\s*;?\s*$", re.I | re.S)
 NO_OPS = {"BEGIN", "START TRANSACTION", "COMMIT", "END", "ROLLBACK"}
@@ -99,18 +106,26 @@ class Session(socketserver.StreamRequestHandler):
         self.statements: dict[str, str] = {}
         self.portals: dict[str, tuple[str, list[QueryResult] | None]] = {}
         self.failed = False  # an extended-protocol error: skip to Sync
+        self.engine: QueryEngine | None = None  # set once the client has authenticated
 
     # -- framing
     def _read(self, n: int) -> bytes:
         data = self.rfile.read(n)
         if len(data) < n:
-            raise ProtocolError("the client closed the connection")
+            raise ProtocolError(CLIENT_CLOSED)
         return data
+
+    def _length(self, limit: int) -> int:
+        """A message's length word, refused unless it is in [4, limit]: nothing is buffered on a promise."""
+        length = struct.unpack("!i", self._read(4))[0]
+        if not 4 <= length <= limit:
+            raise ProtocolError(f"invalid message length {length} (allowed 4 to {limit})")
+        return length
 
     def _message(self) -> tuple[bytes, bytes]:
         kind = self._read(1)
-        length = struct.unpack("!i", self._read(4))[0]
-        return kind, self._read(length - 4)
+        limit = MAX_MESSAGE if self.engine is not None else MAX_PRE_AUTH_MESSAGE
+        return kind, self._read(self._length(limit) - 4)
 
     def _send(self, kind: bytes, payload: bytes = b"") -> None:
         self.wfile.write(kind + struct.pack("!i", len(payload) + 4) + payload)
@@ -125,16 +140,25 @@ class Session(socketserver.StreamRequestHandler):
 
     # -- connection
     def handle(self) -> None:
+        self.admitted = False
         try:
             if not self._startup():
                 return
             self._serve()
-        except (ProtocolError, ConnectionError, OSError):
+        except ProtocolError as exc:
+            if str(exc) != CLIENT_CLOSED:  # one line, no traceback: a malformed packet is the client's fault
+                log.warning("closing the connection from %s: %s", self.client_address[0], exc)
+        except (ConnectionError, OSError):
             return
+        finally:
+            if self.admitted:
+                self.server.release()
 
     def _startup(self) -> bool:
         while True:
-            length = struct.unpack("!i", self._read(4))[0]
+            length = self._length(MAX_STARTUP_PACKET)
+            if length < 8:
+                raise ProtocolError(f"invalid length of startup packet: {length}")
             body = self._read(length - 4)
             code = struct.unpack("!i", body[:4])[0]
             if code in (SSL_REQUEST, GSSENC_REQUEST):
@@ -147,14 +171,22 @@ class Session(socketserver.StreamRequestHandler):
                 self._error("08P01", f"Unsupported protocol version {code >> 16}.{code & 0xFFFF}.", "FATAL")
                 return False
             parts = body[4:].split(b"\0")
-            params = {parts[i].decode(): parts[i + 1].decode() for i in range(0, len(parts) - 1, 2) if parts[i]}
+            try:
+                params = {parts[i].decode(): parts[i + 1].decode() for i in range(0, len(parts) - 1, 2) if parts[i]}
+            except UnicodeDecodeError:
+                raise ProtocolError("the startup packet's parameters are not UTF-8") from None
             break
+        self.admitted = self.server.admit()
+        if not self.admitted:
+            self._error("53300", f"sorry, too many clients already (at most {self.server.max_connections})", "FATAL")
+            self.wfile.flush()
+            return False
         self._send(b"R", struct.pack("!i", 3))  # AuthenticationCleartextPassword
         self.wfile.flush()
         kind, body = self._message()
         if kind != b"p":
             raise ProtocolError("expected a password message")
-        return self._authenticate(params, body.rstrip(b"\0").decode())
+        return self._authenticate(params, body.rstrip(b"\0").decode("utf-8", "replace"))
 
     def _authenticate(self, params: dict[str, str], password: str) -> bool:
         platform = self.server.platform
@@ -169,7 +201,12 @@ class Session(socketserver.StreamRequestHandler):
             self._error("3D000", f"database {dbname!r} is not '{{sandbox}}:all' or '{{sandbox}}:{{table}}', "
                                  "e.g. 'prod:all'.", "FATAL")
             return False
-        self.engine = QueryEngine(platform.store.scope(org, sandbox), platform)
+        try:
+            scope = platform.store.scope(org, sandbox)
+        except SandboxError as exc:  # the dbname becomes a folder: it must be a sandbox name
+            self._error("3D000", f"database {dbname!r}: {exc.detail}", "FATAL")
+            return False
+        self.engine = QueryEngine(scope, platform)
         self._send(b"R", struct.pack("!i", 0))
         for key, value in (("server_version", "15.0 (AEP Query Service, local sandbox)"),
                            ("server_encoding", "UTF8"), ("client_encoding", "UTF8"), ("DateStyle", "ISO, MDY"),
@@ -353,10 +390,17 @@ class Session(socketserver.StreamRequestHandler):
 class PGServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
-
     def __init__(self, address: tuple[str, int], platform) -> None:
         super().__init__(address, Session)
         self.platform = platform
+        self.max_connections = platform.config.pg_max_connections
+        self._sessions = threading.BoundedSemaphore(self.max_connections)
+
+    def admit(self) -> bool:
+        return self._sessions.acquire(blocking=False)
+
+    def release(self) -> None:
+        self._sessions.release()
 
 
 def start_pg_server(platform, host: str, port: int) -> PGServer:

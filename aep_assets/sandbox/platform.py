@@ -16,6 +16,7 @@ from .datalake import DataLake
 from .store import Store
 
 log = logging.getLogger("aep_sandbox")
+LANES = ("batches", "queries", "jobs")
 
 
 class Platform:
@@ -24,13 +25,17 @@ class Platform:
         self.credentials = config.credentials
         self.store = Store(config.data_dir / "meta.sqlite")
         self.lake = DataLake(config.data_dir / "files")
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aep-sandbox-async")
+        # One pool per kind of work: batches never wait behind long queries, nor queries behind batches.
+        self._pools = {lane: ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"aep-sandbox-{lane}")
+                       for lane in LANES}
+        self.running_queries: dict[str, duckdb.DuckDBPyConnection] = {}  # query id -> its engine connection
         self.pg_address: tuple[str, int] | None = None  # Query Service's PostgreSQL endpoint, once serving
         self.faults = None  # the FaultInjector, once the HTTP app is built
         warm_up()
 
-    def later(self, delay_s: float, fn: Callable[[], None]) -> None:
-        """Run ``fn`` in the background after ``delay_s``: AEP's asynchronous lifecycles."""
+    def later(self, delay_s: float, fn: Callable[[], None], lane: str = "jobs") -> None:
+        """Run ``fn`` in the background after ``delay_s``: AEP's asynchronous lifecycles, each kind of work
+        (``lane``: batches, queries, jobs) in its own pool."""
 
         def run() -> None:
             if delay_s:
@@ -40,10 +45,11 @@ class Platform:
             except Exception:  # the lifecycle records its own failure; this only keeps the log
                 log.exception("background task failed")
 
-        self._pool.submit(run)
+        self._pools[lane].submit(run)
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def warm_up() -> None:

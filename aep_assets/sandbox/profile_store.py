@@ -4,17 +4,25 @@ Merge policy: timestamp-ordered (the default in AEP): for every attribute, the v
 most recently completed batch that has one wins.
 """
 
+from pathlib import Path
+
 import duckdb
 
+from . import names
 from .catalog import PROFILE_TAG, CatalogBackend
 from .datalake import scan_sql
+from .names import path_sql
+from .query.lockdown import locked_connection
 from .schema_registry import SchemaRegistryBackend, has_path
 from .store import Scope
 from .xdm import PROFILE_CLASS
 
+_sql_path = path_sql
 
-def _sql_path(path: str) -> str:
-    return ".".join(f'"{p}"' for p in path.strip("/").replace("/", ".").split("."))
+
+def members_dir(platform, scope: Scope) -> Path:
+    """Where a sandbox's evaluated segments keep their members."""
+    return names.inside(platform.config.data_dir, "segments", scope.org.replace("@", "_"), scope.sandbox)
 
 
 class ProfileStore:
@@ -59,6 +67,6 @@ class ProfileStore:
                 "GROUP BY identity")
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        return con
+        """A connection that reads only this sandbox's files (its datasets, its segments' members)."""
+        return locked_connection(self.platform.lake.sandbox_dir(self.scope.org, self.scope.sandbox),
+                                 members_dir(self.platform, self.scope))

@@ -2,7 +2,8 @@
 
 reference/aep_api.md §7.3. Queries run in the background: ``SUBMITTED`` -> ``IN_PROGRESS`` ->
 ``SUCCESS`` | ``FAILED`` with ``errors[{code, message}]``. REST queries return no rows, as in AEP.
-Not modelled yet: schedules, cancel, soft delete, and the PostgreSQL wire endpoint.
+Not modelled yet: schedules. A query runs at most as long as Query Service's guardrails allow (config:
+``adhoc_timeout_s``, ``batch_timeout_s``), and ``cancel`` interrupts a running one.
 """
 
 import time
@@ -69,7 +70,7 @@ class QueryServiceBackend:
                             "cancel": {"href": f"{BASE}/queries/{qid}", "method": "PATCH",
                                        "body": '{"op": "cancel"}'}}}
         self.scope.put(QUERY, qid, query, name=query["name"])
-        self.platform.later(self.platform.config.query_delay_s, lambda: self.execute(qid))
+        self.platform.later(self.platform.config.query_delay_s, lambda: self.execute(qid), lane="queries")
         return query
 
     def execute(self, qid: str) -> None:
@@ -79,9 +80,11 @@ class QueryServiceBackend:
             return
         started = time.monotonic()
         try:
-            result = QueryEngine(self.scope, self.platform).run(query["request"]["sql"], query["queryParameters"])
+            result = QueryEngine(self.scope, self.platform, qid).run(query["request"]["sql"],
+                                                                      query["queryParameters"])
         except QueryError as exc:
-            self._finish(qid, started, state="FAILED", errors=[{"code": exc.code, "message": exc.message}])
+            state = "CANCELLED" if exc.code == "57014" else "FAILED"
+            self._finish(qid, started, state=state, errors=[{"code": exc.code, "message": exc.message}])
             return
         except Exception as exc:  # any engine fault still ends the query, as AEP's would
             self._finish(qid, started, state="FAILED", errors=[{"code": "XX000", "message": f"Internal error: {exc}"}])
@@ -91,11 +94,17 @@ class QueryServiceBackend:
 
     def _finish(self, qid: str, started: float, **fields) -> None:
         elapsed = int((time.monotonic() - started) * 1000)
-        self.scope.update(QUERY, qid, lambda q: {**q, **fields, "elapsedTime": elapsed, "updated": _iso()})
+
+        def finish(q: dict) -> dict:
+            if q["state"] == "CANCELLED":  # cancelled while it ran: it stays cancelled
+                fields.pop("state", None)
+            return {**q, **fields, "elapsedTime": elapsed, "updated": _iso()}
+
+        self.scope.update(QUERY, qid, finish)
 
     def change(self, qid: str, op: str) -> None:
-        """``cancel`` a query that has not started (a running one cannot be stopped here), or ``soft_delete``
-        one so that listings leave it out."""
+        """``cancel`` a query that has not finished (a running one is interrupted), or ``soft_delete`` one so
+        that listings leave it out."""
         query = self.get(qid)
         if op == "soft_delete":
             self.scope.update(QUERY, qid, lambda q: {**q, "softDeleted": True, "updated": _iso()})
@@ -104,13 +113,16 @@ class QueryServiceBackend:
             raise errors.QueryBadRequest(f"op {op!r} is not 'cancel' or 'soft_delete'.")
 
         def cancel(q: dict) -> dict:
-            if q["state"] != "SUBMITTED":
-                raise errors.QueryBadRequest(f"Query {qid} is {q['state']}; only a submitted query can be "
-                                             "cancelled in the sandbox.")
+            if q["state"] not in ("SUBMITTED", "IN_PROGRESS"):
+                raise errors.QueryBadRequest(f"Query {qid} is {q['state']}; only a submitted or running query "
+                                             "can be cancelled.")
             return {**q, "state": "CANCELLED", "updated": _iso()}
 
         cancel(query)  # a clear error before touching the store
         self.scope.update(QUERY, qid, cancel)
+        running = self.platform.running_queries.get(qid)
+        if running is not None:
+            running.stop()
 
     def get(self, qid: str) -> dict:
         q = self.scope.get(QUERY, qid)

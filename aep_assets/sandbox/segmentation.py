@@ -9,10 +9,10 @@ import uuid
 
 import pyarrow.parquet as pq
 
-from . import errors
+from . import errors, names
 from .http import Call, Router
 from .pql import PQLError, compile_pql
-from .profile_store import ProfileStore
+from .profile_store import ProfileStore, members_dir
 from .store import Scope, now_ms
 
 BASE = "/data/core/ups"
@@ -85,8 +85,8 @@ class SegmentationBackend:
         return job
 
     def members_path(self, seg_id: str):
-        return self.platform.config.data_dir / "segments" / self.scope.org.replace("@", "_") / \
-            self.scope.sandbox / seg_id / "members.parquet"
+        return names.inside(members_dir(self.platform, self.scope), names.object_id(seg_id, "Segment id"),
+                            "members.parquet")
 
     def run_job(self, job_id: str) -> None:
         start = now_ms()

@@ -4,13 +4,17 @@ Several sandbox processes may serve the same data directory; SQLite in WAL mode 
 timeout serialises their writes, and read-modify-write goes through :meth:`Scope.update`.
 """
 
+import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from . import names
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -23,6 +27,10 @@ CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, client_id TEXT, expir
 """
 
 
+def _token_hash(token: str) -> str:
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -32,7 +40,11 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self.path.touch(mode=0o600, exist_ok=True)
         self._connection().executescript(_SCHEMA)
+        for owned in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
+            if owned.exists():
+                os.chmod(owned, 0o600)  # tokens and connection secrets live here: owner only
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -58,16 +70,17 @@ class Store:
         return self._connection()
 
     def scope(self, org: str, sandbox: str) -> "Scope":
-        return Scope(self, org, sandbox)
+        return Scope(self, org, names.sandbox_name(sandbox))
 
-    # Tokens are global to the data directory, not per sandbox.
+    # Tokens are global to the data directory, not per sandbox, and kept only as hashes: whoever reads the
+    # file cannot present them.
     def add_token(self, token: str, client_id: str, expires: float) -> None:
         with self.transaction() as db:
-            db.execute("INSERT INTO tokens VALUES (?, ?, ?)", (token, client_id, expires))
+            db.execute("INSERT INTO tokens VALUES (?, ?, ?)", (_token_hash(token), client_id, expires))
 
     def token_client(self, token: str) -> str | None:
         row = self.read().execute(
-            "SELECT client_id FROM tokens WHERE token = ? AND expires > ?", (token, time.time())
+            "SELECT client_id FROM tokens WHERE token = ? AND expires > ?", (_token_hash(token), time.time())
         ).fetchone()
         return row[0] if row else None
 

@@ -10,6 +10,7 @@ snapshots.py, anonymous blocks (``$$ BEGIN ... END $$`` with ``SET @v``) in bloc
 
 import secrets
 import shutil
+import threading
 from dataclasses import dataclass, field
 
 import duckdb
@@ -18,10 +19,11 @@ from sqlglot import exp
 
 from ..catalog import BATCH, CatalogBackend
 from ..datalake import scan_sql
+from ..names import quote_ident, quote_literal
 from ..schema_registry import SchemaRegistryBackend
 from ..store import Scope, now_ms
 from ..xdm import arrow_schema, infer_properties
-from . import blocks, snapshots
+from . import blocks, lockdown, snapshots
 from .translate import TranslationError, parse, substitute, to_duckdb
 
 
@@ -43,9 +45,32 @@ class QueryResult:
     datasets_written: list[str] = field(default_factory=list)
 
 
+class Watchdog:
+    """Interrupts a statement that runs past its guardrail, or that someone cancels."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, timeout_s: float) -> None:
+        self.con, self.timeout_s, self.reason = con, timeout_s, ""
+        self._timer = threading.Timer(timeout_s, self.stop, args=("timeout",))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def stop(self, reason: str = "cancel") -> None:
+        self.reason = self.reason or reason
+        self.con.interrupt()
+
+    def done(self) -> None:
+        self._timer.cancel()
+
+    def error(self) -> "QueryError":
+        if self.reason == "timeout":
+            return QueryError("53400", f"The query ran past Query Service's maximum execution time of "
+                                       f"{self.timeout_s:g} s and was stopped.")
+        return QueryError("57014", "canceling statement due to user request")
+
+
 class QueryEngine:
-    def __init__(self, scope: Scope, platform) -> None:
-        self.scope, self.platform = scope, platform
+    def __init__(self, scope: Scope, platform, query_id: str | None = None) -> None:
+        self.scope, self.platform, self.query_id = scope, platform, query_id
         self.registry = SchemaRegistryBackend(scope, platform.credentials.tenant_id)
         self.catalog = CatalogBackend(scope, self.registry)
 
@@ -73,9 +98,11 @@ class QueryEngine:
         return result.rows[0][0] if result.rows else None
 
     def _connect(self, statement: exp.Expression) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET threads = 2")
+        try:
+            lockdown.refuse_outside_access(statement)
+        except lockdown.Refused as exc:
+            raise QueryError("42501", str(exc)) from None
+        con = lockdown.locked_connection(self.platform.lake.datasets_dir(self.scope.org, self.scope.sandbox))
         ctes = {c.alias_or_name.lower() for c in statement.find_all(exp.CTE)}
         registered: set[str] = set()
         for table in statement.find_all(exp.Table):
@@ -127,11 +154,11 @@ class QueryEngine:
             if files:
                 scans.append(f"SELECT *, {_system_columns(batch)} FROM {scan_sql(files)}")
         if scans:
-            con.execute(f'CREATE VIEW "{name}" AS {" UNION ALL BY NAME ".join(scans)}')
+            con.execute(f'CREATE VIEW {quote_ident(name)} AS {" UNION ALL BY NAME ".join(scans)}')
         else:
             props, _ = self.registry.resolve(self.registry.get(ds["schemaRef"]["id"], "schemas"))
             con.register(f"{name}__empty", arrow_schema(props).empty_table())
-            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "{name}__empty"')
+            con.execute(f'CREATE VIEW {quote_ident(name)} AS SELECT * FROM {quote_ident(name + "__empty")}')
 
     def _run_one(self, statement: exp.Expression, fetch: bool, max_rows: int | None) -> QueryResult:
         try:
@@ -143,6 +170,11 @@ class QueryEngine:
             con = self._connect(statement)
         except duckdb.Error as exc:
             raise QueryError(_sqlstate(exc), str(exc).split("\n")[0]) from None
+        batch = isinstance(statement, (exp.Create, exp.Insert))
+        config = self.platform.config
+        watchdog = Watchdog(con, config.batch_timeout_s if batch else config.adhoc_timeout_s)
+        if self.query_id:
+            self.platform.running_queries[self.query_id] = watchdog
         try:
             if isinstance(statement, exp.Create) and statement.kind == "TABLE":
                 return self._ctas(con, statement)
@@ -157,9 +189,14 @@ class QueryEngine:
                 count = len(rows) if fetch else len(cur.fetchall())
                 return QueryResult(row_count=count, columns=columns, types=types, rows=rows)
             raise QueryError("0A000", f"Statement {statement.key.upper()} is not supported by the sandbox yet.")
+        except duckdb.InterruptException:
+            raise watchdog.error() from None
         except duckdb.Error as exc:
             raise QueryError(_sqlstate(exc), str(exc).split("\n")[0]) from None
         finally:
+            watchdog.done()
+            if self.query_id:
+                self.platform.running_queries.pop(self.query_id, None)
             con.close()
 
     def _write(self, con, select: exp.Expression, ds_id: str) -> tuple[str, int]:
@@ -169,7 +206,8 @@ class QueryEngine:
         tmp = out.with_name(out.name + ".tmp")
         tmp.mkdir(parents=True, exist_ok=True)
         target = tmp / "part-00000.parquet"
-        con.execute(f"COPY ({_rows_sql(con, select)}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY ({_rows_sql(con, select)}) TO {quote_literal(str(target))} (FORMAT parquet, "
+                    "COMPRESSION zstd)")
         rows = pq.ParquetFile(target).metadata.num_rows
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
@@ -235,14 +273,14 @@ def _rows_sql(con: duckdb.DuckDBPyConnection, select: exp.Expression) -> str:
     system = [n for n in names if n.lower() in SYSTEM_COLUMNS]
     if not system:
         return sql
-    return f"SELECT * EXCLUDE ({', '.join(chr(34) + n + chr(34) for n in system)}) FROM ({sql})"
+    return f"SELECT * EXCLUDE ({', '.join(quote_ident(n) for n in system)}) FROM ({sql})"
 
 
 def _system_columns(batch: dict) -> str:
-    batch_id = batch["id"].replace("'", "''")
-    return (f"struct_pack(acp_sourceBatchId := '{batch_id}', commitBatchId := '{batch_id}', "
+    batch_id = quote_literal(batch["id"])
+    return (f"struct_pack(acp_sourceBatchId := {batch_id}, commitBatchId := {batch_id}, "
             f"ingestTime := {int(batch.get('completed') or 0)}::BIGINT) AS _acp_system_metadata, "
-            f"'{batch_id}' AS _ACP_BATCHID")
+            f"{batch_id} AS _ACP_BATCHID")
 
 
 def _sqlstate(exc: duckdb.Error) -> str:
