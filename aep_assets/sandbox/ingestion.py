@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from . import errors, names
 from .catalog import BATCH, CatalogBackend
 from .http import Call, Router
+from .recovery import this_worker
 from .schema_registry import SchemaRegistryBackend
 from .store import Scope, now_ms
 from .xdm import IDENTITY_MAP_PATH, RecordError, conform, conforms_as_stored
@@ -116,7 +117,7 @@ class IngestionBackend:
                 return  # COMPLETE is safe to retry
             if batch["status"] != "loading":
                 raise errors.IngestionBadRequest(f"Batch {batch_id} is {batch['status']} and cannot be completed.")
-            self._set(batch_id, status="staging")
+            self._set(batch_id, status="staging", worker=this_worker())  # recovery.py ends it if we crash
             self.platform.later(self.platform.config.batch_delay_s, lambda: self.process(batch_id), lane="batches")
         elif action == "ABORT":
             if batch["status"] != "loading":

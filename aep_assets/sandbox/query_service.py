@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from . import errors, filters
 from .http import Call, Router
 from .query.engine import QueryEngine, QueryError
+from .recovery import this_worker
 from .store import Scope
 
 BASE = "/data/foundation/query"
@@ -65,7 +66,7 @@ class QueryServiceBackend:
                  "queryParameters": params, "templateId": body.get("templateId"),
                  "rowCount": 0, "errors": [], "isCTAS": "CREATE TABLE" in upper,
                  "isInsertInto": "INSERT INTO" in upper, "elapsedTime": 0, "created": now, "updated": now,
-                 "client": "API", "userId": "aep-sandbox",
+                 "client": "API", "userId": "aep-sandbox", "worker": this_worker(),
                  "_links": {"self": {"href": f"{BASE}/queries/{qid}"},
                             "cancel": {"href": f"{BASE}/queries/{qid}", "method": "PATCH",
                                        "body": '{"op": "cancel"}'}}}

@@ -67,6 +67,13 @@ class SandboxProcess:
                 self._proc.kill()
         self._proc = None
 
+    def kill(self) -> None:
+        """Stop the process at once, as a crash would (SIGKILL): nothing is cleaned up."""
+        if self._proc and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(10)
+        self._proc = None
+
     def __enter__(self) -> "SandboxProcess":
         return self.start()
 

@@ -12,6 +12,7 @@ import secrets
 import shutil
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
@@ -20,6 +21,7 @@ from sqlglot import exp
 from ..catalog import BATCH, CatalogBackend
 from ..datalake import scan_sql
 from ..names import quote_ident, quote_literal
+from ..recovery import staging_dir, this_worker
 from ..schema_registry import SchemaRegistryBackend
 from ..store import Scope, now_ms
 from ..xdm import arrow_schema, infer_properties
@@ -50,15 +52,24 @@ class Watchdog:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, timeout_s: float) -> None:
         self.con, self.timeout_s, self.reason = con, timeout_s, ""
+        self._finished = threading.Event()
         self._timer = threading.Timer(timeout_s, self.stop, args=("timeout",))
         self._timer.daemon = True
         self._timer.start()
 
     def stop(self, reason: str = "cancel") -> None:
+        """Interrupt now, and again until the statement has ended: an interrupt that lands between two of
+        DuckDB's statements would otherwise be lost."""
         self.reason = self.reason or reason
-        self.con.interrupt()
+        threading.Thread(target=self._interrupt_until_done, daemon=True).start()
+
+    def _interrupt_until_done(self) -> None:
+        while not self._finished.is_set():
+            self.con.interrupt()
+            self._finished.wait(0.1)
 
     def done(self) -> None:
+        self._finished.set()
         self._timer.cancel()
 
     def error(self) -> "QueryError":
@@ -175,7 +186,11 @@ class QueryEngine:
         watchdog = Watchdog(con, config.batch_timeout_s if batch else config.adhoc_timeout_s)
         if self.query_id:
             self.platform.running_queries[self.query_id] = watchdog
+            if (self.scope.get("query", self.query_id) or {}).get("state") == "CANCELLED":
+                watchdog.stop()  # cancelled between its start and now: the canceller found nothing to stop
         try:
+            if watchdog.reason:
+                raise watchdog.error()
             if isinstance(statement, exp.Create) and statement.kind == "TABLE":
                 return self._ctas(con, statement)
             if isinstance(statement, exp.Insert):
@@ -199,18 +214,25 @@ class QueryEngine:
                 self.platform.running_queries.pop(self.query_id, None)
             con.close()
 
-    def _write(self, con, select: exp.Expression, ds_id: str) -> tuple[str, int]:
-        """Write the SELECT's rows as one new successful batch of ``ds_id``."""
+    def _stage(self, con, select: exp.Expression) -> Path:
+        """Write the SELECT's rows to a staging folder of this process's; no dataset sees them yet."""
+        staged = staging_dir(self.platform.lake.datasets_dir(self.scope.org, self.scope.sandbox))
+        try:
+            con.execute(f"COPY ({_rows_sql(con, select)}) TO {quote_literal(str(staged / 'part-00000.parquet'))} "
+                        "(FORMAT parquet, COMPRESSION zstd)")
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        return staged
+
+    def _commit(self, staged: Path, ds_id: str) -> tuple[str, int]:
+        """The staged rows become one new successful batch of ``ds_id``, all at once."""
         batch_id = secrets.token_hex(16)
         out = self.platform.lake.batch_dir(self.scope.org, self.scope.sandbox, ds_id, batch_id)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
-        target = tmp / "part-00000.parquet"
-        con.execute(f"COPY ({_rows_sql(con, select)}) TO {quote_literal(str(target))} (FORMAT parquet, "
-                    "COMPRESSION zstd)")
-        rows = pq.ParquetFile(target).metadata.num_rows
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staged.rename(out)
+        part = out / "part-00000.parquet"
+        rows = pq.ParquetFile(part).metadata.num_rows
         now = now_ms()
         self.scope.put(BATCH, batch_id, {
             "id": batch_id, "imsOrg": self.scope.org, "status": "success",
@@ -218,8 +240,9 @@ class QueryEngine:
             "created": now, "updated": now, "started": now, "completed": now, "createdClient": "query-service",
             "createdUser": "query-service", "errors": [], "files": [], "version": "1.0.0", "tags": {},
             "metrics": {"inputRecordCount": rows, "outputRecordCount": rows, "recordsWritten": rows,
-                        "outputByteSize": (out / "part-00000.parquet").stat().st_size}})
-        self.scope.update("dataset", ds_id, lambda b: {**b, "lastBatchId": batch_id, "lastBatchStatus": "success",
+                        "outputByteSize": part.stat().st_size}})
+        self.scope.update("dataset", ds_id, lambda b: {**{k: v for k, v in b.items() if k != "ctasWorker"},
+                                                       "lastBatchId": batch_id, "lastBatchStatus": "success",
                                                        "updated": now})
         return batch_id, rows
 
@@ -235,12 +258,19 @@ class QueryEngine:
                 return QueryResult(kind="CREATE TABLE")
             raise QueryError("42P07", f"Table '{name}' already exists. Use CREATE TABLE IF NOT EXISTS, "
                                       "INSERT INTO, or DROP TABLE first.")
+        # CTAS is atomic: the rows are written first, and the table appears in Catalog only with them. A crash
+        # in between leaves a dataset marked with this process, which recovery removes (recovery.py).
         empty = con.execute(f"SELECT * FROM ({_rows_sql(con, select)}) LIMIT 0").to_arrow_table()
-        schema = self.registry.create_adhoc_schema(f"{name} (ad hoc, {secrets.token_hex(4)})",
-                                                   infer_properties(empty.schema))
-        ds = self.catalog.create_dataset({"name": name, "schemaRef": {"id": schema["$id"]}},
-                                         table=name, client="query-service")
-        _, rows = self._write(con, select, ds["id"])
+        staged = self._stage(con, select)
+        try:
+            schema = self.registry.create_adhoc_schema(f"{name} (ad hoc, {secrets.token_hex(4)})",
+                                                       infer_properties(empty.schema))
+            ds = self.catalog.create_dataset({"name": name, "schemaRef": {"id": schema["$id"]}},
+                                             table=name, client="query-service")
+            self.scope.update("dataset", ds["id"], lambda b: {**b, "ctasWorker": this_worker()})
+            _, rows = self._commit(staged, ds["id"])
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
         return QueryResult(row_count=rows, datasets_written=[ds["id"]], kind="CREATE TABLE")
 
     def _insert(self, con, statement: exp.Insert) -> QueryResult:
@@ -248,7 +278,11 @@ class QueryEngine:
         ds = self.catalog.dataset_by_table(name)
         if ds is None:
             raise QueryError("42P01", f"Table '{name}' does not exist; create it with CREATE TABLE ... AS first.")
-        _, rows = self._write(con, statement.expression, ds["id"])
+        staged = self._stage(con, statement.expression)
+        try:
+            _, rows = self._commit(staged, ds["id"])
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
         return QueryResult(row_count=rows, datasets_written=[ds["id"]], kind="INSERT")
 
     def _drop(self, statement: exp.Drop) -> QueryResult:

@@ -1,0 +1,103 @@
+"""After a crash: every lifecycle the dead process left in flight ends terminal and retryable.
+
+Several sandbox processes may share a data directory, so work in flight records which process runs it
+(``worker``: its pid and start time). When a sandbox starts it looks for batches, queries and CTAS
+staging that belong to a process that no longer exists: a batch that was ``staging`` or ``processing``
+ends ``failed`` with the retryable code ``INTERNAL`` (the client ingests its files again), a query
+that was ``SUBMITTED`` or ``IN_PROGRESS`` ends ``FAILED`` (57P01, submit it again), and their temporary
+files are removed. Work of live processes is left alone.
+"""
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from .store import Store, now_ms
+
+log = logging.getLogger("aep_sandbox")
+IN_FLIGHT_BATCH = ("staging", "processing")
+IN_FLIGHT_QUERY = ("SUBMITTED", "IN_PROGRESS")
+STAGING = ".staging"  # under a sandbox's datasets folder: CTAS rows written before their dataset exists
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def this_worker() -> str:
+    pid = os.getpid()
+    return f"{pid}:{_start_time(pid) or '0'}"
+
+
+def alive(worker: str | None) -> bool:
+    if not worker:
+        return False
+    pid, _, started = worker.partition(":")
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return _start_time(int(pid)) in (started, None)
+
+
+def recover(store: Store, lake_root: Path) -> dict[str, int]:
+    """End the lifecycles of dead workers; return how many of each were ended."""
+    ended = {"batches": 0, "queries": 0, "ctas_tables": 0, "staging": 0}
+    db = store.read()
+    rows = db.execute("SELECT org, sandbox, kind, id, body FROM resources WHERE kind IN ('batch', 'query', 'dataset')"
+                      ).fetchall()
+    for org, sandbox, kind, obj_id, body in rows:
+        obj = json.loads(body)
+        if alive(obj.get("worker")) or (kind != "dataset" and not obj.get("worker") and not _stale(kind, obj)):
+            continue
+        scope = store.scope(org, sandbox)
+        if kind == "batch" and obj.get("status") in IN_FLIGHT_BATCH:
+            scope.update("batch", obj_id, _failed_batch)
+            dataset = (obj.get("relatedObjects") or [{}])[0].get("id", "")
+            sandbox_dir = lake_root / org.replace("@", "_") / sandbox
+            shutil.rmtree(sandbox_dir / "datasets" / dataset / f"batch={obj_id}.tmp", ignore_errors=True)
+            shutil.rmtree(sandbox_dir / "uploads" / obj_id, ignore_errors=True)
+            ended["batches"] += 1
+        elif kind == "query" and obj.get("state") in IN_FLIGHT_QUERY:
+            scope.update("query", obj_id, lambda q: {**q, "state": "FAILED", "errors": [
+                {"code": "57P01", "message": "The sandbox restarted while the query ran; submit it again."}]})
+            ended["queries"] += 1
+        elif kind == "dataset" and obj.get("ctasWorker") and not alive(obj["ctasWorker"]):
+            scope.delete("dataset", obj_id)  # a CTAS table whose rows never landed
+            shutil.rmtree(lake_root / org.replace("@", "_") / sandbox / "datasets" / obj_id, ignore_errors=True)
+            ended["ctas_tables"] += 1
+    for staging in lake_root.glob(f"*/*/datasets/{STAGING}/*"):
+        if not alive(staging.name.split("-", 1)[0].replace("_", ":")):
+            shutil.rmtree(staging, ignore_errors=True)
+            ended["staging"] += 1
+    if any(ended.values()):
+        log.warning("recovered after a crash: %s", ", ".join(f"{n} {k}" for k, n in ended.items() if n))
+    return ended
+
+
+def _failed_batch(batch: dict) -> dict:
+    return {**batch, "status": "failed", "completed": now_ms(), "updated": now_ms(), "errors": [
+        {"code": "INTERNAL", "description": "The sandbox stopped while it processed this batch; ingest its files "
+                                            "again in a new batch."}]}
+
+
+def staging_dir(datasets_dir: Path) -> Path:
+    """A fresh folder of this process's for rows written before their dataset exists."""
+    import secrets
+
+    folder = datasets_dir / STAGING / f"{this_worker().replace(':', '_')}-{secrets.token_hex(6)}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _stale(kind: str, obj: dict) -> bool:
+    """Lifecycles from before workers were recorded: in flight with no worker means nobody runs them."""
+    return (kind == "batch" and obj.get("status") in IN_FLIGHT_BATCH) or \
+        (kind == "query" and obj.get("state") in IN_FLIGHT_QUERY)

@@ -1,0 +1,70 @@
+"""After ``kill -9`` a restarted sandbox ends every lifecycle the crash interrupted, terminal and retryable,
+removes their temporary files, and the same work then runs to the end."""
+
+import pyarrow as pa
+import pytest
+
+from aep_assets.aep import errors
+from aep_assets.pipeline.ingest import ingest_batch, parquet_bytes
+from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.sandbox.server import SandboxProcess
+
+from .conftest import client_for, replace_rows
+
+CTAS = "CREATE TABLE crash_ctas AS SELECT eventType, COUNT(*) AS n FROM {table} GROUP BY eventType"
+
+
+def _events(tenant: str, n: int = 50) -> pa.Table:
+    return pa.table({"_id": [f"c{i}" for i in range(n)], "timestamp": pa.array(range(n), pa.timestamp("us", "UTC")),
+                     "eventType": ["web.webpagedetails.pageViews"] * n,
+                     f"_{tenant}": pa.StructArray.from_arrays([pa.array([f"u{i % 5}" for i in range(n)])],
+                                                              names=["userid"])})
+
+
+def test_a_crash_during_a_batch_a_query_and_a_ctas_leaves_everything_retryable(tmp_path):
+    data = tmp_path / "aep"
+    with SandboxProcess(data) as setup:
+        client = client_for(setup)
+        tenant = ensure_schemas(client).tenant_id
+        ds = client.catalog.create_dataset("crash events", ensure_schemas(client).schema_id("event"))
+        replace_rows(client, ds["id"], [_events(tenant)])
+        table = client.catalog.table_name(client.catalog.get_dataset(ds["id"]))
+    slow = SandboxProcess(data, async_delay=30).start()  # every lifecycle waits: the crash lands in flight
+    client = client_for(slow)
+    batch = client.ingestion.create_batch(ds["id"], "parquet")
+    client.ingestion.upload_file(batch["id"], ds["id"], "part-0.parquet", parquet_bytes(_events(tenant, 20)))
+    client.ingestion.complete_batch(batch["id"])
+    select = client.query.submit(f"SELECT COUNT(*) FROM {table}", name="crash select")
+    ctas = client.query.submit(CTAS.format(table=table), name="crash ctas")
+    assert client.catalog.get_batch(batch["id"])["status"] == "staging"
+    assert client.query.get(ctas["id"])["state"] == "SUBMITTED"
+    slow.kill()
+
+    with SandboxProcess(data) as restarted:
+        client = client_for(restarted)
+        failed = client.catalog.get_batch(batch["id"])
+        assert failed["status"] == "failed" and failed["errors"][0]["code"] == "INTERNAL"  # the client retries it
+        for query in (select, ctas):
+            ended = client.query.get(query["id"])
+            assert ended["state"] == "FAILED" and ended["errors"][0]["code"] == "57P01"
+        assert not list(data.rglob(f"uploads/{batch['id']}")) and not list(data.rglob("*.tmp"))
+        assert client.catalog.find_dataset("crash_ctas") is None
+        # the same work, again, to the end
+        done = ingest_batch(client, ds["id"], [_events(tenant, 20)], replace=None, timeout_s=30)
+        assert done["status"] == "success" and done["metrics"]["recordsWritten"] == 20
+        assert client.query.run(CTAS.format(table=table), name="crash ctas again", timeout_s=30)["rowCount"] == 1
+        assert client.query.select("SELECT n FROM crash_ctas") == [{"n": 70}]
+
+
+def test_a_failed_ctas_leaves_no_table_behind(client):
+    ensure_schemas(client)
+    tenant = client.schemas.tenant_id()
+    ds = client.catalog.create_dataset("ctas failure events", ensure_schemas(client).schema_id("event"))
+    replace_rows(client, ds["id"], [_events(tenant)])
+    table = client.catalog.table_name(client.catalog.get_dataset(ds["id"]))
+    with pytest.raises(errors.QueryFailed):  # fails while its rows are written
+        client.query.run(f"CREATE TABLE half_made AS SELECT 9223372036854775807 + COUNT(*) AS n FROM {table}",
+                         name="failing ctas", timeout_s=30)
+    assert client.catalog.find_dataset("half_made") is None
+    q = client.query.run(f"CREATE TABLE half_made AS SELECT COUNT(*) AS n FROM {table}", name="retry", timeout_s=30)
+    assert q["state"] == "SUCCESS"  # no 42P07: nothing was left behind
