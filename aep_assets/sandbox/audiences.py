@@ -161,7 +161,7 @@ def register(router: Router) -> None:
         for clause in call.params.getlist("property"):
             key, _, value = clause.partition("==")
             items = [a for a in items if str(a.get(key)) == value]
-        limit, start = int(call.params.get("limit", 20)), int(call.params.get("start", 0))
+        limit, start = call.int_param("limit", 20), call.int_param("start", 0)
         page = items[start:start + limit]
         more = start + limit < len(items)
         return 200, {"children": page, "_page": {"totalCount": len(items), "pageSize": len(page),
@@ -191,7 +191,7 @@ def register(router: Router) -> None:
         items = call.scope.list(EXPORT_JOB)
         if call.params.get("status"):
             items = [j for j in items if j["status"] == call.params["status"]]
-        return 200, {"records": items[: int(call.params.get("limit", 100))], "link": {}}
+        return 200, {"records": items[: call.int_param("limit", 100)], "link": {}}
 
     router.add(f"{BASE}/audiences", ["POST"], create_audience)
     router.add(f"{BASE}/audiences", ["GET"], list_audiences)

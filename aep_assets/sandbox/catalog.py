@@ -199,7 +199,7 @@ def register(router: Router) -> None:
         return 200, {ds["id"]: {k: v for k, v in ds.items() if k != "id"}}
 
     def patch_dataset(call: Call):
-        ops = call.json()
+        ops = call.json(list)
         if not isinstance(ops, list):
             raise errors.CatalogBadRequest("A dataset PATCH body is a JSON Patch array "
                                            "(Content-Type: application/json-patch+json).")

@@ -141,3 +141,7 @@ class RangeNotSatisfiable(SandboxError):
 
 class FlowPreconditionFailed(SandboxError):
     status, code, title = 412, "CONNECTOR-1412-412", "Precondition failed"
+
+
+class InternalError(SandboxError):
+    status, code, title = 500, "GW-5000-500", "Internal error"

@@ -402,7 +402,7 @@ def register(router: Router) -> None:
 
     def patcher(collection: str):
         def handler(call: Call):
-            obj = backend(call).patch(collection, call.path["id"], call.headers.get("if-match"), call.json())
+            obj = backend(call).patch(collection, call.path["id"], call.headers.get("if-match"), call.json(list))
             return 200, {"id": obj["id"], "etag": obj["etag"]}
         return handler
 

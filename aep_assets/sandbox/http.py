@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 import random
 import re
 import threading
@@ -17,6 +18,8 @@ from starlette.routing import Route
 from . import errors
 from .platform import Platform
 from .store import Scope
+
+log = logging.getLogger("aep_sandbox")
 
 
 @dataclass
@@ -41,13 +44,31 @@ class Call:
     def headers(self):
         return self.request.headers
 
-    def json(self) -> Any:
+    def json(self, kind: type = dict) -> Any:
+        """The JSON body, which must be a ``kind`` (an object, or a list for JSON Patch)."""
         if not self.body:
             raise errors.SandboxError("The request body is empty; send a JSON body.")
         try:
-            return json.loads(self.body)
-        except json.JSONDecodeError as exc:
-            raise errors.SandboxError(f"The request body is not valid JSON: {exc}.") from None
+            body = json.loads(self.body)
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise errors.SandboxError(f"The request body is not valid UTF-8 JSON: {exc}.") from None
+        if not isinstance(body, kind):
+            expected = "a JSON object" if kind is dict else "a JSON array (of JSON Patch operations)"
+            raise errors.SandboxError(f"The request body must be {expected}, not {type(body).__name__}.")
+        return body
+
+    def int_param(self, name: str, default: int) -> int:
+        """A whole-number query parameter, at least 0."""
+        raw = self.params.get(name)
+        if raw in (None, ""):
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise errors.SandboxError(f"Query parameter {name}={raw!r} is not a whole number.") from None
+        if value < 0:
+            raise errors.SandboxError(f"Query parameter {name}={value} must be 0 or more.")
+        return value
 
     @property
     def base_url(self) -> str:
@@ -135,6 +156,18 @@ def endpoint(platform: Platform, faults: FaultInjector, handler: Callable[[Call]
             result = await run_in_threadpool(handler, call)
         except errors.SandboxError as exc:
             return render(exc, request_id)
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:
+            # A field of the wrong type deep in a body (a number where a string goes, a list for an object)
+            # that a handler did not check by name: still the caller's 400, and the log keeps where it broke.
+            log.warning("400 for %s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc,
+                        exc_info=True)
+            return render(errors.SandboxError(f"A field of the request does not have the type this endpoint takes "
+                                              f"({type(exc).__name__}: {exc}); check the request against AEP's "
+                                              "API reference."), request_id)
+        except Exception:  # a bug of the sandbox's: still AEP's error shape, never a plain-text page
+            log.exception("500 for %s %s", request.method, request.url.path)
+            return render(errors.InternalError("The sandbox failed on this request (a bug); see its log."),
+                          request_id)
         return _to_response(result, request_id)
 
     return asgi

@@ -155,7 +155,7 @@ def register(router: Router) -> None:
         items = [q for q in items if filters.matches(q, filters.parse(call.params.getlist("property")))]
         order = call.params.get("orderby", "-created")
         items.sort(key=lambda q: q.get(order.lstrip("-+"), ""), reverse=order.startswith("-"))
-        limit, start = int(call.params.get("limit", 20)), int(call.params.get("start", 0))
+        limit, start = call.int_param("limit", 20), call.int_param("start", 0)
         page = items[start:start + limit]
         return 200, {"queries": page, "_page": {"orderby": order, "start": start, "count": len(page)},
                      "_links": {}}

@@ -222,8 +222,8 @@ def _list_response(call: Call, items: list[dict]) -> tuple[int, dict]:
     order = call.params.get("orderby")
     if order:
         items.sort(key=lambda r: str(r.get(order.lstrip("-"), "")), reverse=order.startswith("-"))
-    limit = int(call.params.get("limit") or 300)
-    start = int(call.params.get("start") or 0)
+    limit = call.int_param("limit", 300)
+    start = call.int_param("start", 0)
     page = items[start:start + limit]
     full = "xed-id" not in call.headers.get("accept", "")
     results = page if full else [_summary(r) for r in page]
@@ -271,13 +271,13 @@ def register(router: Router) -> None:
         return 200, schema
 
     def patch_schema(call: Call):
-        ops = call.json()
+        ops = call.json(list)
         if not isinstance(ops, list):
             raise errors.SandboxError("A schema PATCH body is a JSON Patch array.")
         return 200, backend(call).patch_schema(call.path["id"], ops)
 
     def patch_fieldgroup(call: Call):
-        ops = call.json()
+        ops = call.json(list)
         if not isinstance(ops, list):
             raise errors.SandboxError("A field group PATCH body is a JSON Patch array.")
         return 200, backend(call).patch_fieldgroup(call.path["id"], ops)

@@ -73,7 +73,9 @@ class SegmentationBackend:
     def create_job(self, body: list) -> dict:
         if not isinstance(body, list) or not body:
             raise errors.SegmentBadRequest('A segment job body is a list like [{"segmentId": "..."}].')
-        ids = [item.get("segmentId") for item in body]
+        if not all(isinstance(item, dict) and isinstance(item.get("segmentId"), str) for item in body):
+            raise errors.SegmentBadRequest('Each item of a segment job body is {"segmentId": "<id>"}.')
+        ids = [item["segmentId"] for item in body]
         for seg_id in ids:
             self.get(seg_id)
         now = now_ms()
@@ -152,7 +154,7 @@ def register(router: Router) -> None:
         name = call.params.get("name")
         if name:
             items = [s for s in items if s["name"] == name]
-        limit, start = int(call.params.get("limit", 100)), int(call.params.get("start", 0))
+        limit, start = call.int_param("limit", 100), call.int_param("start", 0)
         page = items[start:start + limit]
         return 200, {"segments": page, "page": {"totalCount": len(items), "totalPages": 1, "pageSize": len(page),
                                                 "limit": limit}, "link": {}}
@@ -169,7 +171,7 @@ def register(router: Router) -> None:
         return 204, None
 
     def create_job(call: Call):
-        return 200, backend(call).create_job(call.json())
+        return 200, backend(call).create_job(call.json(list))
 
     router.add(f"{BASE}/segment/definitions", ["POST"], create)
     router.add(f"{BASE}/segment/definitions", ["GET"], list_segments)

@@ -27,6 +27,12 @@ CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, client_id TEXT, expir
 """
 
 
+def _require_id(kind: str, id: object) -> None:
+    """Ids come from callers' bodies too: one of the wrong type is their 400, not the store's fault."""
+    if not isinstance(id, str):
+        raise names.InvalidName(f"The {kind} id {id!r} is not a string; ids are strings such as '5f3b...'.")
+
+
 def _token_hash(token: str) -> str:
     return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
 
@@ -100,6 +106,7 @@ class Scope:
         return body
 
     def get(self, kind: str, id: str) -> dict | None:
+        _require_id(kind, id)
         row = self.store.read().execute(
             "SELECT body FROM resources WHERE org=? AND sandbox=? AND kind=? AND id=?",
             (self.org, self.sandbox, kind, id),
@@ -116,6 +123,7 @@ class Scope:
         return [json.loads(r[0]) for r in rows]
 
     def delete(self, kind: str, id: str) -> bool:
+        _require_id(kind, id)
         with self.store.transaction() as db:
             cur = db.execute(
                 "DELETE FROM resources WHERE org=? AND sandbox=? AND kind=? AND id=?",
@@ -125,6 +133,7 @@ class Scope:
 
     def update(self, kind: str, id: str, change: Callable[[dict], dict | None]) -> dict | None:
         """Apply ``change`` to the stored body inside one write transaction."""
+        _require_id(kind, id)
         with self.store.transaction() as db:
             row = db.execute(
                 "SELECT body, name FROM resources WHERE org=? AND sandbox=? AND kind=? AND id=?",
