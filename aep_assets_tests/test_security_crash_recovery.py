@@ -1,15 +1,19 @@
 """After ``kill -9`` a restarted sandbox ends every lifecycle the crash interrupted, terminal and retryable,
-removes their temporary files, and the same work then runs to the end."""
+removes their temporary files, and the same work, and then the whole pipeline, runs to the end."""
 
+import dagster as dg
 import pyarrow as pa
 import pytest
 
 from aep_assets.aep import errors
 from aep_assets.pipeline.ingest import ingest_batch, parquet_bytes
 from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.resources import build_resources
 from aep_assets.sandbox.server import SandboxProcess
 
 from .conftest import client_for, replace_rows
+from .demo import ALL_ASSETS
+from .test_pipeline_e2e import RUN_CONFIG
 
 CTAS = "CREATE TABLE crash_ctas AS SELECT eventType, COUNT(*) AS n FROM {table} GROUP BY eventType"
 
@@ -54,6 +58,12 @@ def test_a_crash_during_a_batch_a_query_and_a_ctas_leaves_everything_retryable(t
         assert done["status"] == "success" and done["metrics"]["recordsWritten"] == 20
         assert client.query.run(CTAS.format(table=table), name="crash ctas again", timeout_s=30)["rowCount"] == 1
         assert client.query.select("SELECT n FROM crash_ctas") == [{"n": 70}]
+    # and the pipeline, on the recovered data directory, runs to the end with every gate passing
+    resources = build_resources({"AEP_SANDBOX_DIR": str(data), "AEP_STORAGE_DIR": str(tmp_path / "storage")})
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(ALL_ASSETS, resources=resources, instance=instance, run_config=RUN_CONFIG)
+    assert result.success and all(c.passed for c in result.get_asset_check_evaluations()
+                                  if c.check_name not in ("drift", "champion_challenger"))
 
 
 def test_a_failed_ctas_leaves_no_table_behind(client):

@@ -228,7 +228,7 @@ class FlowServiceBackend:
                 with tempfile.TemporaryDirectory() as tmp:
                     out = Path(tmp) / "part.parquet"
                     con = duckdb.connect()  # DuckDB writes the file itself: no copy of the rows in Python
-                    con.execute(f"COPY (SELECT * FROM {scan_sql(files)}) TO '{out}' "
+                    con.execute(f"COPY (SELECT * FROM {scan_sql(files)}) TO {quote_literal(str(out))} "
                                 f"(FORMAT parquet, COMPRESSION {'gzip' if gzip else 'uncompressed'})")
                     con.close()
                     rows = pq.ParquetFile(out).metadata.num_rows
