@@ -37,3 +37,17 @@ def profile_schema_without_identity(client, title: str) -> dict:
     schema, _ = client.schemas.ensure_schema({"title": title, "type": "object", "allOf": [
         {"$ref": "https://ns.adobe.com/xdm/context/profile"}, {"$ref": fg["$id"]}]})
     return schema
+
+
+def scored_profiles(client, name: str, users: list[str], propensities: list[float]) -> str:
+    """A profile-enabled score dataset of the users with their propensity; returns the tenant id."""
+    import pyarrow as pa
+
+    from .conftest import replace_rows
+
+    platform = ensure_schemas(client)
+    ds = client.catalog.create_dataset(name, platform.schema_id("score"), profile=True)
+    fields = {"userid": pa.array(users), "propensity": pa.array(propensities)}
+    replace_rows(client, ds["id"], [pa.table({f"_{platform.tenant_id}": pa.StructArray.from_arrays(
+        list(fields.values()), names=list(fields))})])
+    return platform.tenant_id

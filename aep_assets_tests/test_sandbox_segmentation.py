@@ -1,6 +1,5 @@
 """Segmentation contract (reference/aep_api.md §9): the Audiences API, merge policies, export jobs."""
 
-import pyarrow as pa
 import pytest
 import requests
 
@@ -8,8 +7,8 @@ from aep_assets.aep import errors
 from aep_assets.aep.polling import poll
 from aep_assets.pipeline.platform import SCORE_FIELDS, ensure_schemas
 
-from .conftest import client_for, replace_rows
-from .contract import headers
+from .conftest import client_for
+from .contract import headers, scored_profiles
 
 UPS = "/data/core/ups"
 
@@ -18,13 +17,8 @@ UPS = "/data/core/ups"
 def scored(sandbox):
     """Five profiles with a propensity in a profile-enabled dataset."""
     client = client_for(sandbox)
-    platform = ensure_schemas(client)
-    tenant = platform.tenant_id
-    ds = client.catalog.create_dataset("segmentation scores", platform.schema_id("score"), profile=True)
     users = [f"seg-u{i}" for i in range(5)]
-    fields = {"userid": pa.array(users), "propensity": pa.array([0.1, 0.3, 0.5, 0.7, 0.9])}
-    replace_rows(client, ds["id"], [pa.table({f"_{tenant}": pa.StructArray.from_arrays(
-        list(fields.values()), names=list(fields))})])
+    tenant = scored_profiles(client, "segmentation scores", users, [0.1, 0.3, 0.5, 0.7, 0.9])
     assert "propensity" in SCORE_FIELDS
     return client, tenant, users
 

@@ -8,7 +8,17 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aep_assets.sandbox.server import SandboxProcess
+
+from .conftest import client_for
 from .contract import headers
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory):
+    """A sandbox of this module's: whatever the fuzzer manages to create stays out of other tests' way."""
+    with SandboxProcess(tmp_path_factory.mktemp("fuzz")) as sb:
+        yield sb, client_for(sb)
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False)
                     | st.text(max_size=20),
@@ -51,8 +61,8 @@ def _aep_shaped(r: requests.Response) -> bool:
 @settings(max_examples=80, deadline=None, derandomize=True,  # the same examples on every run: CI stays reproducible
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(endpoint=st.sampled_from(ENDPOINTS), body=st.one_of(JSON, NEAR))
-def test_bodies_of_any_shape_get_a_4xx_in_aeps_shape(sandbox, client, endpoint, body):
-    method, path = endpoint
+def test_bodies_of_any_shape_get_a_4xx_in_aeps_shape(fuzzed, endpoint, body):
+    (sandbox, client), (method, path) = fuzzed, endpoint
     h = {**headers(client), "Content-Type": "application/json"}
     r = requests.request(method, f"{sandbox.url}{path}", headers=h, data=json.dumps(body), timeout=30)
     assert r.status_code < 500, (method, path, body, r.text)
@@ -61,7 +71,8 @@ def test_bodies_of_any_shape_get_a_4xx_in_aeps_shape(sandbox, client, endpoint, 
 
 
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
-def test_bytes_that_are_not_utf8_get_a_400(sandbox, client, method, path):
+def test_bytes_that_are_not_utf8_get_a_400(fuzzed, method, path):
+    sandbox, client = fuzzed
     h = {**headers(client), "Content-Type": "application/json"}
     r = requests.request(method, f"{sandbox.url}{path}", headers=h, data=b'{"name": "\xff\xfe"}', timeout=30)
     assert r.status_code == 400 and _aep_shaped(r), r.text
@@ -69,7 +80,8 @@ def test_bytes_that_are_not_utf8_get_a_400(sandbox, client, method, path):
 
 @pytest.mark.parametrize("path", LISTS)
 @pytest.mark.parametrize("value", ["abc", "-1", "1e9", "", "9" * 40])
-def test_bad_paging_parameters_get_a_4xx(sandbox, client, path, value):
+def test_bad_paging_parameters_get_a_4xx(fuzzed, path, value):
+    sandbox, client = fuzzed
     r = requests.get(f"{sandbox.url}{path}", headers=headers(client), params={"limit": value, "start": value},
                      timeout=30)
     assert r.status_code < 500, r.text

@@ -2,27 +2,30 @@
 profileSelectors or an export job's fields is a (strange) field name, not SQL, and the client secret
 never reaches a file."""
 
-import pyarrow as pa
 import pytest
 
 from aep_assets.aep.flow import ExportTarget
 from aep_assets.aep.polling import poll
 from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.sandbox.server import SandboxProcess
 
-from .conftest import client_for, replace_rows
+from .conftest import client_for
+from .contract import scored_profiles
 
 UPS = "/data/core/ups"
 
 
 @pytest.fixture(scope="module")
-def scored(sandbox):
-    client = client_for(sandbox)
-    platform = ensure_schemas(client)
-    tenant = platform.tenant_id
-    ds = client.catalog.create_dataset("injection scores", platform.schema_id("score"), profile=True)
-    fields = {"userid": pa.array([f"inj-u{i}" for i in range(4)]), "propensity": pa.array([0.2, 0.4, 0.6, 0.8])}
-    replace_rows(client, ds["id"], [pa.table({f"_{tenant}": pa.StructArray.from_arrays(
-        list(fields.values()), names=list(fields))})])
+def own_sandbox(tmp_path_factory):
+    """A sandbox of this module's: its profiles must not join other tests' audiences."""
+    with SandboxProcess(tmp_path_factory.mktemp("injection")) as sb:
+        yield sb
+
+
+@pytest.fixture(scope="module")
+def scored(own_sandbox):
+    client = client_for(own_sandbox)
+    tenant = scored_profiles(client, "injection scores", [f"inj-u{i}" for i in range(4)], [0.2, 0.4, 0.6, 0.8])
     segment, _ = client.segmentation.ensure_segment("injection audience", f"_{tenant}.propensity >= 0.5")
     client.segmentation.evaluate([segment["id"]], timeout_s=30)
     return client, tenant, segment
@@ -40,7 +43,8 @@ def _files_hold(root, needle: str) -> list[str]:
             and p.name != "credentials.json" and needle.encode() in p.read_bytes()]
 
 
-def test_a_crafted_profile_selector_path_exports_no_secret(sandbox, scored):
+def test_a_crafted_profile_selector_path_exports_no_secret(own_sandbox, scored):
+    sandbox = own_sandbox
     client, tenant, segment = scored
     attributes = [f"_{tenant}.propensity", *crafted(sandbox, tenant)]
     flow, _ = client.flows.ensure_audience_flow("injection activation", [segment],
@@ -51,7 +55,8 @@ def test_a_crafted_profile_selector_path_exports_no_secret(sandbox, scored):
     assert _files_hold(sandbox.data_dir, sandbox.credentials.client_secret) == []
 
 
-def test_crafted_export_job_fields_export_no_secret(sandbox, scored):
+def test_crafted_export_job_fields_export_no_secret(own_sandbox, scored):
+    sandbox = own_sandbox
     client, tenant, segment = scored
     target = client.catalog.create_dataset("injection export target", ensure_schemas(client).schema_id("score"))
     for field in crafted(sandbox, tenant):
