@@ -98,6 +98,10 @@ class Scope:
         self.store, self.org, self.sandbox = store, org, sandbox
 
     def put(self, kind: str, id: str, body: dict, name: str | None = None) -> dict:
+        _require_id(kind, id)
+        if name is not None and not isinstance(name, str):
+            raise names.InvalidName(f"The {kind}'s name {name!r} is not a string; give it a name such as 'My "
+                                    f"{kind}'.")
         with self.store.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO resources VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -114,6 +118,8 @@ class Scope:
         return json.loads(row[0]) if row else None
 
     def list(self, kind: str, name: str | None = None) -> list[dict]:
+        if name is not None and not isinstance(name, str):
+            raise names.InvalidName(f"The {kind} name {name!r} to look up is not a string.")
         sql = "SELECT body FROM resources WHERE org=? AND sandbox=? AND kind=?"
         args: list = [self.org, self.sandbox, kind]
         if name is not None:
