@@ -34,7 +34,7 @@ ADOBE = BehaviourModel("adobe", baseline=0.001, tier_propensity=(1.0,) * 5, tier
                        age_activity=(1.0, 1.0, 1.0), decay_days=None, conversion_scale=1.0, weeks=10, gap_weeks=2)
 EXTENDED = BehaviourModel("extended", baseline=0.01, tier_propensity=(1.0, 2.0, 4.0, 8.0, 16.0),
                           tier_activity=(0.3, 1.0, 2.0, 3.5, 5.0), age_activity=(1.8, 1.0, 0.5), decay_days=20.0,
-                          conversion_scale=0.04, weeks=12, gap_weeks=0)
+                          conversion_scale=0.04, weeks=20, gap_weeks=0)
 MODELS = {m.name: m for m in (ADOBE, EXTENDED)}
 
 
