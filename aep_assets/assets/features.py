@@ -1,24 +1,12 @@
 """Query Service exploration, the feature table, and its export to storage."""
 
-import json
-
 import dagster as dg
-import polars as pl
 from pydantic import Field
 
 from ..ml.design import TemporalSplit
 from ..ml.feature_set import ID, LABEL, FeatureSet
-from ..pipeline.exports import export_dataset
-from ..pipeline.features import (
-    build_feature_dataset,
-    feature_fragments,
-    feature_params,
-    resolve_feature_set,
-    resolve_sources,
-)
-from ..pipeline.handoff import FeatureTable, TrainingExport
+from ..pipeline.feature_stages import build_feature_table, explore_events, export_training_rows
 from ..pipeline.spec import TENANT, ModelSpec, parse_time
-from ..pipeline.sufficiency import check_source, check_training_rows
 from ..resources import AEPResource, StorageResource
 from .instance import FEATURES, Instance
 from .metadata import column_schema, md_table, sql_md, xdm_column_schema
@@ -62,24 +50,16 @@ def build(m: Instance) -> list:
     def eda_report(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResult:
         """Query Service exploration of the model's events: volumes, the funnel, and how each event type
         relates to the goal (share of profiles reaching it, and the correlation of per-profile counts with it)."""
-        client, store = aep.client(), storage.get()
-        sources = resolve_sources(client, spec, names)
-        fs = FeatureSet(identity=spec.events.identity, goal=spec.goal.condition, events=())
-        build = build_feature_dataset(client, name="eda_report", owner=m.name, table_prefix=names.table_prefix("eda"),
-                                      params={"tenant_id": client.schemas.tenant_id()},
-                                      fragments=feature_fragments(fs, sources),
-                                      input_dataset_ids=[ds["id"] for ds in sources.events])
-        export = export_dataset(client, store, build.dataset["id"], flow_name=names.flow("eda export"),
-                                path=names.export_path("eda"))
-        report = store.read_parquet(export.keys).sort("events", descending=True)
+        eda = explore_events(aep.client(), storage.get(), spec, names)
+        report = eda.report
         return dg.MaterializeResult(metadata={
             "total_events": int(report["events"].sum()), "event_types": report.height,
             "funnel": md_table(report.drop("first_seen", "last_seen").with_columns(
                 report["conversion_rate_with_event"].round(3), report["corr_count_with_conversion"].round(3)),
                 rows=20),
             "first_event": str(report["first_seen"].min()), "last_event": str(report["last_seen"].max()),
-            "dagster/table_name": build.table, "sql": sql_md(build.sql),
-            "query_id": build.query["id"] if build.query else "reused",
+            "dagster/table_name": eda.build.table, "sql": sql_md(eda.build.sql),
+            "query_id": eda.build.query["id"] if eda.build.query else "reused",
         })
 
     @dg.asset(key=m.key("feature_table"), group_name=m.group(FEATURES), deps=m.sources, kinds={"adobe", "sql"},
@@ -94,44 +74,27 @@ def build(m: Instance) -> list:
         in (T, T+H]", built by a Query Service CTAS from sql/feature_table.sql and the SQL generated from the
         model's definition. Split 'train' is at T1 and split 'test' (the temporal holdout) at T2, with label
         windows that never overlap; one row per eligible profile per split."""
-        client, store = aep.client(), storage.get()
-        design = config.split(spec)
-        design.require_observed()
-        sources = resolve_sources(client, spec, names)
-        fs = resolve_feature_set(client, spec, sources, design.train_cutoff)
-        store.write_bytes(names.feature_set, json.dumps(fs.to_json(), indent=1).encode())
-        sufficiency = check_source(client, spec, fs, sources, design)
-        adobe = config.adobe_compatible
-        if adobe and not spec.simulated:
-            raise ValueError(f"adobe_compatible is for the CMLE demo's simulated events, not model {m.name!r}.")
-        cutoffs = {"test": design.test_cutoff} if adobe else design.cutoffs
-        build = build_feature_dataset(
-            client, name="feature_table_adobe" if adobe else "feature_table", owner=m.name,
-            table_prefix=names.table_prefix("feature_table"),
-            params=feature_params(client, sources, cutoffs, design.horizon_days),
-            fragments=feature_fragments(fs, sources), input_dataset_ids=sources.dataset_ids)
+        t = build_feature_table(aep.client(), storage.get(), spec, names, config.split(spec),
+                                adobe_compatible=config.adobe_compatible)
+        build, fs, design = t.build, t.feature_set, t.design
         if build.dropped:
             context.log.info("dropped earlier feature tables %s", build.dropped)
-        FeatureTable(build.dataset["id"], build.table, "adobe_compatible" if adobe else "temporal").save(
-            store, names.feature_table)
-        schema = client.schemas.get_schema(build.dataset["schemaRef"]["id"], full=True)["properties"]
-        rows = build.rows if build.rows is not None else int(
-            client.catalog.get_batch(build.dataset["lastBatchId"])["metrics"].get("outputRecordCount", 0))
         return dg.MaterializeResult(
             metadata={
                 "dataset_id": build.dataset["id"], "dagster/table_name": build.table,
-                "train_cutoff": "adobe rows (one event per profile)" if adobe else design.train_cutoff.isoformat(),
+                "train_cutoff": "adobe rows (one event per profile)" if t.adobe_compatible
+                else design.train_cutoff.isoformat(),
                 "test_cutoff": design.test_cutoff.isoformat(), "horizon_days": design.horizon_days,
-                "design": "adobe_compatible" if adobe else "temporal", "dagster/row_count": rows,
+                "design": "adobe_compatible" if t.adobe_compatible else "temporal", "dagster/row_count": t.rows,
                 "query_id": build.query["id"] if build.query else "reused", "sql": sql_md(build.sql),
                 "features": dg.MetadataValue.json(list(fs.names)), "feature_count": len(fs.names),
                 "derived_features": fs.derived, "feature_set": dg.MetadataValue.json(fs.meta),
-                "dagster/column_lineage": _lineage(m, fs, list(schema), client.schemas.tenant_id()),
+                "dagster/column_lineage": _lineage(m, fs, list(t.columns), t.tenant),
                 "dropped_versions": dg.MetadataValue.json(build.dropped),
-                "dagster/column_schema": xdm_column_schema(schema),
+                "dagster/column_schema": xdm_column_schema(t.columns),
             },
-            check_results=[dg.AssetCheckResult(check_name="data_sufficient", passed=sufficiency.passed,
-                                               metadata=sufficiency.metadata())],
+            check_results=[dg.AssetCheckResult(check_name="data_sufficient", passed=t.sufficiency.passed,
+                                               metadata=t.sufficiency.metadata())],
         )
 
     @dg.asset(key=m.key("training_export"), group_name=m.group(FEATURES), deps=[m.key("feature_table")],
@@ -146,33 +109,19 @@ def build(m: Instance) -> list:
     def training_export(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResult:
         """The feature table exported by an AEP dataset export flow as gzip Parquet into storage, in AEP's
         {path}/{datasetId}/exportTime=YYYYMMDDHHMM/ layout."""
-        client, store = aep.client(), storage.get()
-        table = FeatureTable.load(store, names.feature_table, asset=f"{m.name}/feature_table")
-        ds = client.catalog.get_dataset(table.dataset_id)
-        export = export_dataset(client, store, ds["id"], flow_name=names.flow("training export"),
-                                path=names.export_path("training"))
-        frame = store.read_parquet(export.keys)
-        test = frame.filter(pl.col("split") == "test")
-        if test.is_empty():
-            raise ValueError(f"The feature table {ds['name']} has no 'test' rows; no profile had events before the "
-                             "test cutoff. Move cutoffs.test later, or check events.datasets.")
-        TrainingExport(ds["id"], export.keys, export.run_id, test["cutoff"][0].isoformat(),
-                       int(test["horizonDays"][0])).save(store, names.training_export)
-        per_split = frame.group_by("split").agg(pl.len().alias("rows"), pl.col(ID).n_unique().alias("profiles"),
-                                                pl.col(LABEL).mean().alias("positive_rate")).sort("split")
-        duplicates = int((per_split["rows"] - per_split["profiles"]).sum())
-        goals = check_training_rows(frame, spec.sufficiency)
+        store = storage.get()
+        t = export_training_rows(aep.client(), store, spec, names)
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": frame.height, "dagster/uri": store.uri(export.folder), "dataset_id": ds["id"],
-                "flow_id": export.flow["id"], "run_id": export.run_id, "files": dg.MetadataValue.json(export.keys),
-                "splits": md_table(per_split), "dagster/column_schema": column_schema(frame),
-                "preview": md_table(frame),
+                "dagster/row_count": t.frame.height, "dagster/uri": store.uri(t.export.folder),
+                "dataset_id": t.dataset["id"], "flow_id": t.export.flow["id"], "run_id": t.export.run_id,
+                "files": dg.MetadataValue.json(t.export.keys), "splits": md_table(t.per_split),
+                "dagster/column_schema": column_schema(t.frame), "preview": md_table(t.frame),
             },
             check_results=[
-                dg.AssetCheckResult(check_name="one_row_per_profile", passed=duplicates == 0,
-                                    metadata={"duplicate_rows": duplicates, "rows": frame.height}),
-                dg.AssetCheckResult(check_name="enough_goals", passed=goals.passed, metadata=goals.metadata()),
+                dg.AssetCheckResult(check_name="one_row_per_profile", passed=t.duplicate_rows == 0,
+                                    metadata={"duplicate_rows": t.duplicate_rows, "rows": t.frame.height}),
+                dg.AssetCheckResult(check_name="enough_goals", passed=t.goals.passed, metadata=t.goals.metadata()),
             ],
         )
 
