@@ -1,22 +1,14 @@
 """The propensity model: trained at T1, calibrated, judged on the temporal holdout at T2 and against the oracle."""
 
-import json
-
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
 from ..ml import plots
-from ..ml.drift import DriftReference
-from ..ml.feature_set import LABEL, FeatureSet
-from ..ml.features import ADOBE_FEATURES
+from ..ml.feature_set import LABEL
 from ..ml.metrics import gains, reliability
-from ..ml.train import TrainingConfig, train_model
-from ..pipeline.evaluation import compare_with_champion, compare_with_oracle
-from ..pipeline.features import resolve_sources
-from ..pipeline.handoff import TrainingExport
-from ..pipeline.leakage import check_leakage
-from ..pipeline.model_store import current_version, save_model
+from ..ml.train import TrainingConfig
+from ..pipeline.model_stage import train_propensity_model
 from ..resources import AEPResource, StorageResource
 from .instance import MODEL, Instance
 from .metadata import md_table
@@ -61,29 +53,13 @@ def build(m: Instance) -> list:
         """LightGBM trained on the split-'train' rows (cutoff T1) with early stopping and a small hyperparameter
         search, calibrated on a held-out fold, and evaluated on the temporal holdout (cutoff T2). Saved in
         LightGBM's text format plus JSON and a model card (with the feature set), one folder per version."""
-        client, store = aep.client(), storage.get()
-        pointer = TrainingExport.load(store, names.training_export, asset=f"{m.name}/training_export")
-        frame = store.read_parquet(pointer.keys)
-        fs = FeatureSet.from_json(json.loads(store.read_bytes(names.feature_set)))
-        adobe = not set(fs.names) <= set(frame.columns)
-        features = ADOBE_FEATURES if adobe else fs.names
-        champion_version = current_version(store, names.model_pointer)
-        model = train_model(frame, features, TrainingConfig(seed=config.seed, trials=config.trials,
-                                                            calibration=config.calibration))
-        oracle = compare_with_oracle(store, names.simulation_truth, model, pointer.test_cutoff, pointer.horizon_days)
+        run = train_propensity_model(
+            aep.client(), storage.get(), m.spec, names,
+            TrainingConfig(seed=config.seed, trials=config.trials, calibration=config.calibration),
+            leakage_sample_per_split=config.leakage_sample_per_split)
+        model, oracle, leakage, champion, uris = run.model, run.oracle, run.leakage, run.champion, run.uris
         if oracle.oracle is None:
             context.log.warning("oracle metrics unavailable: %s", oracle.note)
-        leakage = check_leakage(client, store, frame, fs, resolve_sources(client, m.spec, names), names,
-                                per_split=config.leakage_sample_per_split, seed=config.seed)
-        champion = compare_with_champion(store, champion_version, model, frame, names.models)
-        design = "adobe_compatible" if adobe else "temporal"
-        train_rows = frame.filter(pl.col("split") == "train")
-        reference = DriftReference.fit(train_rows, model.features, model.predict(train_rows))
-        uris = save_model(store, model, names.model_pointer, pointer.keys, reference, root=names.models, extra_card={
-            "design": design, "oracle_roc_auc": oracle.oracle_roc_auc, "auc_to_oracle": oracle.auc_to_oracle,
-            "no_leakage": leakage.passed, "test_cutoff": pointer.test_cutoff, "horizon_days": pointer.horizon_days,
-            "feature_set": fs.to_json(), "model": m.name})
-
         y, p = model.holdout[LABEL].to_numpy(), model.holdout["propensity"].to_numpy()
         gains_table = gains(y, p)
         importance = pl.DataFrame({"feature": list(model.feature_importance),
@@ -96,8 +72,8 @@ def build(m: Instance) -> list:
                 "oracle_roc_auc": oracle.oracle_roc_auc, "auc_to_oracle": oracle.auc_to_oracle,
                 "oracle_note": oracle.note,
                 **{f"random_split_{k}": float(model.random_split_metrics[k]) for k in ("roc_auc", "pr_auc", "ece")},
-                "design": design, "model_version": model.version, "code_version": model.code_version,
-                "previous_version": champion_version or "none", "rows": dg.MetadataValue.json(model.rows),
+                "design": run.design, "model_version": model.version, "code_version": model.code_version,
+                "previous_version": run.previous_version or "none", "rows": dg.MetadataValue.json(model.rows),
                 "features": dg.MetadataValue.json(list(model.features)),
                 "gains_by_decile": md_table(gains_table.with_columns(pl.col(pl.Float64).round(4))),
                 "roc_curve": dg.MetadataValue.md(plots.markdown_image("ROC", plots.roc_plot(y, p, oracle.oracle))),

@@ -1,26 +1,13 @@
 """Features as of now for every profile, and their scores."""
 
-from datetime import UTC, datetime, timedelta
-
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
 from ..ml.drift import SCORE, DriftPolicy
-from ..ml.feature_set import FeatureSet
-from ..ml.scoring import BandPolicy, choose_bands
-from ..pipeline.exports import export_dataset
-from ..pipeline.features import (
-    build_feature_dataset,
-    feature_fragments,
-    feature_params,
-    resolve_sources,
-)
-from ..pipeline.handoff import ScoreRun, ScoringExport
-from ..pipeline.model_store import load_current_model
-from ..pipeline.rescoring import INCREMENTAL, RescorePlan, load_published, plan_rescore, rescore, scope_predicate
+from ..ml.scoring import BandPolicy
+from ..pipeline.scoring_stages import build_scoring_features, score_profiles
 from ..pipeline.spec import parse_time
-from ..pipeline.synthetic import simulation_until
 from ..resources import AEPResource, StorageResource
 from .instance import SCORING, Instance
 from .metadata import md_table, sql_md
@@ -61,44 +48,23 @@ def build(m: Instance) -> list:
         """The model's feature SQL run with T = now (no label), by Query Service CTAS from
         sql/scoring_features.sql, then exported to storage: for every profile with events, or only for those
         with events in batches the published scores do not reflect yet (see pipeline/rescoring.py)."""
-        client, store = aep.client(), storage.get()
+        store = storage.get()
         as_of = config.cutoff or spec.scoring.as_of
-        cutoff = parse_time("cutoff", as_of) if as_of else _present(store)
-        model = load_current_model(store, names.model_pointer, names.models)
-        fs = FeatureSet.from_json(model.card["feature_set"])
-        sources = resolve_sources(client, spec, names)
-        plan = plan_rescore(
-            load_published(store, names.scores_pointer), model_version=model.version,
-            event_batches=[b for ds in sources.events for b in client.ingestion.active_batch_ids(ds["id"])],
-            profile_batches=client.ingestion.active_batch_ids(sources.profiles["id"]) if sources.profiles else [],
-            cutoff=cutoff, requested=config.mode)
+        f = build_scoring_features(aep.client(), store, spec, names, parse_time("cutoff", as_of) if as_of else None,
+                                   mode=config.mode)
+        plan = f.plan
         context.log.info("%s rescore: %s", plan.mode, plan.reason)
-        meta = {"mode": plan.mode, "reason": plan.reason, "cutoff": cutoff.isoformat(),
+        meta = {"mode": plan.mode, "reason": plan.reason, "cutoff": f.cutoff.isoformat(),
                 "new_batches": dg.MetadataValue.json(plan.new_batches), "event_batches": len(plan.event_batches)}
-        if plan.mode == INCREMENTAL and not plan.new_batches:
-            ScoringExport(cutoff.isoformat(), plan.to_json()).save(store, names.scoring_export)
+        if f.build is None:
             return dg.MaterializeResult(metadata={**meta, "dagster/row_count": 0})
-        build = build_feature_dataset(
-            client, name="scoring_features", owner=m.name, table_prefix=names.table_prefix("scoring_features"),
-            params=feature_params(client, sources, {"score": cutoff}, 0, scope_predicate(plan)),
-            fragments=feature_fragments(fs, sources), input_dataset_ids=sources.dataset_ids)
-        export = export_dataset(client, store, build.dataset["id"], flow_name=names.flow("scoring export"),
-                                path=names.export_path("scoring"))
-        ScoringExport(cutoff.isoformat(), plan.to_json(), export.keys, build.dataset["id"]).save(
-            store, names.scoring_export)
+        build, export = f.build, f.export
         return dg.MaterializeResult(metadata={
             **meta, "dagster/row_count": export.rows, "dataset_id": build.dataset["id"],
             "dagster/table_name": build.table, "query_id": build.query["id"] if build.query else "reused",
             "flow_id": export.flow["id"], "run_id": export.run_id, "dagster/uri": store.uri(export.folder),
             "sql": sql_md(build.sql),
         })
-
-    def _present(store) -> datetime:
-        """Now, or for a simulated source the simulated world's present: its events stop there, and scoring
-        later than that would measure every recency from a day with no events (a drift of the clock)."""
-        if spec.simulated:
-            return simulation_until(store, names.simulation)
-        return datetime.now(UTC).replace(second=0, microsecond=0)
 
     scores_key = m.key("propensity_scores")
 
@@ -119,32 +85,12 @@ def build(m: Instance) -> list:
         profile_id (the identity value as the source holds it) and propensity. Band thresholds come from the
         model's held-out gains. An incremental run rescores only the profiles scoring_features covered and
         merges them into the published scores."""
-        store = storage.get()
-        model = load_current_model(store, names.model_pointer, names.models)
-        bands, expected = choose_bands(BandPolicy(config.high_band, config.reach, config.target_precision,
-                                                  config.medium_reach), model.holdout)
-        export = ScoringExport.load(store, names.scoring_export, asset=f"{m.name}/scoring_features")
-        plan = RescorePlan(**export.plan)
-        features = store.read_parquet(export.keys) if export.keys else None
-        scored_at = datetime.now(UTC).replace(microsecond=0)
-        valid_days = config.valid_days or spec.scoring.valid_days
-        run = rescore(model, plan, features, load_published(store, names.scores_pointer), store, bands,
-                      scored_at=scored_at, valid_for=timedelta(days=valid_days), reason_method=config.reason_method)
-        base = f"{names.scores}/{model.version}/{scored_at:%Y%m%dT%H%M%S}"
-        keys = {name: f"{base}/{name}.parquet" for name in ("scores", "features", "changes")}
-        uri = store.write_parquet(keys["scores"], run.merged.scores)
-        store.write_parquet(keys["features"], run.merged.features)
-        store.write_parquet(keys["changes"], run.merged.changes)
-        drift = model.drift_reference.psi(run.merged.features, run.merged.scores["propensity"].to_numpy()) \
-            if model.drift_reference else {}
-        policy = DriftPolicy(config.drift_warn, config.drift_block)
-        verdict = policy.verdict(drift)
-        ScoreRun(key=keys["scores"], features_key=keys["features"], changes_key=keys["changes"],
-                 model_version=model.version, bands=bands.__dict__, expected_conversion_rate=expected,
-                 horizon_days=model.card.get("horizon_days"), cutoff=export.cutoff, scored_at=scored_at.isoformat(),
-                 expires_at=run.expires_at.isoformat(), mode=plan.mode, reason=plan.reason,
-                 event_batches=plan.event_batches, profile_batches=plan.profile_batches,
-                 drift=verdict).save(store, names.scores_candidate)
+        r = score_profiles(storage.get(), spec, names,
+                           BandPolicy(config.high_band, config.reach, config.target_precision, config.medium_reach),
+                           DriftPolicy(config.drift_warn, config.drift_block),
+                           valid_days=config.valid_days or spec.scoring.valid_days, reason_method=config.reason_method)
+        model, plan, run, bands, expected, uri = r.model, r.plan, r.run, r.bands, r.expected, r.uri
+        drift, policy, verdict = r.drift, r.policy, r.verdict
         scores = run.merged.scores
         by_band = scores.group_by("band").agg(pl.len().alias("profiles"), pl.col("propensity").mean().alias("mean"))
         if verdict != "ok":
