@@ -1,0 +1,84 @@
+"""The write-back stages of a model instance, each one function with a typed result: the scores into the
+model's score dataset, the band audiences, and their activation."""
+
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+
+from ..aep import AEPClient
+from ..ml.feature_set import ID
+from ..storage import Storage
+from .audiences import BANDS, Activation, Audiences, activate_audiences, build_audiences
+from .handoff import ScoreRun
+from .ingest import append_dataset_rows, replace_dataset_rows
+from .naming import Names
+from .ownership import ensure_owned_dataset
+from .platform import require_schema
+from .rescoring import FULL
+from .spec import ModelSpec
+
+
+def score_records(scores: pl.DataFrame, tenant: str) -> pa.Table:
+    """The score rows in the score schema's tenant fields."""
+    fields = scores.select(
+        pl.col(ID).alias("userid"), pl.col("propensity"), pl.col("score").alias("propensityScore"),
+        pl.col("percentile").alias("propensityPercentile"), pl.col("decile").alias("propensityDecile"),
+        pl.col("band").alias("propensityBand"), pl.col("model_version").alias("propensityModelVersion"),
+        pl.col("scored_at").alias("propensityScoredAt"), pl.col("expires_at").alias("propensityExpiresAt"),
+        *[pl.col(f"reason_{k}").alias(f"propensityReason{k}") for k in (1, 2, 3)])
+    return pa.table({f"_{tenant}": pa.StructArray.from_arrays(
+        [fields[c].to_arrow() for c in fields.columns], names=fields.columns)})
+
+
+@dataclass(frozen=True)
+class PublishedScores:
+    dataset: dict
+    candidate: ScoreRun
+    rows: int  # rows this run had to write
+    batch: dict | None  # None: nothing changed, AEP already holds these scores
+    written: int
+
+    @property
+    def succeeded(self) -> bool:
+        return self.batch is None or (self.batch["status"] == "success" and self.written == self.rows)
+
+
+def publish_scores(client: AEPClient, store: Storage, spec: ModelSpec, names: Names) -> PublishedScores:
+    """The candidate scores into the model's profile-enabled score dataset (a full rescore replays the
+    dataset's batches, an incremental one adds a batch of the changed rows); once AEP holds them they are
+    the published scores. A dataset of that name the model did not create is refused."""
+    candidate = ScoreRun.load(store, names.scores_candidate, asset=f"{names.model}/propensity_scores")
+    full = candidate.mode == FULL
+    rows = store.read_parquet([candidate.key if full else candidate.changes_key])
+    ds = ensure_owned_dataset(client, names.score_dataset, require_schema(client, "score", spec.events.namespace)[
+        "$id"], names.model, profile=True, description=f"Propensity scores of model {names.model}, by aep_assets.")
+    if rows.height == 0:  # nothing changed: AEP already holds these scores
+        candidate.save(store, names.scores_pointer)
+        return PublishedScores(ds, candidate, 0, None, 0)
+    load = replace_dataset_rows if full else append_dataset_rows
+    batch = load(client, ds, [score_records(rows, client.schemas.tenant_id())], owner=names.model)
+    written = int(batch["metrics"].get("outputRecordCount", batch["metrics"].get("recordsWritten", 0)))
+    published = PublishedScores(ds, candidate, rows.height, batch, written)
+    if published.succeeded:  # these scores are now the ones AEP holds
+        ScoreRun.from_json({**candidate.to_json(), "batch_id": batch["id"]}).save(store, names.scores_pointer)
+    return published
+
+
+def refresh_audiences(client: AEPClient, store: Storage, names: Names) -> tuple[Audiences, ScoreRun]:
+    """The model's band audiences over the published scores, evaluated by a segment job."""
+    published = ScoreRun.load(store, names.scores_pointer, asset=f"{names.model}/aep_score_dataset")
+    return build_audiences(client, names, published.band_thresholds), published
+
+
+def activate_model_audiences(client: AEPClient, store: Storage, names: Names) -> tuple[Activation, dict[str, dict]]:
+    """Each band audience's members written to storage by the model's file destination flow."""
+    tenant = client.schemas.tenant_id()
+    segments = {band: client.segmentation.find_segment(names.audience(band)) for band in BANDS}
+    if any(s is None for s in segments.values()):
+        raise LookupError(f"The audiences do not exist in AEP yet; materialise {names.model}/propensity_audiences "
+                          "first.")
+    done = activate_audiences(client, store, names.flow("audience activation"), list(segments.values()),
+                              [f"_{tenant}.propensity", f"_{tenant}.propensityBand"],
+                              path=names.export_path("audiences"))
+    return done, segments
