@@ -6,12 +6,10 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from ..pipeline.handoff import TrainingExport
 from ..pipeline.spec import parse_time
-from ..pipeline.synthetic import load_simulation, publish_events, publish_profiles, save_simulation
+from ..pipeline.synthetic_stages import oracle_truth, simulate_and_publish
 from ..resources import AEPResource, StorageResource
-from ..simulation import SimulationConfig, simulate
-from ..simulation.oracle import oracle_frame
+from ..simulation import SimulationConfig
 from .instance import SOURCE, Instance
 from .metadata import md_table, xdm_column_schema
 
@@ -56,12 +54,12 @@ def build(m: Instance) -> list:
         n_profiles = config.n_profiles or sim_spec.profiles
         seed = sim_spec.seed if config.seed < 0 else config.seed
         behaviour = config.behaviour_model or sim_spec.behaviour_model
-        sim = simulate(SimulationConfig(n_profiles=n_profiles, seed=seed, as_of=as_of, model=behaviour))
+        client = aep.client()
+        source = simulate_and_publish(client, storage.get(), names, SimulationConfig(
+            n_profiles=n_profiles, seed=seed, as_of=as_of, model=behaviour))
+        sim, profiles, events = source.simulation, source.profiles, source.events
         context.log.info("simulated %d profiles and %d events as of %s", sim.profiles.height, sim.events.height,
                          as_of.isoformat())
-        client, store = aep.client(), storage.get()
-        save_simulation(store, names.simulation, sim)  # for the oracle, which needs the whole latent state
-        profiles = publish_profiles(client, sim, names)
         yield dg.MaterializeResult(asset_key=m.key("synthetic_profiles"), metadata={
             "dagster/column_schema": xdm_column_schema(
                 client.schemas.get_schema(profiles.dataset["schemaRef"]["id"], full=True)["properties"]),
@@ -70,7 +68,6 @@ def build(m: Instance) -> list:
             "seed": seed, "as_of": as_of.isoformat(), "behaviour_model": behaviour,
             "preview": md_table(sim.profiles.drop("email")),
         })
-        events = publish_events(client, sim, names)
         per_type = sim.events.group_by("event_type").len().with_columns(
             (pl.col("len") / n_profiles).round(3).alias("per_profile")).sort("len", descending=True)
         yield dg.MaterializeResult(asset_key=m.key("synthetic_events"), metadata={
@@ -91,19 +88,14 @@ def build(m: Instance) -> list:
         """The ground truth AEP never sees, at the temporal holdout's cutoff T: each profile's latent state,
         the oracle probability P(conversion in (T, T+H] | true state at T) from K simulated futures, and
         the realised outcome. The model is measured against the oracle."""
-        store = storage.get()
-        export = TrainingExport.load(store, names.training_export, asset=f"{m.name}/training_export")
-        cutoff, horizon = datetime.fromisoformat(export.test_cutoff), export.horizon_days
-        sim = load_simulation(store, names.simulation)
-        context.log.info("oracle for %d profiles at %s, H=%d days, K=%d", sim.profiles.height, cutoff.isoformat(),
+        t = oracle_truth(storage.get(), names, config.futures)
+        truth, uri, cutoff, horizon = t.truth, t.uri, t.cutoff, t.horizon_days
+        context.log.info("oracle for %d profiles at %s, H=%d days, K=%d", truth.height, cutoff.isoformat(),
                          horizon, config.futures)
-        oracle = oracle_frame(sim, cutoff, horizon, k=config.futures)
-        truth = sim.truth.join(oracle.drop("userid"), on="profile_index")
-        uri = store.write_parquet(names.simulation_truth, truth)
         eligible = truth.filter(~pl.col("converted_before_cutoff"))
         return dg.MaterializeResult(metadata={
             "dagster/row_count": truth.height, "dagster/uri": uri, "cutoff": cutoff.isoformat(),
-            "horizon_days": horizon, "futures": config.futures, "behaviour_model": sim.config.model,
+            "horizon_days": horizon, "futures": config.futures, "behaviour_model": t.behaviour_model,
             "conversion_rate": float(truth["converted"].mean()),
             "eligible_profiles": eligible.height,
             "horizon_conversion_rate": float(eligible["converted_in_horizon"].mean()),
