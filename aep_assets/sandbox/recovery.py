@@ -11,6 +11,7 @@ files are removed. Work of live processes is left alone.
 import json
 import logging
 import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -90,8 +91,6 @@ def _failed_batch(batch: dict) -> dict:
 
 def staging_dir(datasets_dir: Path) -> Path:
     """A fresh folder of this process's for rows written before their dataset exists."""
-    import secrets
-
     folder = datasets_dir / STAGING / f"{this_worker().replace(':', '_')}-{secrets.token_hex(6)}"
     folder.mkdir(parents=True)
     return folder
