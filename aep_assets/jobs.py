@@ -1,6 +1,7 @@
 """Jobs of one model instance: its whole graph, rescoring, retraining, and (demo) new simulated data."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 import dagster as dg
 from pydantic import Field
@@ -19,21 +20,29 @@ def rescore_assets(m: Instance) -> list[dg.AssetKey]:
     return [m.key(a) for a in RESCORE_ASSETS if m.writes_back or a not in WRITE_BACK_ASSETS]
 
 
-def model_jobs(m: Instance) -> dict:
+class ModelJobs(NamedTuple):
+    """A model's asset jobs (what ``dg.define_asset_job`` returns; Dagster does not export that type)."""
+
+    pipeline: Any
+    rescore: Any
+    retrain: Any
+
+
+def model_jobs(m: Instance) -> ModelJobs:
     """``<name>`` (the whole graph), ``<name>_rescore`` and ``<name>_retrain``."""
-    return {
-        "pipeline": dg.define_asset_job(
+    return ModelJobs(
+        pipeline=dg.define_asset_job(
             m.name, selection=dg.AssetSelection.key_prefixes([m.name]),
             description=f"Materialise model {m.name}'s whole graph, from its sources to activation."),
-        "rescore": dg.define_asset_job(
+        rescore=dg.define_asset_job(
             f"{m.name}_rescore", selection=dg.AssetSelection.assets(*rescore_assets(m)),
             description="Rescore the profiles whose events changed (all of them when the model changed or scores "
                         "expired), write their scores back to AEP and refresh the audiences."),
-        "retrain": dg.define_asset_job(
+        retrain=dg.define_asset_job(
             f"{m.name}_retrain", selection=dg.AssetSelection.assets(m.key("feature_table")).downstream(),
             description="Rebuild the training features at the model's cutoffs, retrain, and rescore everyone "
                         "with the new model."),
-    }
+    )
 
 
 class NewEventsConfig(dg.Config):

@@ -10,6 +10,7 @@ import requests
 
 from .aep.errors import AEPError
 from .assets.instance import Instance
+from .jobs import ModelJobs
 from .pipeline.features import resolve_sources
 from .pipeline.rescoring import load_published
 from .resources import AEPResource, StorageResource
@@ -56,12 +57,12 @@ def _scoring_run_in_progress(instance: dg.DagsterInstance, jobs: tuple[str, ...]
     return None
 
 
-def model_automation(m: Instance, jobs: dict) -> tuple[dg.SensorDefinition, dg.ScheduleDefinition]:
+def model_automation(m: Instance, jobs: ModelJobs) -> tuple[dg.SensorDefinition, dg.ScheduleDefinition]:
     """The model's new-events sensor (on by default) and weekly retraining schedule (off by default)."""
     names, spec = m.names, m.spec
-    scoring_jobs = tuple(job.name for job in jobs.values())
+    scoring_jobs = tuple(job.name for job in jobs)
 
-    @dg.sensor(name=f"{m.name}_new_events_sensor", job=jobs["rescore"],
+    @dg.sensor(name=f"{m.name}_new_events_sensor", job=jobs.rescore,
                default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
                description=f"Polls Catalog for new successful batches of model {m.name}'s event datasets and "
                            "requests one rescore per set of new batches (a burst becomes one run); also rescores "
@@ -107,7 +108,7 @@ def model_automation(m: Instance, jobs: dict) -> tuple[dg.SensorDefinition, dg.S
         return dg.SensorResult(run_requests=[request], cursor=advanced)
 
     weekly_retraining = dg.ScheduleDefinition(
-        name=f"{m.name}_weekly_retraining", job=jobs["retrain"], cron_schedule="0 3 * * 1",
+        name=f"{m.name}_weekly_retraining", job=jobs.retrain, cron_schedule="0 3 * * 1",
         execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.STOPPED,
         description="Every Monday at 03:00 UTC: new training cutoffs, a new model if it passes its checks, and a "
                     "full rescore. Off until switched on in the UI (Automation).")

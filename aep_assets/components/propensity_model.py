@@ -26,7 +26,7 @@ def build_model_defs(spec: ModelSpec) -> dg.Definitions:
     jobs = model_jobs(m)
     sensor, schedule = model_automation(m, jobs)
     extra_jobs = [simulate_new_events_job(m)] if spec.simulated else []
-    return dg.Definitions(assets=assets, jobs=[*jobs.values(), *extra_jobs], sensors=[sensor], schedules=[schedule])
+    return dg.Definitions(assets=assets, jobs=[*jobs, *extra_jobs], sensors=[sensor], schedules=[schedule])
 
 
 class PropensityModel(dg.Component):

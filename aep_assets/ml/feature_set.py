@@ -6,7 +6,6 @@ feature event's condition on each row) and values, it recomputes the aggregation
 the SQL, so the no_leakage check and the tests can compare the two.
 """
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -113,9 +112,6 @@ class FeatureSet:
                "ratios": tuple(RatioFeature(**r) for r in data.get("ratios", ())),
                "attributes": tuple(AttributeFeature(**{**a, "categories": tuple(a.get("categories", ()))})
                                    for a in data.get("attributes", ()))})
-
-    def digest_text(self) -> str:
-        return json.dumps({k: v for k, v in self.to_json().items() if k != "meta"}, sort_keys=True)
 
 
 def feature_matrix(frame: pl.DataFrame, features: tuple[str, ...]) -> np.ndarray:

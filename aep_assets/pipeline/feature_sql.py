@@ -7,12 +7,8 @@ feature event), ``events`` (limited by ``$scope``), ``history`` (events strictly
 statements in ``sql/`` place it where they say ``$feature_ctes``.
 """
 
-import re
-
 from ..ml.feature_set import ELIGIBLE, ID, MINUTES_PER_DAY, AttributeFeature, FeatureSet
 from .spec import TENANT
-
-IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def tenant_sql(expr: str) -> str:
@@ -141,8 +137,3 @@ def scope_in_batches(batch_ids: list[str]) -> str:
     batches = ", ".join(quote_string(b) for b in batch_ids) or "NULL"
     return f"{ID} IN (SELECT {ID} FROM source_events WHERE source_batch IN ({batches}))"
 
-
-def require_identifier(name: str, what: str) -> str:
-    if not IDENT.match(name):
-        raise ValueError(f"{what} {name!r} is not a plain SQL name (letters, digits and _).")
-    return name

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..aep import AEPClient
+from ..aep.catalog import Catalog
 from ..ml.feature_set import AttributeFeature, EventFeature, FeatureSet, RatioFeature
 from .feature_sql import feature_ctes, quote_string, source_events_cte, tenant_sql
 from .naming import Names
@@ -71,11 +72,11 @@ class Sources:
 
     @property
     def event_tables(self) -> list[str]:
-        return [ds["tags"]["adobe/pqs/table"][0] for ds in self.events]
+        return [Catalog.table_name(ds) for ds in self.events]
 
     @property
     def profile_table(self) -> str | None:
-        return self.profiles["tags"]["adobe/pqs/table"][0] if self.profiles else None
+        return Catalog.table_name(self.profiles) if self.profiles else None
 
     @property
     def dataset_ids(self) -> list[str]:

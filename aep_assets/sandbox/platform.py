@@ -26,7 +26,7 @@ class Platform:
         self.credentials = config.credentials
         self.store = Store(config.data_dir / "meta.sqlite")
         self.lake = DataLake(config.data_dir / "files")
-        recover(self.store, self.lake.root)  # what a crashed process left in flight ends, retryable
+        recover(self.store, self.lake)  # what a crashed process left in flight ends, retryable
         # One pool per kind of work: batches never wait behind long queries, nor queries behind batches.
         self._pools = {lane: ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"aep-sandbox-{lane}")
                        for lane in LANES}

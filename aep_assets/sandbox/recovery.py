@@ -15,10 +15,11 @@ import secrets
 import shutil
 from pathlib import Path
 
+from .datalake import DataLake
 from .store import Store, now_ms
 
 log = logging.getLogger("aep_sandbox")
-IN_FLIGHT_BATCH = ("staging", "processing")
+IN_FLIGHT_BATCH = ("staging", "processing")  # tuples: they read as SQL lists below too
 IN_FLIGHT_QUERY = ("SUBMITTED", "IN_PROGRESS")
 STAGING = ".staging"  # under a sandbox's datasets folder: CTAS rows written before their dataset exists
 
@@ -48,33 +49,37 @@ def alive(worker: str | None) -> bool:
     return _start_time(int(pid)) in (started, None)
 
 
-def recover(store: Store, lake_root: Path) -> dict[str, int]:
-    """End the lifecycles of dead workers; return how many of each were ended."""
+IN_FLIGHT = f"""
+SELECT org, sandbox, kind, id, body FROM resources
+WHERE (kind = 'batch' AND json_extract(body, '$.status') IN {IN_FLIGHT_BATCH})
+   OR (kind = 'query' AND json_extract(body, '$.state') IN {IN_FLIGHT_QUERY})
+   OR (kind = 'dataset' AND json_extract(body, '$.ctasWorker') IS NOT NULL)
+"""
+
+
+def recover(store: Store, lake: DataLake) -> dict[str, int]:
+    """End the lifecycles of dead workers (or of none, from before workers were recorded); return how many
+    of each were ended."""
     ended = {"batches": 0, "queries": 0, "ctas_tables": 0, "staging": 0}
-    db = store.read()
-    rows = db.execute("SELECT org, sandbox, kind, id, body FROM resources WHERE kind IN ('batch', 'query', 'dataset')"
-                      ).fetchall()
-    for org, sandbox, kind, obj_id, body in rows:
+    for org, sandbox, kind, obj_id, body in store.read().execute(IN_FLIGHT).fetchall():
         obj = json.loads(body)
-        if alive(obj.get("worker")) or (kind != "dataset" and not obj.get("worker") and not _stale(kind, obj)):
+        if alive(obj.get("ctasWorker" if kind == "dataset" else "worker")):
             continue
         scope = store.scope(org, sandbox)
-        if kind == "batch" and obj.get("status") in IN_FLIGHT_BATCH:
+        if kind == "batch":
             scope.update("batch", obj_id, _failed_batch)
             dataset = (obj.get("relatedObjects") or [{}])[0].get("id", "")
-            sandbox_dir = lake_root / org.replace("@", "_") / sandbox
-            shutil.rmtree(sandbox_dir / "datasets" / dataset / f"batch={obj_id}.tmp", ignore_errors=True)
-            shutil.rmtree(sandbox_dir / "uploads" / obj_id, ignore_errors=True)
-            ended["batches"] += 1
-        elif kind == "query" and obj.get("state") in IN_FLIGHT_QUERY:
+            batch_dir = lake.batch_dir(org, sandbox, dataset, obj_id)
+            shutil.rmtree(batch_dir.with_name(batch_dir.name + ".tmp"), ignore_errors=True)
+            lake.delete_uploads(org, sandbox, obj_id)
+        elif kind == "query":
             scope.update("query", obj_id, lambda q: {**q, "state": "FAILED", "errors": [
                 {"code": "57P01", "message": "The sandbox restarted while the query ran; submit it again."}]})
-            ended["queries"] += 1
-        elif kind == "dataset" and obj.get("ctasWorker") and not alive(obj["ctasWorker"]):
-            scope.delete("dataset", obj_id)  # a CTAS table whose rows never landed
-            shutil.rmtree(lake_root / org.replace("@", "_") / sandbox / "datasets" / obj_id, ignore_errors=True)
-            ended["ctas_tables"] += 1
-    for staging in lake_root.glob(f"*/*/datasets/{STAGING}/*"):
+        else:  # a CTAS table whose rows never landed
+            scope.delete("dataset", obj_id)
+            lake.delete_dataset(org, sandbox, obj_id)
+        ended[{"batch": "batches", "query": "queries", "dataset": "ctas_tables"}[kind]] += 1
+    for staging in lake.root.glob(f"*/*/datasets/{STAGING}/*"):
         if not alive(staging.name.split("-", 1)[0].replace("_", ":")):
             shutil.rmtree(staging, ignore_errors=True)
             ended["staging"] += 1
@@ -94,9 +99,3 @@ def staging_dir(datasets_dir: Path) -> Path:
     folder = datasets_dir / STAGING / f"{this_worker().replace(':', '_')}-{secrets.token_hex(6)}"
     folder.mkdir(parents=True)
     return folder
-
-
-def _stale(kind: str, obj: dict) -> bool:
-    """Lifecycles from before workers were recorded: in flight with no worker means nobody runs them."""
-    return (kind == "batch" and obj.get("status") in IN_FLIGHT_BATCH) or \
-        (kind == "query" and obj.get("state") in IN_FLIGHT_QUERY)
