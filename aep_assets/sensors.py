@@ -3,7 +3,7 @@
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import requests
@@ -12,6 +12,7 @@ from .aep.errors import AEPError
 from .assets.instance import Instance
 from .jobs import ModelJobs
 from .pipeline.features import resolve_sources
+from .pipeline.outcomes import runs_due
 from .pipeline.rescoring import load_published
 from .resources import AEPResource, StorageResource
 
@@ -57,10 +58,11 @@ def _scoring_run_in_progress(instance: dg.DagsterInstance, jobs: tuple[str, ...]
     return None
 
 
-def model_automation(m: Instance, jobs: ModelJobs) -> tuple[dg.SensorDefinition, dg.ScheduleDefinition]:
-    """The model's new-events sensor (on by default) and weekly retraining schedule (off by default)."""
+def model_automation(m: Instance, jobs: ModelJobs) -> tuple[list[dg.SensorDefinition], dg.ScheduleDefinition]:
+    """The model's new-events and outcome-window sensors (on by default) and weekly retraining schedule (off by
+    default)."""
     names, spec = m.names, m.spec
-    scoring_jobs = tuple(job.name for job in jobs)
+    scoring_jobs = tuple(job.name for job in jobs.scoring)
 
     @dg.sensor(name=f"{m.name}_new_events_sensor", job=jobs.rescore,
                default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
@@ -107,9 +109,28 @@ def model_automation(m: Instance, jobs: ModelJobs) -> tuple[dg.SensorDefinition,
             "aep_assets/event_batches": ",".join(unscored)[:4000]})
         return dg.SensorResult(run_requests=[request], cursor=advanced)
 
+    @dg.sensor(name=f"{m.name}_outcome_window_sensor", job=jobs.outcomes,
+               default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=300,
+               description=f"Materialises model {m.name}'s score_outcomes (and audience_uplift) once a scoring "
+                           "run's outcome window has closed.")
+    def outcome_window_sensor(storage: StorageResource):
+        try:
+            due = runs_due(storage.get(), spec, names)
+        except FileNotFoundError as exc:
+            return dg.SkipReason(f"{exc}")
+        if not due.due:
+            closes = due.next_close
+            when = (f"the next closes at {(closes + timedelta(days=spec.goal.outcome_days)).isoformat()}"
+                    if closes else "no scoring run waits")
+            return dg.SkipReason(f"No outcome window has closed since the last look back; {when}.")
+        stamps = sorted(names.run_stamp(r.scored_at) for r in due.due)
+        return dg.RunRequest(run_key="outcomes-" + ",".join(stamps)[:200], tags={
+            "aep_assets/trigger": "outcome_window_closed", "aep_assets/model": m.name,
+            "aep_assets/scoring_runs": ",".join(stamps)[:4000]})
+
     weekly_retraining = dg.ScheduleDefinition(
         name=f"{m.name}_weekly_retraining", job=jobs.retrain, cron_schedule="0 3 * * 1",
         execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.STOPPED,
         description="Every Monday at 03:00 UTC: new training cutoffs, a new model if it passes its checks, and a "
                     "full rescore. Off until switched on in the UI (Automation).")
-    return new_events_sensor, weekly_retraining
+    return [new_events_sensor, outcome_window_sensor], weekly_retraining

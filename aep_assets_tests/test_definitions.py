@@ -30,6 +30,8 @@ EXPECTED = {
     D + "aep_score_dataset": ("cmle_demo_activation", {D + "propensity_scores"}),
     D + "propensity_audiences": ("cmle_demo_activation", {D + "aep_score_dataset"}),
     D + "audience_activation": ("cmle_demo_activation", {D + "propensity_audiences"}),
+    D + "score_outcomes": ("cmle_demo_outcomes", {D + "aep_score_dataset", D + "synthetic_events"}),
+    D + "audience_uplift": ("cmle_demo_outcomes", {D + "score_outcomes", D + "audience_activation"}),
 }
 
 
@@ -100,6 +102,16 @@ def test_the_rescore_job_covers_scoring_through_activation():
                                     "propensity_audiences", "audience_activation")}
     assert all(graph.get(dg.AssetKey.from_user_string(k)).group_name in ("cmle_demo_scoring", "cmle_demo_activation")
                for k in keys)
+
+
+def test_outcome_tracking_has_its_own_job_and_sensor_and_stays_out_of_retraining():
+    outcomes = defs.resolve_job_def("cmle_demo_outcomes")
+    assert {k.to_user_string() for k in outcomes.asset_layer.selected_asset_keys} == {
+        D + "score_outcomes", D + "audience_uplift"}
+    retrain = defs.resolve_job_def("cmle_demo_retrain")
+    assert not {k.path[-1] for k in retrain.asset_layer.selected_asset_keys} & {"score_outcomes", "audience_uplift"}
+    sensor = defs.resolve_sensor_def("cmle_demo_outcome_window_sensor")
+    assert sensor.job_name == "cmle_demo_outcomes" and sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_the_whole_graph_job_is_named_after_the_model():

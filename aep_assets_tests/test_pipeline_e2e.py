@@ -98,15 +98,19 @@ def test_segment_sizes_match_the_score_bands(pipeline_runs):
     pointer = json.loads(storage.read_bytes(SCORES_POINTER))
     scores = storage.read_parquet([pointer["key"]])
     bands = dict(scores.group_by("band").len().iter_rows())
+    treated = dict(scores.filter(pl.col("group") == "treatment").group_by("band").len().iter_rows())
     audiences = states[-1]["metadata"]["propensity_audiences"]
-    assert {b: audiences[f"{b}_size"] for b in ("high", "medium", "low")} == bands
+    # Each band's audience holds its treated members; its control group is a segment of its own.
+    assert {b: audiences[f"{b}_size"] for b in bands} == treated
+    assert {b: audiences[f"{b}_size"] + audiences[f"{b}_control_size"] for b in bands} == bands
+    assert all(0 < audiences[f"{b}_control_size"] < bands[b] / 2 for b in bands)
     converted = states[-1]["metadata"]["propensity_scores"]["already_converted"]
     with_events = states[-1]["metadata"]["scoring_features"]["dagster/row_count"]
     assert sum(bands.values()) == with_events - converted and converted > 0
     activated = states[-1]["metadata"]["audience_activation"]
-    assert {b: activated[f"{b}_members"] for b in bands} == bands
+    assert {b: activated[f"{b}_members"] for b in bands} == treated
     files = [Path(storage.uri(k)) for k in activated["files"]]
-    assert sorted(pl.read_csv(f).height for f in files) == sorted(bands.values())
+    assert sorted(pl.read_csv(f).height for f in files) == sorted(treated.values())
 
 
 def test_model_metrics_are_floats_and_the_model_is_saved(pipeline_runs):
@@ -144,7 +148,7 @@ def test_second_run_duplicates_nothing(pipeline_runs):
     assert first["inventory"]["flow_names"] == second["inventory"]["flow_names"]
     assert len(first["inventory"]["datasets"]) == len(second["inventory"]["datasets"])
     assert first["rows"] == second["rows"]
-    assert len(first["inventory"]["segments"]) == 3
+    assert len(first["inventory"]["segments"]) == 6  # three band audiences and their control groups
 
 
 def test_every_blocking_asset_check_passed(pipeline_runs):

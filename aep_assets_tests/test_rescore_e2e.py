@@ -167,9 +167,20 @@ def test_audience_sizes_follow_the_new_scores(rescored, world):
     published = rescored["published"]
     merged = world["storage"].read_parquet([published["key"]])
     bands = dict(merged.group_by("band").len().iter_rows())
+    treated = dict(merged.filter(pl.col("group") == "treatment").group_by("band").len().iter_rows())
     audiences = _metadata(rescored["result"], "propensity_audiences")
-    assert {b: audiences[f"{b}_size"] for b in ("high", "medium", "low")} == bands
+    assert {b: audiences[f"{b}_size"] for b in ("high", "medium", "low")} == treated
+    assert {b: audiences[f"{b}_size"] + audiences[f"{b}_control_size"] for b in bands} == bands
     assert sum(bands.values()) == merged.height
+
+
+def test_a_rescore_keeps_every_profile_in_its_holdout_group(rescored, world):
+    """A profile that stays in its audience stays in its group, rescored or not."""
+    before = rescored["previous"].select(ID, "band", "group")
+    after = world["storage"].read_parquet([rescored["published"]["key"]]).select(ID, "band", "group")
+    both = before.join(after, on=[ID, "band"], suffix="_after")
+    assert both.height > 0.9 * before.height and (both["group"] == both["group_after"]).all()
+    assert before["group"].drop_nulls().n_unique() == 2
 
 
 def test_a_rescore_with_nothing_new_writes_nothing(rescored, world):

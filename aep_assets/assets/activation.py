@@ -6,6 +6,7 @@ store, creates no audience and activates nothing.
 
 import dagster as dg
 
+from ..ml.holdout import size_control_group
 from ..pipeline.audiences import BANDS
 from ..pipeline.write_back import activate_model_audiences, publish_scores, refresh_audiences
 from ..resources import AEPResource, StorageResource
@@ -41,9 +42,10 @@ def build(m: Instance) -> list:
     def propensity_audiences(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResult:
         """High, medium and low propensity audiences as PQL segment definitions on the score band (percentile
         thresholds chosen from held-out gains), evaluated by a segment job."""
-        audiences, published = refresh_audiences(aep.client(), storage.get(), names)
+        audiences, published = refresh_audiences(aep.client(), storage.get(), spec, names)
         expected = published.expected_conversion_rate
         return dg.MaterializeResult(metadata={
+            **_holdout_metadata(audiences, expected),
             **{f"{band}_size": audiences.size(band) for band in BANDS},
             **{f"{band}_expected_conversion_rate": float(expected.get(band, float("nan"))) for band in BANDS},
             "expected_conversion_horizon_days": published.horizon_days or 0,
@@ -58,9 +60,10 @@ def build(m: Instance) -> list:
     @dg.asset(key=m.key("audience_activation"), group_name=m.group(ACTIVATION), deps=[m.key("propensity_audiences")],
               kinds={"adobe", "csv"})
     def audience_activation(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResult:
-        """Each audience's members written to storage by an AEP file destination flow (CSV per audience)."""
+        """Each audience's members written to storage by an AEP file destination flow (CSV per audience); the
+        control groups (holdout.share) stay in AEP and are never activated."""
         store = storage.get()
-        done, segments = activate_model_audiences(aep.client(), store, names)
+        done, segments = activate_model_audiences(aep.client(), store, spec, names)
         return dg.MaterializeResult(metadata={
             "flow_id": done.flow["id"],
             "run_ids": dg.MetadataValue.json({s["name"]: done.runs[s["id"]]["id"] for s in segments.values()}),
@@ -68,5 +71,20 @@ def build(m: Instance) -> list:
             **{f"{band}_members": done.members(s["id"]) for band, s in segments.items()},
             **{f"{band}_uri": store.uri(done.files[s["id"]]) for band, s in segments.items()},
         })
+
+    def _holdout_metadata(audiences, expected: dict) -> dict:
+        """Per band: the control group's size, the uplift it can detect, and the share the target uplift needs."""
+        h = spec.holdout
+        if h.share <= 0:
+            return {"holdout": "none: every member is activated (set holdout.share to measure uplift)"}
+        meta = {"holdout_share": h.share, "target_uplift": h.target_uplift}
+        for band in BANDS:
+            control = audiences.control_size(band)
+            s = size_control_group(audiences.size(band) + control, float(expected.get(band, float("nan"))), h.share,
+                                   h.target_uplift, power=h.power, alpha=h.alpha)
+            meta.update({f"{band}_control_size": control, f"{band}_detectable_uplift": s.detectable_uplift,
+                         f"{band}_control_share_needed": s.share_needed if s.share_needed is not None
+                         else float("nan")})
+        return meta
 
     return [aep_score_dataset, propensity_audiences, audience_activation]

@@ -7,8 +7,8 @@ import dagster as dg
 from ..pipeline.naming import Names
 from ..pipeline.spec import ModelSpec
 
-PLATFORM, SOURCE, FEATURES, MODEL, SCORING, ACTIVATION = (
-    "platform", "source", "features", "model", "scoring", "activation")
+PLATFORM, SOURCE, FEATURES, MODEL, SCORING, ACTIVATION, OUTCOMES = (
+    "platform", "source", "features", "model", "scoring", "activation", "outcomes")
 
 
 @dataclass(frozen=True)

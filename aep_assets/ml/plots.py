@@ -62,3 +62,56 @@ def histogram_plot(y: np.ndarray, p: np.ndarray) -> str:
     ax.set(xlabel="calibrated propensity", ylabel="density", title="Scores by label")
     ax.legend()
     return _png(fig)
+
+
+def outcome_plot(by_decile: pl.DataFrame) -> str:
+    """Expected (with the interval the check allows) and realised conversion (with its Wilson interval) per
+    decile, like Customer AI's performance summary."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    d = by_decile["decile"].to_numpy()
+    exp, real = by_decile["expected_rate"].to_numpy(), by_decile["realised_rate"].to_numpy()
+    ax.bar(d - 0.2, exp, width=0.4, label="expected", color="#9ecae1",
+           yerr=[exp - by_decile["expected_low"].to_numpy(), by_decile["expected_high"].to_numpy() - exp], capsize=2)
+    ax.bar(d + 0.2, real, width=0.4, label="realised", color="#3182bd",
+           yerr=[real - by_decile["realised_low"].to_numpy(), by_decile["realised_high"].to_numpy() - real],
+           capsize=2)
+    ax.set(xlabel="score decile (10 = highest)", ylabel="conversion rate in the outcome window",
+           title="Expected vs realised", xticks=d)
+    ax.legend(loc="upper left")
+    return _png(fig)
+
+
+def outcome_history_plot(history: pl.DataFrame) -> str:
+    """ROC AUC and calibration in the large (realised - expected) of every evaluated scoring run."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 4), sharex=True)
+    runs = np.arange(history.height)
+    top.plot(runs, history["roc_auc"], marker="o")
+    top.set(ylabel="ROC AUC", title="Scoring runs once their window closed")
+    bottom.axhline(0, color="grey", linewidth=0.5)
+    bottom.plot(runs, history["calibration_in_the_large"], marker="o", color="#e6550d")
+    bottom.set(ylabel="realised - expected", xlabel="scoring run (oldest first)", xticks=runs)
+    return _png(fig)
+
+
+def uplift_plot(bands: list[str], absolute: np.ndarray, low: np.ndarray, high: np.ndarray) -> str:
+    """Each audience's measured uplift with its confidence interval."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    y = np.arange(len(bands))
+    ax.axvline(0, color="grey", linewidth=0.5)
+    ax.errorbar(absolute, y, xerr=[absolute - low, high - absolute], fmt="o", capsize=3)
+    ax.set(yticks=y, yticklabels=bands, xlabel="treated - control conversion rate", title="Audience uplift")
+    return _png(fig)
+
+
+def score_distribution_plot(scores: pl.DataFrame) -> str:
+    """Histogram of the propensities, one colour per band."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    p = scores["propensity"].to_numpy()
+    bins = np.linspace(0, float(np.quantile(p, 0.999)) or 1.0, 50) if len(p) else 10
+    for band in ("low", "medium", "high"):
+        part = scores.filter(pl.col("band") == band)["propensity"].to_numpy()
+        if len(part):
+            ax.hist(part, bins=bins, alpha=0.7, label=f"{band} ({len(part):,})")
+    ax.set(xlabel="calibrated propensity", ylabel="profiles", title="Scores by band")
+    ax.legend()
+    return _png(fig)

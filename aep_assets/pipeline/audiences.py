@@ -1,21 +1,37 @@
 """Audiences per score band as PQL segment definitions, evaluated by a segment job, then activated."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import polars as pl
+
 from ..aep import AEPClient
+from ..ml.feature_set import ID
+from ..ml.holdout import CONTROL, TREATMENT, assign_groups
 from ..ml.scoring import Bands
 from ..storage import Storage
 from .naming import Names
+from .spec import Holdout
 
 BANDS = ("high", "medium", "low")
 
 
-def band_pql(tenant: str, bands: Bands) -> dict[str, str]:
+def band_pql(tenant: str, bands: Bands, group: str | None = None) -> dict[str, str]:
     """One audience per band, on the band field rather than on percentile ranges: a profile that converted
-    since its last score gets the band 'converted' and so leaves every audience. ``bands`` (the percentile
-    thresholds behind each band) goes into each audience's description."""
-    return {band: f'_{tenant}.propensityBand = "{band}"' for band in BANDS}
+    since its last score gets the band 'converted' and so leaves every audience. With a control group, the
+    band's audience keeps only the ``group`` ('treatment' for the activated audience, 'control' for the
+    held-out one). ``bands`` (the percentile thresholds behind each band) goes into each audience's
+    description."""
+    only = f' and _{tenant}.propensityGroup = "{group}"' if group else ""
+    return {band: f'_{tenant}.propensityBand = "{band}"{only}' for band in BANDS}
+
+
+def holdout_groups(scores: pl.DataFrame, holdout: Holdout, model: str) -> pl.DataFrame:
+    """The scores with a ``group`` column: each band audience's members split by a stable hash salted with
+    the model (or ``holdout.salt``) and the band; None for rows in no audience (converted markers)."""
+    audiences = [b if b in BANDS else None for b in scores["band"].to_list()]
+    groups = assign_groups(scores[ID].to_list(), audiences, holdout.share, holdout.salt or model)
+    return scores.with_columns(pl.Series("group", groups, dtype=pl.Utf8))
 
 
 def band_rule(band: str, bands: Bands) -> str:
@@ -28,27 +44,48 @@ def band_rule(band: str, bands: Bands) -> str:
 
 @dataclass
 class Audiences:
-    segments: dict[str, dict]  # band -> segment definition
+    segments: dict[str, dict]  # band -> segment definition (the members to activate)
     changes: dict[str, str]
     job: dict
+    controls: dict[str, dict] = field(default_factory=dict)  # band -> its control group's segment, if any
 
     def size(self, band: str) -> int:
-        return int(self.job["metrics"]["segmentedProfileCounter"].get(self.segments[band]["id"], 0))
+        return self._count(self.segments[band])
+
+    def control_size(self, band: str) -> int:
+        return self._count(self.controls[band]) if band in self.controls else 0
+
+    def _count(self, segment: dict) -> int:
+        return int(self.job["metrics"]["segmentedProfileCounter"].get(segment["id"], 0))
 
 
-def build_audiences(client: AEPClient, names: Names, bands: Bands, timeout_s: float = 3600) -> Audiences:
-    """One segment per band, named after the model, so two models' audiences never meet. The PQL reads the
-    score dataset's fields, which every model shares: each model's segment matches the profiles whose latest
-    score is in its band (Profile merges score datasets by the newest timestamp)."""
-    pql = band_pql(client.schemas.tenant_id(), bands)
-    segments, changes = {}, {}
+def build_audiences(client: AEPClient, names: Names, bands: Bands, *, holdout_share: float = 0.0,
+                    timeout_s: float = 3600) -> Audiences:
+    """One segment per band, named after the model, so two models' audiences never meet, and with a holdout
+    one control segment per band beside it. The PQL reads the score dataset's fields, which every model
+    shares: each model's segment matches the profiles whose latest score is in its band (Profile merges
+    score datasets by the newest timestamp)."""
+    tenant = client.schemas.tenant_id()
+    held_out = holdout_share > 0
+    pql = band_pql(tenant, bands, TREATMENT if held_out else None)
+    segments, changes, controls = {}, {}, {}
     for band in BANDS:
+        rule = f"{band_rule(band, bands)} of the scored profiles"
         segments[band], changes[band] = client.segmentation.ensure_segment(
             names.audience(band), pql[band],
-            description=f"Profiles in the {band} propensity band of model {names.model} ({band_rule(band, bands)} "
-                        "of the scored profiles), managed by aep_assets.")
-    job = client.segmentation.evaluate([s["id"] for s in segments.values()], timeout_s=timeout_s)
-    return Audiences(segments, changes, job)
+            description=f"Profiles in the {band} propensity band of model {names.model} ({rule}"
+                        f"{', less its control group' if held_out else ''}), managed by aep_assets.")
+    if held_out:
+        control_pql = band_pql(tenant, bands, CONTROL)
+        for band in BANDS:
+            controls[band], _ = client.segmentation.ensure_segment(
+                names.control_audience(band), control_pql[band],
+                description=f"The control group of {names.audience(band)!r}: {holdout_share:.0%} of its members, "
+                            "chosen by a stable hash, kept out of activation to measure its uplift; managed by "
+                            "aep_assets.")
+    job = client.segmentation.evaluate([s["id"] for s in (*segments.values(), *controls.values())],
+                                       timeout_s=timeout_s)
+    return Audiences(segments, changes, job, controls)
 
 
 @dataclass

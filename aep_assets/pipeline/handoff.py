@@ -85,7 +85,19 @@ class ScoreRun(Handoff):
     profile_batches: list[str]
     drift: str
     batch_id: str = ""
+    calibration_rows: int = 0  # labelled rows the model's calibration was fitted on (for outcome intervals)
 
     @property
     def band_thresholds(self) -> Bands:
         return Bands(**self.bands)
+
+
+@dataclass(frozen=True)
+class ActivationRun(Handoff):
+    """An activation of the band audiences: which published scores it acted on, and each band's member file."""
+
+    scored_at: str  # the ScoreRun it activated
+    cutoff: str
+    activated_at: str
+    files: dict  # band -> storage key of the CSV of activated members
+    holdout_share: float = 0.0

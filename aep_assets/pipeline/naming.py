@@ -34,6 +34,9 @@ class Names:
     def audience(self, band: str) -> str:
         return f"{PROJECT} {self.model} {band} propensity"
 
+    def control_audience(self, band: str) -> str:
+        return f"{self.audience(band)} control"
+
     @property
     def score_dataset(self) -> str:
         return self.score_dataset_name or f"{PROJECT} {self.model} Propensity Scores"
@@ -82,6 +85,29 @@ class Names:
     @property
     def scores(self) -> str:
         return self.key("scores")
+
+    @property
+    def score_runs(self) -> str:  # one ScoreRun per scoring run, for looking back once its window closes
+        return self.key("scores/runs")
+
+    @staticmethod
+    def run_stamp(scored_at: str) -> str:
+        """A scoring run's name in storage keys: its scored_at as YYYYMMDDTHHMMSS."""
+        return scored_at.replace(":", "").replace("-", "")[:15]
+
+    def score_run(self, scored_at: str) -> str:
+        return f"{self.score_runs}/{self.run_stamp(scored_at)}.json"
+
+    def activation_run(self, scored_at: str) -> str:  # the activation of one published scoring run
+        return self.key(f"activation/{self.run_stamp(scored_at)}.json")
+
+    @property
+    def outcomes(self) -> str:
+        return self.key("outcomes")
+
+    @property
+    def activation_pointer(self) -> str:  # the last activation: who was activated, from which scores
+        return self.key("activation/current.json")
 
     @property
     def simulation(self) -> str:

@@ -29,6 +29,9 @@ SCORE_FIELDS = {
                              "description": "Rank of the propensity among scored profiles, 0-100."},
     "propensityDecile": {"title": "Propensity decile", "type": "integer", "description": "1 (lowest) to 10."},
     "propensityBand": {"title": "Propensity band", "type": "string", "description": "high, medium or low."},
+    "propensityGroup": {"title": "Holdout group", "type": "string",
+                        "description": "treatment (activated with its audience) or control (held out to measure "
+                                       "the audience's uplift)."},
     "propensityModelVersion": {"title": "Model version", "type": "string"},
     "propensityScoredAt": {"title": "Scored at", "type": "string", "format": "date-time"},
     "propensityExpiresAt": {"title": "Expires at", "type": "string", "format": "date-time",

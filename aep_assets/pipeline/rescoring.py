@@ -144,7 +144,7 @@ def rescore(model: StoredModel, plan: RescorePlan, features: pl.DataFrame | None
     if plan.mode == FULL:
         merged, withdrawn = Merged(scores, eligible, scores), 0
     else:
-        previous = storage.read_parquet([published.key])
+        previous = storage.read_parquet([published.key]).drop("group", strict=False)  # reassigned after the merge
         # Profiles that left the population (reached the goal, say) since their last score.
         converted = features.filter((pl.col(ELIGIBLE) == 0) & pl.col(ID).is_in(previous[ID].implode()))[ID]
         merged = merge_rescored(previous, storage.read_parquet([published.features_key]), scores,

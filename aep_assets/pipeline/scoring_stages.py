@@ -1,7 +1,7 @@
 """The scoring stages of a model instance, each one function with a typed result: the scoring features
 (everyone, or only what changed) and the scores with their bands and drift."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from ..aep import AEPClient
@@ -9,12 +9,13 @@ from ..ml.drift import DriftPolicy
 from ..ml.feature_set import FeatureSet
 from ..ml.scoring import BandPolicy, Bands, choose_bands
 from ..storage import Storage
+from .audiences import holdout_groups
 from .exports import Export, export_dataset
 from .features import FeatureBuild, build_feature_dataset, feature_fragments, feature_params, resolve_sources
 from .handoff import ScoreRun, ScoringExport
 from .model_store import StoredModel, load_current_model
 from .naming import Names
-from .rescoring import INCREMENTAL, Rescore, RescorePlan, load_published, plan_rescore, rescore, scope_predicate
+from .rescoring import INCREMENTAL, Merged, Rescore, RescorePlan, load_published, plan_rescore, rescore, scope_predicate
 from .spec import ModelSpec
 from .synthetic import simulation_until
 
@@ -87,6 +88,9 @@ def score_profiles(store: Storage, spec: ModelSpec, names: Names, band_policy: B
     scored_at = datetime.now(UTC).replace(microsecond=0)
     run = rescore(model, plan, features, load_published(store, names.scores_pointer), store, bands,
                   scored_at=scored_at, valid_for=timedelta(days=valid_days), reason_method=reason_method)
+    merged = run.merged
+    run = replace(run, merged=Merged(holdout_groups(merged.scores, spec.holdout, names.model), merged.features,
+                                     holdout_groups(merged.changes, spec.holdout, names.model)))
     base = f"{names.scores}/{model.version}/{scored_at:%Y%m%dT%H%M%S}"
     keys = {name: f"{base}/{name}.parquet" for name in ("scores", "features", "changes")}
     uri = store.write_parquet(keys["scores"], run.merged.scores)
@@ -95,10 +99,13 @@ def score_profiles(store: Storage, spec: ModelSpec, names: Names, band_policy: B
     drift = model.drift_reference.psi(run.merged.features, run.merged.scores["propensity"].to_numpy()) \
         if model.drift_reference else {}
     verdict = drift_policy.verdict(drift)
-    ScoreRun(key=keys["scores"], features_key=keys["features"], changes_key=keys["changes"],
+    candidate = ScoreRun(key=keys["scores"], features_key=keys["features"], changes_key=keys["changes"],
              model_version=model.version, bands=bands.__dict__, expected_conversion_rate=expected,
              horizon_days=model.card.get("horizon_days"), cutoff=export.cutoff, scored_at=scored_at.isoformat(),
              expires_at=run.expires_at.isoformat(), mode=plan.mode, reason=plan.reason,
              event_batches=plan.event_batches, profile_batches=plan.profile_batches,
-             drift=verdict).save(store, names.scores_candidate)
+             drift=verdict, calibration_rows=int(model.card.get("rows", {}).get("calibration", 0)))
+    candidate.save(store, names.scores_candidate)
+    if not spec.write_back.enabled:  # a dry run's forecasts are still checked once their window closes
+        candidate.save(store, names.score_run(candidate.scored_at))
     return ScoreResult(model, plan, run, bands, expected, uri, drift, drift_policy, verdict)

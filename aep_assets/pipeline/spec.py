@@ -112,6 +112,25 @@ class WriteBack(Strict):
     dataset: str | None = Field(default=None, description="Score dataset name; null = one named after the model.")
 
 
+class Holdout(Strict):
+    """A randomised control group per audience: in AEP, never activated, so the audience's uplift can be measured."""
+
+    share: float = Field(default=0.0, ge=0, le=0.5, description="Share of each audience's members held out as its "
+                         "control group (propensityGroup 'control'); 0: no control group, everyone is activated.")
+    salt: str | None = Field(default=None, description="Salt of the assignment hash; default: the model's name. "
+                             "Each audience adds its band, so the groups of two audiences are independent.")
+    target_uplift: float = Field(default=0.02, gt=0, lt=1, description="The absolute uplift in conversion rate the "
+                                 "sizing helper sizes the control group for.")
+    power: float = Field(default=0.8, gt=0, lt=1, description="Power of the uplift test the sizing assumes.")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance of the uplift test (two-sided).")
+
+
+class Outcomes(Strict):
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="The score_outcomes check warns when a realised "
+                         "rate leaves its expected interval; with every decile and band inside, a calibrated run "
+                         "passes with probability 1 - alpha.")
+
+
 class Sufficiency(Strict):
     min_goal_profiles: int = Field(default=500, ge=1, description="Per split; Customer AI asks for 500.")
     min_non_goal_profiles: int = Field(default=500, ge=1)
@@ -126,6 +145,11 @@ class Simulation(Strict):
     profiles: int = 100_000
     seed: int = 42
     behaviour_model: Literal["extended", "adobe"] = "extended"
+    planted_uplift: float = Field(default=0.0, ge=0, le=0.5, description="The true effect of being activated: over "
+                                  "an outcome window after an activation, the simulation converts this share of the "
+                                  "band's activated members who would not have converted on their own.")
+    planted_band: Literal["high", "medium", "low"] = Field(default="high", description="The audience whose "
+                                                                                        "activation has that effect.")
 
 
 class ModelSpec(Strict):
@@ -140,6 +164,8 @@ class ModelSpec(Strict):
     scoring: Scoring = Field(default_factory=Scoring)
     write_back: WriteBack = Field(default_factory=WriteBack)
     sufficiency: Sufficiency = Field(default_factory=Sufficiency)
+    holdout: Holdout = Field(default_factory=Holdout)
+    outcomes: Outcomes = Field(default_factory=Outcomes)
     simulation: Simulation | None = Field(default=None, description="Set only for a simulated source (the demo).")
 
     @field_validator("name")

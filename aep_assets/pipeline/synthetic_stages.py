@@ -1,18 +1,22 @@
 """The CMLE demo's simulated source as stage functions with typed results: the simulation published into
 AEP, and the ground truth (the oracle) kept out of it."""
 
+import io
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import polars as pl
 
 from ..aep import AEPClient
 from ..simulation import Simulation, SimulationConfig, simulate
+from ..simulation.continuation import Continuation, Treatment, continue_simulation
 from ..simulation.oracle import oracle_frame
 from ..storage import Storage
-from .handoff import TrainingExport
+from .handoff import ActivationRun, TrainingExport
 from .naming import Names
-from .synthetic import Published, load_simulation, publish_events, publish_profiles, save_simulation
+from .spec import ModelSpec
+from .synthetic import Published, load_simulation, publish_events, publish_new_events, publish_profiles, save_simulation
 
 
 @dataclass(frozen=True)
@@ -47,3 +51,45 @@ def oracle_truth(store: Storage, names: Names, futures: int) -> OracleTruth:
     oracle = oracle_frame(sim, cutoff, horizon, k=futures)
     truth = sim.truth.join(oracle.drop("userid"), on="profile_index")
     return OracleTruth(truth, store.write_parquet(names.simulation_truth, truth), cutoff, horizon, sim.config.model)
+
+
+@dataclass(frozen=True)
+class Advanced:
+    continuation: Continuation
+    published: Published
+    treated: int  # activated members the planted effect applied to (0: none)
+
+
+def campaign_treatment(store: Storage, spec: ModelSpec, names: Names, sim: Simulation,
+                       uplift: float) -> Treatment | None:
+    """The planted effect of the last activation: its ``simulation.planted_band`` members' rows, treated from the
+    activated scores' cutoff over the goal's outcome window."""
+    activation = ActivationRun.load_if_any(store, names.activation_pointer)
+    if uplift <= 0 or activation is None or spec.simulation.planted_band not in activation.files:
+        return None
+    members = pl.read_csv(io.BytesIO(store.read_bytes(activation.files[spec.simulation.planted_band])),
+                          columns=["identity"], schema_overrides={"identity": pl.Utf8})
+    rows = (sim.profiles.with_row_index("row").join(members, left_on="userid", right_on="identity")["row"]
+            .to_numpy().astype(np.int64))
+    return Treatment(rows, uplift, datetime.fromisoformat(activation.cutoff), timedelta(days=spec.goal.outcome_days))
+
+
+def advance_simulation(client: AEPClient, store: Storage, spec: ModelSpec, names: Names, *, days: float,
+                       profile_share: float, seed: int | None, planted_uplift: float,
+                       past_now: bool) -> Advanced:
+    """Continue the simulated world by ``days`` and land its new events as a new batch. Without ``past_now`` the
+    period stops at the current time; with it the simulated present may run ahead of the clock, which is how
+    the demo lets an outcome window close today."""
+    sim = load_simulation(store, names.simulation)
+    period = timedelta(days=days)
+    if not past_now:
+        period = min(period, datetime.now(UTC).replace(microsecond=0) - sim.until)
+    if period < timedelta(minutes=1):
+        raise ValueError(f"The simulation already reaches {sim.until.isoformat()}, and new events cannot lie in "
+                         f"the future. Wait, set 'outcome_window: true' to let the simulated present run ahead of "
+                         f"the clock, or re-materialise {names.model}/synthetic_profiles with an earlier 'as_of'.")
+    treatment = campaign_treatment(store, spec, names, sim, planted_uplift)
+    cont = continue_simulation(sim, period, share=profile_share, seed=seed, treatment=treatment)
+    published = publish_new_events(client, cont, names)
+    save_simulation(store, names.simulation, cont.simulation)
+    return Advanced(cont, published, treatment.rows.size if treatment else 0)

@@ -2,6 +2,7 @@
 model's score dataset, the band audiences, and their activation."""
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import polars as pl
 import pyarrow as pa
@@ -10,7 +11,7 @@ from ..aep import AEPClient
 from ..ml.feature_set import ID
 from ..storage import Storage
 from .audiences import BANDS, Activation, Audiences, activate_audiences, build_audiences
-from .handoff import ScoreRun
+from .handoff import ActivationRun, ScoreRun
 from .ingest import append_dataset_rows, replace_dataset_rows
 from .naming import Names
 from .ownership import ensure_owned_dataset
@@ -24,7 +25,8 @@ def score_records(scores: pl.DataFrame, tenant: str) -> pa.Table:
     fields = scores.select(
         pl.col(ID).alias("userid"), pl.col("propensity"), pl.col("score").alias("propensityScore"),
         pl.col("percentile").alias("propensityPercentile"), pl.col("decile").alias("propensityDecile"),
-        pl.col("band").alias("propensityBand"), pl.col("model_version").alias("propensityModelVersion"),
+        pl.col("band").alias("propensityBand"), pl.col("group").alias("propensityGroup"),
+        pl.col("model_version").alias("propensityModelVersion"),
         pl.col("scored_at").alias("propensityScoredAt"), pl.col("expires_at").alias("propensityExpiresAt"),
         *[pl.col(f"reason_{k}").alias(f"propensityReason{k}") for k in (1, 2, 3)])
     return pa.table({f"_{tenant}": pa.StructArray.from_arrays(
@@ -61,18 +63,24 @@ def publish_scores(client: AEPClient, store: Storage, spec: ModelSpec, names: Na
     written = int(batch["metrics"].get("outputRecordCount", batch["metrics"].get("recordsWritten", 0)))
     published = PublishedScores(ds, candidate, rows.height, batch, written)
     if published.succeeded:  # these scores are now the ones AEP holds
-        ScoreRun.from_json({**candidate.to_json(), "batch_id": batch["id"]}).save(store, names.scores_pointer)
+        held = ScoreRun.from_json({**candidate.to_json(), "batch_id": batch["id"]})
+        held.save(store, names.scores_pointer)
+        held.save(store, names.score_run(held.scored_at))
     return published
 
 
-def refresh_audiences(client: AEPClient, store: Storage, names: Names) -> tuple[Audiences, ScoreRun]:
-    """The model's band audiences over the published scores, evaluated by a segment job."""
+def refresh_audiences(client: AEPClient, store: Storage, spec: ModelSpec,
+                      names: Names) -> tuple[Audiences, ScoreRun]:
+    """The model's band audiences over the published scores (and their control groups), evaluated by a
+    segment job."""
     published = ScoreRun.load(store, names.scores_pointer, asset=f"{names.model}/aep_score_dataset")
-    return build_audiences(client, names, published.band_thresholds), published
+    return build_audiences(client, names, published.band_thresholds, holdout_share=spec.holdout.share), published
 
 
-def activate_model_audiences(client: AEPClient, store: Storage, names: Names) -> tuple[Activation, dict[str, dict]]:
-    """Each band audience's members written to storage by the model's file destination flow."""
+def activate_model_audiences(client: AEPClient, store: Storage, spec: ModelSpec,
+                             names: Names) -> tuple[Activation, dict[str, dict]]:
+    """Each band audience's members (never its control group) written to storage by the model's file
+    destination flow; the activation is kept so outcome tracking knows who was treated."""
     tenant = client.schemas.tenant_id()
     segments = {band: client.segmentation.find_segment(names.audience(band)) for band in BANDS}
     if any(s is None for s in segments.values()):
@@ -81,4 +89,9 @@ def activate_model_audiences(client: AEPClient, store: Storage, names: Names) ->
     done = activate_audiences(client, store, names.flow("audience activation"), list(segments.values()),
                               [f"_{tenant}.propensity", f"_{tenant}.propensityBand"],
                               path=names.export_path("audiences"))
+    published = ScoreRun.load(store, names.scores_pointer, asset=f"{names.model}/aep_score_dataset")
+    activation = ActivationRun(published.scored_at, published.cutoff, datetime.now(UTC).isoformat(timespec="seconds"),
+                               {band: done.files[s["id"]] for band, s in segments.items()}, spec.holdout.share)
+    activation.save(store, names.activation_pointer)
+    activation.save(store, names.activation_run(published.scored_at))
     return done, segments

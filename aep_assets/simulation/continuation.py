@@ -13,8 +13,24 @@ import numpy as np
 import polars as pl
 
 from .behaviour import Simulation, event_frame
-from .engine import Events, base_events, descendants, walk
+from .engine import CONVERSION_LAG_S, Events, base_events, descendants, walk
 from .oracle import state_at
+
+
+@dataclass(frozen=True)
+class Treatment:
+    """A planted campaign effect: over (start, start + window], the campaign converts ``uplift`` x (treated
+    members) profiles that would not have converted on their own, spread evenly over the window."""
+
+    rows: np.ndarray  # profile rows (positions in ``Simulation.profiles``) of the treated members
+    uplift: float
+    start: datetime  # the activation
+    window: timedelta
+
+    def share_within(self, t0: float, t1: float) -> float:
+        """The part of the window inside (t0, t1]."""
+        lo, hi = max(t0, self.start.timestamp()), min(t1, (self.start + self.window).timestamp())
+        return max(hi - lo, 0.0) / self.window.total_seconds()
 
 
 @dataclass
@@ -24,15 +40,18 @@ class Continuation:
     start: datetime
     end: datetime
 
+    treated_conversions: int = 0  # conversions the planted campaign effect caused in the period
+
     @property
     def changed_profiles(self) -> int:
         return self.new_events["profile_index"].n_unique()
 
 
-def continue_simulation(sim: Simulation, period: timedelta, *, share: float = 1.0,
-                        seed: int | None = None) -> Continuation:
+def continue_simulation(sim: Simulation, period: timedelta, *, share: float = 1.0, seed: int | None = None,
+                        treatment: Treatment | None = None) -> Continuation:
     """Events in (until, until + period] for every profile, or for a random ``share`` of them (the
-    others stay quiet for the period: nothing happens to them)."""
+    others stay quiet for the period: nothing happens to them). A ``treatment`` adds the conversions a
+    campaign causes among its members."""
     if period <= timedelta(0):
         raise ValueError(f"period must be positive, got {period}; e.g. timedelta(days=1).")
     if not 0 < share <= 1:
@@ -50,6 +69,7 @@ def continue_simulation(sim: Simulation, period: timedelta, *, share: float = 1.
     new = new.sorted()
     done = walk(rng, sim.config.behaviour, new, baseline=sim.traits.baseline, propensity=state.propensity,
                 start=t0, end=t1, converted=state.converted)
+    caused = _campaign_conversions(rng, treatment, done.converted_at, state.converted, t0, t1)
     first = sim.config.first_profile_index
     new_events = event_frame(new, done, first)
     events = pl.concat([sim.events, new_events]).sort(["profile_index", "timestamp"], maintain_order=True)
@@ -63,4 +83,24 @@ def continue_simulation(sim: Simulation, period: timedelta, *, share: float = 1.
         .otherwise(pl.col("conversion_time")).alias("conversion_time"),
         (pl.col("n_events") + pl.Series(counts)).alias("n_events"),
     )
-    return Continuation(replace(sim, events=events, truth=truth, until=end), new_events, start, end)
+    return Continuation(replace(sim, events=events, truth=truth, until=end), new_events, start, end, caused)
+
+
+def _campaign_conversions(rng: np.random.Generator, treatment: Treatment | None, converted_at: np.ndarray,
+                          converted_before: np.ndarray, t0: float, t1: float) -> int:
+    """Convert, in place in ``converted_at``, treated members who did not convert on their own in (t0, t1]:
+    as many in expectation as the treatment's uplift times its members, times the window's share of the
+    period. Drawn among those who would not convert anyway, so the true effect on the treated members'
+    conversion rate is exactly the uplift, whatever their own rate."""
+    if treatment is None or treatment.uplift <= 0 or not treatment.rows.size:
+        return 0
+    part = treatment.share_within(t0, t1)
+    pool = treatment.rows[~converted_before[treatment.rows] & np.isnan(converted_at[treatment.rows])]
+    if part <= 0 or not pool.size:
+        return 0
+    chance = min(1.0, treatment.uplift * part * treatment.rows.size / pool.size)
+    hit = pool[rng.random(pool.size) < chance]
+    lo = max(t0, treatment.start.timestamp())
+    hi = min(t1, (treatment.start + treatment.window).timestamp()) - CONVERSION_LAG_S
+    converted_at[hit] = np.floor(rng.uniform(lo, max(hi, lo + 1), size=hit.size))
+    return int(hit.size)

@@ -1,0 +1,176 @@
+"""Looking back at scoring runs once their outcome window has closed: did the scores come true, and did
+the audiences cause conversions?
+
+Every scoring run is kept (``scores/runs/``; published runs for a model that writes back, every run for a
+dry run). A run's outcome window is ``(cutoff, cutoff + goal.outcome_days]``, where the cutoff is the time
+its features were computed as of: now for an org's data, the simulated present for the demo. Once the
+present passes the window's end, one Query Service CTAS (``sql/score_outcomes.sql``) finds the goal events
+in the windows of every run due, the result is exported to storage and joined with each run's scores.
+"""
+
+import io
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from ..aep import AEPClient
+from ..ml.feature_set import ID, FeatureSet
+from ..ml.holdout import CONTROL, Uplift, measure_uplift
+from ..ml.outcomes import OutcomeComparison, compare_outcomes
+from ..storage import Storage
+from .audiences import BANDS
+from .exports import export_dataset
+from .feature_sql import source_events_cte
+from .features import FeatureBuild, build_feature_dataset, feature_params, resolve_sources
+from .handoff import ActivationRun, Handoff, ScoreRun
+from .naming import Names
+from .scoring_stages import present
+from .spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class RunOutcome(Handoff):
+    """What one scoring run's window showed, kept in ``outcomes/<run>.json``."""
+
+    scored_at: str
+    cutoff: str
+    window_end: str
+    model_version: str
+    outcomes_key: str  # Parquet: the run's scores with ``converted``
+    profiles: int
+    conversions: int
+    expected_rate: float
+    realised_rate: float
+    calibration_in_the_large: float
+    roc_auc: float
+    pr_auc: float
+    outside: list[str]  # deciles and bands whose realised rate left its expected interval
+    by_decile: list[dict]
+    by_band: list[dict]
+
+    @property
+    def calibrated(self) -> bool:
+        return not self.outside
+
+
+def window_end(run: ScoreRun, spec: ModelSpec) -> datetime:
+    return datetime.fromisoformat(run.cutoff) + timedelta(days=spec.goal.outcome_days)
+
+
+def scoring_runs(store: Storage, names: Names) -> list[ScoreRun]:
+    """Every kept scoring run, oldest first."""
+    keys = sorted(k for k in store.list_keys(names.score_runs) if k.endswith(".json"))
+    return [ScoreRun.load(store, k, asset=f"{names.model}/propensity_scores") for k in keys]
+
+
+def evaluated_runs(store: Storage, names: Names) -> list[RunOutcome]:
+    keys = sorted(k for k in store.list_keys(names.outcomes) if k.endswith(".json") and "/uplift/" not in k)
+    return [RunOutcome.load(store, k, asset=f"{names.model}/score_outcomes") for k in keys]
+
+
+@dataclass(frozen=True)
+class Due:
+    present: datetime
+    due: list[ScoreRun]  # window closed, not evaluated yet
+    waiting: list[ScoreRun]  # window still open
+
+    @property
+    def next_close(self) -> datetime | None:
+        return min((datetime.fromisoformat(r.cutoff) for r in self.waiting), default=None)
+
+
+def runs_due(store: Storage, spec: ModelSpec, names: Names, now: datetime | None = None) -> Due:
+    now = now or present(store, spec, names)
+    done = {o.scored_at for o in evaluated_runs(store, names)}
+    runs = [r for r in scoring_runs(store, names) if r.scored_at not in done]
+    return Due(now, [r for r in runs if window_end(r, spec) <= now], [r for r in runs if window_end(r, spec) > now])
+
+
+def realised_goals(client: AEPClient, store: Storage, spec: ModelSpec, names: Names,
+                   cutoffs: dict[str, datetime]) -> tuple[pl.DataFrame, FeatureBuild]:
+    """Per (profile, run label): the number of goal events in the run's window, from Query Service."""
+    sources = resolve_sources(client, spec, names)
+    fs = FeatureSet(identity=spec.events.identity, goal=spec.goal.condition, events=())
+    build = build_feature_dataset(
+        client, name="score_outcomes", owner=names.model, table_prefix=names.table_prefix("score_outcomes"),
+        params=feature_params(client, sources, cutoffs, spec.goal.outcome_days),
+        fragments={"source_events": source_events_cte(fs, sources.event_tables)},
+        input_dataset_ids=[ds["id"] for ds in sources.events])
+    export = export_dataset(client, store, build.dataset["id"], flow_name=names.flow("outcomes export"),
+                            path=names.export_path("outcomes"))
+    goals = (store.read_parquet(export.keys) if export.keys
+             else pl.DataFrame(schema={ID: pl.Utf8, "split": pl.Utf8, "goals": pl.Int64}))
+    return goals.select(pl.col(ID).cast(pl.Utf8), "split", "goals"), build
+
+
+@dataclass(frozen=True)
+class OutcomeReport:
+    due: Due
+    evaluated: list[tuple[RunOutcome, OutcomeComparison]]  # the runs this materialisation looked back at
+    history: list[RunOutcome]  # every run evaluated so far, oldest first
+    build: FeatureBuild | None = None
+
+
+def evaluate_outcomes(client: AEPClient, store: Storage, spec: ModelSpec, names: Names) -> OutcomeReport:
+    """Compare every due run's scores with what happened in its window, and keep the result per run."""
+    due = runs_due(store, spec, names)
+    if not due.due:
+        return OutcomeReport(due, [], evaluated_runs(store, names))
+    labels = {f"run{k}": r for k, r in enumerate(due.due)}
+    goals, build = realised_goals(client, store, spec, names,
+                                  {label: datetime.fromisoformat(r.cutoff) for label, r in labels.items()})
+    evaluated = []
+    for label, run in labels.items():
+        hits = goals.filter((pl.col("split") == label) & (pl.col("goals") > 0)).select(ID).unique()
+        scores = store.read_parquet([run.key])
+        frame = scores.with_columns(pl.col(ID).is_in(hits[ID].implode()).alias("converted"))
+        comparison = compare_outcomes(frame, alpha=spec.outcomes.alpha, calibration_rows=run.calibration_rows)
+        stamp = names.run_stamp(run.scored_at)
+        store.write_parquet(f"{names.outcomes}/{stamp}.parquet", frame.select(
+            ID, "propensity", "decile", "band", *(["group"] if "group" in frame.columns else []), "converted"))
+        outcome = RunOutcome(
+            scored_at=run.scored_at, cutoff=run.cutoff, window_end=window_end(run, spec).isoformat(),
+            model_version=run.model_version, outcomes_key=f"{names.outcomes}/{stamp}.parquet",
+            profiles=comparison.profiles, conversions=comparison.conversions,
+            expected_rate=comparison.expected_rate, realised_rate=comparison.realised_rate,
+            calibration_in_the_large=comparison.calibration_in_the_large, roc_auc=comparison.roc_auc,
+            pr_auc=comparison.pr_auc, outside=comparison.outside,
+            by_decile=comparison.by_decile.to_dicts(), by_band=comparison.by_band.to_dicts())
+        outcome.save(store, f"{names.outcomes}/{stamp}.json")
+        evaluated.append((outcome, comparison))
+    return OutcomeReport(due, evaluated, evaluated_runs(store, names), build)
+
+
+@dataclass(frozen=True)
+class AudienceUplift:
+    scored_at: str
+    window_end: str
+    holdout_share: float
+    bands: dict[str, Uplift]
+
+
+def activated_members(store: Storage, activation: ActivationRun, band: str) -> pl.Series:
+    data = store.read_bytes(activation.files[band])
+    return pl.read_csv(io.BytesIO(data), columns=["identity"], schema_overrides={"identity": pl.Utf8})["identity"]
+
+
+def measure_audience_uplift(store: Storage, names: Names) -> list[AudienceUplift]:
+    """For every evaluated run whose audiences were activated with a control group: per band, the activated
+    members' conversion against their control group's, oldest run first."""
+    found = []
+    for outcome in evaluated_runs(store, names):
+        activation = ActivationRun.load_if_any(store, names.activation_run(outcome.scored_at))
+        if activation is None or activation.holdout_share <= 0:
+            continue
+        frame = store.read_parquet([outcome.outcomes_key])
+        bands = {}
+        for band in BANDS:
+            in_band = frame.filter(pl.col("band") == band)
+            treated = in_band.filter(pl.col(ID).is_in(activated_members(store, activation, band).implode()))
+            control = in_band.filter(pl.col("group") == CONTROL)
+            if treated.height and control.height:
+                bands[band] = measure_uplift(treated.height, int(treated["converted"].sum()),
+                                             control.height, int(control["converted"].sum()))
+        found.append(AudienceUplift(outcome.scored_at, outcome.window_end, activation.holdout_share, bands))
+    return found
