@@ -96,6 +96,7 @@ def test_the_sensor_asks_once_when_the_window_closes(no_effect):
 def test_calibrated_scores_come_true_within_their_intervals(no_effect):
     meta, check = no_effect["outcomes"], no_effect["check"]
     assert meta["evaluated_runs"] == 1 and meta["window_end"] == "2026-06-15T00:00:00+00:00"
+    assert meta["judged_on"] == "the control groups"  # the audiences were activated: only controls are untouched
     assert check.passed, check.metadata
     (outcome,) = evaluated_runs(no_effect["storage"], NAMES)
     assert all(row["inside"] for row in outcome.by_decile) and len(outcome.by_decile) == 10
@@ -109,7 +110,8 @@ def test_doubled_scores_would_have_warned(no_effect):
     (outcome,) = evaluated_runs(storage, NAMES)
     (run,) = scoring_runs(storage, NAMES)
     frame = storage.read_parquet([outcome.outcomes_key])
-    doubled = compare_outcomes(frame.with_columns(pl.col("propensity") * 2), calibration_rows=run.calibration_rows)
+    controls = frame.filter(pl.col("group") == "control").with_columns(pl.col("propensity") * 2)
+    doubled = compare_outcomes(controls, calibration_rows=run.calibration_rows)
     assert not doubled.calibrated and "decile 10" in doubled.outside
 
 
@@ -145,3 +147,8 @@ def test_a_planted_effect_is_recovered(planted):
     for band in ("medium", "low"):  # only the high band's activation had an effect
         assert uplift[f"{band}_uplift_ci_low"] <= 0 <= uplift[f"{band}_uplift_ci_high"], band
     assert uplift["uplift_plot"].startswith("![Uplift](data:image/png;base64,")
+
+
+def test_a_campaign_effect_does_not_read_as_miscalibration(planted):
+    """The campaign moved the high band's treated members; the forecast is judged on the controls."""
+    assert planted["outcomes"]["judged_on"] == "the control groups" and planted["check"].passed

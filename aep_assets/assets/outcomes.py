@@ -36,7 +36,9 @@ def build(m: Instance) -> list:
         """Each scoring run, once its outcome window (cutoff, cutoff + goal.outcome_days] has closed: the goal
         events in the window (Query Service, sql/score_outcomes.sql) against the scores: expected and
         realised conversion per decile and band with intervals, calibration in the large, ROC AUC and PR
-        AUC. Runs whose window is still open wait; the outcome sensor materialises this when one closes."""
+        AUC. Once audiences were activated with control groups, the forecast is judged on the controls,
+        whose outcomes no campaign moved. Runs whose window is still open wait; the outcome sensor
+        materialises this when one closes."""
         report = evaluate_outcomes(aep.client(), storage.get(), spec, names)
         due = report.due
         meta = {"present": due.present.isoformat(), "evaluated_runs": len(report.evaluated),
@@ -55,6 +57,7 @@ def build(m: Instance) -> list:
         meta.update({
             "scored_at": outcome.scored_at, "cutoff": outcome.cutoff, "window_end": outcome.window_end,
             "model_version": outcome.model_version, "dagster/row_count": outcome.profiles,
+            "judged_on": outcome.judged_on,
             "conversions": outcome.conversions, "expected_rate": outcome.expected_rate,
             "realised_rate": outcome.realised_rate, "calibration_in_the_large": outcome.calibration_in_the_large,
             "roc_auc": outcome.roc_auc, "pr_auc": outcome.pr_auc,

@@ -28,6 +28,18 @@ from .naming import Names
 from .scoring_stages import present
 from .spec import ModelSpec
 
+EVERYONE, CONTROLS = "every scored profile", "the control groups"
+
+
+def untouched(store: Storage, names: Names, run: ScoreRun, frame: pl.DataFrame) -> tuple[pl.DataFrame, str]:
+    """The profiles whose outcome only the scores speak for. Once audiences were activated, a campaign moves
+    its members' outcomes (that is its purpose), so with control groups the forecast is judged on them: a
+    random sample of every band that nothing was sent to."""
+    activation = ActivationRun.load_if_any(store, names.activation_run(run.scored_at))
+    if activation is not None and activation.holdout_share > 0 and "group" in frame.columns:
+        return frame.filter(pl.col("group") == CONTROL), CONTROLS
+    return frame, EVERYONE
+
 
 @dataclass(frozen=True)
 class RunOutcome(Handoff):
@@ -48,6 +60,7 @@ class RunOutcome(Handoff):
     outside: list[str]  # deciles and bands whose realised rate left its expected interval
     by_decile: list[dict]
     by_band: list[dict]
+    judged_on: str = EVERYONE  # or CONTROLS: the profiles no activation touched
 
     @property
     def calibrated(self) -> bool:
@@ -125,7 +138,8 @@ def evaluate_outcomes(client: AEPClient, store: Storage, spec: ModelSpec, names:
         hits = goals.filter((pl.col("split") == label) & (pl.col("goals") > 0)).select(ID).unique()
         scores = store.read_parquet([run.key])
         frame = scores.with_columns(pl.col(ID).is_in(hits[ID].implode()).alias("converted"))
-        comparison = compare_outcomes(frame, alpha=spec.outcomes.alpha, calibration_rows=run.calibration_rows)
+        judged, judged_on = untouched(store, names, run, frame)
+        comparison = compare_outcomes(judged, alpha=spec.outcomes.alpha, calibration_rows=run.calibration_rows)
         stamp = names.run_stamp(run.scored_at)
         store.write_parquet(f"{names.outcomes}/{stamp}.parquet", frame.select(
             ID, "propensity", "decile", "band", *(["group"] if "group" in frame.columns else []), "converted"))
@@ -136,7 +150,7 @@ def evaluate_outcomes(client: AEPClient, store: Storage, spec: ModelSpec, names:
             expected_rate=comparison.expected_rate, realised_rate=comparison.realised_rate,
             calibration_in_the_large=comparison.calibration_in_the_large, roc_auc=comparison.roc_auc,
             pr_auc=comparison.pr_auc, outside=comparison.outside,
-            by_decile=comparison.by_decile.to_dicts(), by_band=comparison.by_band.to_dicts())
+            by_decile=comparison.by_decile.to_dicts(), by_band=comparison.by_band.to_dicts(), judged_on=judged_on)
         outcome.save(store, f"{names.outcomes}/{stamp}.json")
         evaluated.append((outcome, comparison))
     return OutcomeReport(due, evaluated, evaluated_runs(store, names), build)
