@@ -134,6 +134,35 @@ class LandingZoneExportsResource(StorageResource):
         return LandingZoneExports(self.storage.get(), self.aep.client().landing_zone, self.endpoint_url)
 
 
+class MLflowResource(dg.ConfigurableResource):
+    """MLflow tracking and model registry. Only the tracking URI says where MLflow lives: by default a SQLite
+    database under data/ with artifacts beside it; ``MLFLOW_TRACKING_URI`` points it at a tracking server or
+    Databricks (``databricks``), whose token MLflow reads from the environment itself."""
+
+    tracking_uri: str = Field(description="MLflow tracking (and registry) URI.")
+    artifact_root: str | None = Field(default=None, description="Where new experiments keep artifacts; None: the "
+                                                                "tracking server decides.")
+    registered_model_prefix: str = Field(default="", description="Prefix of registered model names, e.g. "
+                                         "'main.marketing.' for Unity Catalog.")
+    ui_url: str = Field(default="http://127.0.0.1:5000", description="The MLflow UI, for links in metadata.")
+
+    def registry(self):
+        from .tracking.registry import ModelRegistry
+
+        return ModelRegistry(self.tracking_uri, self.artifact_root, self.registered_model_prefix)
+
+
+def dagster_ui_url() -> str:
+    """The Dagster UI, for links back from MLflow runs."""
+    return os.environ.get("DAGSTER_UI_URL", "http://127.0.0.1:3000").rstrip("/")
+
+
+def local_mlflow(data_dir: Path) -> MLflowResource:
+    (data_dir / "mlflow").mkdir(parents=True, exist_ok=True)
+    return MLflowResource(tracking_uri=f"sqlite:///{(data_dir / 'mlflow' / 'mlflow.db').resolve()}",
+                          artifact_root=str((data_dir / "mlflow" / "artifacts").resolve()))
+
+
 def describe_target(resources: dict) -> str:
     """Which AEP org and sandbox a run writes to, for the start-up log and every run's first line."""
     aep = resources["aep"]
@@ -150,8 +179,8 @@ def build_resources(env: dict[str, str] | None = None) -> dict:
             s3=S3Resource(endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
                           region_name=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1"))),
             bucket=env.get("AEP_S3_BUCKET", "aep-assets"), prefix=env.get("AEP_S3_PREFIX", "aep_assets"),
-            aep_access_key_id=env.get("AEP_S3_ACCESS_KEY_ID", env.get("AWS_ACCESS_KEY_ID")),
-            aep_secret_access_key=env.get("AEP_S3_SECRET_ACCESS_KEY", env.get("AWS_SECRET_ACCESS_KEY")))
+            aep_access_key_id=_env_var(env, "AEP_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+            aep_secret_access_key=_env_var(env, "AEP_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"))
         landing = None
     else:
         local = LocalStorageResource(base_dir=env.get("AEP_STORAGE_DIR", str(DATA_DIR / "storage")))
@@ -173,4 +202,21 @@ def build_resources(env: dict[str, str] | None = None) -> dict:
                               dlz_bucket=env.get("AEP_SANDBOX_DLZ_BUCKET", ""))
     if env.get("AEP_EXPORTS", "storage") == "dlz":
         storage = LandingZoneExportsResource(storage=storage, aep=aep, endpoint_url=env.get("AWS_ENDPOINT_URL"))
-    return {"aep": aep, "storage": storage}
+    return {"aep": aep, "storage": storage, "mlflow": _mlflow(env)}
+
+
+def _env_var(env: dict[str, str], *names: str) -> dg.EnvVar | None:
+    """The first of ``names`` that is set, as an EnvVar: resource config (which the UI shows) names the variable,
+    never its value."""
+    return next((dg.EnvVar(n) for n in names if env.get(n)), None)
+
+
+def _mlflow(env: dict[str, str]) -> MLflowResource:
+    """MLflow from ``MLFLOW_TRACKING_URI`` (a URI may hold a password, so it stays an EnvVar), or a local store
+    next to the pipeline's storage."""
+    if env.get("MLFLOW_TRACKING_URI"):
+        return MLflowResource(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"),
+                              registered_model_prefix=env.get("MLFLOW_REGISTERED_MODEL_PREFIX", ""),
+                              ui_url=env.get("MLFLOW_UI_URL", "http://127.0.0.1:5000"))
+    storage_dir = env.get("AEP_STORAGE_DIR")
+    return local_mlflow(Path(storage_dir).parent if storage_dir else DATA_DIR)

@@ -5,16 +5,11 @@ import polars as pl
 from pydantic import Field
 
 from ..ml import plots
-from ..ml.feature_set import LABEL
-from ..ml.metrics import gains, reliability
 from ..ml.train import TrainingConfig
-from ..pipeline.model_stage import train_propensity_model
-from ..resources import AEPResource, StorageResource
+from ..pipeline.model_stage import HEADLINE, Gates, train_propensity_model
+from ..resources import AEPResource, MLflowResource, StorageResource, dagster_ui_url
 from .instance import MODEL, Instance
 from .metadata import md_table
-
-HEADLINE = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_precision", "top_decile_lift",
-            "positive_rate")
 
 
 class ModelConfig(dg.Config):
@@ -49,23 +44,33 @@ def build(m: Instance) -> list:
         ],
     )
     def propensity_model(context: dg.AssetExecutionContext, config: ModelConfig, aep: AEPResource,
-                         storage: StorageResource) -> dg.MaterializeResult:
+                         storage: StorageResource, mlflow: MLflowResource) -> dg.MaterializeResult:
         """LightGBM trained on the split-'train' rows (cutoff T1) with early stopping and a small hyperparameter
         search, calibrated on a held-out fold, and evaluated on the temporal holdout (cutoff T2). Saved in
-        LightGBM's text format plus JSON and a model card (with the feature set), one folder per version."""
+        LightGBM's text format plus JSON and a model card (with the feature set), one folder per version, and
+        logged to MLflow as a version of the registered model named after the instance: the alias 'champion'
+        (the version that scores) when every gate passed, 'challenger' otherwise."""
         run = train_propensity_model(
-            aep.client(), storage.get(), m.spec, names,
+            aep.client(), storage.get(), mlflow.registry(), m.spec, names,
             TrainingConfig(seed=config.seed, trials=config.trials, calibration=config.calibration),
-            leakage_sample_per_split=config.leakage_sample_per_split)
+            Gates(config.auc_floor, config.max_ece, config.champion_tolerance),
+            leakage_sample_per_split=config.leakage_sample_per_split,
+            tags={"dagster.run_id": context.run.run_id, "dagster.asset_key": key.to_user_string(),
+                  "dagster.run_url": f"{dagster_ui_url()}/runs/{context.run.run_id}"})
         model, oracle, leakage, champion, uris = run.model, run.oracle, run.leakage, run.champion, run.uris
+        reg, verdicts = run.registered, run.verdicts
         if oracle.oracle is None:
             context.log.warning("oracle metrics unavailable: %s", oracle.note)
-        y, p = model.holdout[LABEL].to_numpy(), model.holdout["propensity"].to_numpy()
-        gains_table = gains(y, p)
+        if not run.promoted:
+            failed = [g for g, ok in verdicts.items() if not ok]
+            context.log.warning("model %s stays challenger (MLflow version %s): %s did not pass; the champion keeps "
+                                "scoring", model.version, reg.version, ", ".join(failed))
         importance = pl.DataFrame({"feature": list(model.feature_importance),
                                    "gain_share": list(model.feature_importance.values())}).sort("gain_share",
                                                                                                 descending=True)
         mt = model.metrics
+        image = {name: dg.MetadataValue.md(plots.markdown_image(title, run.plots[name])) for name, title in (
+            ("roc", "ROC"), ("gains", "Gains"), ("reliability", "Reliability"), ("scores", "Scores"))}
         return dg.MaterializeResult(
             metadata={
                 **{k: float(mt[k]) for k in HEADLINE},
@@ -75,12 +80,13 @@ def build(m: Instance) -> list:
                 "design": run.design, "model_version": model.version, "code_version": model.code_version,
                 "previous_version": run.previous_version or "none", "rows": dg.MetadataValue.json(model.rows),
                 "features": dg.MetadataValue.json(list(model.features)),
-                "gains_by_decile": md_table(gains_table.with_columns(pl.col(pl.Float64).round(4))),
-                "roc_curve": dg.MetadataValue.md(plots.markdown_image("ROC", plots.roc_plot(y, p, oracle.oracle))),
-                "gains_chart": dg.MetadataValue.md(plots.markdown_image("Gains", plots.gains_plot(gains_table))),
-                "reliability_diagram": dg.MetadataValue.md(
-                    plots.markdown_image("Reliability", plots.reliability_plot(reliability(y, p)))),
-                "score_histogram": dg.MetadataValue.md(plots.markdown_image("Scores", plots.histogram_plot(y, p))),
+                "mlflow_registered_model": reg.name, "mlflow_model_version": reg.version, "mlflow_alias": reg.alias,
+                "mlflow_run": dg.MetadataValue.url(
+                    f"{mlflow.ui_url}/#/experiments/{reg.experiment_id}/runs/{reg.run_id}"),
+                "mlflow_model": dg.MetadataValue.url(f"{mlflow.ui_url}/#/models/{reg.name}/versions/{reg.version}"),
+                "gains_by_decile": md_table(run.gains.with_columns(pl.col(pl.Float64).round(4))),
+                "roc_curve": image["roc"], "gains_chart": image["gains"],
+                "reliability_diagram": image["reliability"], "score_histogram": image["scores"],
                 "feature_importance": md_table(importance.with_columns(pl.col("gain_share").round(4)), rows=12),
                 "hyperparameter_trials": md_table(pl.DataFrame(model.trials).sort("valid_log_loss"), rows=20),
                 "model_card": dg.MetadataValue.json({k: v for k, v in model.card().items() if k != "trials"}),
@@ -88,21 +94,22 @@ def build(m: Instance) -> list:
                 "model_card_uri": uris["model_card"],
             },
             check_results=[
-                dg.AssetCheckResult(check_name="auc_floor", passed=mt["roc_auc"] >= config.auc_floor,
+                dg.AssetCheckResult(check_name="auc_floor", passed=verdicts["auc_floor"],
                                     metadata={"roc_auc": mt["roc_auc"], "floor": config.auc_floor}),
-                dg.AssetCheckResult(check_name="calibrated", passed=mt["ece"] <= config.max_ece,
+                dg.AssetCheckResult(check_name="calibrated", passed=verdicts["calibrated"],
                                     metadata={"ece": mt["ece"], "max_ece": config.max_ece}),
-                dg.AssetCheckResult(check_name="no_leakage", passed=leakage.passed, metadata={
+                dg.AssetCheckResult(check_name="no_leakage", passed=verdicts["no_leakage"], metadata={
                     "rows_checked": leakage.rows_checked, "mismatched_rows": leakage.mismatched_rows,
                     "mismatches_by_column": dg.MetadataValue.json(leakage.mismatches_by_column),
                     "examples": dg.MetadataValue.json(leakage.examples)}),
                 dg.AssetCheckResult(
-                    check_name="champion_challenger", passed=champion.passed(config.champion_tolerance),
+                    check_name="champion_challenger", passed=verdicts["champion_challenger"],
                     severity=dg.AssetCheckSeverity.WARN, metadata={
                         "champion_version": champion.champion_version or "none",
                         "champion_roc_auc": champion.champion_roc_auc if champion.champion_roc_auc
                         is not None else float("nan"),
-                        "challenger_roc_auc": champion.challenger_roc_auc, "tolerance": config.champion_tolerance}),
+                        "challenger_roc_auc": champion.challenger_roc_auc, "tolerance": config.champion_tolerance,
+                        "mlflow_alias": reg.alias}),
             ],
         )
 

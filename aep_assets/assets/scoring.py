@@ -5,10 +5,11 @@ import polars as pl
 from pydantic import Field
 
 from ..ml.drift import SCORE, DriftPolicy
+from ..ml.plots import markdown_image, score_distribution_plot
 from ..ml.scoring import BandPolicy
 from ..pipeline.scoring_stages import build_scoring_features, score_profiles
 from ..pipeline.spec import parse_time
-from ..resources import AEPResource, StorageResource
+from ..resources import AEPResource, MLflowResource, StorageResource
 from .instance import SCORING, Instance
 from .metadata import md_table, sql_md
 
@@ -44,14 +45,14 @@ def build(m: Instance) -> list:
     @dg.asset(key=m.key("scoring_features"), group_name=m.group(SCORING),
               deps=[*m.sources, m.key("propensity_model")], kinds={"adobe", "sql", "parquet"})
     def scoring_features(context: dg.AssetExecutionContext, config: ScoringFeaturesConfig, aep: AEPResource,
-                         storage: StorageResource) -> dg.MaterializeResult:
+                         storage: StorageResource, mlflow: MLflowResource) -> dg.MaterializeResult:
         """The model's feature SQL run with T = now (no label), by Query Service CTAS from
         sql/scoring_features.sql, then exported to storage: for every profile with events, or only for those
         with events in batches the published scores do not reflect yet (see pipeline/rescoring.py)."""
         store = storage.get()
         as_of = config.cutoff or spec.scoring.as_of
-        f = build_scoring_features(aep.client(), store, spec, names, parse_time("cutoff", as_of) if as_of else None,
-                                   mode=config.mode)
+        f = build_scoring_features(aep.client(), store, mlflow.registry(), spec, names,
+                                   parse_time("cutoff", as_of) if as_of else None, mode=config.mode)
         plan = f.plan
         context.log.info("%s rescore: %s", plan.mode, plan.reason)
         meta = {"mode": plan.mode, "reason": plan.reason, "cutoff": f.cutoff.isoformat(),
@@ -78,14 +79,14 @@ def build(m: Instance) -> list:
                                     description="PSI of the scores and of every feature against the training set: "
                                                 "warns above drift_warn, blocks the write-back above drift_block."),
               ])
-    def propensity_scores(context: dg.AssetExecutionContext, config: ScoreConfig,
-                          storage: StorageResource) -> dg.MaterializeResult:
+    def propensity_scores(context: dg.AssetExecutionContext, config: ScoreConfig, storage: StorageResource,
+                          mlflow: MLflowResource) -> dg.MaterializeResult:
         """Calibrated propensity, 0-100 score, percentile, decile, band, expiry and the top three reason codes
         for every eligible profile, with the model version, in a Parquet file whose columns include
         profile_id (the identity value as the source holds it) and propensity. Band thresholds come from the
         model's held-out gains. An incremental run rescores only the profiles scoring_features covered and
         merges them into the published scores."""
-        r = score_profiles(storage.get(), spec, names,
+        r = score_profiles(storage.get(), mlflow.registry(), spec, names,
                            BandPolicy(config.high_band, config.reach, config.target_precision, config.medium_reach),
                            DriftPolicy(config.drift_warn, config.drift_block),
                            valid_days=config.valid_days or spec.scoring.valid_days, reason_method=config.reason_method)
@@ -98,6 +99,8 @@ def build(m: Instance) -> list:
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": scores.height, "dagster/uri": uri, "model_version": model.version,
+                "mlflow_model": f"models:/{mlflow.registry().registered_name(m.name)}@champion",
+                "mlflow_model_version": model.registered_version,
                 "mode": plan.mode, "reason": plan.reason, "rescored_profiles": run.rescored,
                 "converted_since_last_score": run.converted, "changed_rows": run.merged.changes.height,
                 "already_converted": run.already_converted,
@@ -109,6 +112,8 @@ def build(m: Instance) -> list:
                     (v for k, v in drift.items() if k != SCORE), default=float("nan")),
                 "write_back": "enabled" if m.writes_back else "dry run: nothing goes to AEP",
                 "bands": md_table(by_band.sort("band")),
+                "score_distribution": dg.MetadataValue.md(markdown_image("Scores by band",
+                                                                         score_distribution_plot(scores))),
                 "preview": md_table(scores.sort("propensity", descending=True)),
             },
             check_results=[

@@ -1,4 +1,5 @@
-"""The model stage of a model instance as one function: train, judge (oracle, leakage, champion) and save."""
+"""The model stage of a model instance as one function: train, judge (gates, oracle, leakage, champion), save,
+and register in MLflow, where a version that passes every gate becomes the champion that scores."""
 
 import json
 from dataclasses import dataclass
@@ -6,18 +7,31 @@ from dataclasses import dataclass
 import polars as pl
 
 from ..aep import AEPClient
+from ..ml import plots
 from ..ml.drift import DriftReference
-from ..ml.feature_set import FeatureSet
+from ..ml.feature_set import LABEL, FeatureSet
 from ..ml.features import ADOBE_FEATURES
+from ..ml.metrics import gains, reliability
 from ..ml.train import TrainedModel, TrainingConfig, train_model
 from ..storage import Storage
+from ..tracking.registry import ModelRegistry, RegisteredVersion, TrainingLog
 from .evaluation import ChampionComparison, OracleComparison, compare_with_champion, compare_with_oracle
 from .features import resolve_sources
 from .handoff import TrainingExport
 from .leakage import LeakageResult, check_leakage
-from .model_store import current_version, save_model
+from .model_store import current_version, save_model, set_current
 from .naming import Names
 from .spec import ModelSpec
+
+HEADLINE = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_precision", "top_decile_lift",
+            "positive_rate")
+
+
+@dataclass(frozen=True)
+class Gates:
+    auc_floor: float = 0.65
+    max_ece: float = 0.05
+    champion_tolerance: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -29,12 +43,22 @@ class ModelRun:
     champion: ChampionComparison
     previous_version: str | None
     uris: dict[str, str]
+    verdicts: dict[str, bool]  # gate -> passed: auc_floor, calibrated, no_leakage, champion_challenger
+    gains: pl.DataFrame
+    plots: dict[str, str]  # name -> base64 PNG: roc, gains, reliability, scores
+    registered: RegisteredVersion
+
+    @property
+    def promoted(self) -> bool:
+        return all(self.verdicts.values())
 
 
-def train_propensity_model(client: AEPClient, store: Storage, spec: ModelSpec, names: Names,
-                           config: TrainingConfig, *, leakage_sample_per_split: int = 100) -> ModelRun:
-    """Train on the exported rows with the model version's feature set, judge the model against the oracle
-    (simulated sources), the raw events (no_leakage) and the previous version, and save it with its card."""
+def train_propensity_model(client: AEPClient, store: Storage, registry: ModelRegistry, spec: ModelSpec,
+                           names: Names, config: TrainingConfig, gates: Gates, *, leakage_sample_per_split: int = 100,
+                           tags: dict[str, str] | None = None) -> ModelRun:
+    """Train on the exported rows with the model version's feature set, judge the model against its gates, the
+    oracle (simulated sources), the raw events (no_leakage) and the champion, save it with its card, and log it
+    to MLflow. It becomes the champion (and the model scoring loads) only when every gate passed."""
     pointer = TrainingExport.load(store, names.training_export, asset=f"{names.model}/training_export")
     frame = store.read_parquet(pointer.keys)
     fs = FeatureSet.from_json(json.loads(store.read_bytes(names.feature_set)))
@@ -48,8 +72,34 @@ def train_propensity_model(client: AEPClient, store: Storage, spec: ModelSpec, n
     design = "adobe_compatible" if adobe else "temporal"
     train_rows = frame.filter(pl.col("split") == "train")
     reference = DriftReference.fit(train_rows, model.features, model.predict(train_rows))
-    uris = save_model(store, model, names.model_pointer, pointer.keys, reference, root=names.models, extra_card={
-        "design": design, "oracle_roc_auc": oracle.oracle_roc_auc, "auc_to_oracle": oracle.auc_to_oracle,
-        "no_leakage": leakage.passed, "test_cutoff": pointer.test_cutoff, "horizon_days": pointer.horizon_days,
-        "feature_set": fs.to_json(), "model": names.model})
-    return ModelRun(model, design, oracle, leakage, champion, previous, uris)
+    card = {"design": design, "oracle_roc_auc": oracle.oracle_roc_auc, "auc_to_oracle": oracle.auc_to_oracle,
+            "no_leakage": leakage.passed, "test_cutoff": pointer.test_cutoff, "horizon_days": pointer.horizon_days,
+            "feature_set": fs.to_json(), "model": names.model}
+    uris = save_model(store, model, pointer.keys, reference, root=names.models, extra_card=card)
+    verdicts = {"auc_floor": model.metrics["roc_auc"] >= gates.auc_floor,
+                "calibrated": model.metrics["ece"] <= gates.max_ece, "no_leakage": leakage.passed,
+                "champion_challenger": champion.passed(gates.champion_tolerance)}
+    y, p = model.holdout[LABEL].to_numpy(), model.holdout["propensity"].to_numpy()
+    table = gains(y, p)
+    pictures = {"roc": plots.roc_plot(y, p, oracle.oracle), "gains": plots.gains_plot(table),
+                "reliability": plots.reliability_plot(reliability(y, p)), "scores": plots.histogram_plot(y, p)}
+    sources = resolve_sources(client, spec, names)
+    batches = sorted(b for ds in sources.dataset_ids for b in client.ingestion.active_batch_ids(ds))
+    log = TrainingLog(
+        params={**model.params, "trials": config.trials, "calibration": config.calibration, "design": design,
+                "horizon_days": pointer.horizon_days, "test_cutoff": pointer.test_cutoff,
+                "features": len(model.features)},
+        metrics={**{k: float(model.metrics[k]) for k in HEADLINE}, "oracle_roc_auc": oracle.oracle_roc_auc,
+                 **{f"random_split_{k}": float(model.random_split_metrics[k]) for k in ("roc_auc", "ece")}},
+        tables={"gains_by_decile": table}, plots=pictures,
+        tags={**(tags or {}), "aep_assets.model": names.model, "aep_assets.code_version": model.code_version,
+              "aep_assets.training_rows": ",".join(pointer.keys)[:4000],
+              "aep.training_dataset_id": pointer.dataset_id, "aep.source_dataset_ids": ",".join(sources.dataset_ids),
+              "aep.source_batch_ids": ",".join(batches)[:7000], "aep.training_export_run_id": pointer.run_id},
+        card={**model.card(), **card})
+    promoted = all(verdicts.values())
+    registered = registry.log_training(names.model, model.booster, model.features, model.version, log,
+                                       promote=promoted)
+    if promoted:  # the storage pointer follows the champion: what scoring and the next comparison read
+        set_current(store, names.model_pointer, model.version, root=names.models)
+    return ModelRun(model, design, oracle, leakage, champion, previous, uris, verdicts, table, pictures, registered)

@@ -26,10 +26,12 @@ class StoredModel:
     card: dict
     holdout: pl.DataFrame
     drift_reference: DriftReference | None = None  # None for models saved before drift was tracked
+    registered_version: str = ""  # the MLflow model version it was loaded as, if any
 
 
-def save_model(storage: Storage, model: TrainedModel, pointer: str, training_keys: list[str],
-               reference: DriftReference, *, root: str, extra_card: dict | None = None) -> dict[str, str]:
+def save_model(storage: Storage, model: TrainedModel, training_keys: list[str], reference: DriftReference, *,
+               root: str, extra_card: dict | None = None) -> dict[str, str]:
+    """The version's folder. It becomes current only once promoted (``set_current``)."""
     base = f"{root}/{model.version}"
     card = {**model.card(), "training_files": training_keys, **(extra_card or {})}
     uris = {
@@ -40,8 +42,11 @@ def save_model(storage: Storage, model: TrainedModel, pointer: str, training_key
         "drift_reference": storage.write_bytes(f"{base}/drift_reference.json",
                                                json.dumps(reference.to_json()).encode()),
     }
-    storage.write_bytes(pointer, json.dumps({"version": model.version, "path": base}).encode())
     return uris
+
+
+def set_current(storage: Storage, pointer: str, version: str, *, root: str) -> None:
+    storage.write_bytes(pointer, json.dumps({"version": version, "path": f"{root}/{version}"}).encode())
 
 
 def current_version(storage: Storage, pointer: str) -> str | None:

@@ -9,11 +9,12 @@ from ..ml.drift import DriftPolicy
 from ..ml.feature_set import FeatureSet
 from ..ml.scoring import BandPolicy, Bands, choose_bands
 from ..storage import Storage
+from ..tracking.registry import ModelRegistry
 from .audiences import holdout_groups
 from .exports import Export, export_dataset
 from .features import FeatureBuild, build_feature_dataset, feature_fragments, feature_params, resolve_sources
 from .handoff import ScoreRun, ScoringExport
-from .model_store import StoredModel, load_current_model
+from .model_store import StoredModel, load_model_version
 from .naming import Names
 from .rescoring import INCREMENTAL, Merged, Rescore, RescorePlan, load_published, plan_rescore, rescore, scope_predicate
 from .spec import ModelSpec
@@ -28,6 +29,17 @@ class ScoringFeatures:
     export: Export | None = None
 
 
+def load_champion(store: Storage, registry: ModelRegistry, names: Names) -> StoredModel:
+    """The model that scores: MLflow's ``models:/<name>@champion``, with its calibration, feature set and holdout
+    from the version's folder in storage."""
+    champion = registry.champion(names.model)
+    if champion is None:
+        raise FileNotFoundError(f"Model {names.model!r} has no champion version in MLflow yet: materialise "
+                                f"{names.model}/propensity_model; a version becomes champion once every gate passes.")
+    stored = load_model_version(store, champion.model_version, names.models)
+    return replace(stored, booster=registry.load_champion(names.model), registered_version=champion.version)
+
+
 def present(store: Storage, spec: ModelSpec, names: Names) -> datetime:
     """Now, or for a simulated source the simulated world's present: its events stop there, and scoring later
     than that would measure every recency from a day with no events (a drift of the clock)."""
@@ -36,12 +48,12 @@ def present(store: Storage, spec: ModelSpec, names: Names) -> datetime:
     return datetime.now(UTC).replace(second=0, microsecond=0)
 
 
-def build_scoring_features(client: AEPClient, store: Storage, spec: ModelSpec, names: Names,
-                           cutoff: datetime | None, *, mode: str = "auto") -> ScoringFeatures:
+def build_scoring_features(client: AEPClient, store: Storage, registry: ModelRegistry, spec: ModelSpec,
+                           names: Names, cutoff: datetime | None, *, mode: str = "auto") -> ScoringFeatures:
     """The current model's features as of ``cutoff`` (default: the present), for every profile or, when the
     published scores are still good, only for the profiles with events in new batches; exported to storage."""
     cutoff = cutoff or present(store, spec, names)
-    model = load_current_model(store, names.model_pointer, names.models)
+    model = load_champion(store, registry, names)
     fs = FeatureSet.from_json(model.card["feature_set"])
     sources = resolve_sources(client, spec, names)
     plan = plan_rescore(
@@ -76,11 +88,11 @@ class ScoreResult:
     verdict: str  # ok | warn | block
 
 
-def score_profiles(store: Storage, spec: ModelSpec, names: Names, band_policy: BandPolicy, drift_policy: DriftPolicy,
-                   *, valid_days: int, reason_method: str = "shap") -> ScoreResult:
+def score_profiles(store: Storage, registry: ModelRegistry, spec: ModelSpec, names: Names, band_policy: BandPolicy,
+                   drift_policy: DriftPolicy, *, valid_days: int, reason_method: str = "shap") -> ScoreResult:
     """Score what scoring_features exported, merge it into the published scores, write the files, and keep
     the run as the candidate that aep_score_dataset writes back."""
-    model = load_current_model(store, names.model_pointer, names.models)
+    model = load_champion(store, registry, names)
     bands, expected = choose_bands(band_policy, model.holdout)
     export = ScoringExport.load(store, names.scoring_export, asset=f"{names.model}/scoring_features")
     plan = RescorePlan(**export.plan)

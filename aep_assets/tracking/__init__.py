@@ -1,0 +1,1 @@
+"""Model tracking and registry (MLflow)."""

@@ -1,0 +1,113 @@
+"""MLflow tracking and registry on an in-process SQLite store: versions, the champion and challenger aliases
+after passing and failing models, and scoring loading the champion."""
+
+import json
+
+import dagster as dg
+import lightgbm as lgb
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from aep_assets.resources import build_resources, local_mlflow
+from aep_assets.storage import LocalStorage
+from aep_assets.tracking.registry import CHALLENGER, CHAMPION, TrainingLog
+
+from .demo import ALL_ASSETS, NAMES, RESCORE_KEYS, key, ops
+from .test_pipeline_e2e import RUN_CONFIG
+
+FEATURES = ("a", "b", "c")
+
+
+def _booster(seed: int) -> lgb.Booster:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(400, 3))
+    y = (x[:, 0] + rng.normal(size=400) > 0).astype(int)
+    return lgb.train({"objective": "binary", "verbose": -1, "seed": seed}, lgb.Dataset(x, y), num_boost_round=5)
+
+
+def _log(tags: dict | None = None) -> TrainingLog:
+    import polars as pl
+
+    return TrainingLog(params={"num_leaves": 31}, metrics={"roc_auc": 0.8, "ece": float("nan")},
+                       tables={"gains_by_decile": pl.DataFrame({"decile": [1, 2], "lift": [2.0, 1.5]})},
+                       plots={}, tags=tags or {}, card={"features": list(FEATURES)})
+
+
+@pytest.fixture
+def registry(tmp_path):
+    return local_mlflow(tmp_path).registry()
+
+
+def test_a_passing_version_becomes_champion_and_a_failing_one_challenger(registry):
+    first = registry.log_training("m", _booster(1), FEATURES, "v-one", _log({"dagster.run_id": "r1"}), promote=True)
+    assert (first.version, first.alias) == ("1", CHAMPION)
+    second = registry.log_training("m", _booster(2), FEATURES, "v-two", _log(), promote=False)
+    assert (second.version, second.alias) == ("2", CHALLENGER)
+    assert registry.aliases("m") == {CHAMPION: "1", CHALLENGER: "2"}
+    assert registry.champion("m").model_version == "v-one"
+    third = registry.log_training("m", _booster(3), FEATURES, "v-three", _log(), promote=True)
+    assert registry.aliases("m") == {CHAMPION: third.version}  # the older challenger lost its alias
+
+
+def test_the_champion_loads_as_the_booster_that_was_logged(registry):
+    booster = _booster(4)
+    registry.log_training("m", booster, FEATURES, "v", _log(), promote=True)
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    assert np.array_equal(registry.load_champion("m").predict(x), booster.predict(x))
+
+
+def test_retraining_the_same_version_reuses_it_and_each_run_is_logged(registry):
+    a = registry.log_training("m", _booster(5), FEATURES, "same", _log(), promote=True)
+    b = registry.log_training("m", _booster(5), FEATURES, "same", _log(), promote=True)
+    assert a.version == b.version == "1" and a.run_id != b.run_id
+    client = registry.client
+    run = client.get_run(a.run_id)
+    assert run.data.params["num_leaves"] == "31" and run.data.metrics == {"roc_auc": 0.8}  # NaN is not logged
+    artifacts = {f.path for f in client.list_artifacts(a.run_id, "evaluation")}
+    assert artifacts == {"evaluation/gains_by_decile.csv", "evaluation/model_card.json"}
+
+
+def test_no_champion_yet(registry):
+    registry.log_training("m", _booster(6), FEATURES, "v", _log(), promote=False)
+    assert registry.champion("m") is None and registry.aliases("m") == {CHALLENGER: "1"}
+
+
+def _meta(instance, asset: str) -> dict:
+    event = instance.get_latest_materialization_event(key(asset))
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def test_the_pipeline_registers_its_model_and_scores_with_the_champion(tmp_path):
+    resources = build_resources({"AEP_SANDBOX_DIR": str(tmp_path / "aep"), "AEP_STORAGE_DIR": str(tmp_path / "s")})
+    storage = LocalStorage(tmp_path / "s")
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(ALL_ASSETS, resources=resources, instance=instance, run_config=RUN_CONFIG)
+        assert result.success
+        model = _meta(instance, "propensity_model")
+        assert model["mlflow_alias"] == CHAMPION and model["mlflow_model_version"] == "1"
+        assert _meta(instance, "propensity_scores")["mlflow_model_version"] == "1"
+        client = MlflowClient(resources["mlflow"].tracking_uri)
+        run = client.get_run(model["mlflow_run"].split("/runs/")[1])
+        assert run.data.tags["dagster.run_id"] == result.run_id
+        assert run.data.tags["dagster.run_url"].endswith(f"/runs/{result.run_id}")
+        assert run.data.tags["aep.training_dataset_id"] and run.data.tags["aep.source_batch_ids"]
+        assert run.data.metrics["roc_auc"] == pytest.approx(model["roc_auc"])
+        evaluation = {f.path.split("/")[-1] for f in client.list_artifacts(run.info.run_id, "evaluation")}
+        assert {"roc.png", "gains.png", "reliability.png", "gains_by_decile.csv"} <= evaluation
+        version = client.get_model_version("cmle_demo", "1")
+        assert version.tags["aep_assets.model_version"] == model["model_version"]
+
+        # A retrained model that fails a blocking gate stays challenger; scoring keeps the champion.
+        dg.materialize(ALL_ASSETS, selection=[key("propensity_model")], resources=resources, instance=instance,
+                       run_config=ops({"propensity_model": {"config": {"seed": 8, "auc_floor": 0.99}}}),
+                       raise_on_error=False)
+        assert _meta(instance, "propensity_model")["mlflow_alias"] == CHALLENGER
+        assert resources["mlflow"].registry().aliases("cmle_demo") == {CHAMPION: "1", CHALLENGER: "2"}
+        pointer = json.loads(storage.read_bytes(NAMES.model_pointer))
+        assert pointer["version"] == model["model_version"]  # storage follows the champion, not the newest
+        full = ops({"scoring_features": {"config": {"cutoff": "2026-06-01", "mode": "full"}}})
+        assert dg.materialize(ALL_ASSETS, selection=RESCORE_KEYS, resources=resources, instance=instance,
+                              run_config=full).success
+        scores = _meta(instance, "propensity_scores")
+        assert scores["mlflow_model_version"] == "1" and scores["model_version"] == model["model_version"]
