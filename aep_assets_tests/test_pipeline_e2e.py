@@ -61,7 +61,7 @@ def pipeline_runs(tmp_path_factory):
                 states.append({"inventory": _inventory(client), "metadata": {
                     k: _metadata(instance, k) for k in ("synthetic_events", "propensity_model", "propensity_scores",
                                                         "scoring_features", "aep_score_dataset", "propensity_audiences",
-                                                        "audience_activation", "feature_table")},
+                                                        "audience_activation", "feature_table", "eda_report")},
                     "rows": {name: _active_rows(client, client.catalog.find_dataset(name)["id"])
                              for name in (PROFILE_DATASET, EVENT_DATASET, SCORE_DATASET)},
                     "score_batch": client.catalog.get_batch(
@@ -159,3 +159,15 @@ def test_every_blocking_asset_check_passed(pipeline_runs):
                 "scores_valid", "batch_succeeded")
     assert set(evaluations) >= {*blocking, "champion_challenger"}
     assert all(evaluations[name].passed for name in blocking)
+
+
+def test_exploration_scores_and_audiences_are_drawn(pipeline_runs):
+    _, states, _ = pipeline_runs
+    meta = states[-1]["metadata"]
+    eda = meta["eda_report"]
+    for key, title in (("funnel_plot", "Funnel"), ("goal_correlation_plot", "Event types and the goal"),
+                       ("volume_plot", "Event volumes"), ("cooccurrence_plot", "Co-occurrence")):
+        assert eda[key].startswith(f"![{title}](data:image/png;base64,"), key
+    assert meta["propensity_scores"]["score_distribution"].startswith("![Scores by band](data:image/png;base64,")
+    sizes = meta["propensity_audiences"]["sizes_across_runs"]
+    assert sizes.startswith("![Audience sizes](data:image/png;base64,")

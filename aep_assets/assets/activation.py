@@ -7,6 +7,7 @@ store, creates no audience and activates nothing.
 import dagster as dg
 
 from ..ml.holdout import size_control_group
+from ..ml.plots import audience_sizes_plot, markdown_image
 from ..pipeline.audiences import BANDS
 from ..pipeline.write_back import activate_model_audiences, publish_scores, refresh_audiences
 from ..resources import AEPResource, StorageResource
@@ -42,7 +43,8 @@ def build(m: Instance) -> list:
     def propensity_audiences(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResult:
         """High, medium and low propensity audiences as PQL segment definitions on the score band (percentile
         thresholds chosen from held-out gains), evaluated by a segment job."""
-        audiences, published = refresh_audiences(aep.client(), storage.get(), spec, names)
+        refresh = refresh_audiences(aep.client(), storage.get(), spec, names)
+        audiences, published = refresh.audiences, refresh.published
         expected = published.expected_conversion_rate
         return dg.MaterializeResult(metadata={
             **_holdout_metadata(audiences, expected),
@@ -54,6 +56,8 @@ def build(m: Instance) -> list:
                                                       "change": audiences.changes[band]}
                                                for band, s in audiences.segments.items()}),
             "segment_job_id": audiences.job["id"],
+            "sizes_across_runs": dg.MetadataValue.md(markdown_image("Audience sizes",
+                                                                    audience_sizes_plot(refresh.history))),
             "total_profiles": int(audiences.job["metrics"].get("totalProfiles", 0)),
         })
 

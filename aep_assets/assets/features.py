@@ -3,6 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
+from ..ml import plots
 from ..ml.design import TemporalSplit
 from ..ml.feature_set import ID, LABEL, FeatureSet
 from ..pipeline.feature_stages import build_feature_table, explore_events, export_training_rows
@@ -49,7 +50,9 @@ def build(m: Instance) -> list:
     @dg.asset(key=m.key("eda_report"), group_name=m.group(FEATURES), deps=[m.event_source], kinds={"adobe", "sql"})
     def eda_report(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResult:
         """Query Service exploration of the model's events: volumes, the funnel, and how each event type
-        relates to the goal (share of profiles reaching it, and the correlation of per-profile counts with it)."""
+        relates to the goal (share of profiles reaching it, and the correlation of per-profile counts with it),
+        drawn as Adobe's notebooks draw them: the funnel, event volumes over time, the co-occurrence of event
+        types, and each type's correlation with the goal."""
         eda = explore_events(aep.client(), storage.get(), spec, names)
         report = eda.report
         return dg.MaterializeResult(metadata={
@@ -58,6 +61,11 @@ def build(m: Instance) -> list:
                 report["conversion_rate_with_event"].round(3), report["corr_count_with_conversion"].round(3)),
                 rows=20),
             "first_event": str(report["first_seen"].min()), "last_event": str(report["last_seen"].max()),
+            **{key: dg.MetadataValue.md(plots.markdown_image(title, draw)) for key, title, draw in (
+                ("funnel_plot", "Funnel", plots.funnel_plot(report)),
+                ("goal_correlation_plot", "Event types and the goal", plots.goal_correlation_plot(report)),
+                ("volume_plot", "Event volumes", plots.volume_plot(eda.daily)),
+                ("cooccurrence_plot", "Co-occurrence", plots.cooccurrence_plot(eda.cooccurrence)))},
             "dagster/table_name": eda.build.table, "sql": sql_md(eda.build.sql),
             "query_id": eda.build.query["id"] if eda.build.query else "reused",
         })

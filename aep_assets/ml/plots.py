@@ -89,7 +89,9 @@ def outcome_history_plot(history: pl.DataFrame) -> str:
     top.set(ylabel="ROC AUC", title="Scoring runs once their window closed")
     bottom.axhline(0, color="grey", linewidth=0.5)
     bottom.plot(runs, history["calibration_in_the_large"], marker="o", color="#e6550d")
-    bottom.set(ylabel="realised - expected", xlabel="scoring run (oldest first)", xticks=runs)
+    bottom.set(ylabel="realised - expected", xlabel="scoring run (oldest first)")
+    if len(runs) <= 20:
+        bottom.set_xticks(runs)
     return _png(fig)
 
 
@@ -113,5 +115,75 @@ def score_distribution_plot(scores: pl.DataFrame) -> str:
         if len(part):
             ax.hist(part, bins=bins, alpha=0.7, label=f"{band} ({len(part):,})")
     ax.set(xlabel="calibrated propensity", ylabel="profiles", title="Scores by band")
+    ax.legend()
+    return _png(fig)
+
+
+def funnel_plot(report: pl.DataFrame) -> str:
+    """Profiles reaching each event type (the funnel), and the goal rate among them."""
+    r = report.sort("profiles")
+    fig, ax = plt.subplots(figsize=(6, 0.35 * r.height + 1.2))
+    y = np.arange(r.height)
+    ax.barh(y, r["profiles"], color="#9ecae1")
+    ax.set(yticks=y, yticklabels=r["eventType"], xlabel="profiles with the event", title="Funnel")
+    rate = ax.twiny()
+    rate.plot(r["conversion_rate_with_event"], y, "o", color="#e6550d")
+    rate.set_xlabel("goal rate among them", color="#e6550d")
+    return _png(fig)
+
+
+def goal_correlation_plot(report: pl.DataFrame) -> str:
+    """Correlation of each event type's per-profile count with reaching the goal."""
+    r = report.fill_nan(None).drop_nulls("corr_count_with_conversion").sort("corr_count_with_conversion")
+    fig, ax = plt.subplots(figsize=(6, 0.35 * r.height + 1.2))
+    y = np.arange(r.height)
+    ax.barh(y, r["corr_count_with_conversion"], color=np.where(r["corr_count_with_conversion"] > 0, "#31a354",
+                                                                   "#de2d26"))
+    ax.axvline(0, color="grey", linewidth=0.5)
+    ax.set(yticks=y, yticklabels=r["eventType"], xlabel="correlation of the count with the goal",
+           title="Event types and the goal")
+    return _png(fig)
+
+
+def volume_plot(daily: pl.DataFrame, top: int = 8) -> str:
+    """Events per day of the most frequent event types."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    if daily.height:
+        kinds = daily.group_by("eventType").agg(pl.col("events").sum()).sort("events", descending=True)["eventType"]
+        for kind in kinds.head(top):
+            d = daily.filter(pl.col("eventType") == kind).sort("day")
+            ax.plot(d["day"].to_list(), d["events"], label=kind, linewidth=1)
+        ax.legend(fontsize=6, ncol=2)
+    ax.set(ylabel="events per day", title="Event volumes over time")
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def cooccurrence_plot(pairs: pl.DataFrame) -> str:
+    """Share of profiles with event type a that also have event type b."""
+    kinds = sorted(set(pairs["a"].to_list())) if pairs.height else []
+    index = {k: i for i, k in enumerate(kinds)}
+    counts = np.zeros((len(kinds), len(kinds)))
+    for a, b, n in pairs.select("a", "b", "profiles").iter_rows():
+        counts[index[a], index[b]] = n
+    share = counts / np.maximum(np.diag(counts)[:, None], 1)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    image = ax.imshow(share, vmin=0, vmax=1, cmap="Blues")
+    ax.set(xticks=range(len(kinds)), yticks=range(len(kinds)), title="Co-occurrence: P(b | a)")
+    ax.set_xticklabels(kinds, rotation=90, fontsize=7)
+    ax.set_yticklabels(kinds, fontsize=7)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    return _png(fig)
+
+
+def audience_sizes_plot(history: list[dict]) -> str:
+    """Each band audience's size at every evaluation, oldest first."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    runs = np.arange(len(history))
+    for band in ("high", "medium", "low"):
+        ax.plot(runs, [h.get(band, 0) for h in history], marker="o", label=band)
+    ax.set(xlabel="segment evaluation (oldest first)", ylabel="members", title="Audience sizes across runs")
+    if len(runs) <= 20:
+        ax.set_xticks(runs)
     ax.legend()
     return _png(fig)

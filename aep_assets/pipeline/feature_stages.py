@@ -11,11 +11,13 @@ from ..ml.design import TemporalSplit
 from ..ml.feature_set import ID, LABEL, FeatureSet
 from ..storage import Storage
 from .exports import Export, export_dataset
+from .feature_sql import source_events_cte
 from .features import (
     FeatureBuild,
     build_feature_dataset,
     feature_fragments,
     feature_params,
+    render,
     resolve_feature_set,
     resolve_sources,
 )
@@ -29,6 +31,30 @@ from .sufficiency import SufficiencyResult, check_source, check_training_rows
 class EdaReport:
     build: FeatureBuild
     report: pl.DataFrame  # one row per eventType, most frequent first
+    daily: pl.DataFrame  # day, eventType, events
+    cooccurrence: pl.DataFrame  # a, b, profiles with both event types
+
+
+EDA_DAILY = """SELECT CAST(timestamp AS DATE) AS day, eventType, COUNT(*) AS events
+FROM events
+GROUP BY CAST(timestamp AS DATE), eventType
+ORDER BY day, eventType
+LIMIT 50000"""
+
+EDA_COOCCURRENCE = """SELECT a.eventType AS a, b.eventType AS b, COUNT(*) AS profiles
+FROM kinds AS a
+JOIN kinds AS b ON a.profile_id = b.profile_id
+GROUP BY a.eventType, b.eventType
+LIMIT 50000"""
+
+
+def _interactive(client: AEPClient, fs: FeatureSet, tables: list[str], select: str) -> pl.DataFrame:
+    """A small aggregate over the model's events, by an interactive SELECT (PostgreSQL endpoint)."""
+    sql = (f"WITH {source_events_cte(fs, tables)},\n"
+           f"events AS (SELECT * FROM source_events WHERE {ID} IS NOT NULL AND eventType IS NOT NULL),\n"
+           f"kinds AS (SELECT DISTINCT {ID}, eventType FROM events)\n{select}")
+    rows = client.query.select(render(sql, {"tenant_id": client.schemas.tenant_id()}))
+    return pl.DataFrame(rows, infer_schema_length=None)
 
 
 def explore_events(client: AEPClient, store: Storage, spec: ModelSpec, names: Names) -> EdaReport:
@@ -41,7 +67,9 @@ def explore_events(client: AEPClient, store: Storage, spec: ModelSpec, names: Na
                                   input_dataset_ids=[ds["id"] for ds in sources.events])
     export = export_dataset(client, store, build.dataset["id"], flow_name=names.flow("eda export"),
                             path=names.export_path("eda"))
-    return EdaReport(build, store.read_parquet(export.keys).sort("events", descending=True))
+    return EdaReport(build, store.read_parquet(export.keys).sort("events", descending=True),
+                     _interactive(client, fs, sources.event_tables, EDA_DAILY),
+                     _interactive(client, fs, sources.event_tables, EDA_COOCCURRENCE))
 
 
 @dataclass(frozen=True)

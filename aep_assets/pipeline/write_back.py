@@ -1,6 +1,7 @@
 """The write-back stages of a model instance, each one function with a typed result: the scores into the
 model's score dataset, the band audiences, and their activation."""
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -69,12 +70,24 @@ def publish_scores(client: AEPClient, store: Storage, spec: ModelSpec, names: Na
     return published
 
 
-def refresh_audiences(client: AEPClient, store: Storage, spec: ModelSpec,
-                      names: Names) -> tuple[Audiences, ScoreRun]:
+@dataclass(frozen=True)
+class AudienceRefresh:
+    audiences: Audiences
+    published: ScoreRun
+    history: list[dict]  # every evaluation so far: {"scored_at", "evaluated_at", <band>: size}, oldest first
+
+
+def refresh_audiences(client: AEPClient, store: Storage, spec: ModelSpec, names: Names) -> AudienceRefresh:
     """The model's band audiences over the published scores (and their control groups), evaluated by a
-    segment job."""
+    segment job; their sizes join the history kept for plotting them across runs."""
     published = ScoreRun.load(store, names.scores_pointer, asset=f"{names.model}/aep_score_dataset")
-    return build_audiences(client, names, published.band_thresholds, holdout_share=spec.holdout.share), published
+    audiences = build_audiences(client, names, published.band_thresholds, holdout_share=spec.holdout.share)
+    key = names.key("activation/audience_sizes.json")
+    history = json.loads(store.read_bytes(key)) if store.exists(key) else []
+    history.append({"scored_at": published.scored_at, "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    **{band: audiences.size(band) for band in BANDS}})
+    store.write_bytes(key, json.dumps(history[-200:]).encode())
+    return AudienceRefresh(audiences, published, history[-200:])
 
 
 def activate_model_audiences(client: AEPClient, store: Storage, spec: ModelSpec,
