@@ -1,0 +1,153 @@
+"""The Dagster UI as a user sees it, in a real browser: ``dagster dev`` (webserver and daemon) on 127.0.0.1
+with the demo materialised, driven by Debian's Chromium through Playwright. Screenshots of the asset graph and
+the model's metadata are kept in docs/screenshots/."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import requests
+
+from .test_pipeline_e2e import RUN_CONFIG
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+# UPDATE_SCREENSHOTS=1 refreshes the pictures the docs show; otherwise they go to a temporary folder.
+SHOTS = ROOT / "docs" / "screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else Path(tempfile.mkdtemp())
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ui")
+    home = root / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "AEP_SANDBOX_DIR": str(root / "aep"),
+           "AEP_STORAGE_DIR": str(root / "storage")}
+    for k in ("AEP_CLIENT_ID", "AEP_STORAGE", "MLFLOW_TRACKING_URI"):
+        env.pop(k, None)
+    config = root / "run.json"
+    config.write_text(json.dumps(RUN_CONFIG))
+    subprocess.run([_bin("dagster"), "job", "execute", "-m", "aep_assets.definitions", "-j", "cmle_demo", "-c",
+                    str(config)], env=env, cwd=ROOT, check=True, capture_output=True, timeout=600)
+    port = _port()
+    log = open(root / "dagster-dev.log", "wb")
+    proc = subprocess.Popen([_bin("dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+                            env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/server_info", timeout=2).ok:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    else:
+        proc.terminate()
+        pytest.fail("dagster dev did not start: " + (root / "dagster-dev.log").read_text()[-3000:])
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        yield {"url": url, "page": page, "home": home}
+        browser.close()
+    os.killpg(proc.pid, 15)
+    proc.wait(timeout=60)
+
+
+def _open(ui, path: str):
+    """Go to a page of the UI, past the one-time community dialog."""
+    page = ui["page"]
+    page.goto(f"{ui['url']}{path}")
+    page.wait_for_load_state("networkidle")
+    skip = page.get_by_role("button", name="Skip")
+    if skip.count():
+        skip.click()
+        page.get_by_text("Join the Dagster community").wait_for(state="detached", timeout=30_000)
+        page.wait_for_timeout(500)  # the backdrop fades out
+    return page
+
+
+def test_the_asset_graph_shows_the_models_groups(ui):
+    page = _open(ui, "/asset-groups")
+    for group in ("cmle_demo_model", "cmle_demo_scoring", "cmle_demo_activation", "cmle_demo_outcomes"):
+        page.get_by_text(group).first.wait_for(timeout=60_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "asset_graph.png"))
+
+
+def test_the_models_plots_render_as_images(ui):
+    page = _open(ui, "/assets/cmle_demo/propensity_model")
+    page.locator("tr", has_text="roc_auc").first.wait_for(timeout=60_000)
+    page.screenshot(path=str(SHOTS / "model_metadata.png"))
+    for key, title in (("roc_curve", "ROC"), ("gains_chart", "Gains"), ("reliability_diagram", "Reliability")):
+        page.locator("tr", has_text=key).first.get_by_text("[Show Markdown]").click()
+        image = page.locator(f'img[alt="{title}"]').first
+        image.wait_for(timeout=60_000)
+        assert image.get_attribute("src").startswith("data:image/png;base64,")
+        assert image.evaluate("img => img.naturalWidth") > 100  # decoded and drawn, not a broken image
+        if key == "roc_curve":
+            page.wait_for_timeout(600)  # the dialog fades in
+            page.screenshot(path=str(SHOTS / "model_roc.png"))
+        page.get_by_role("button", name="Close").last.click()
+        image.wait_for(state="detached", timeout=30_000)
+
+
+def test_the_asset_checks_show_their_results(ui):
+    page = _open(ui, "/assets/cmle_demo/propensity_model?view=checks")
+    page.get_by_text("Checks (4)").first.wait_for(timeout=60_000)
+    text = page.locator("body").inner_text()
+    for check in ("auc_floor", "calibrated", "no_leakage", "champion_challenger"):
+        assert f"{check}\n{check}\nSucceeded" in text, text[:2000]
+    assert "Evaluation result\nPassed" in text
+
+
+def test_the_sensor_ticks(ui):
+    """The daemon evaluates the new-events sensor (on by default) and the UI lists its ticks."""
+    deadline = time.monotonic() + 150
+    while True:
+        page = _open(ui, "/automation")
+        page.get_by_text("cmle_demo_new_events_sensor").first.click(timeout=60_000)
+        page.get_by_text("Latest tick").first.wait_for(timeout=60_000)
+        text = page.locator("body").inner_text()
+        if "runs requested" in text or "run requested" in text or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert "Running" in text and ("runs requested" in text or "run requested" in text), text[:2000]
+
+
+def test_a_materialisation_launched_from_the_ui_succeeds(ui):
+    with dg.DagsterInstance.from_config(str(ui["home"])) as instance:
+        before = {r.run_id for r in instance.get_runs()}
+    page = _open(ui, "/assets/cmle_demo/propensity_scores")
+    page.locator("button", has_text="Materialize").first.click(timeout=60_000)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        with dg.DagsterInstance.from_config(str(ui["home"])) as instance:
+            new = [r for r in instance.get_runs() if r.run_id not in before]
+            if new and new[0].is_finished:
+                break
+        time.sleep(3)
+    assert new and new[0].status == dg.DagsterRunStatus.SUCCESS, new
+    page = _open(ui, f"/runs/{new[0].run_id}")
+    page.get_by_text("Success").first.wait_for(timeout=60_000)
