@@ -237,3 +237,35 @@ def test_a_failing_block_runs_its_exception_section_or_raises_without_one(params
         assert handled.fetchall() == [("ERROR",)]
         with pytest.raises(psycopg.errors.UndefinedTable):
             conn.execute("$$ BEGIN SET @n = SELECT 1; SELECT * FROM missing_table; END $$")
+
+
+# TLS (help/query-service/clients/overview.md: Query Service requires SSL; sslmode=require). The sandbox
+# serves its self-signed certificate; plain connections keep working for sslmode=disable/prefer.
+def test_psycopg3_with_sslmode_require_runs_over_tls(params):
+    with _connect(params, sslmode="require") as conn:
+        assert conn.info.pgconn.ssl_in_use
+        assert conn.execute(f"SELECT count(*) FROM {params['table']}").fetchone()[0] == 3
+    with _connect(params, sslmode="disable") as conn:
+        assert not conn.info.pgconn.ssl_in_use
+        assert conn.execute(f"SELECT count(*) FROM {params['table']}").fetchone()[0] == 3
+
+
+def test_psycopg2_with_sslmode_require_runs_over_tls(params):
+    conn = psycopg2.connect(host=params["host"], port=params["port"], dbname=params["dbName"],
+                            user=params["username"], password=params["token"], sslmode="require")
+    try:
+        assert conn.info.ssl_in_use
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT eventType FROM {params['table']} ORDER BY timestamp")
+            assert [r[0] for r in cur.fetchall()][1] == "commerce.purchases"
+    finally:
+        conn.close()
+
+
+def test_psql_with_sslmode_require_reports_tls(params):
+    env = {**os.environ, "PGPASSWORD": params["token"], "PGGSSENCMODE": "disable", "PGSSLMODE": "require"}
+    done = subprocess.run(["psql", "-h", params["host"], "-p", str(params["port"]), "-U", params["username"], "-d",
+                           params["dbName"], "-X", "-c", r"\conninfo", "-c", f"SELECT count(*) FROM {params['table']}"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "SSL connection" in done.stdout and "3" in done.stdout

@@ -51,12 +51,13 @@ class QueryService:
 
     def select(self, sql: str, *, timeout_s: float = 600) -> "list[dict]":
         """Rows of an interactive SELECT over Query Service's PostgreSQL endpoint, which is how AEP returns
-        query results (REST queries only run statements). SSL is used when the endpoint offers it."""
+        query results (REST queries only run statements). Always over TLS (sslmode=require), as Query Service
+        requires."""
         import psycopg  # only what reads rows needs the driver
 
         p = self.connection_parameters()
         with psycopg.connect(host=p["host"], port=p["port"], dbname=p["dbName"], user=p["username"],
-                             password=p["token"], sslmode="prefer", connect_timeout=int(timeout_s)) as conn:
+                             password=p["token"], sslmode="require", connect_timeout=int(timeout_s)) as conn:
             cur = conn.execute(sql)
             names = [c.name for c in cur.description or []]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

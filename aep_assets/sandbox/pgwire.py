@@ -7,8 +7,8 @@ per SELECT (Query Service's cap for PostgreSQL clients). Besides what the query 
 ``SHOW TABLES``, ``SET name = value`` (``auto_to_json=true`` turns struct and array columns into
 JSON text), and ``BEGIN``/``COMMIT``/``ROLLBACK``, accepted and ignored: queries are not transactional.
 
-Not modelled yet: TLS (answer 'N' to SSLRequest, so use ``sslmode=prefer`` or ``allow`` locally), the
-10-minute timeout, session and concurrency limits.
+TLS: an SSLRequest is answered 'S' and the session continues over TLS with the sandbox's self-signed
+certificate (see tls.py), so ``sslmode=require`` works as AEP asks; plain connections are served too.
 """
 
 import json
@@ -23,6 +23,7 @@ from decimal import Decimal
 
 from .errors import SandboxError
 from .query.engine import QueryEngine, QueryError, QueryResult
+from .tls import server_context
 
 log = logging.getLogger("aep_sandbox.pgwire")
 
@@ -139,8 +140,18 @@ class Session(socketserver.StreamRequestHandler):
         self.wfile.flush()
 
     # -- connection
+    def _start_tls(self) -> None:
+        """The rest of the session over TLS: the client waits for 'S' before its handshake, so nothing it sent
+        is left in the plain-text buffer."""
+        self.connection = self.server.ssl_context.wrap_socket(self.connection, server_side=True)
+        self.request = self.connection
+        self.rfile = self.connection.makefile("rb")
+        self.wfile = _SocketWriter(self.connection)
+        self.encrypted = True
+
     def handle(self) -> None:
         self.admitted = False
+        self.encrypted = False
         try:
             if not self._startup():
                 return
@@ -161,8 +172,13 @@ class Session(socketserver.StreamRequestHandler):
                 raise ProtocolError(f"invalid length of startup packet: {length}")
             body = self._read(length - 4)
             code = struct.unpack("!i", body[:4])[0]
+            if code == SSL_REQUEST and self.server.ssl_context is not None and not self.encrypted:
+                self.wfile.write(b"S")
+                self.wfile.flush()
+                self._start_tls()
+                continue
             if code in (SSL_REQUEST, GSSENC_REQUEST):
-                self.wfile.write(b"N")  # no TLS here: the client goes on in plain text (sslmode=prefer)
+                self.wfile.write(b"N")  # no GSS encryption: the client goes on as it is
                 self.wfile.flush()
                 continue
             if code == CANCEL_REQUEST:
@@ -387,12 +403,28 @@ class Session(socketserver.StreamRequestHandler):
         self._send(b"3")
 
 
+class _SocketWriter:
+    """What the session writes through: every byte sent, TLS or not."""
+
+    def __init__(self, sock) -> None:
+        self.sock = sock
+
+    def write(self, data: bytes) -> int:
+        self.sock.sendall(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
 class PGServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+
     def __init__(self, address: tuple[str, int], platform) -> None:
         super().__init__(address, Session)
         self.platform = platform
+        self.ssl_context = server_context(platform.config.data_dir)
         self.max_connections = platform.config.pg_max_connections
         self._sessions = threading.BoundedSemaphore(self.max_connections)
 
