@@ -59,3 +59,43 @@ def test_profile_tags_need_a_union_schema(sandbox, client):
                       json={"name": "catalog no union ds", "schemaRef": {"id": schema["$id"]},
                             "tags": {"unifiedProfile": ["enabled:true"]}})
     assert r.status_code == 400 and "union" in r.json()["detail"].lower()
+
+
+DATASET_KEYS = {"name", "description", "imsOrg", "sandboxId", "tags", "schemaRef", "fileDescription", "created",
+                "updated", "createdClient", "createdUser", "updatedUser", "version", "state", "viewId", "files",
+                "classification"}
+
+
+def test_datasets_carry_every_field_aep_returns(sandbox, client):
+    # A dataset object as Catalog returns it (help/catalog/api/list-objects.md, look-up-object.md; the Catalog
+    # API reference's dataset model): classification.dataBehavior is time-series for Experience Event schemas and
+    # record for Profile ones, managedBy CUSTOMER; lastBatchId/lastBatchStatus once a batch exists.
+    import pyarrow as pa
+
+    from .conftest import replace_rows
+
+    platform = ensure_schemas(client)
+    events = client.catalog.create_dataset("classified events", platform.schema_id("event"))
+    client.catalog.create_dataset("classified profiles", platform.schema_id("profile"))
+    listed = requests.get(f"{sandbox.url}/data/foundation/catalog/dataSets", headers=headers(client),
+                          params={"property": "name~^classified"}).json()
+    by_name = {d["name"]: d for d in listed.values()}
+    assert set(by_name) == {"classified events", "classified profiles"}
+    for d in by_name.values():
+        assert DATASET_KEYS <= set(d), DATASET_KEYS - set(d)
+        assert d["classification"]["managedBy"] == "CUSTOMER" and d["imsOrg"] == sandbox.credentials.org_id
+        assert "lastBatchId" not in d  # no batch yet
+    assert by_name["classified events"]["classification"]["dataBehavior"] == "time-series"
+    assert by_name["classified profiles"]["classification"]["dataBehavior"] == "record"
+    assert by_name["classified events"]["sandboxId"] == by_name["classified profiles"]["sandboxId"]
+
+    tenant = platform.tenant_id
+    batch = replace_rows(client, events["id"], [pa.table({
+        "_id": ["c1"], "timestamp": pa.array([0], pa.timestamp("us", tz="UTC")), "eventType": ["x"],
+        f"_{tenant}": pa.StructArray.from_arrays([pa.array(["u1"])], names=["userid"])})])
+    got = requests.get(f"{sandbox.url}/data/foundation/catalog/dataSets/{events['id']}",
+                       headers=headers(client)).json()[events["id"]]
+    assert got["lastBatchId"] == batch["id"] and got["lastBatchStatus"] == "success"
+    filtered = requests.get(f"{sandbox.url}/data/foundation/catalog/dataSets", headers=headers(client), params={
+        "property": ["name~^classified", "classification.dataBehavior==time-series"]}).json()
+    assert [d["name"] for d in filtered.values()] == ["classified events"]

@@ -6,6 +6,7 @@ dataSetFiles, and views.
 
 import re
 import secrets
+import uuid
 
 from . import errors, filters
 from .http import Call, Router
@@ -23,6 +24,14 @@ def table_name_for(name: str) -> str:
     """Query Service table name of a dataset: lowercase, non-SQL-safe characters to ``_``."""
     base = re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or "dataset"
     return base if not base[0].isdigit() else "_" + base
+
+
+EVENT_CLASS = "https://ns.adobe.com/xdm/context/experienceevent"
+
+
+def sandbox_id(org: str, sandbox: str) -> str:
+    """A stable UUID per (org, sandbox), as AEP gives every sandbox one."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"aep-sandbox:{org}/{sandbox}"))
 
 
 class CatalogBackend:
@@ -60,6 +69,19 @@ class CatalogBackend:
               "files": f"@/dataSetFiles?dataSetId={ds_id}", "id": ds_id}
         self.scope.put(DATASET, ds_id, ds, name=name)
         return ds
+
+    def view(self, ds: dict) -> dict:
+        """The dataset as AEP returns it (help/catalog/api): the stored object plus what Catalog derives:
+        ``classification`` from the schema's class (Experience Event schemas are time series, the others
+        records), the sandbox's id, and the last batch's id and status."""
+        schema = self.scope.get("xdm", ds["schemaRef"]["id"]) or {}
+        behaviour = "time-series" if schema.get("meta:class") == EVENT_CLASS else "record"
+        batches = self.batches_of(ds["id"])
+        last = max(batches, key=lambda b: b["created"]) if batches else None
+        return {**ds, "classification": {"dataBehavior": behaviour, "managedBy": "CUSTOMER"},
+                "sandboxId": sandbox_id(self.scope.org, self.scope.sandbox),
+                "updatedUser": ds.get("updatedUser", ds.get("createdUser")),
+                **({"lastBatchId": last["id"], "lastBatchStatus": last["status"]} if last else {})}
 
     def _check_profile_tags(self, tags: dict, schema: dict) -> None:
         if any(v.startswith("enabled:true") for v in tags.get(PROFILE_TAG, [])):
@@ -192,10 +214,12 @@ def register(router: Router) -> None:
         return 201, [f"@/dataSets/{ds['id']}"]
 
     def list_datasets(call: Call):
-        return list_objects(call, call.scope.list(DATASET), {"name": "name"})
+        catalog = backend(call)
+        return list_objects(call, [catalog.view(ds) for ds in call.scope.list(DATASET)], {"name": "name"})
 
     def get_dataset(call: Call):
-        ds = backend(call).dataset(call.path["id"])
+        catalog = backend(call)
+        ds = catalog.view(catalog.dataset(call.path["id"]))
         return 200, {ds["id"]: {k: v for k, v in ds.items() if k != "id"}}
 
     def patch_dataset(call: Call):
