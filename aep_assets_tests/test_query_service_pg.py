@@ -269,3 +269,57 @@ def test_psql_with_sslmode_require_reports_tls(params):
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "SSL connection" in done.stdout and "3" in done.stdout
+
+
+# What BI tools and drivers ask at connect time (help/query-service/clients/: psql, and clients that read the
+# PostgreSQL catalogs): information_schema, pg_catalog, psql's \dt and \d, SQLAlchemy, pandas.
+def _psql(params, *commands: str, sslmode: str = "require") -> subprocess.CompletedProcess:
+    env = {**os.environ, "PGPASSWORD": params["token"], "PGGSSENCMODE": "disable", "PGSSLMODE": sslmode}
+    args = [a for c in commands for a in ("-c", c)]
+    return subprocess.run(["psql", "-h", params["host"], "-p", str(params["port"]), "-U", params["username"], "-d",
+                           params["dbName"], "-X", *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_psql_lists_and_describes_tables(params):
+    listed = _psql(params, r"\dt")
+    assert listed.returncode == 0, listed.stderr
+    assert params["table"] in listed.stdout and "table" in listed.stdout
+    described = _psql(params, rf"\d {params['table']}")
+    assert described.returncode == 0, described.stderr
+    lines = {line.split("|")[0].strip(): line.split("|")[1].strip() for line in described.stdout.splitlines()
+             if line.count("|") >= 4}
+    assert lines["eventType"] == "character varying" and lines["timestamp"] == "timestamp with time zone"
+    assert lines[f"_{params['tenant']}"] == "json"  # structs read as JSON, as with auto_to_json
+
+
+def test_information_schema_describes_the_datasets(params):
+    with _connect(params, sslmode="require") as conn:
+        tables = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables")}
+        columns = dict(conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s",
+            (params["table"],)).fetchall())
+    assert params["table"] in tables
+    assert {"_id", "timestamp", "eventType"} <= set(columns)
+
+
+@pytest.mark.parametrize("sslmode", ["require", "disable"])
+def test_sqlalchemy_inspects_and_pandas_reads(params, sslmode):
+    from urllib.parse import quote
+
+    import pandas as pd
+    import sqlalchemy as sa
+
+    url = (f"postgresql+psycopg2://{quote(params['username'])}:{quote(params['token'])}@{params['host']}:"
+           f"{params['port']}/{quote(params['dbName'])}?sslmode={sslmode}")
+    engine = sa.create_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        assert params["table"] in inspector.get_table_names()
+        types = {c["name"]: type(c["type"]).__name__ for c in inspector.get_columns(params["table"])}
+        assert types["eventType"] == "VARCHAR" and types["timestamp"] == "TIMESTAMP"
+        frame = pd.read_sql(f"SELECT eventType, count(*) AS n FROM {params['table']} GROUP BY eventType "
+                            "ORDER BY eventType", engine)
+        assert frame.to_dict("records") == [{"eventType": "commerce.purchases", "n": 1},
+                                            {"eventType": "web.webpagedetails.pageViews", "n": 2}]
+    finally:
+        engine.dispose()

@@ -36,6 +36,10 @@ MAX_MESSAGE = 64 * 1024 * 1024
 CLIENT_CLOSED = "the client closed the connection"
 SSL_REQUEST, GSSENC_REQUEST, CANCEL_REQUEST, PROTOCOL_V3 = 80877103, 80877104, 80877102, 196608
 SET_STATEMENT = re.compile(r"^\s*SET\s+([A-Za-z_][\w.]*)\s*(?:=|\s+TO\s+)\s*(.+?)\s*;?\s*$", re.I | re.S)
+SERVER_SETTINGS = {"transaction isolation level": "read committed", "transaction_isolation": "read committed",
+                   "standard_conforming_strings": "on", "server_version": "15.0", "server_encoding": "UTF8",
+                   "client_encoding": "UTF8", "datestyle": "ISO, MDY", "timezone": "UTC", "search_path": "main",
+                   "integer_datetimes": "on", "max_identifier_length": "63"}
 NO_OPS = {"BEGIN", "START TRANSACTION", "COMMIT", "END", "ROLLBACK"}
 OIDS = {"BOOLEAN": 16, "BIGINT": 20, "HUGEINT": 1700, "INTEGER": 23, "SMALLINT": 21, "TINYINT": 21,
         "UBIGINT": 1700, "UINTEGER": 20, "USMALLINT": 23, "UTINYINT": 21, "DOUBLE": 701, "FLOAT": 700,
@@ -263,11 +267,21 @@ class Session(socketserver.StreamRequestHandler):
             return [QueryResult(kind=upper.split()[0])]
         if upper == "SHOW TABLES":
             return [self._show_tables()]
+        if upper.startswith("SHOW "):
+            return [self._show_setting(" ".join(text.split()[1:]).lower())]
         setting = SET_STATEMENT.match(text)
         if setting and not setting.group(1).startswith("@"):
             self.settings[setting.group(1).lower()] = setting.group(2).strip("'\"").lower()
             return [QueryResult(kind="SET")]
         return self.engine.run_each(sql, fetch=True, max_rows=MAX_ROWS)
+
+    def _show_setting(self, name: str) -> QueryResult:
+        """``SHOW <setting>``, as drivers ask at connect time: what the session SET, or the server's value."""
+        value = self.settings.get(name, SERVER_SETTINGS.get(name))
+        if value is None:
+            raise QueryError("42704", f'unrecognized configuration parameter "{name}"')
+        column = name.replace(" ", "_")
+        return QueryResult(row_count=1, columns=[column], types=["VARCHAR"], rows=[(value,)])
 
     def _show_tables(self) -> QueryResult:
         rows = []

@@ -16,16 +16,17 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
+import sqlglot
 from sqlglot import exp
 
-from ..catalog import BATCH, CatalogBackend
+from ..catalog import BATCH, DATASET, CatalogBackend
 from ..datalake import scan_sql
 from ..names import quote_ident, quote_literal
 from ..recovery import staging_dir, this_worker
 from ..schema_registry import SchemaRegistryBackend
 from ..store import Scope, now_ms
 from ..xdm import arrow_schema, infer_properties
-from . import blocks, lockdown, snapshots
+from . import blocks, lockdown, pg_catalog, snapshots
 from .translate import TranslationError, parse, substitute, to_duckdb
 
 
@@ -96,8 +97,9 @@ class QueryEngine:
             return blocks.run_block(sql, lambda s: self.run_each(s, fetch=fetch, max_rows=max_rows),
                                     self._first_value, lambda exc: isinstance(exc, QueryError))
         try:
-            statements = parse(snapshots.rewrite_clauses(sql))
-        except (TranslationError, ValueError) as exc:
+            statements = (pg_catalog.parse_catalog(sql) if pg_catalog.reads_catalog(sql)
+                          else parse(snapshots.rewrite_clauses(sql)))
+        except (TranslationError, ValueError, sqlglot.errors.ParseError) as exc:
             raise QueryError("42601", str(exc)) from None
         if not statements:
             raise QueryError("42601", "The query has no statement.")
@@ -114,6 +116,9 @@ class QueryEngine:
         except lockdown.Refused as exc:
             raise QueryError("42501", str(exc)) from None
         con = lockdown.locked_connection(self.platform.lake.datasets_dir(self.scope.org, self.scope.sandbox))
+        if pg_catalog.is_catalog_query(statement):
+            pg_catalog.mirror(con, self._table_schemas())
+            return con
         ctes = {c.alias_or_name.lower() for c in statement.find_all(exp.CTE)}
         registered: set[str] = set()
         for table in statement.find_all(exp.Table):
@@ -134,6 +139,15 @@ class QueryEngine:
             self._register(con, name, ds)
             registered.add(name)
         return con
+
+    def _table_schemas(self) -> dict:
+        """Every dataset's table and the Arrow schema of its columns."""
+        out = {}
+        for ds in self.scope.list(DATASET):
+            for table in ds.get("tags", {}).get("adobe/pqs/table", []):
+                props, _ = self.registry.resolve(self.registry.get(ds["schemaRef"]["id"], "schemas"))
+                out[table] = arrow_schema(props)
+        return out
 
     def _require(self, table: str) -> dict:
         ds = self.catalog.dataset_by_table(table)
@@ -198,7 +212,8 @@ class QueryEngine:
             if isinstance(statement, exp.Drop) and statement.kind == "TABLE":
                 return self._drop(statement)
             if isinstance(statement, exp.Query):
-                cur = con.execute(to_duckdb(statement))
+                sql = to_duckdb(statement)
+                cur = con.execute(pg_catalog.unqualify(sql) if pg_catalog.is_catalog_query(statement) else sql)
                 columns, types = [d[0] for d in cur.description], [str(d[1]) for d in cur.description]
                 rows = (cur.fetchall() if max_rows is None else cur.fetchmany(max_rows)) if fetch else []
                 count = len(rows) if fetch else len(cur.fetchall())

@@ -26,7 +26,7 @@ FILE_FUNCTIONS = frozenset({
 
 
 # Table functions that only generate rows (Spark SQL has them too): they read nothing.
-ROW_GENERATORS = frozenset({"range", "generate_series"})
+ROW_GENERATORS = frozenset({"range", "generate_series", "exploding_generate_series"})
 
 
 class Refused(Exception):
