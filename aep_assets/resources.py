@@ -37,6 +37,8 @@ class LocalSandboxAEP(AEPResource):
     faults: str = Field(default="", description='Faults the sandbox injects, as JSON, e.g. [{"status": 503, '
                                                 '"rate": 0.1}, {"drop": true, "times": 1}, {"target": "batch", '
                                                 '"times": 1}] (see sandbox/config.py: Fault).')
+    fault_seed: int | None = Field(default=None, description="Seed of the faults drawn at a rate; the sandbox's "
+                                   "log names the seed a run used, so a failing fault run can be replayed.")
     dlz_bucket: str = Field(default="", description="Keep the sandbox's Data Landing Zone in this S3 bucket (on "
                                                      "AWS_ENDPOINT_URL) instead of a local directory.")
     _process: SandboxProcess | None = PrivateAttr(default=None)
@@ -47,7 +49,7 @@ class LocalSandboxAEP(AEPResource):
         faults = json.loads(self.faults) if self.faults else None
         env = {"AEP_SANDBOX_DLZ_BUCKET": self.dlz_bucket} if self.dlz_bucket else None
         self._process = SandboxProcess(Path(self.data_dir), landing_zone_dir=landing_zone, faults=faults,
-                                       env=env).start()
+                                       fault_seed=self.fault_seed, env=env).start()
         creds = self._process.credentials
         context.log.info("writing to the local AEP sandbox at %s (data in %s), sandbox '%s'", self._process.url,
                          self.data_dir, self.sandbox_name)
@@ -199,6 +201,7 @@ def build_resources(env: dict[str, str] | None = None) -> dict:
     else:
         aep = LocalSandboxAEP(data_dir=env.get("AEP_SANDBOX_DIR", str(DATA_DIR / "aep-sandbox")),
                               landing_zone_dir=landing, faults=env.get("AEP_SANDBOX_FAULTS", ""),
+                              fault_seed=int(seed) if (seed := env.get("AEP_SANDBOX_FAULT_SEED")) else None,
                               dlz_bucket=env.get("AEP_SANDBOX_DLZ_BUCKET", ""))
     if env.get("AEP_EXPORTS", "storage") == "dlz":
         storage = LandingZoneExportsResource(storage=storage, aep=aep, endpoint_url=env.get("AWS_ENDPOINT_URL"))

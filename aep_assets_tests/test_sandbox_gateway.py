@@ -56,3 +56,31 @@ def test_resources_are_isolated_by_sandbox_name(sandbox, client):
     dev.catalog.create_dataset("only in dev", schema_id)
     assert dev.catalog.find_dataset("only in dev") is not None
     assert client.catalog.find_dataset("only in dev") is None
+
+
+def _fault_sequence(sb, headers: dict, n: int = 40) -> list[int]:
+    return [requests.get(f"{sb.url}/data/foundation/catalog/dataSets", headers=headers,
+                         params={"limit": 1}).status_code for _ in range(n)]
+
+
+def test_faults_at_a_rate_replay_with_their_seed(make_sandbox):
+    """A failing fault run can be replayed: the same seed draws the same faults for the same requests, and the
+    sandbox's log names the seed a run used."""
+    faults = [{"status": 503, "rate": 0.5, "path": "/catalog/dataSets"}]
+    runs = []
+    for name, seed in (("seeded_a", 7), ("seeded_b", 7), ("seeded_c", 8)):
+        sb = make_sandbox(name, faults=faults, fault_seed=seed)
+        runs.append((sb, _fault_sequence(sb, _headers_for(sb))))
+    (a, first), (_, replay), (_, other) = runs
+    assert first == replay and first != other
+    assert {503, 200} == set(first)
+    assert "--fault-seed 7" in a._log.read_text()
+
+
+def _headers_for(sb) -> dict:
+    creds = sb.credentials
+    token = requests.post(f"{sb.url}/ims/token/v3", data={
+        "grant_type": "client_credentials", "client_id": creds.client_id, "client_secret": creds.client_secret,
+        "scope": "openid"}).json()["access_token"]
+    return {"Authorization": f"Bearer {token}", "x-api-key": creds.client_id, "x-gw-ims-org-id": creds.org_id,
+            "x-sandbox-name": "prod"}

@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--async-delay", type=float, default=0.0,
                        help="seconds every asynchronous lifecycle (batch, query, job, run) waits")
     serve.add_argument("--faults", help='JSON list of injected faults, e.g. [{"status": 429, "times": 2}]')
+    serve.add_argument("--fault-seed", type=int, default=None,
+                       help="seed of the faults drawn at a rate; the log says which seed a run used")
     sub.add_parser("credentials", help="print the credentials of a data dir").add_argument("--data-dir", required=True)
     return parser
 
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     d = args.async_delay
     config = SandboxConfig(data_dir=args.data_dir, landing_zone_dir=args.landing_zone_dir, dlz_bucket=args.dlz_bucket,
                            token_ttl_s=args.token_ttl, batch_delay_s=d, query_delay_s=d,
-                           segment_job_delay_s=d, flow_run_delay_s=d, faults=SandboxConfig.parse_faults(args.faults))
+                           segment_job_delay_s=d, flow_run_delay_s=d, faults=SandboxConfig.parse_faults(args.faults),
+                           fault_seed=args.fault_seed)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     creds = config.credentials
     print(f"AEP sandbox on http://{args.host}:{args.port} (IMS: http://{args.host}:{args.port}/ims/token/v3) "

@@ -82,6 +82,7 @@ class SandboxConfig:
     segment_job_delay_s: float = 0.0
     flow_run_delay_s: float = 0.0
     faults: list[Fault] = field(default_factory=list)
+    fault_seed: int | None = None  # seeds the draws of faults with a rate; None: a random seed, logged
     s3_endpoint_url: str | None = None
     dlz_bucket: str | None = None  # keep the Data Landing Zone in this S3 bucket instead of landing_zone_dir
     pg_max_connections: int | None = None  # sessions the PostgreSQL endpoint serves at once (default 64)

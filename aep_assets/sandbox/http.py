@@ -79,10 +79,21 @@ Result = Response | tuple[int, Any] | tuple[int, Any, dict] | None
 
 
 class FaultInjector:
+    """Picks the fault (if any) a request or batch meets. Faults with a ``rate`` are drawn from a generator
+    seeded with ``fault_seed`` (one is chosen and logged when none is given), so a failing run can be
+    replayed with the same faults in the same order of requests."""
+
     def __init__(self, platform: Platform) -> None:
         self.faults = platform.config.faults
         self.used = [0] * len(self.faults)
         self.lock = threading.Lock()
+        self.seed = platform.config.fault_seed
+        if self.seed is None:
+            self.seed = random.SystemRandom().randrange(2**31)
+        self.random = random.Random(self.seed)
+        if any(f.rate is not None for f in self.faults):
+            log.info("injected faults are drawn with seed %d; replay them with --fault-seed %d", self.seed,
+                     self.seed)
 
     def pick(self, request: Request):
         return self._pick("http", request.method, request.url.path)
@@ -104,8 +115,11 @@ class FaultInjector:
                         continue
                     self.used[i] += 1
                 return fault
-            if fault.rate is None or random.random() < fault.rate:
+            if fault.rate is None:
                 return fault
+            with self.lock:
+                if self.random.random() < fault.rate:
+                    return fault
         return None
 
 

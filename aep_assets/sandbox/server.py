@@ -21,7 +21,8 @@ class SandboxProcess:
     """``with SandboxProcess(data_dir) as sb: sb.url`` runs ``aep-sandbox serve`` until the block ends."""
 
     def __init__(self, data_dir: Path, *, landing_zone_dir: Path | None = None, token_ttl: int | None = None,
-                 async_delay: float = 0.0, faults: list[dict] | None = None, env: dict | None = None) -> None:
+                 async_delay: float = 0.0, faults: list[dict] | None = None, fault_seed: int | None = None,
+                 env: dict | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port, self.pg_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -33,6 +34,8 @@ class SandboxProcess:
             cmd += ["--token-ttl", str(token_ttl)]
         if faults:
             cmd += ["--faults", json.dumps(faults)]
+        if fault_seed is not None:
+            cmd += ["--fault-seed", str(fault_seed)]
         self._cmd, self._env = cmd, {**os.environ, **(env or {})}
         self._proc: subprocess.Popen | None = None
         self._log = self.data_dir / f"sandbox-{self.port}.log"
