@@ -70,7 +70,8 @@ def world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def rescored(world):
-    """Sensor ticks around one batch of new events, then the rescore it asks for."""
+    """Sensor ticks around one batch of new events, then the rescore it asks for; the state right after it is
+    kept here, so the tests that read it do not depend on what other tests land or run later."""
     instance, storage = world["instance"], world["storage"]
     published_before = json.loads(storage.read_bytes(NAMES.scores_pointer))
     previous = storage.read_parquet([published_before["key"]])
@@ -82,8 +83,12 @@ def rescored(world):
     quiet, _ = _tick(instance, world["sensor"], cursor_after)
     result = _rescore(world["resources"], instance)
     assert result.success
+    client = client_for(world["sandbox"])
     return {"first": first, "request": request, "quiet": quiet, "result": result, "previous": previous,
-            "landed": landed, "published": json.loads(storage.read_bytes(NAMES.scores_pointer))}
+            "landed": landed, "published": json.loads(storage.read_bytes(NAMES.scores_pointer)),
+            "covered": storage.read_parquet(json.loads(storage.read_bytes(NAMES.scoring_export))["keys"]),
+            "changed": _changed_users(storage, "2026-06-01"),
+            "score_batches": client.ingestion.active_batch_ids(client.catalog.find_dataset(SCORE_DATASET)["id"])}
 
 
 def _changed_users(storage: LocalStorage, since: str) -> set[str]:
@@ -114,12 +119,10 @@ def test_no_new_batch_skips_with_a_reason(rescored):
 
 
 def test_only_the_changed_profiles_are_rescored_and_written_back(rescored, world):
-    storage, result = world["storage"], rescored["result"]
+    result = rescored["result"]
     features_meta = _metadata(result, "scoring_features")
     assert features_meta["mode"] == "incremental" and len(features_meta["new_batches"]) == 1
-    changed = _changed_users(storage, "2026-06-01")
-    export = json.loads(storage.read_bytes(NAMES.scoring_export))
-    covered = storage.read_parquet(export["keys"])
+    changed, covered = rescored["changed"], rescored["covered"]
     assert set(covered[ID]) == changed  # every changed profile, and no other
     previous = rescored["previous"]
     expected = changed & (set(previous[ID]) | set(covered.filter(pl.col(ELIGIBLE) == 1)[ID]))
@@ -133,7 +136,7 @@ def test_only_the_changed_profiles_are_rescored_and_written_back(rescored, world
     tenant = client.schemas.tenant_id()
     assert batch["status"] == "success" and written["mode"] == "incremental"
     assert set(rows[f"_{tenant}"].struct.field("userid")) == expected  # exactly the changed profiles
-    assert len(client.ingestion.active_batch_ids(ds["id"])) == 2  # the full batch, then this one
+    assert len(rescored["score_batches"]) == 2 and batch["id"] in rescored["score_batches"]  # the full batch, then this
 
 
 def test_unchanged_profiles_keep_their_scores(rescored, world):
@@ -148,7 +151,7 @@ def test_unchanged_profiles_keep_their_scores(rescored, world):
 
 def test_incremental_features_equal_a_full_recomputation(rescored, world):
     storage = world["storage"]
-    incremental = storage.read_parquet(json.loads(storage.read_bytes(NAMES.scoring_export))["keys"])
+    incremental = rescored["covered"]
     full_run = dg.materialize(ALL_ASSETS, selection=[dg.AssetKey([DEMO, "scoring_features"])],
                               resources=world["resources"], instance=world["instance"],
                               run_config=ops({"scoring_features": {"config": {"cutoff": SCORING_CUTOFF,
@@ -184,17 +187,19 @@ def test_a_rescore_keeps_every_profile_in_its_holdout_group(rescored, world):
 
 
 def test_a_rescore_with_nothing_new_writes_nothing(rescored, world):
-    client = client_for(world["sandbox"])
+    """The second of two rescores in a row finds nothing new (the first takes whatever has landed by now)."""
+    client, storage = client_for(world["sandbox"]), world["storage"]
+    assert _rescore(world["resources"], world["instance"]).success
     ds = client.catalog.find_dataset(SCORE_DATASET)
     batches = client.ingestion.active_batch_ids(ds["id"])
+    before = json.loads(storage.read_bytes(NAMES.scores_pointer))
     result = _rescore(world["resources"], world["instance"])
     assert result.success
     assert "nothing to rescore" in _metadata(result, "scoring_features")["reason"]
     assert _metadata(result, "aep_score_dataset")["profiles_written"] == 0
     assert client.ingestion.active_batch_ids(ds["id"]) == batches
-    published = json.loads(world["storage"].read_bytes(NAMES.scores_pointer))
-    assert world["storage"].read_parquet([published["key"]]).equals(
-        world["storage"].read_parquet([rescored["published"]["key"]]))
+    published = json.loads(storage.read_bytes(NAMES.scores_pointer))
+    assert storage.read_parquet([published["key"]]).equals(storage.read_parquet([before["key"]]))
 
 
 def test_a_burst_of_batches_becomes_one_run(rescored, world):
