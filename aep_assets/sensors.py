@@ -3,7 +3,7 @@
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import dagster as dg
 import requests
@@ -120,8 +120,7 @@ def model_automation(m: Instance, jobs: ModelJobs) -> tuple[list[dg.SensorDefini
             return dg.SkipReason(f"{exc}")
         if not due.due:
             closes = due.next_close
-            when = (f"the next closes at {(closes + timedelta(days=spec.goal.outcome_days)).isoformat()}"
-                    if closes else "no scoring run waits")
+            when = f"the next closes at {closes.isoformat()}" if closes else "no scoring run waits"
             return dg.SkipReason(f"No outcome window has closed since the last look back; {when}.")
         stamps = sorted(names.run_stamp(r.scored_at) for r in due.due)
         return dg.RunRequest(run_key="outcomes-" + ",".join(stamps)[:200], tags={

@@ -54,6 +54,23 @@ def make_sandbox(tmp_path: Path):
         sb.stop()
 
 
+def wait_for_http(url: str, timeout_s: float = 180) -> bool:
+    """Whether a server started by a test answers ``url`` within ``timeout_s``."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).ok:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    return False
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

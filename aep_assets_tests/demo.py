@@ -30,6 +30,10 @@ def new_events_sensor() -> dg.SensorDefinition:
     return defs.resolve_sensor_def(f"{DEMO}_new_events_sensor")
 
 
+def outcome_window_sensor() -> dg.SensorDefinition:
+    return defs.resolve_sensor_def(f"{DEMO}_outcome_window_sensor")
+
+
 def feature_set():
     """The demo's 45 features, resolved from its defs.yaml (no query needed: it lists them all)."""
     from pathlib import Path

@@ -7,7 +7,6 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import pytest
 import requests
 from dagster_graphql import DagsterGraphQLClient
 
+from .conftest import _free_port, wait_for_http
 from .test_pipeline_e2e import RUN_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,12 +31,6 @@ def _pg_bin(name: str) -> str | None:
 
 
 pytestmark = pytest.mark.skipif(_pg_bin("initdb") is None, reason="needs PostgreSQL (.ci/run installs it)")
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _as_postgres_user(cmd: list[str]) -> list[str]:
@@ -55,7 +49,7 @@ def postgres():
         shutil.chown(pwfile, "postgres")
     subprocess.run(_as_postgres_user([_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=scram-sha-256",
                                       f"--pwfile={pwfile}"]), check=True, capture_output=True)
-    port = _port()
+    port = _free_port()
     subprocess.run(_as_postgres_user([_pg_bin("pg_ctl"), "-D", str(data), "-l", str(root / "pg.log"), "-w", "start",
                                       "-o", f"-p {port} -h 127.0.0.1 -k {root}"]), check=True, capture_output=True)
     env = {**os.environ, "PGPASSWORD": PG_PASSWORD}
@@ -92,7 +86,7 @@ telemetry:
            "AEP_SANDBOX_DIR": str(root / "aep"), "AEP_STORAGE_DIR": str(root / "storage")}
     for k in ("AEP_CLIENT_ID", "AEP_STORAGE", "MLFLOW_TRACKING_URI"):
         env.pop(k, None)
-    port = _port()
+    port = _free_port()
     bin_dir = Path(sys.executable).parent
     logs = open(root / "services.log", "wb")
     services = [
@@ -101,13 +95,10 @@ telemetry:
         subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"], env=env, cwd=ROOT,
                          stdout=logs, stderr=logs, start_new_session=True),
     ]
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
-                break
-        except requests.RequestException:
-            time.sleep(1)
+    if not wait_for_http(f"http://127.0.0.1:{port}/server_info"):
+        for proc in services:
+            os.killpg(proc.pid, 15)
+        pytest.fail("the webserver did not start: " + (root / "services.log").read_text()[-3000:])
     yield {"port": port, "home": home, "env": env, "log": root / "services.log"}
     for proc in services:
         os.killpg(proc.pid, 15)

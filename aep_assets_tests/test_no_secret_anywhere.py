@@ -7,19 +7,17 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
 import dagster as dg
 import pytest
-import requests
 
 from aep_assets.resources import build_resources
 from aep_assets.sandbox.config import CREDENTIALS_FILE
 from aep_assets.sandbox.server import SandboxProcess
 
-from .conftest import _free_port
+from .conftest import _free_port, wait_for_http
 from .test_pipeline_e2e import RUN_CONFIG
 
 SECRETS = {
@@ -43,12 +41,7 @@ def own_moto(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            requests.get(url, timeout=1)
-            break
-        except requests.RequestException:
-            time.sleep(0.1)
+    assert wait_for_http(url, timeout_s=30), "moto's server did not start"
     yield url
     proc.terminate()
     proc.wait(timeout=30)

@@ -16,7 +16,7 @@ from aep_assets.pipeline.outcomes import evaluated_runs, scoring_runs
 from aep_assets.resources import build_resources
 from aep_assets.storage import LocalStorage
 
-from .demo import ALL_ASSETS, DEMO, NAMES, ops, simulate_new_events
+from .demo import ALL_ASSETS, DEMO, NAMES, ops, outcome_window_sensor, simulate_new_events
 
 N_PROFILES = 20_000
 PLANTED = 0.08  # a few points of conversion rate for activated members of the high band
@@ -40,13 +40,7 @@ def _check(instance, name: str):
 
 def _tick(instance, resources):
     sensor = dg.build_sensor_context(instance=instance, resources={"storage": resources["storage"]})
-    return defs_sensor()(sensor)
-
-
-def defs_sensor() -> dg.SensorDefinition:
-    from aep_assets.definitions import defs
-
-    return defs.resolve_sensor_def(f"{DEMO}_outcome_window_sensor")
+    return outcome_window_sensor()(sensor)
 
 
 def _world(root, planted: float):

@@ -4,7 +4,6 @@ the model's metadata are kept in docs/screenshots/."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,8 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import requests
 
+from .conftest import _free_port, wait_for_http
 from .test_pipeline_e2e import RUN_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,12 +21,6 @@ CHROMIUM = "/usr/bin/chromium"
 # UPDATE_SCREENSHOTS=1 refreshes the pictures the docs show; otherwise they go to a temporary folder.
 SHOTS = ROOT / "docs" / "screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else Path(tempfile.mkdtemp())
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)")
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _bin(name: str) -> str:
@@ -48,20 +41,12 @@ def ui(tmp_path_factory):
     config.write_text(json.dumps(RUN_CONFIG))
     subprocess.run([_bin("dagster"), "job", "execute", "-m", "aep_assets.definitions", "-j", "cmle_demo", "-c",
                     str(config)], env=env, cwd=ROOT, check=True, capture_output=True, timeout=600)
-    port = _port()
+    port = _free_port()
     log = open(root / "dagster-dev.log", "wb")
     proc = subprocess.Popen([_bin("dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
                             env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/server_info", timeout=2).ok:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(1)
-    else:
+    if not wait_for_http(f"{url}/server_info"):
         proc.terminate()
         pytest.fail("dagster dev did not start: " + (root / "dagster-dev.log").read_text()[-3000:])
     from playwright.sync_api import sync_playwright

@@ -1,8 +1,6 @@
 """Looking back once an outcome window closes: did the scores come true (score_outcomes), and what did each
 audience cause against its control group (audience_uplift)."""
 
-from datetime import timedelta
-
 import dagster as dg
 import polars as pl
 
@@ -44,7 +42,7 @@ def build(m: Instance) -> list:
         meta = {"present": due.present.isoformat(), "evaluated_runs": len(report.evaluated),
                 "runs_waiting": len(due.waiting), "runs_evaluated_so_far": len(report.history)}
         if due.next_close is not None:
-            meta["next_window_closes"] = (due.next_close + timedelta(days=spec.goal.outcome_days)).isoformat()
+            meta["next_window_closes"] = due.next_close.isoformat()
         if not report.evaluated:
             context.log.info("no scoring run's outcome window has closed yet (present %s)", due.present.isoformat())
             return dg.MaterializeResult(metadata=meta, check_results=[dg.AssetCheckResult(

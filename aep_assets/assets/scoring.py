@@ -86,7 +86,8 @@ def build(m: Instance) -> list:
         profile_id (the identity value as the source holds it) and propensity. Band thresholds come from the
         model's held-out gains. An incremental run rescores only the profiles scoring_features covered and
         merges them into the published scores."""
-        r = score_profiles(storage.get(), mlflow.registry(), spec, names,
+        registry = mlflow.registry()
+        r = score_profiles(storage.get(), registry, spec, names,
                            BandPolicy(config.high_band, config.reach, config.target_precision, config.medium_reach),
                            DriftPolicy(config.drift_warn, config.drift_block),
                            valid_days=config.valid_days or spec.scoring.valid_days, reason_method=config.reason_method)
@@ -99,7 +100,7 @@ def build(m: Instance) -> list:
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": scores.height, "dagster/uri": uri, "model_version": model.version,
-                "mlflow_model": f"models:/{mlflow.registry().registered_name(m.name)}@champion",
+                "mlflow_model": f"models:/{registry.registered_name(m.name)}@champion",
                 "mlflow_model_version": model.registered_version,
                 "mode": plan.mode, "reason": plan.reason, "rescored_profiles": run.rescored,
                 "converted_since_last_score": run.converted, "changed_rows": run.merged.changes.height,

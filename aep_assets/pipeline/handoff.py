@@ -3,9 +3,12 @@
 Each is a frozen dataclass with ``to_json``/``from_json``, so a field is spelled in one place.
 """
 
+import io
 import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Self
+
+import polars as pl
 
 from ..ml.scoring import Bands
 from ..storage import Storage
@@ -101,3 +104,8 @@ class ActivationRun(Handoff):
     activated_at: str
     files: dict  # band -> storage key of the CSV of activated members
     holdout_share: float = 0.0
+
+    def members(self, storage: Storage, band: str) -> pl.Series:
+        """The identities activated in ``band``'s audience."""
+        data = io.BytesIO(storage.read_bytes(self.files[band]))
+        return pl.read_csv(data, columns=["identity"], schema_overrides={"identity": pl.Utf8})["identity"]

@@ -106,6 +106,10 @@ class Names:
         return self.key("outcomes")
 
     @property
+    def audience_sizes(self) -> str:  # each segment evaluation's sizes, for plotting them across runs
+        return self.key("activation/audience_sizes.json")
+
+    @property
     def activation_pointer(self) -> str:  # the last activation: who was activated, from which scores
         return self.key("activation/current.json")
 

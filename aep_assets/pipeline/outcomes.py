@@ -8,7 +8,6 @@ present passes the window's end, one Query Service CTAS (``sql/score_outcomes.sq
 in the windows of every run due, the result is exported to storage and joined with each run's scores.
 """
 
-import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -78,7 +77,7 @@ def scoring_runs(store: Storage, names: Names) -> list[ScoreRun]:
 
 
 def evaluated_runs(store: Storage, names: Names) -> list[RunOutcome]:
-    keys = sorted(k for k in store.list_keys(names.outcomes) if k.endswith(".json") and "/uplift/" not in k)
+    keys = sorted(k for k in store.list_keys(names.outcomes) if k.endswith(".json"))
     return [RunOutcome.load(store, k, asset=f"{names.model}/score_outcomes") for k in keys]
 
 
@@ -87,17 +86,16 @@ class Due:
     present: datetime
     due: list[ScoreRun]  # window closed, not evaluated yet
     waiting: list[ScoreRun]  # window still open
-
-    @property
-    def next_close(self) -> datetime | None:
-        return min((datetime.fromisoformat(r.cutoff) for r in self.waiting), default=None)
+    next_close: datetime | None  # when the first waiting window closes
 
 
 def runs_due(store: Storage, spec: ModelSpec, names: Names, now: datetime | None = None) -> Due:
     now = now or present(store, spec, names)
     done = {o.scored_at for o in evaluated_runs(store, names)}
     runs = [r for r in scoring_runs(store, names) if r.scored_at not in done]
-    return Due(now, [r for r in runs if window_end(r, spec) <= now], [r for r in runs if window_end(r, spec) > now])
+    waiting = [r for r in runs if window_end(r, spec) > now]
+    return Due(now, [r for r in runs if window_end(r, spec) <= now], waiting,
+               min((window_end(r, spec) for r in waiting), default=None))
 
 
 def realised_goals(client: AEPClient, store: Storage, spec: ModelSpec, names: Names,
@@ -164,11 +162,6 @@ class AudienceUplift:
     bands: dict[str, Uplift]
 
 
-def activated_members(store: Storage, activation: ActivationRun, band: str) -> pl.Series:
-    data = store.read_bytes(activation.files[band])
-    return pl.read_csv(io.BytesIO(data), columns=["identity"], schema_overrides={"identity": pl.Utf8})["identity"]
-
-
 def measure_audience_uplift(store: Storage, names: Names) -> list[AudienceUplift]:
     """For every evaluated run whose audiences were activated with a control group: per band, the activated
     members' conversion against their control group's, oldest run first."""
@@ -181,7 +174,7 @@ def measure_audience_uplift(store: Storage, names: Names) -> list[AudienceUplift
         bands = {}
         for band in BANDS:
             in_band = frame.filter(pl.col("band") == band)
-            treated = in_band.filter(pl.col(ID).is_in(activated_members(store, activation, band).implode()))
+            treated = in_band.filter(pl.col(ID).is_in(activation.members(store, band).implode()))
             control = in_band.filter(pl.col("group") == CONTROL)
             if treated.height and control.height:
                 bands[band] = measure_uplift(treated.height, int(treated["converted"].sum()),

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from ..aep import AEPClient
 from ..ml.drift import DriftPolicy
-from ..ml.feature_set import FeatureSet
+from ..ml.feature_set import ID, FeatureSet
 from ..ml.scoring import BandPolicy, Bands, choose_bands
 from ..storage import Storage
 from ..tracking.registry import ModelRegistry
@@ -101,8 +101,10 @@ def score_profiles(store: Storage, registry: ModelRegistry, spec: ModelSpec, nam
     run = rescore(model, plan, features, load_published(store, names.scores_pointer), store, bands,
                   scored_at=scored_at, valid_for=timedelta(days=valid_days), reason_method=reason_method)
     merged = run.merged
-    run = replace(run, merged=Merged(holdout_groups(merged.scores, spec.holdout, names.model), merged.features,
-                                     holdout_groups(merged.changes, spec.holdout, names.model)))
+    scores = holdout_groups(merged.scores, spec.holdout, names.model)
+    # The changed rows are scores too (or converted markers, in no audience): one hash per identity.
+    changes = merged.changes.drop("group", strict=False).join(scores.select(ID, "group"), on=ID, how="left")
+    run = replace(run, merged=Merged(scores, merged.features, changes))
     base = f"{names.scores}/{model.version}/{scored_at:%Y%m%dT%H%M%S}"
     keys = {name: f"{base}/{name}.parquet" for name in ("scores", "features", "changes")}
     uri = store.write_parquet(keys["scores"], run.merged.scores)

@@ -1,7 +1,6 @@
 """The CMLE demo's simulated source as stage functions with typed results: the simulation published into
 AEP, and the ground truth (the oracle) kept out of it."""
 
-import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -67,9 +66,8 @@ def campaign_treatment(store: Storage, spec: ModelSpec, names: Names, sim: Simul
     activation = ActivationRun.load_if_any(store, names.activation_pointer)
     if uplift <= 0 or activation is None or spec.simulation.planted_band not in activation.files:
         return None
-    members = pl.read_csv(io.BytesIO(store.read_bytes(activation.files[spec.simulation.planted_band])),
-                          columns=["identity"], schema_overrides={"identity": pl.Utf8})
-    rows = (sim.profiles.with_row_index("row").join(members, left_on="userid", right_on="identity")["row"]
+    members = activation.members(store, spec.simulation.planted_band)
+    rows = (sim.profiles.with_row_index("row").filter(pl.col("userid").is_in(members.implode()))["row"]
             .to_numpy().astype(np.int64))
     return Treatment(rows, uplift, datetime.fromisoformat(activation.cutoff), timedelta(days=spec.goal.outcome_days))
 

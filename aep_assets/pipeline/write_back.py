@@ -82,7 +82,7 @@ def refresh_audiences(client: AEPClient, store: Storage, spec: ModelSpec, names:
     segment job; their sizes join the history kept for plotting them across runs."""
     published = ScoreRun.load(store, names.scores_pointer, asset=f"{names.model}/aep_score_dataset")
     audiences = build_audiences(client, names, published.band_thresholds, holdout_share=spec.holdout.share)
-    key = names.key("activation/audience_sizes.json")
+    key = names.audience_sizes
     history = json.loads(store.read_bytes(key)) if store.exists(key) else []
     history.append({"scored_at": published.scored_at, "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     **{band: audiences.size(band) for band in BANDS}})

@@ -33,7 +33,6 @@ MACROS = {
     "pg_collation_is_visible": "(oid) AS true",
     "array_upper": "(arr, dim) AS len(arr)",
     "pg_type_is_visible": "(oid) AS true",
-    "array_to_string": "(arr, sep) AS array_to_string(arr, sep)",
 }
 # Columns of PostgreSQL's catalogs that DuckDB's pg_catalog views lack, with the value a server with no row
 # security, one collation provider and no ACLs would show. A statement reads ``aep_<table>`` in their place.
