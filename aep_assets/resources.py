@@ -2,8 +2,8 @@
 
 The keys are the same in both modes. ``build_resources()`` picks the implementations from the
 environment: ``AEP_CLIENT_ID`` set means real AEP, ``AEP_STORAGE=s3`` means S3, and
-``AEP_EXPORTS=dlz`` reads AEP's exports from its Data Landing Zone (on S3) with the credentials AEP
-issues, for orgs that export there rather than to their own bucket.
+``AEP_EXPORTS=dlz`` reads AEP's exports from its Data Landing Zone (on Azure Blob or S3) with the
+credentials AEP issues, for orgs that export there rather than to their own bucket.
 """
 
 import json
@@ -41,6 +41,8 @@ class LocalSandboxAEP(AEPResource):
                                    "log names the seed a run used, so a failing fault run can be replayed.")
     dlz_bucket: str = Field(default="", description="Keep the sandbox's Data Landing Zone in this S3 bucket (on "
                                                      "AWS_ENDPOINT_URL) instead of a local directory.")
+    dlz: str = Field(default="", description="Where the sandbox's Data Landing Zone lives: azure (on Azurite), s3 "
+                                             "(dlz_bucket) or local; empty: the sandbox's default (docs/sandbox.md).")
     _process: SandboxProcess | None = PrivateAttr(default=None)
     _client: AEPClient | None = PrivateAttr(default=None)
 
@@ -48,7 +50,8 @@ class LocalSandboxAEP(AEPResource):
         landing_zone = Path(self.landing_zone_dir) if self.landing_zone_dir else None
         faults = json.loads(self.faults) if self.faults else None
         env = {"AEP_SANDBOX_DLZ_BUCKET": self.dlz_bucket} if self.dlz_bucket else None
-        self._process = SandboxProcess(Path(self.data_dir), landing_zone_dir=landing_zone, faults=faults,
+        self._process = SandboxProcess(Path(self.data_dir), landing_zone_dir=landing_zone, dlz=self.dlz or None,
+                                       faults=faults,
                                        fault_seed=self.fault_seed, env=env).start()
         creds = self._process.credentials
         context.log.info("writing to the local AEP sandbox at %s (data in %s), sandbox '%s'", self._process.url,
@@ -125,8 +128,8 @@ class S3StorageResource(StorageResource):
 
 
 class LandingZoneExportsResource(StorageResource):
-    """``storage`` for the pipeline's own files; exports read from AEP's Data Landing Zone (on Amazon S3)
-    with the credentials AEP issues. For orgs that export to the DLZ rather than to their own bucket."""
+    """``storage`` for the pipeline's own files; exports read from AEP's Data Landing Zone (Azure Blob or
+    Amazon S3) with the credentials AEP issues. For orgs that export to the DLZ rather than to their own bucket."""
 
     storage: StorageResource
     aep: AEPResource
@@ -186,7 +189,9 @@ def build_resources(env: dict[str, str] | None = None) -> dict:
         landing = None
     else:
         local = LocalStorageResource(base_dir=env.get("AEP_STORAGE_DIR", str(DATA_DIR / "storage")))
-        storage, landing = local, str(LocalStorage(local.base_dir).landing_zone_dir)
+        # Exports to the sandbox's DLZ land inside local storage, unless the pipeline reads them from the DLZ.
+        exports_to_dlz = env.get("AEP_EXPORTS", "storage") == "dlz"
+        storage, landing = local, None if exports_to_dlz else str(LocalStorage(local.base_dir).landing_zone_dir)
     if env.get("AEP_CLIENT_ID"):
         if not env.get("AEP_SANDBOX_NAME"):
             raise ValueError("AEP_SANDBOX_NAME is not set: against real AEP, name the sandbox to write to (e.g. "
@@ -202,7 +207,7 @@ def build_resources(env: dict[str, str] | None = None) -> dict:
         aep = LocalSandboxAEP(data_dir=env.get("AEP_SANDBOX_DIR", str(DATA_DIR / "aep-sandbox")),
                               landing_zone_dir=landing, faults=env.get("AEP_SANDBOX_FAULTS", ""),
                               fault_seed=int(seed) if (seed := env.get("AEP_SANDBOX_FAULT_SEED")) else None,
-                              dlz_bucket=env.get("AEP_SANDBOX_DLZ_BUCKET", ""))
+                              dlz_bucket=env.get("AEP_SANDBOX_DLZ_BUCKET", ""), dlz=env.get("AEP_SANDBOX_DLZ", ""))
     if env.get("AEP_EXPORTS", "storage") == "dlz":
         storage = LandingZoneExportsResource(storage=storage, aep=aep, endpoint_url=env.get("AWS_ENDPOINT_URL"))
     return {"aep": aep, "storage": storage, "mlflow": _mlflow(env)}

@@ -135,34 +135,30 @@ class S3Storage(Storage):
 
 
 class LandingZoneExports(Storage):
-    """The pipeline's own files in ``primary``; AEP's exports read from the Data Landing Zone on Amazon S3,
-    with the temporary credentials AEP issues for it (``GET /connectors/landingzone/credentials``).
+    """The pipeline's own files in ``primary``; AEP's exports read from its Data Landing Zone, on Azure Blob or
+    Amazon S3, with the temporary credentials AEP issues for it (``GET /connectors/landingzone/credentials``).
 
     Export keys start with ``dlz/``: ``dlz/{path}/{datasetId}/exportTime=.../part-...parquet``."""
 
     PREFIX = "dlz/"
-    REFRESH_MARGIN_S = 600
+    RENEW_AFTER_S = 3600  # AEP's DLZ credentials last longer (12 h on AWS, days on Azure); renew hourly
 
     def __init__(self, primary: Storage, landing_zone, endpoint_url: str | None = None) -> None:
         self.primary, self.landing_zone, self.endpoint_url = primary, landing_zone, endpoint_url
-        self._dlz: tuple | None = None
-        self._expires = 0.0
+        self._reader = None
+        self._renew_at = 0.0
 
     def __repr__(self) -> str:
         return f"LandingZoneExports({self.primary!r})"
 
-    def _s3(self) -> tuple:
-        """(client, bucket, folder), with credentials renewed before they expire."""
+    def _dlz(self, key: str):
+        """The container's reader, with credentials renewed before they expire, and the file's name in it."""
         import time
 
-        if self._dlz is None or time.time() > self._expires - self.REFRESH_MARGIN_S:
-            self._dlz = self.landing_zone.s3_client("dlz_destination", endpoint_url=self.endpoint_url)
-            self._expires = time.time() + 3600  # AEP's DLZ credentials last longer; renew hourly
-        return self._dlz
-
-    def _object(self, key: str) -> tuple:
-        client, bucket, folder = self._s3()
-        return client, bucket, f"{folder}/{key[len(self.PREFIX):]}"
+        if self._reader is None or time.time() > self._renew_at:
+            self._reader = self.landing_zone.reader("dlz_destination", endpoint_url=self.endpoint_url)
+            self._renew_at = time.time() + self.RENEW_AFTER_S
+        return self._reader, key[len(self.PREFIX):]
 
     def write_bytes(self, key: str, data: bytes) -> str:
         if key.startswith(self.PREFIX):
@@ -172,24 +168,20 @@ class LandingZoneExports(Storage):
     def read_bytes(self, key: str) -> bytes:
         if not key.startswith(self.PREFIX):
             return self.primary.read_bytes(key)
-        client, bucket, name = self._object(key)
-        return client.get_object(Bucket=bucket, Key=name)["Body"].read()
+        reader, name = self._dlz(key)
+        return reader.read(name)
 
     def list_keys(self, prefix: str) -> list[str]:
         if not prefix.startswith(self.PREFIX):
             return self.primary.list_keys(prefix)
-        client, bucket, name = self._object(prefix)
-        folder = name[: len(name) - len(prefix) + len(self.PREFIX)]
-        keys: list[str] = []
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=name):
-            keys += [self.PREFIX + obj["Key"][len(folder):] for obj in page.get("Contents", [])]
-        return sorted(keys)
+        reader, name = self._dlz(prefix)
+        return [self.PREFIX + found for found in reader.list(name)]
 
     def uri(self, key: str) -> str:
         if not key.startswith(self.PREFIX):
             return self.primary.uri(key)
-        _, bucket, name = self._object(key)
-        return f"s3://{bucket}/{name}"
+        reader, name = self._dlz(key)
+        return reader.uri(name)
 
     def export_target(self, path: str) -> tuple[ExportTarget, str]:
         return ExportTarget(kind="dlz", path=path), f"{self.PREFIX}{path}"

@@ -30,7 +30,9 @@ def replace_rows(client: AEPClient, dataset_id: str, tables) -> dict:
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory) -> Iterator[SandboxProcess]:
-    with SandboxProcess(tmp_path_factory.mktemp("sandbox")) as sb:
+    # The shared sandbox keeps its Data Landing Zone in a directory whether or not Azurite is installed; tests
+    # of the other kinds start their own.
+    with SandboxProcess(tmp_path_factory.mktemp("sandbox"), dlz="local") as sb:
         yield sb
 
 
@@ -45,7 +47,7 @@ def make_sandbox(tmp_path: Path):
     started: list[SandboxProcess] = []
 
     def start(name: str = "faulty", **kwargs) -> SandboxProcess:
-        sb = SandboxProcess(tmp_path / name, **kwargs).start()
+        sb = SandboxProcess(tmp_path / name, **{"dlz": "local", **kwargs}).start()
         started.append(sb)
         return sb
 

@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "GET /data/foundation/query/connection_parameters tells)")
     serve.add_argument("--dlz-bucket", help="keep the Data Landing Zone in this S3 bucket (on AWS_ENDPOINT_URL) "
                                             "instead of a local directory")
+    serve.add_argument("--dlz", choices=["azure", "s3", "local"], default=None,
+                       help="where the Data Landing Zone lives (default: $AEP_SANDBOX_DLZ, else s3 with --dlz-bucket, "
+                            "azure when Azurite's azurite-blob is installed, local otherwise)")
     serve.add_argument("--landing-zone-dir", help="where the Data Landing Zone keeps files "
                                                   "(default: DATA_DIR/landing-zone)")
     serve.add_argument("--token-ttl", type=int, default=86399, help="IMS token lifetime in seconds")
@@ -46,13 +49,14 @@ def main(argv: list[str] | None = None) -> None:
         return
     d = args.async_delay
     config = SandboxConfig(data_dir=args.data_dir, landing_zone_dir=args.landing_zone_dir, dlz_bucket=args.dlz_bucket,
-                           token_ttl_s=args.token_ttl, batch_delay_s=d, query_delay_s=d,
+                           dlz=args.dlz, token_ttl_s=args.token_ttl, batch_delay_s=d, query_delay_s=d,
                            segment_job_delay_s=d, flow_run_delay_s=d, faults=SandboxConfig.parse_faults(args.faults),
                            fault_seed=args.fault_seed)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     creds = config.credentials
     print(f"AEP sandbox on http://{args.host}:{args.port} (IMS: http://{args.host}:{args.port}/ims/token/v3) "
-          f"org={creds.org_id} client_id={creds.client_id} data_dir={config.data_dir}", file=sys.stderr, flush=True)
+          f"org={creds.org_id} client_id={creds.client_id} data_dir={config.data_dir} dlz={config.dlz}",
+          file=sys.stderr, flush=True)
     app = create_app(config)
     pg = start_pg_server(app.state.platform, args.host, args.pg_port)
     print(f"Query Service PostgreSQL endpoint on {args.host}:{pg.server_address[1]}", file=sys.stderr, flush=True)

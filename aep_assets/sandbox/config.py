@@ -85,6 +85,10 @@ class SandboxConfig:
     fault_seed: int | None = None  # seeds the draws of faults with a rate; None: a random seed, logged
     s3_endpoint_url: str | None = None
     dlz_bucket: str | None = None  # keep the Data Landing Zone in this S3 bucket instead of landing_zone_dir
+    # Where the Data Landing Zone lives: "azure" (Azurite), "s3" (dlz_bucket) or "local" (landing_zone_dir).
+    # None: AEP_SANDBOX_DLZ, else s3 with a bucket, azure when Azurite is installed, local otherwise.
+    dlz: str | None = None
+    azurite_binary: str | None = None
     pg_max_connections: int | None = None  # sessions the PostgreSQL endpoint serves at once (default 64)
     # Query Service's guardrails (help/query-service/guardrails.md): an ad hoc SELECT runs at most 10 minutes
     # (error 53400), a batch query (CTAS, INSERT INTO) at most 24 hours.
@@ -93,6 +97,7 @@ class SandboxConfig:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
+        dir_given = self.landing_zone_dir is not None
         if self.landing_zone_dir is None:
             self.landing_zone_dir = self.data_dir / "landing-zone"
         self.landing_zone_dir = Path(self.landing_zone_dir).resolve()
@@ -100,12 +105,29 @@ class SandboxConfig:
             self.s3_endpoint_url = os.environ.get("AWS_ENDPOINT_URL")
         if self.dlz_bucket is None:
             self.dlz_bucket = os.environ.get("AEP_SANDBOX_DLZ_BUCKET") or None
+        self._resolve_dlz(dir_given)
         if self.adhoc_timeout_s is None:
             self.adhoc_timeout_s = float(os.environ.get("AEP_SANDBOX_ADHOC_TIMEOUT_S", "600"))
         if self.batch_timeout_s is None:
             self.batch_timeout_s = float(os.environ.get("AEP_SANDBOX_BATCH_TIMEOUT_S", "86400"))
         if self.pg_max_connections is None:
             self.pg_max_connections = int(os.environ.get("AEP_SANDBOX_PG_MAX_CONNECTIONS", "64"))
+
+    def _resolve_dlz(self, dir_given: bool) -> None:
+        from .azurite import azurite_binary
+
+        self.azurite_binary = self.azurite_binary or azurite_binary()
+        # A landing-zone dir given means a local DLZ (the demo's exports land inside its storage that way).
+        chosen = self.dlz or os.environ.get("AEP_SANDBOX_DLZ") or (
+            "s3" if self.dlz_bucket else "local" if dir_given else "azure" if self.azurite_binary else "local")
+        if chosen not in ("azure", "s3", "local"):
+            raise ValueError(f"dlz={chosen!r} is not one of azure, s3, local (set --dlz or AEP_SANDBOX_DLZ).")
+        if chosen == "s3" and not self.dlz_bucket:
+            raise ValueError("dlz='s3' needs a bucket: set --dlz-bucket or AEP_SANDBOX_DLZ_BUCKET.")
+        if chosen == "azure" and not self.azurite_binary:
+            raise ValueError("dlz='azure' needs Azurite: install it with `npm install -g azurite`, or point "
+                             "AEP_SANDBOX_AZURITE at its azurite-blob.")
+        self.dlz = chosen
 
     @property
     def credentials(self) -> Credentials:

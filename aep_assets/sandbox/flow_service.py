@@ -24,7 +24,6 @@ from .catalog import CatalogBackend
 from .datalake import scan_sql
 from .destinations import Destination, S3Bucket
 from .http import Call, Router
-from .landing_zone import landing_zone
 from .names import quote_ident, quote_literal
 from .profile_store import ProfileStore
 from .schema_registry import SchemaRegistryBackend
@@ -156,7 +155,7 @@ class FlowServiceBackend:
         params = {k: v for k, v in (target.get("params") or {}).items()}
         spec = target["connectionSpec"]["id"]
         if spec == DLZ_DESTINATION:
-            return landing_zone(self.platform.config, "dlz-destination"), params
+            return self.platform.landing_zone.writer("dlz-destination"), params
         base = self.get("connections", target["baseConnectionId"]) if target.get("baseConnectionId") else {}
         auth = (base.get("auth") or {}).get("params") or {}
         bucket = params.get("bucketName")

@@ -13,6 +13,7 @@ import sqlglot
 
 from .config import SandboxConfig
 from .datalake import DataLake
+from .dlz import open_landing_zone
 from .recovery import recover
 from .store import Store
 
@@ -33,6 +34,7 @@ class Platform:
         self.running_queries: dict[str, duckdb.DuckDBPyConnection] = {}  # query id -> its engine connection
         self.pg_address: tuple[str, int] | None = None  # Query Service's PostgreSQL endpoint, once serving
         self.faults = None  # the FaultInjector, once the HTTP app is built
+        self.landing_zone = open_landing_zone(config)
         warm_up()
 
     def later(self, delay_s: float, fn: Callable[[], None], lane: str = "jobs") -> None:
@@ -52,6 +54,7 @@ class Platform:
     def shutdown(self) -> None:
         for pool in self._pools.values():
             pool.shutdown(wait=False, cancel_futures=True)
+        self.landing_zone.shutdown()
 
 
 def warm_up() -> None:

@@ -21,8 +21,8 @@ class SandboxProcess:
     """``with SandboxProcess(data_dir) as sb: sb.url`` runs ``aep-sandbox serve`` until the block ends."""
 
     def __init__(self, data_dir: Path, *, landing_zone_dir: Path | None = None, token_ttl: int | None = None,
-                 async_delay: float = 0.0, faults: list[dict] | None = None, fault_seed: int | None = None,
-                 env: dict | None = None) -> None:
+                 async_delay: float = 0.0, dlz: str | None = None, faults: list[dict] | None = None,
+                 fault_seed: int | None = None, env: dict | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port, self.pg_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -30,6 +30,8 @@ class SandboxProcess:
                "--pg-port", str(self.pg_port), "--data-dir", str(self.data_dir), "--async-delay", str(async_delay)]
         if landing_zone_dir:
             cmd += ["--landing-zone-dir", str(landing_zone_dir)]
+        if dlz:
+            cmd += ["--dlz", dlz]
         if token_ttl:
             cmd += ["--token-ttl", str(token_ttl)]
         if faults:
