@@ -18,22 +18,12 @@ from .http import Call, Router
 from .ingestion import IngestionBackend
 from .names import quote_ident
 from .pql import compile_pql
-from .profile_store import ProfileStore
+from .profile_store import MERGE_POLICY_ID, ProfileStore, merge_policy
 from .schema_registry import SchemaRegistryBackend
 from .segmentation import BASE, SEGMENT, SegmentationBackend, getter
 from .store import Scope, now_ms
 
 EXPORT_JOB = "export_job"
-MERGE_POLICY_ID = "00000000-0000-0000-0000-00000000d0fa"
-
-
-def merge_policy(scope: Scope) -> dict:
-    return {"id": MERGE_POLICY_ID, "name": "Default timestamp-ordered", "imsOrgId": scope.org,
-            "sandbox": {"sandboxName": scope.sandbox}, "schema": {"name": "_xdm.context.profile"},
-            "version": 1, "identityGraph": {"type": "pdg"}, "attributeMerge": {"type": "timestampOrdered"},
-            "default": True, "activeOnEdge": False}
-
-
 def audience_view(seg: dict) -> dict:
     return {"id": seg["id"], "audienceId": seg["id"], "name": seg["name"], "description": seg.get("description", ""),
             "namespace": "AEPSegments", "type": "SegmentDefinition", "lifecycleState": "published",

@@ -19,6 +19,15 @@ from .xdm import PROFILE_CLASS
 
 _sql_path = path_sql
 
+MERGE_POLICY_ID = "00000000-0000-0000-0000-00000000d0fa"
+
+
+def merge_policy(scope: Scope) -> dict:
+    return {"id": MERGE_POLICY_ID, "name": "Default timestamp-ordered", "imsOrgId": scope.org,
+            "sandbox": {"sandboxName": scope.sandbox}, "schema": {"name": "_xdm.context.profile"},
+            "version": 1, "identityGraph": {"type": "pdg"}, "attributeMerge": {"type": "timestampOrdered"},
+            "default": True, "activeOnEdge": False}
+
 
 def members_dir(platform, scope: Scope) -> Path:
     """Where a sandbox's evaluated segments keep their members."""

@@ -1,10 +1,12 @@
 """Segmentation (``/data/core/ups``): segment definitions and segment jobs over the profile store.
 
 reference/aep_api.md §9. A job evaluates each segment's PQL over the merged profiles and keeps its
-members for destination activation. The Audiences API, merge policies and export jobs are in
+members for destination activation, then refreshes the Query Accelerated Store's snapshot
+(query/accelerated.py). The Audiences API, merge policies and export jobs are in
 audiences.py. Not modelled yet: streaming and edge evaluation.
 """
 
+import logging
 import uuid
 
 import pyarrow.parquet as pq
@@ -13,8 +15,10 @@ from . import errors, names
 from .http import Call, Router
 from .pql import PQLError, compile_pql
 from .profile_store import ProfileStore, members_dir
+from .query import accelerated
 from .store import Scope, now_ms
 
+log = logging.getLogger("aep_sandbox")
 BASE = "/data/core/ups"
 SEGMENT, JOB = "segment", "segment_job"
 
@@ -121,6 +125,10 @@ class SegmentationBackend:
             self.scope.update(JOB, job_id, lambda j: {**j, "status": "FAILED", "updateTime": now_ms(),
                                                       "errors": failure})
             raise
+        try:  # the dashboards' snapshot, before the job says it is done, so a client that waited reads it
+            accelerated.refresh(self.scope, self.platform, list(compiled))
+        except Exception:  # the job's own result stands; only the reporting model missed a day
+            log.exception("could not refresh qsaccel.profile_agg after segment job %s", job_id)
         end = now_ms()
         metrics = {"totalTime": {"startTimeInMs": start, "endTimeInMs": end, "totalTimeInMs": end - start},
                    "totalProfiles": total, "segmentedProfileCounter": counts,

@@ -26,7 +26,7 @@ from ..recovery import staging_dir, this_worker
 from ..schema_registry import SchemaRegistryBackend
 from ..store import Scope, now_ms
 from ..xdm import arrow_schema, infer_properties
-from . import blocks, lockdown, pg_catalog, snapshots
+from . import accelerated, blocks, lockdown, pg_catalog, snapshots
 from .translate import TranslationError, parse, substitute, to_duckdb
 
 
@@ -119,11 +119,13 @@ class QueryEngine:
         if pg_catalog.is_catalog_query(statement):
             pg_catalog.mirror(con, self._table_schemas())
             return con
+        if accelerated.reads_store(statement):
+            accelerated.attach(con, self.scope, self.platform)
         ctes = {c.alias_or_name.lower() for c in statement.find_all(exp.CTE)}
         registered: set[str] = set()
         for table in statement.find_all(exp.Table):
             name = table.name.lower()
-            if name in ctes or name in registered or not name:
+            if name in ctes or name in registered or not name or table.catalog.lower() == accelerated.CATALOG:
                 continue
             if self._register_special(con, name):
                 registered.add(name)
@@ -186,6 +188,10 @@ class QueryEngine:
             con.execute(f'CREATE VIEW {quote_ident(name)} AS SELECT * FROM {quote_ident(name + "__empty")}')
 
     def _run_one(self, statement: exp.Expression, fetch: bool, max_rows: int | None) -> QueryResult:
+        try:
+            accelerated.refuse_writes(statement)
+        except PermissionError as exc:
+            raise QueryError("42501", str(exc)) from None
         try:
             statement, _ = snapshots.rewrite_functions(
                 statement, lambda t: self.catalog.dataset_by_table(t) is not None)

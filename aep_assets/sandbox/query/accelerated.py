@@ -1,0 +1,262 @@
+"""The Query Accelerated Store: ``qsaccel.profile_agg.*``, the star schema behind Real-Time CDP's dashboards.
+
+Tables and columns are the ones Adobe's dashboard SQL reads (help/dashboards/data-models/
+cdp-insights-data-model-b2c.md). The dimensions are read live from the sandbox's own merge policy, identity
+namespaces, segments and audience-activation flows. The facts are daily snapshots of the profile store,
+taken at the end of every successful segment job (the day's rows replaced, earlier days kept for the
+trend lines), each snapshot logged in ``adwh_lkup_process_delta_log`` as ``FACT_TABLES_PROCESSING``.
+
+Ids are 32-bit integers, as in AEP: a stable hash of the object's id. ``namespace_description`` is the
+namespace code in lower case, as in Adobe's samples (``'crmid'``, ``'email'``). A sandbox profile is keyed
+by its primary identity, so every profile has one identity and ``count_of_Single_Identity_profiles`` equals
+``count_of_profiles``; the overlap tables count profiles per combination of namespaces all the same.
+Not modelled: ``adwh_dim_destination_platform`` and the AI-model tables, which no documented query reads.
+"""
+
+import datetime as dt
+import logging
+import threading
+
+import duckdb
+import mmh3
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from sqlglot import exp
+
+from .. import names
+from ..datalake import scan_sql
+from ..names import path_sql
+from ..profile_store import MERGE_POLICY_ID, ProfileStore, members_dir, merge_policy
+from ..schema_registry import SchemaRegistryBackend
+from ..store import Scope
+
+log = logging.getLogger("aep_sandbox")
+CATALOG, SCHEMA = "qsaccel", "profile_agg"
+PROCESS = "FACT_TABLES_PROCESSING"
+# The *_trendlines tables read the same rows as these (every day's snapshot).
+TRENDLINES = ("adwh_fact_profile_by_namespace", "adwh_fact_profile_by_segment",
+              "adwh_fact_profile_by_segment_and_namespace")
+_write_lock = threading.Lock()
+
+
+def int_id(key: str) -> int:
+    return mmh3.hash(key, signed=True)
+
+
+def reads_store(statement: exp.Expression) -> bool:
+    return any(t.catalog.lower() == CATALOG for t in statement.find_all(exp.Table))
+
+
+def refuse_writes(statement: exp.Expression) -> None:
+    if not isinstance(statement, (exp.Create, exp.Insert, exp.Drop, exp.Delete, exp.Update, exp.Alter)):
+        return
+    written = statement.args.get("tables") or [statement.this]  # DROP lists its tables; the others name one
+    if any(isinstance(t, exp.Expression) and (table := t.find(exp.Table)) is not None
+           and table.catalog.lower() == CATALOG for t in written):
+        raise PermissionError(f"{CATALOG}.{SCHEMA} is the Query Accelerated Store's reporting model, which the "
+                              "platform maintains; write your own tables into the data lake instead.")
+
+
+def folder(platform, scope: Scope):
+    return names.inside(platform.config.data_dir, "qsaccel", scope.org.replace("@", "_"), scope.sandbox)
+
+
+def attach(con: duckdb.DuckDBPyConnection, scope: Scope, platform) -> None:
+    """``qsaccel.profile_agg`` on ``con``: the live dimensions and the stored snapshots."""
+    con.execute(f"ATTACH ':memory:' AS {CATALOG}")
+    con.execute(f"CREATE SCHEMA {CATALOG}.{SCHEMA}")
+    tables = {**dimensions(scope, platform), **_stored_facts(platform, scope)}
+    tables["adwh_dim_date"] = pa.table({"date_key": pa.array(sorted(
+        {d for d in tables["adwh_lkup_process_delta_log"].column("process_date").to_pylist()}), pa.date32())})
+    for name, table in tables.items():
+        con.register("_qsaccel_rows", table)
+        con.execute(f"CREATE TABLE {CATALOG}.{SCHEMA}.{name} AS SELECT * FROM _qsaccel_rows")
+        con.unregister("_qsaccel_rows")
+    for name in TRENDLINES:
+        con.execute(f"CREATE VIEW {CATALOG}.{SCHEMA}.{name}_trendlines AS SELECT * FROM {CATALOG}.{SCHEMA}.{name}")
+
+
+def dimensions(scope: Scope, platform) -> dict[str, pa.Table]:
+    policy = merge_policy(scope)
+    policy_id = int_id(MERGE_POLICY_ID)
+    spaces = sorted({ns for _, _, ns in _identity_sources(scope, platform)})
+    segments = scope.list("segment")
+    destinations, mappings = _activations(scope)
+    return {
+        "adwh_dim_merge_policies": pa.table({"merge_policy_id": pa.array([policy_id], pa.int32()),
+                                             "merge_policy_name": [policy["name"]]}),
+        "adwh_dim_namespaces": pa.table({
+            "namespace_id": pa.array([int_id(ns) for ns in spaces], pa.int32()),
+            "namespace_description": pa.array([ns.lower() for ns in spaces], pa.string()),
+            "merge_policy_id": pa.array([policy_id] * len(spaces), pa.int32())}),
+        "adwh_dim_segments": pa.table({
+            "segment_id": pa.array([int_id(s["id"]) for s in segments], pa.int32()),
+            "segment": pa.array([s["id"] for s in segments], pa.string()),
+            "segment_name": pa.array([s["name"] for s in segments], pa.string()),
+            "segment_description": pa.array([s.get("description", "") for s in segments], pa.string()),
+            "merge_policy_id": pa.array([policy_id] * len(segments), pa.int32())}),
+        "adwh_dim_destination": destinations,
+        "adwh_dim_br_segment_destinations": mappings,
+    }
+
+
+def _activations(scope: Scope) -> tuple[pa.Table, pa.Table]:
+    """Audience-activation flows as destinations, and which segments each one activates."""
+    from ..flow_service import AUDIENCE_EXPORT_SPECS, CONNECTION_SPECS, KINDS, _selectors
+
+    spec_names = {s["id"]: s["name"] for s in CONNECTION_SPECS}
+    dest, br = {"destination_id": [], "destination_name": [], "destination": []}, {
+        "segment_id": [], "destination_id": [], "create_time": []}
+    for flow in scope.list(KINDS["flows"]):
+        target = AUDIENCE_EXPORT_SPECS.get(flow.get("flowSpec", {}).get("id"))
+        if target is None:
+            continue
+        dest["destination_id"].append(int_id(flow["id"]))
+        dest["destination_name"].append(flow["name"])
+        dest["destination"].append(spec_names.get(target, target))
+        for selector in _selectors(flow):
+            seg_id = (selector.get("value") or {}).get("id")
+            if seg_id:
+                br["segment_id"].append(int_id(seg_id))
+                br["destination_id"].append(int_id(flow["id"]))
+                br["create_time"].append(dt.datetime.fromtimestamp(flow.get("updatedAt", 0) / 1000, dt.UTC))
+    return (pa.table({"destination_id": pa.array(dest["destination_id"], pa.int32()),
+                      "destination_name": pa.array(dest["destination_name"], pa.string()),
+                      "destination": pa.array(dest["destination"], pa.string())}),
+            pa.table({"segment_id": pa.array(br["segment_id"], pa.int32()),
+                      "destination_id": pa.array(br["destination_id"], pa.int32()),
+                      "create_time": pa.array(br["create_time"], pa.timestamp("us", tz="UTC"))}))
+
+
+def _identity_sources(scope: Scope, platform) -> list[tuple[dict, str, str]]:
+    """(dataset, identity path, namespace code) of every profile-enabled dataset."""
+    registry = SchemaRegistryBackend(scope, platform.credentials.tenant_id)
+    out = []
+    for ds, _, path in ProfileStore(scope, platform).sources():
+        ident = registry.primary_identity(ds["schemaRef"]["id"]) or {}
+        out.append((ds, path, ident.get("xdm:namespace") or "unknown"))
+    return out
+
+
+def refresh(scope: Scope, platform, segment_ids: list[str]) -> None:
+    """Take today's snapshot of the profile store and the evaluated segments, after a segment job."""
+    today = dt.datetime.now(dt.UTC).date()
+    store = ProfileStore(scope, platform)
+    members = {s["id"]: path for s in scope.list("segment")
+               if (path := names.inside(members_dir(platform, scope), s["id"], "members.parquet")).exists()}
+    con = store.connect()
+    try:
+        facts = _snapshot(con, store, scope, platform, members)
+    finally:
+        con.close()
+    with _write_lock:
+        out = folder(platform, scope)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, rows in facts.items():
+            rows = _with_date(rows, today)
+            path = out / f"{name}.parquet"
+            if path.exists():
+                kept = pq.read_table(path)
+                kept = kept.filter(pc.not_equal(kept.column("date_key"), pa.scalar(today, pa.date32())))
+                rows = pa.concat_tables([kept, rows.cast(kept.schema)])
+            _write(path, rows)
+        log_path = out / "adwh_lkup_process_delta_log.parquet"
+        entry = pa.table({"process_name": [PROCESS], "process_status": ["SUCCESSFUL"],
+                          "process_date": pa.array([today], pa.date32()),
+                          "process_time": pa.array([dt.datetime.now(dt.UTC)], pa.timestamp("us", tz="UTC")),
+                          "merge_policy_id": pa.array([int_id(MERGE_POLICY_ID)], pa.int32())})
+        _write(log_path, pa.concat_tables([pq.read_table(log_path), entry]) if log_path.exists() else entry)
+    log.info("qsaccel.profile_agg refreshed for %s after a segment job of %d segments", today, len(segment_ids))
+
+
+def _snapshot(con, store: ProfileStore, scope: Scope, platform, members: dict) -> dict[str, pa.Table]:
+    policy_id = int_id(MERGE_POLICY_ID)
+    selects = []
+    for ds, path, namespace in _identity_sources(scope, platform):
+        for batch in store.catalog.active_batches(ds["id"]):
+            files = platform.lake.batch_files(scope.org, scope.sandbox, ds["id"], batch["id"])
+            if files:
+                selects.append(f"SELECT CAST({path_sql(path)} AS VARCHAR) AS identity, "
+                               f"{names.quote_literal(namespace)} AS namespace FROM {scan_sql(files)}")
+    source = " UNION ALL ".join(selects) or "SELECT NULL::VARCHAR AS identity, NULL::VARCHAR AS namespace WHERE FALSE"
+    con.execute(f"CREATE TEMP TABLE ids AS SELECT DISTINCT identity, namespace FROM ({source}) "
+                "WHERE identity IS NOT NULL")
+    con.execute("CREATE TEMP TABLE profiles AS SELECT identity, list_sort(list(namespace)) AS spaces FROM ids "
+                "GROUP BY identity")
+    member_rows = [f"SELECT {int_id(seg)}::INTEGER AS segment_id, identity FROM "
+                   f"{scan_sql([path])}" for seg, path in members.items()]
+    con.execute("CREATE TEMP TABLE members AS " + (" UNION ALL ".join(member_rows) or
+                                                   "SELECT NULL::INTEGER AS segment_id, NULL::VARCHAR AS identity "
+                                                   "WHERE FALSE"))
+    con.create_function("ns_id", int_id, ["VARCHAR"], "INTEGER")
+    con.create_function("overlap_id", lambda s: int_id("|".join(s)), ["VARCHAR[]"], "INTEGER")
+    single = "count(*) FILTER (WHERE len(p.spaces) = 1)"
+    queries = {
+        "adwh_fact_profile": f"SELECT count(*) AS count_of_profiles, {single} AS count_of_Single_Identity_profiles "
+                             "FROM profiles p",
+        "adwh_fact_profile_by_namespace": f"SELECT ns_id(i.namespace) AS namespace_id, count(*) AS count_of_profiles, "
+                                          f"{single} AS count_of_Single_Identity_profiles FROM ids i "
+                                          "JOIN profiles p USING (identity) GROUP BY 1",
+        "adwh_fact_profile_by_segment": "SELECT segment_id, count(*) AS count_of_profiles FROM members GROUP BY 1",
+        "adwh_fact_profile_by_segment_and_namespace": "SELECT m.segment_id, ns_id(i.namespace) AS namespace_id, "
+                                                      "count(*) AS count_of_profiles FROM members m "
+                                                      "JOIN ids i USING (identity) GROUP BY 1, 2",
+        "adwh_fact_profile_overlap_of_namespace": "SELECT overlap_id(spaces) AS overlap_id, count(*) AS "
+                                                  "count_of_profiles FROM profiles GROUP BY 1",
+        "adwh_fact_profile_overlap_of_namespace_by_segment": "SELECT m.segment_id, overlap_id(p.spaces) AS overlap_id,"
+                                                             " count(*) AS count_of_profiles FROM members m "
+                                                             "JOIN profiles p USING (identity) GROUP BY 1, 2",
+        "adwh_dim_overlap_namespaces": "SELECT DISTINCT overlap_id(spaces) AS overlap_id, lower(unnest(spaces)) AS "
+                                       "overlap_namespaces FROM profiles",
+    }
+    out = {}
+    for name, sql in queries.items():
+        rows = con.execute(f"SELECT {policy_id}::INTEGER AS merge_policy_id, * FROM ({sql})").to_arrow_table()
+        out[name] = rows.cast(pa.schema([f.with_type(pa.int64()) if f.name.startswith("count_") else f
+                                         for f in rows.schema]))
+    return out
+
+
+def _with_date(rows: pa.Table, day: dt.date) -> pa.Table:
+    return rows.add_column(0, "date_key", pa.array([day] * rows.num_rows, pa.date32()))
+
+
+def _stored_facts(platform, scope: Scope) -> dict[str, pa.Table]:
+    """The snapshots so far; before the first segment job, empty tables with the right columns."""
+    out = {}
+    stored = folder(platform, scope)
+    for name in _EMPTY:
+        path = stored / f"{name}.parquet"
+        out[name] = pq.read_table(path) if path.exists() else _EMPTY[name]
+    return out
+
+
+def _write(path, table: pa.Table) -> None:
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+
+
+_I32, _I64, _DATE = pa.int32(), pa.int64(), pa.date32()
+_EMPTY = {name: pa.schema(cols).empty_table() for name, cols in {
+    "adwh_fact_profile": [("date_key", _DATE), ("merge_policy_id", _I32), ("count_of_profiles", _I64),
+                          ("count_of_Single_Identity_profiles", _I64)],
+    "adwh_fact_profile_by_namespace": [("date_key", _DATE), ("merge_policy_id", _I32), ("namespace_id", _I32),
+                                       ("count_of_profiles", _I64), ("count_of_Single_Identity_profiles", _I64)],
+    "adwh_fact_profile_by_segment": [("date_key", _DATE), ("merge_policy_id", _I32), ("segment_id", _I32),
+                                     ("count_of_profiles", _I64)],
+    "adwh_fact_profile_by_segment_and_namespace": [("date_key", _DATE), ("merge_policy_id", _I32),
+                                                   ("segment_id", _I32), ("namespace_id", _I32),
+                                                   ("count_of_profiles", _I64)],
+    "adwh_fact_profile_overlap_of_namespace": [("date_key", _DATE), ("merge_policy_id", _I32), ("overlap_id", _I32),
+                                               ("count_of_profiles", _I64)],
+    "adwh_fact_profile_overlap_of_namespace_by_segment": [("date_key", _DATE), ("merge_policy_id", _I32),
+                                                          ("segment_id", _I32), ("overlap_id", _I32),
+                                                          ("count_of_profiles", _I64)],
+    "adwh_dim_overlap_namespaces": [("date_key", _DATE), ("merge_policy_id", _I32), ("overlap_id", _I32),
+                                    ("overlap_namespaces", pa.string())],
+    "adwh_lkup_process_delta_log": [("process_name", pa.string()), ("process_status", pa.string()),
+                                    ("process_date", _DATE), ("process_time", pa.timestamp("us", tz="UTC")),
+                                    ("merge_policy_id", _I32)],
+}.items()}
