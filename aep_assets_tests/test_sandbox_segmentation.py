@@ -84,3 +84,21 @@ def test_an_export_job_needs_a_known_dataset_and_segments(scored):
     client, *_ = scored
     with pytest.raises(errors.BadRequest, match="destination.datasetId"):
         client.session.json("POST", f"{UPS}/export/jobs", json={"filter": {"segments": [{"segmentId": "x"}]}})
+
+
+def test_a_profile_dataset_holding_only_some_fields_does_not_break_segments(make_sandbox):
+    """Ingestion keeps the fields a file sends; a profile fragment without the segment's field is a profile the
+    segment does not match, not an error."""
+    import pyarrow as pa
+
+    from .conftest import replace_rows
+
+    client = client_for(make_sandbox("partial-profiles"))
+    tenant = scored_profiles(client, "full scores", ["p1", "p2"], [0.9, 0.1])
+    partial = client.catalog.create_dataset("ids only", ensure_schemas(client).schema_id("score"), profile=True)
+    replace_rows(client, partial["id"], [pa.table({f"_{tenant}": pa.StructArray.from_arrays(
+        [pa.array(["p3"])], names=["userid"])})])
+    high, _ = client.segmentation.ensure_segment("partial high", f"_{tenant}.propensity >= 0.5")
+    job = client.segmentation.wait_for_job(client.segmentation.create_job([high["id"]])["id"], timeout_s=30)
+    assert job["status"] == "SUCCEEDED" and job["metrics"]["segmentedProfileCounter"] == {high["id"]: 1}
+    assert job["metrics"]["totalProfiles"] == 3

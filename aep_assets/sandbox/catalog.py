@@ -1,7 +1,10 @@
 """Catalog (``/data/foundation/catalog``): datasets and the batches that fill them.
 
-reference/aep_api.md §4. Not modelled yet: ``tags=``, ``createdAfter``/``createdBefore`` filters,
-dataSetFiles, and views.
+reference/aep_api.md §4. Catalog is the only owner of dataset and batch objects: ingestion, Query Service,
+the profile store, the PostgreSQL endpoint and crash recovery create, read and change them through
+``CatalogBackend``, never through the store (test_sandbox_catalog_contract.py checks this). Objects come
+back in the shape of Adobe's documented samples (``view``, ``batch_view``). Not modelled yet: dataSetFiles
+and dataSetViews.
 """
 
 import re
@@ -35,8 +38,78 @@ def sandbox_id(org: str, sandbox: str) -> str:
 
 
 class CatalogBackend:
-    def __init__(self, scope: Scope, registry: SchemaRegistryBackend) -> None:
-        self.scope, self.registry = scope, registry
+    def __init__(self, scope: Scope, registry: SchemaRegistryBackend | None = None) -> None:
+        self.scope, self.registry = scope, registry  # no registry: batch and dataset bookkeeping only
+
+    # datasets --------------------------------------------------------------------------------
+    def datasets(self) -> list[dict]:
+        return self.scope.list(DATASET)
+
+    def touch_dataset(self, ds_id: str, **fields) -> dict:
+        """Set ``fields`` (None removes one) and the dataset's ``updated`` time."""
+        def change(body: dict) -> dict:
+            for key, value in fields.items():
+                body.pop(key, None) if value is None else body.__setitem__(key, value)
+            body["updated"] = now_ms()
+            return body
+
+        return self.scope.update(DATASET, ds_id, change)
+
+    def forget_dataset(self, ds_id: str) -> None:
+        """Drop the dataset object alone (a CTAS table whose rows never landed); its files are the lake's."""
+        self.scope.delete(DATASET, ds_id)
+
+    # batches ---------------------------------------------------------------------------------
+    def new_batch(self, ds_id: str, *, input_format: dict, client: str, replay: dict | None = None,
+                  tags: dict | None = None, status: str = "loading", **extra) -> dict:
+        """A batch of ``ds_id`` in the shape of help/ingestion/batch-ingestion/api-overview.md's sample."""
+        now, batch_id = now_ms(), secrets.token_hex(16)
+        batch = {"id": batch_id, "imsOrg": self.scope.org, "status": status,
+                 "relatedObjects": [{"type": "dataSet", "id": ds_id}], "inputFormat": input_format,
+                 "replay": replay, "tags": tags or {}, "version": "1.0.0", "externalId": batch_id,
+                 "created": now, "updated": now, "createdClient": client, "createdUser": client,
+                 "updatedUser": client, "errors": [], "metrics": {}, "files": [], **extra}
+        return self.scope.put(BATCH, batch_id, batch)
+
+    def find_batch(self, batch_id: str) -> dict | None:
+        return self.scope.get(BATCH, batch_id)
+
+    def update_batch(self, batch_id: str, **fields) -> dict:
+        def change(body: dict) -> dict:
+            body.update(fields)
+            body["updated"] = now_ms()
+            return body
+
+        return self.scope.update(BATCH, batch_id, change)
+
+    def add_batch_file(self, batch_id: str, name: str) -> dict:
+        def add(body: dict) -> dict:
+            if name not in body["files"]:
+                body["files"].append(name)
+            body["updated"] = now_ms()
+            return body
+
+        return self.scope.update(BATCH, batch_id, add)
+
+    def batch_succeeded(self, batch_id: str, metrics: dict) -> dict:
+        """The batch's rows are visible from now on; its dataset was updated."""
+        batch = self.update_batch(batch_id, status="success", completed=now_ms(), metrics=metrics)
+        self.touch_dataset(_batch_dataset(batch))
+        return batch
+
+    def committed(self, batch_id: str, ds_id: str, *, rows: int, out_bytes: int) -> dict:
+        """A batch whose rows Query Service wrote straight to the lake (CTAS, INSERT INTO) is visible now."""
+        now = now_ms()
+        batch = self.update_batch(batch_id, status="success", started=now, completed=now, worker=None, metrics={
+            "inputRecordCount": rows, "outputRecordCount": rows, "recordsWritten": rows, "outputByteSize": out_bytes})
+        self.touch_dataset(ds_id, ctasWorker=None)
+        return batch
+
+    def batch_view(self, batch: dict) -> dict:
+        """The batch as AEP returns it (help/ingestion/batch-ingestion/partial.md): without the sandbox's own
+        bookkeeping (the processing worker, the uploaded file names) and without an empty ``replay``."""
+        return {k: v for k, v in batch.items()
+                if k not in ("worker", "files") and not (k == "replay" and v is None)}
 
     def create_dataset(self, body: dict, *, table: str | None = None, client: str = "API") -> dict:
         name = body.get("name")
@@ -59,14 +132,14 @@ class CatalogBackend:
         tags[PQS_TABLE_TAG] = [table]
         ds_id = secrets.token_hex(12)
         now = now_ms()
-        ds = {"name": name, "description": body.get("description", ""), "imsOrg": self.scope.org,
-              "sandboxName": self.scope.sandbox, "tags": tags,
+        ds = {"name": name, "description": body.get("description", ""), "imsOrg": self.scope.org, "tags": tags,
               "schemaRef": {"id": schema["$id"], "contentType": "application/vnd.adobe.xed+json;version=1"},
               "fileDescription": body.get("fileDescription") or {"persisted": True, "containerFormat": "parquet",
                                                                   "format": "parquet"},
               "created": now, "updated": now, "createdClient": client, "createdUser": client,
               "version": "1.0.0", "state": "ENABLED", "viewId": secrets.token_hex(12),
-              "files": f"@/dataSetFiles?dataSetId={ds_id}", "id": ds_id}
+              "files": f"@/dataSetFiles?dataSetId={ds_id}", "id": ds_id,
+              "extensions": {"adobe_lakeHouse": {}, "adobe_unifiedProfile": {}}}
         self.scope.put(DATASET, ds_id, ds, name=name)
         return ds
 
@@ -78,7 +151,9 @@ class CatalogBackend:
         behaviour = "time-series" if schema.get("meta:class") == EVENT_CLASS else "record"
         batches = self.batches_of(ds["id"])
         last = max(batches, key=lambda b: b["created"]) if batches else None
-        return {**ds, "classification": {"dataBehavior": behaviour, "managedBy": "CUSTOMER"},
+        shown = {k: v for k, v in ds.items() if k != "ctasWorker"}
+        return {"extensions": {"adobe_lakeHouse": {}, "adobe_unifiedProfile": {}}, **shown,
+                "classification": {"dataBehavior": behaviour, "managedBy": "CUSTOMER"},
                 "sandboxId": sandbox_id(self.scope.org, self.scope.sandbox),
                 "updatedUser": ds.get("updatedUser", ds.get("createdUser")),
                 **({"lastBatchId": last["id"], "lastBatchStatus": last["status"]} if last else {})}
@@ -97,7 +172,7 @@ class CatalogBackend:
         return ds
 
     def dataset_by_table(self, table: str) -> dict | None:
-        for ds in self.scope.list(DATASET):
+        for ds in self.datasets():
             if table.lower() in ds["tags"].get(PQS_TABLE_TAG, []):
                 return ds
         return None
@@ -215,7 +290,7 @@ def register(router: Router) -> None:
 
     def list_datasets(call: Call):
         catalog = backend(call)
-        return list_objects(call, [catalog.view(ds) for ds in call.scope.list(DATASET)], {"name": "name"})
+        return list_objects(call, [catalog.view(ds) for ds in catalog.datasets()], {"name": "name"})
 
     def get_dataset(call: Call):
         catalog = backend(call)
@@ -235,13 +310,16 @@ def register(router: Router) -> None:
         return 200, [f"@/dataSets/{call.path['id']}"]
 
     def list_batches(call: Call):
-        return list_objects(call, call.scope.list(BATCH), {"dataSet": "relatedObjects.0.id", "status": "status"})
+        catalog = backend(call)
+        return list_objects(call, [{**catalog.batch_view(b), "id": b["id"]} for b in call.scope.list(BATCH)],
+                            {"dataSet": "relatedObjects.0.id", "status": "status"})
 
     def get_batch(call: Call):
-        b = call.scope.get(BATCH, call.path["id"])
+        catalog = backend(call)
+        b = catalog.find_batch(call.path["id"])
         if b is None:
             raise errors.CatalogNotFound(f"Batch {call.path['id']!r} was not found in this sandbox.")
-        return 200, {b["id"]: {k: v for k, v in b.items() if k != "id"}}
+        return 200, {b["id"]: catalog.batch_view(b)}  # partial.md: the id is both the key and a field
 
     router.add(f"{BASE}/dataSets", ["POST"], create_dataset)
     router.add(f"{BASE}/dataSets", ["GET"], list_datasets)

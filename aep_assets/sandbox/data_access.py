@@ -13,7 +13,7 @@ from pathlib import Path
 from starlette.responses import Response
 
 from . import errors
-from .catalog import BATCH
+from .catalog import CatalogBackend
 from .http import Call, Router
 
 BASE = "/data/foundation/export"
@@ -21,7 +21,7 @@ MEDIA = {".parquet": "application/parquet", ".json": "application/json", ".csv":
 
 
 def _batch(call: Call, batch_id: str) -> dict:
-    batch = call.scope.get(BATCH, batch_id)
+    batch = CatalogBackend(call.scope).find_batch(batch_id)
     if batch is None:
         raise errors.DataAccessNotFound(f"Batch {batch_id!r} was not found in this sandbox.")
     return batch

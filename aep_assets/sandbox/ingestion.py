@@ -11,7 +11,6 @@ ingestion (``partialIngestionPercentage``), the 138-batches-per-minute rate limi
 import io
 import json
 import re
-import secrets
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -19,7 +18,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from . import errors, names
-from .catalog import BATCH, CatalogBackend
+from .catalog import CatalogBackend
 from .http import Call, Router
 from .recovery import this_worker
 from .schema_registry import SchemaRegistryBackend
@@ -72,17 +71,12 @@ class IngestionBackend:
         fmt = ((body.get("inputFormat") or {}).get("format") or "").lower()
         if fmt not in FORMATS:
             raise errors.IngestionBadRequest(f"inputFormat.format {fmt!r} is not supported; use one of {FORMATS}.")
-        now = now_ms()
-        batch = {"id": secrets.token_hex(16), "imsOrg": self.scope.org, "status": "loading",
-                 "relatedObjects": [{"type": "dataSet", "id": ds_id}],
-                 "inputFormat": {"format": fmt, "isMultiLineJson": bool(body["inputFormat"].get("isMultiLineJson"))},
-                 "replay": body.get("replay"), "tags": body.get("tags") or {}, "version": "1.0.0",
-                 "created": now, "updated": now, "createdClient": client, "createdUser": client,
-                 "errors": [], "metrics": {}, "files": []}
-        return self.scope.put(BATCH, batch["id"], batch)
+        return self.catalog.new_batch(
+            ds_id, input_format={"format": fmt, "isMultiLineJson": bool(body["inputFormat"].get("isMultiLineJson"))},
+            client=client, replay=body.get("replay"), tags=body.get("tags"))
 
     def batch(self, batch_id: str) -> dict:
-        b = self.scope.get(BATCH, batch_id)
+        b = self.catalog.find_batch(batch_id)
         if b is None:
             raise errors.IngestionNotFound(f"Batch {batch_id!r} was not found in this sandbox.")
         return b
@@ -100,14 +94,7 @@ class IngestionBackend:
         path = self.platform.lake.upload_path(self.scope.org, self.scope.sandbox, batch_id, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)  # a second PUT of the same name overwrites, as AEP does
-
-        def add(body: dict) -> dict:
-            if name not in body["files"]:
-                body["files"].append(name)
-            body["updated"] = now_ms()
-            return body
-
-        self.scope.update(BATCH, batch_id, add)
+        self.catalog.add_batch_file(batch_id, name)
 
     def act(self, batch_id: str, action: str) -> None:
         batch = self.batch(batch_id)
@@ -194,12 +181,7 @@ class IngestionBackend:
                                              "of their own dataset.")
 
     def _set(self, batch_id: str, **fields) -> dict:
-        def change(body: dict) -> dict:
-            body.update(fields)
-            body["updated"] = now_ms()
-            return body
-
-        return self.scope.update(BATCH, batch_id, change)
+        return self.catalog.update_batch(batch_id, **fields)
 
     def process(self, batch_id: str) -> None:
         """Validate every file against the XDM schema; write Parquet only if all pass."""
@@ -255,25 +237,19 @@ class IngestionBackend:
         written = writer.commit()
         self.platform.lake.delete_uploads(self.scope.org, self.scope.sandbox, batch_id)
         self.finish(batch_id, ds["id"], writer.rows, read_bytes, sum(p.stat().st_size for p in written),
-                    (batch.get("replay") or {}).get("predecessors") or [])
+                    (batch.get("replay") or {}).get("predecessors") or [], out_files=len(written))
 
     def finish(self, batch_id: str, ds_id: str, rows: int, in_bytes: int, out_bytes: int,
-               predecessors: list[str]) -> None:
-        self._set(batch_id, status="success", completed=now_ms(),
-                  metrics={"inputRecordCount": rows, "outputRecordCount": rows, "recordsRead": rows,
-                           "recordsWritten": rows, "inputByteSize": in_bytes, "outputByteSize": out_bytes,
-                           "partitionCount": 1})
+               predecessors: list[str], out_files: int = 1) -> None:
+        self.catalog.batch_succeeded(batch_id, {
+            "inputRecordCount": rows, "outputRecordCount": rows, "failedRecordCount": 0, "recordsRead": rows,
+            "recordsWritten": rows, "inputByteSize": in_bytes, "outputByteSize": out_bytes, "partitionCount": 1,
+            "inputFileCount": len(self.batch(batch_id)["files"]), "outputFileCount": out_files})
         for old in predecessors:
-            if self.scope.get(BATCH, old) is not None:
+            if self.catalog.find_batch(old) is not None:
                 self._set(old, status="inactive", replacedBy=batch_id)
                 # Replaced rows are never visible again, so their files go (AEP purges them later).
                 self.platform.lake.delete_batch(self.scope.org, self.scope.sandbox, ds_id, old)
-
-        def touch(body: dict) -> dict:
-            body.update(lastBatchId=batch_id, lastBatchStatus="success", updated=now_ms())
-            return body
-
-        self.scope.update("dataset", ds_id, touch)
 
 
 def register(router: Router) -> None:

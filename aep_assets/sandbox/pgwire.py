@@ -285,7 +285,7 @@ class Session(socketserver.StreamRequestHandler):
 
     def _show_tables(self) -> QueryResult:
         rows = []
-        for ds in sorted(self.engine.scope.list("dataset"), key=lambda d: d["name"]):
+        for ds in sorted(self.engine.catalog.datasets(), key=lambda d: d["name"]):
             table = (ds.get("tags") or {}).get("adobe/pqs/table")
             if table:
                 rows.append((table[0], ds["id"], ds["name"], ds.get("description", ""), "false"))

@@ -7,6 +7,8 @@ most recently completed batch that has one wins.
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from . import names
 from .catalog import PROFILE_TAG, CatalogBackend
@@ -43,7 +45,7 @@ class ProfileStore:
     def sources(self) -> list[tuple[dict, dict, str]]:
         """(dataset, resolved properties, identity path) for each profile-enabled dataset."""
         out = []
-        for ds in self.scope.list("dataset"):
+        for ds in self.catalog.datasets():
             if not any(v.startswith("enabled:true") for v in ds["tags"].get(PROFILE_TAG, [])):
                 continue
             schema = self.registry.get(ds["schemaRef"]["id"], "schemas")
@@ -63,8 +65,10 @@ class ProfileStore:
                 if not files:
                     continue
                 cols = [f'CAST({_sql_path(ident)} AS VARCHAR) AS identity', f"{batch['completed']}::BIGINT AS _ts"]
+                stored = pq.read_schema(files[0])  # a batch's files share one schema
                 for i, path in enumerate(paths):
-                    present = has_path(props, "/" + path.replace(".", "/"))
+                    # A file may hold only some of the schema's fields (ingestion keeps what was sent).
+                    present = has_path(props, "/" + path.replace(".", "/")) and _stored(stored, path)
                     cols.append(f'{_sql_path(path) if present else "NULL"} AS "p{i}"')
                 selects.append(f"SELECT {', '.join(cols)} FROM {scan_sql(files)}")
         if not selects:
@@ -79,3 +83,16 @@ class ProfileStore:
         """A connection that reads only this sandbox's files (its datasets, its segments' members)."""
         return locked_connection(self.platform.lake.sandbox_dir(self.scope.org, self.scope.sandbox),
                                  members_dir(self.platform, self.scope))
+
+
+def _stored(schema: pa.Schema, path: str) -> bool:
+    """Whether the dotted ``path`` is a field of the Parquet file's schema."""
+    node: pa.DataType | pa.Schema = schema
+    for part in path.split("."):
+        fields = node if isinstance(node, pa.Schema) else (
+            [node.field(i) for i in range(node.num_fields)] if pa.types.is_struct(node) else [])
+        match = next((f for f in fields if f.name == part), None)
+        if match is None:
+            return False
+        node = match.type
+    return True

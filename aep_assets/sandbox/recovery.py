@@ -60,14 +60,17 @@ WHERE (kind = 'batch' AND json_extract(body, '$.status') IN {IN_FLIGHT_BATCH})
 def recover(store: Store, lake: DataLake) -> dict[str, int]:
     """End the lifecycles of dead workers (or of none, from before workers were recorded); return how many
     of each were ended."""
+    from .catalog import CatalogBackend  # catalog.py reaches this module through the HTTP layer
+
     ended = {"batches": 0, "queries": 0, "ctas_tables": 0, "staging": 0}
     for org, sandbox, kind, obj_id, body in store.read().execute(IN_FLIGHT).fetchall():
         obj = json.loads(body)
         if alive(obj.get("ctasWorker" if kind == "dataset" else "worker")):
             continue
         scope = store.scope(org, sandbox)
+        catalog = CatalogBackend(scope)
         if kind == "batch":
-            scope.update("batch", obj_id, _failed_batch)
+            catalog.update_batch(obj_id, completed=now_ms(), **_FAILED)
             dataset = (obj.get("relatedObjects") or [{}])[0].get("id", "")
             batch_dir = lake.batch_dir(org, sandbox, dataset, obj_id)
             shutil.rmtree(batch_dir.with_name(batch_dir.name + ".tmp"), ignore_errors=True)
@@ -76,7 +79,7 @@ def recover(store: Store, lake: DataLake) -> dict[str, int]:
             scope.update("query", obj_id, lambda q: {**q, "state": "FAILED", "errors": [
                 {"code": "57P01", "message": "The sandbox restarted while the query ran; submit it again."}]})
         else:  # a CTAS table whose rows never landed
-            scope.delete("dataset", obj_id)
+            catalog.forget_dataset(obj_id)
             lake.delete_dataset(org, sandbox, obj_id)
         ended[{"batch": "batches", "query": "queries", "dataset": "ctas_tables"}[kind]] += 1
     for staging in lake.root.glob(f"*/*/datasets/{STAGING}/*"):
@@ -88,10 +91,9 @@ def recover(store: Store, lake: DataLake) -> dict[str, int]:
     return ended
 
 
-def _failed_batch(batch: dict) -> dict:
-    return {**batch, "status": "failed", "completed": now_ms(), "updated": now_ms(), "errors": [
-        {"code": "INTERNAL", "description": "The sandbox stopped while it processed this batch; ingest its files "
-                                            "again in a new batch."}]}
+_FAILED = {"status": "failed", "errors": [{"code": "INTERNAL", "description": "The sandbox stopped while it "
+                                                                         "processed this batch; ingest its files "
+                                                                         "again in a new batch."}]}
 
 
 def staging_dir(datasets_dir: Path) -> Path:

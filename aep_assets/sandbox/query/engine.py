@@ -19,12 +19,12 @@ import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
-from ..catalog import BATCH, DATASET, CatalogBackend
+from ..catalog import CatalogBackend
 from ..datalake import scan_sql
 from ..names import quote_ident, quote_literal
 from ..recovery import staging_dir, this_worker
 from ..schema_registry import SchemaRegistryBackend
-from ..store import Scope, now_ms
+from ..store import Scope
 from ..xdm import arrow_schema, infer_properties
 from . import accelerated, blocks, lockdown, pg_catalog, snapshots
 from .translate import TranslationError, parse, substitute, to_duckdb
@@ -145,7 +145,7 @@ class QueryEngine:
     def _table_schemas(self) -> dict:
         """Every dataset's table and the Arrow schema of its columns."""
         out = {}
-        for ds in self.scope.list(DATASET):
+        for ds in self.catalog.datasets():
             for table in ds.get("tags", {}).get("adobe/pqs/table", []):
                 props, _ = self.registry.resolve(self.registry.get(ds["schemaRef"]["id"], "schemas"))
                 out[table] = arrow_schema(props)
@@ -248,23 +248,18 @@ class QueryEngine:
 
     def _commit(self, staged: Path, ds_id: str) -> tuple[str, int]:
         """The staged rows become one new successful batch of ``ds_id``, all at once."""
-        batch_id = secrets.token_hex(16)
+        # The batch id names the lake folder, so Catalog makes the batch first; it turns visible once the folder
+        # is in place (a crash in between leaves a batch whose files are missing, which recovery ends).
+        part_dir = staged
+        rows = pq.ParquetFile(part_dir / "part-00000.parquet").metadata.num_rows
+        size = (part_dir / "part-00000.parquet").stat().st_size
+        batch = self.catalog.new_batch(ds_id, input_format={"format": "parquet"}, client="query-service",
+                                       status="staging", worker=this_worker())
+        batch_id = batch["id"]
         out = self.platform.lake.batch_dir(self.scope.org, self.scope.sandbox, ds_id, batch_id)
         out.parent.mkdir(parents=True, exist_ok=True)
         staged.rename(out)
-        part = out / "part-00000.parquet"
-        rows = pq.ParquetFile(part).metadata.num_rows
-        now = now_ms()
-        self.scope.put(BATCH, batch_id, {
-            "id": batch_id, "imsOrg": self.scope.org, "status": "success",
-            "relatedObjects": [{"type": "dataSet", "id": ds_id}], "inputFormat": {"format": "parquet"},
-            "created": now, "updated": now, "started": now, "completed": now, "createdClient": "query-service",
-            "createdUser": "query-service", "errors": [], "files": [], "version": "1.0.0", "tags": {},
-            "metrics": {"inputRecordCount": rows, "outputRecordCount": rows, "recordsWritten": rows,
-                        "outputByteSize": part.stat().st_size}})
-        self.scope.update("dataset", ds_id, lambda b: {**{k: v for k, v in b.items() if k != "ctasWorker"},
-                                                       "lastBatchId": batch_id, "lastBatchStatus": "success",
-                                                       "updated": now})
+        self.catalog.committed(batch_id, ds_id, rows=rows, out_bytes=size)
         return batch_id, rows
 
     def _ctas(self, con, statement: exp.Create) -> QueryResult:
@@ -288,7 +283,7 @@ class QueryEngine:
                                                        infer_properties(empty.schema))
             ds = self.catalog.create_dataset({"name": name, "schemaRef": {"id": schema["$id"]}},
                                              table=name, client="query-service")
-            self.scope.update("dataset", ds["id"], lambda b: {**b, "ctasWorker": this_worker()})
+            self.catalog.touch_dataset(ds["id"], ctasWorker=this_worker())
             _, rows = self._commit(staged, ds["id"])
         finally:
             shutil.rmtree(staged, ignore_errors=True)
