@@ -26,7 +26,7 @@ def flow(sandbox):
 def test_patch_needs_the_current_etag(flow, sandbox):
     client, _, _, f = flow
     url = f"{sandbox.url}/data/foundation/flowservice/flows/{f['id']}"
-    body = [{"op": "Replace", "path": "/description", "value": "patched"}]  # aepp capitalises op
+    body = [{"op": "Add", "path": "/description", "value": "patched"}]  # aepp capitalises op
     missing = requests.patch(url, json=body, headers=headers(client))
     assert missing.status_code == 400 and "If-Match" in missing.json()["detail"]
     stale = requests.patch(url, json=body, headers={**headers(client), "If-Match": '"stale"'})

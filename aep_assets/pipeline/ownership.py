@@ -38,8 +38,10 @@ def mark_dataset(client: AEPClient, dataset: dict, model: str) -> dict:
     """Tag a dataset this model just created (a CTAS table) as its own."""
     if owner_of(dataset) == model:
         return dataset
+    # The tag's name has a slash, which a JSON pointer writes as "~1" (RFC 6901).
+    pointer = "/tags/" + OWNER_TAG.replace("~", "~0").replace("/", "~1")
     client.session.json("PATCH", f"/data/foundation/catalog/dataSets/{dataset['id']}",
-                        json=[{"op": "add", "path": f"/tags/{OWNER_TAG}", "value": [model]}])
+                        json=[{"op": "add", "path": pointer, "value": [model]}])
     return client.catalog.get_dataset(dataset["id"])
 
 

@@ -11,7 +11,7 @@ import re
 import secrets
 import uuid
 
-from . import errors, filters
+from . import errors, filters, patching
 from .http import Call, Router
 from .schema_registry import SchemaRegistryBackend
 from .store import Scope, now_ms
@@ -178,24 +178,12 @@ class CatalogBackend:
         return None
 
     def patch_dataset(self, ds_id: str, ops: list[dict]) -> dict:
+        """JSON Patch on the dataset's tags, the part of a dataset Catalog lets clients change this way
+        (help/catalog/datasets/enable-for-profile.md enables Profile with it)."""
         ds = self.dataset(ds_id)
-        tags = dict(ds["tags"])
-        for op in ops:
-            path = op.get("path", "")
-            if not path.startswith("/tags/"):
-                raise errors.CatalogBadRequest(f"Only /tags/* can be patched here, not {path!r}.")
-            key = path[len("/tags/"):]
-            if op.get("op") == "remove":
-                tags.pop(key, None)
-            else:
-                tags[key] = op.get("value")
-        self._check_profile_tags(tags, self.registry.get(ds["schemaRef"]["id"], "schemas"))
-
-        def change(body: dict) -> dict:
-            body["tags"], body["updated"] = tags, now_ms()
-            return body
-
-        return self.scope.update(DATASET, ds_id, change)
+        patched = patching.apply({"tags": ds["tags"]}, ops, allow=_tags_only, error=errors.CatalogBadRequest)
+        self._check_profile_tags(patched["tags"], self.registry.get(ds["schemaRef"]["id"], "schemas"))
+        return self.touch_dataset(ds_id, tags=patched["tags"])
 
     def delete_dataset(self, ds_id: str, lake) -> None:
         ds = self.dataset(ds_id)
@@ -221,6 +209,12 @@ class CatalogBackend:
         """The Parquet files holding the dataset's visible rows."""
         return [p for b in self.active_batches(ds_id)
                 for p in lake.batch_files(self.scope.org, self.scope.sandbox, ds_id, b["id"])]
+
+
+def _tags_only(operation: patching.Operation, _: dict) -> None:
+    if operation.op not in ("add", "replace", "remove") or len(operation.path) < 2 or operation.path[0] != "tags":
+        raise errors.CatalogBadRequest(f"Only add, replace or remove on /tags/<name> can patch a dataset, not "
+                                       f"{operation.op} on /{'/'.join(operation.path)}.")
 
 
 def _batch_dataset(batch: dict) -> str | None:

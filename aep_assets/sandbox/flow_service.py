@@ -19,7 +19,7 @@ import duckdb
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from . import errors, filters, names
+from . import errors, filters, names, patching
 from .catalog import CatalogBackend
 from .datalake import scan_sql
 from .destinations import Destination, S3Bucket
@@ -123,12 +123,7 @@ class FlowServiceBackend:
         if if_match != obj["etag"]:
             raise errors.FlowPreconditionFailed(f"If-Match {if_match} is not the current etag {obj['etag']}; "
                                                 "GET the object again and retry with its etag.")
-        if not isinstance(ops, list) or not ops:
-            raise errors.FlowBadRequest("The PATCH body is a JSON Patch array, e.g. "
-                                        '[{"op": "replace", "path": "/name", "value": "new name"}].')
-        for op in ops:
-            _apply(obj, op)
-        return self._touch(collection, obj)
+        return self._touch(collection, patching.apply(obj, ops, allow=_patchable, error=errors.FlowBadRequest))
 
     def set_state(self, obj_id: str, op: str) -> dict:
         if op not in ("enable", "disable"):
@@ -295,22 +290,14 @@ READ_ONLY = ("id", "etag", "createdAt", "updatedAt", "createdBy", "createdClient
              "connectionSpec")
 
 
-def _apply(obj: dict, op: dict) -> None:
-    kind, path = str(op.get("op", "")).lower(), str(op.get("path", ""))
-    parts = [p.replace("~1", "/").replace("~0", "~") for p in path.strip("/").split("/") if p]
-    if kind not in ("add", "replace", "remove") or not parts:
-        raise errors.FlowBadRequest(f"Patch operation {op!r} is not add, replace or remove on a path.")
-    if parts[0] in READ_ONLY:
-        raise errors.FlowBadRequest(f"'{parts[0]}' cannot be patched; use action?op=enable|disable for 'state'.")
-    target = obj
-    for part in parts[:-1]:
-        target = target.setdefault(part, {})
-        if not isinstance(target, dict):
-            raise errors.FlowBadRequest(f"Path {path!r} does not lead to an object field.")
-    if kind == "remove":
-        target.pop(parts[-1], None)
-    else:
-        target[parts[-1]] = op.get("value")
+def _patchable(operation: patching.Operation, flow: dict) -> None:
+    """Flow Service's rules: add, replace or remove, never on the fields the service itself keeps."""
+    if operation.op not in ("add", "replace", "remove") or not operation.path:
+        raise errors.FlowBadRequest(f"Patch operation {operation.op!r} on {'/'.join(operation.path)!r} is not add, "
+                                    "replace or remove on a path.")
+    if operation.path[0] in READ_ONLY:
+        raise errors.FlowBadRequest(f"'{operation.path[0]}' cannot be patched; use action?op=enable|disable for "
+                                    "'state'.")
 
 
 def _masked(obj: dict) -> dict:

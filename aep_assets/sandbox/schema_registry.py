@@ -8,7 +8,9 @@ import copy
 import secrets
 from urllib.parse import unquote
 
-from . import errors, filters
+import jsonpointer
+
+from . import errors, filters, patching
 from .http import Call, Router
 from .store import Scope, now_ms
 from .xdm import CLASSES, STANDARD_FIELD_GROUPS, fieldgroup_properties, merge_properties
@@ -64,26 +66,15 @@ class SchemaRegistryBackend:
     def patch_fieldgroup(self, ref: str, ops: list[dict]) -> dict:
         """JSON Patch ``add`` operations only: fields can be added to a field group in use, never
         removed or retyped (AEP allows only additive changes once a schema is enabled for Profile)."""
-        fg = self.get(ref, "mixins")
-        for op in ops:
-            path = op.get("path", "")
-            if op.get("op", "").lower() != "add" or not path.startswith("/"):
-                raise errors.SandboxError(f"Patch operation {op!r} is not supported on field groups; only additive "
-                                          "'add' operations are.")
-            *parents, leaf = [part.replace("~1", "/").replace("~0", "~") for part in path[1:].split("/")]
-            node = fg
-            for part in parents:
-                if not isinstance(node, dict) or part not in node:
-                    raise errors.SandboxError(f"Patch path {path} does not exist in field group {ref}.")
-                node = node[part]
-            if leaf in node:
-                raise errors.SandboxError(f"Field {path} already exists in field group {ref}; existing fields "
-                                          "cannot be changed, only new ones added.")
-            node[leaf] = op.get("value")
-        major, minor = fg["version"].split(".")
-        fg["version"] = f"{major}.{int(minor) + 1}"
-        fg["meta:registryMetadata"]["repo:lastModifiedDate"] = now_ms()
-        return self.scope.put(XDM_KIND, fg["$id"], fg, name=fg["title"])
+        fg = patching.apply(self.get(ref, "mixins"), ops, allow=_additive, error=errors.SandboxError)
+        return self._bump(fg)
+
+    def _bump(self, resource: dict) -> dict:
+        """A changed resource gets its next minor version and a new modification time."""
+        major, minor = resource["version"].split(".")
+        resource["version"] = f"{major}.{int(minor) + 1}"
+        resource["meta:registryMetadata"]["repo:lastModifiedDate"] = now_ms()
+        return self.scope.put(XDM_KIND, resource["$id"], resource, name=resource["title"])
 
     # schemas -------------------------------------------------------------------------------
     def create_schema(self, body: dict) -> dict:
@@ -127,31 +118,23 @@ class SchemaRegistryBackend:
         return props, list(cls["required"])
 
     def patch_schema(self, ref: str, ops: list[dict]) -> dict:
-        schema = self.get(ref, "schemas")
-        for op in ops:
-            path, value = op.get("path", ""), op.get("value")
-            if path == "/meta:immutableTags":
-                if "union" in (value or []) and self.primary_identity(schema["$id"]) is None \
-                        and "identityMap" not in self.resolve(schema)[0]:
-                    raise errors.UnionWithoutIdentity(
-                        "To enable a schema for Profile it needs a primary identity descriptor or an "
-                        "identityMap; create an xdm:descriptorIdentity with xdm:isPrimary=true first.")
-                schema["meta:immutableTags"] = sorted(set(schema.get("meta:immutableTags") or []) | set(value or []))
-            elif path in ("/allOf/-", "/meta:extends/-"):
-                fg = value["$ref"] if isinstance(value, dict) else value
-                self._fieldgroup_props(fg)
-                if path == "/allOf/-":
-                    schema["allOf"] = [*schema.get("allOf", []), {"$ref": fg}]
-                if fg not in schema["meta:extends"]:
-                    schema["meta:extends"].append(fg)
-            elif op.get("op", "").lower() in ("add", "replace") and path.count("/") == 1:
-                schema[path[1:]] = value
-            else:
-                raise errors.SandboxError(f"Patch operation {op!r} is not supported on schemas.")
-        major, minor = schema["version"].split(".")
-        schema["version"] = f"{major}.{int(minor) + 1}"
-        schema["meta:registryMetadata"]["repo:lastModifiedDate"] = now_ms()
-        return self.scope.put(XDM_KIND, schema["$id"], schema, name=schema["title"])
+        """JSON Patch on a schema: new field groups (``/allOf/-`` or ``/meta:extends/-``), the ``union`` tag
+        (``/meta:immutableTags``, which can only grow) and its own top-level fields."""
+        before = self.get(ref, "schemas")
+        schema = patching.apply(before, ops, allow=_schema_patchable, error=errors.SandboxError)
+        schema["meta:immutableTags"] = sorted(set(before.get("meta:immutableTags") or [])
+                                              | set(schema.get("meta:immutableTags") or []))
+        refs = [part["$ref"] for part in schema.get("allOf") or [] if isinstance(part, dict) and part.get("$ref")]
+        for fg in [*refs, *schema["meta:extends"]]:
+            if fg not in CLASSES and fg not in before["meta:extends"]:
+                self._fieldgroup_props(fg)  # 404 for a field group this sandbox does not have
+        schema["meta:extends"] = list(dict.fromkeys([*before["meta:extends"], *schema["meta:extends"], *refs]))
+        if "union" in schema["meta:immutableTags"] and "union" not in (before.get("meta:immutableTags") or []) \
+                and self.primary_identity(schema["$id"]) is None and "identityMap" not in self.resolve(schema)[0]:
+            raise errors.UnionWithoutIdentity(
+                "To enable a schema for Profile it needs a primary identity descriptor or an "
+                "identityMap; create an xdm:descriptorIdentity with xdm:isPrimary=true first.")
+        return self._bump(schema)
 
     # descriptors ---------------------------------------------------------------------------
     def create_descriptor(self, body: dict) -> dict:
@@ -181,6 +164,33 @@ class SchemaRegistryBackend:
 
     def list(self, kind: str) -> list[dict]:
         return [r for r in self.scope.list(XDM_KIND) if r["meta:resourceType"] == kind]
+
+
+# What the registry keeps for itself: a PATCH cannot set these.
+SYSTEM_FIELDS = frozenset({"$id", "meta:altId", "meta:resourceType", "meta:containerId", "meta:class", "version",
+                           "meta:registryMetadata", "meta:tenantNamespace", "type"})
+
+
+def _additive(operation: patching.Operation, fieldgroup: dict) -> None:
+    where = "/" + "/".join(operation.path)
+    if operation.op != "add":
+        raise errors.SandboxError(f"Patch operation {operation.op!r} on {where} is not supported on field groups; "
+                                  "only additive 'add' operations are.")
+    if operation.path and operation.path[-1] != "-" and \
+            jsonpointer.JsonPointer.from_parts(operation.path).resolve(fieldgroup, None) is not None:
+        raise errors.SandboxError(f"Field {where} already exists in the field group; existing fields cannot be "
+                                  "changed, only new ones added.")
+
+
+def _schema_patchable(operation: patching.Operation, schema: dict) -> None:
+    path = operation.path
+    if operation.op == "add" and path in (["allOf", "-"], ["meta:extends", "-"]):
+        return
+    if operation.op in ("add", "replace") and len(path) == 1 and path[0] not in SYSTEM_FIELDS | {"meta:extends"}:
+        return
+    raise errors.SandboxError(f"Patch operation {operation.op!r} on /{'/'.join(path)} is not supported on schemas: "
+                              "add field groups (/allOf/-), the union tag (/meta:immutableTags) or top-level "
+                              "fields.")
 
 
 def _standard_names(classes: list[str]) -> set[str]:
