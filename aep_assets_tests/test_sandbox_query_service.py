@@ -19,7 +19,7 @@ def test_query_is_accepted_then_runs_asynchronously(sandbox, client):
 
 
 def test_a_submitted_query_can_be_cancelled(make_sandbox):
-    slow = make_sandbox("slow", async_delay=1.0)
+    slow = make_sandbox("held", lifecycles="query=manual:1000000")  # held SUBMITTED, whatever the clock
     client = client_for(slow)
     q = client.query.submit("SELECT 1", name="to cancel")
     client.query.cancel(q["id"])

@@ -33,7 +33,8 @@ def test_a_crash_during_a_batch_a_query_and_a_ctas_leaves_everything_retryable(t
         ds = client.catalog.create_dataset("crash events", ensure_schemas(client).schema_id("event"))
         replace_rows(client, ds["id"], [_events(tenant)])
         table = client.catalog.table_name(client.catalog.get_dataset(ds["id"]))
-    slow = SandboxProcess(data, async_delay=30).start()  # every lifecycle waits: the crash lands in flight
+    # Batches and queries are held in flight until read a million times: the crash lands there, with no timer.
+    slow = SandboxProcess(data, lifecycles="batch=manual:1000000,query=manual:1000000").start()
     client = client_for(slow)
     batch = client.ingestion.create_batch(ds["id"], "parquet")
     client.ingestion.upload_file(batch["id"], ds["id"], "part-0.parquet", parquet_bytes(_events(tenant, 20)))

@@ -59,7 +59,7 @@ class ExportJobs:
                "schema": body.get("schema") or {"name": "_xdm.context.profile"}, "creationTime": now,
                "updateTime": now, "metrics": {}}
         self.scope.put(EXPORT_JOB, str(job["id"]), job)
-        self.platform.later(self.platform.config.segment_job_delay_s, lambda: self.run(job["id"], seg_ids, fields))
+        self.platform.lifecycles.begin("export_job", str(job["id"]), lambda: self.run(job["id"], seg_ids, fields))
         return job
 
     def _next_id(self) -> int:
@@ -191,4 +191,4 @@ def register(router: Router) -> None:
     router.add(f"{BASE}/config/mergePolicies/{{id}}", ["GET"], get_merge_policy)
     router.add(f"{BASE}/export/jobs", ["POST"], create_export)
     router.add(f"{BASE}/export/jobs", ["GET"], list_exports)
-    router.add(f"{BASE}/export/jobs/{{id}}", ["GET"], getter(EXPORT_JOB, "Export job"))
+    router.add(f"{BASE}/export/jobs/{{id}}", ["GET"], getter(EXPORT_JOB, "Export job", "export_job"))

@@ -313,6 +313,7 @@ def register(router: Router) -> None:
         b = catalog.find_batch(call.path["id"])
         if b is None:
             raise errors.CatalogNotFound(f"Batch {call.path['id']!r} was not found in this sandbox.")
+        platform.lifecycles.observed("batch", b["id"])
         return 200, {b["id"]: catalog.batch_view(b)}  # partial.md: the id is both the key and a field
 
     router.add(f"{BASE}/dataSets", ["POST"], create_dataset)

@@ -10,6 +10,7 @@ import uvicorn
 
 from .app import create_app
 from .config import SandboxConfig
+from .lifecycle import KINDS, Pace, parse_paces
 from .pgwire import start_pg_server
 
 
@@ -34,7 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "(default: DATA_DIR/landing-zone)")
     serve.add_argument("--token-ttl", type=int, default=86399, help="IMS token lifetime in seconds")
     serve.add_argument("--async-delay", type=float, default=0.0,
-                       help="seconds every asynchronous lifecycle (batch, query, job, run) waits")
+                       help="seconds every asynchronous lifecycle (batch, query, job, run) waits (delay:S for all)")
+    serve.add_argument("--lifecycle", action="append", default=[],
+                       help="how one kind of lifecycle moves on, e.g. batch=manual:2 (after two reads) or "
+                            "query=delay:1.5; kinds: batch, query, segment_job, export_job, flow_run "
+                            "(default: $AEP_SANDBOX_LIFECYCLES, else immediate)")
     serve.add_argument("--faults", help='JSON list of injected faults, e.g. [{"status": 429, "times": 2}]')
     serve.add_argument("--fault-seed", type=int, default=None,
                        help="seed of the faults drawn at a rate; the log says which seed a run used")
@@ -47,11 +52,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "credentials":
         print(json.dumps(SandboxConfig(data_dir=args.data_dir).credentials.__dict__, indent=2))
         return
-    d = args.async_delay
+    paces = {kind: Pace("delay", seconds=args.async_delay) for kind in KINDS} if args.async_delay else {}
+    paces.update(parse_paces(",".join(args.lifecycle)))
     config = SandboxConfig(data_dir=args.data_dir, landing_zone_dir=args.landing_zone_dir, dlz_bucket=args.dlz_bucket,
-                           dlz=args.dlz, token_ttl_s=args.token_ttl, batch_delay_s=d, query_delay_s=d,
-                           segment_job_delay_s=d, flow_run_delay_s=d, faults=SandboxConfig.parse_faults(args.faults),
-                           fault_seed=args.fault_seed)
+                           dlz=args.dlz, token_ttl_s=args.token_ttl, lifecycles=paces,
+                           faults=SandboxConfig.parse_faults(args.faults), fault_seed=args.fault_seed)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     creds = config.credentials
     print(f"AEP sandbox on http://{args.host}:{args.port} (IMS: http://{args.host}:{args.port}/ims/token/v3) "

@@ -76,11 +76,8 @@ class SandboxConfig:
     data_dir: Path
     landing_zone_dir: Path | None = None
     token_ttl_s: int = 86399
-    # Seconds each asynchronous lifecycle waits before it moves on (zero in tests).
-    batch_delay_s: float = 0.0
-    query_delay_s: float = 0.0
-    segment_job_delay_s: float = 0.0
-    flow_run_delay_s: float = 0.0
+    # How each asynchronous lifecycle moves on (lifecycle.py): kind -> Pace; immediate when absent.
+    lifecycles: dict = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     fault_seed: int | None = None  # seeds the draws of faults with a rate; None: a random seed, logged
     s3_endpoint_url: str | None = None
@@ -106,6 +103,10 @@ class SandboxConfig:
         if self.dlz_bucket is None:
             self.dlz_bucket = os.environ.get("AEP_SANDBOX_DLZ_BUCKET") or None
         self._resolve_dlz(dir_given)
+        if not self.lifecycles and os.environ.get("AEP_SANDBOX_LIFECYCLES"):
+            from .lifecycle import parse_paces
+
+            self.lifecycles = parse_paces(os.environ["AEP_SANDBOX_LIFECYCLES"])
         if self.adhoc_timeout_s is None:
             self.adhoc_timeout_s = float(os.environ.get("AEP_SANDBOX_ADHOC_TIMEOUT_S", "600"))
         if self.batch_timeout_s is None:

@@ -179,8 +179,8 @@ class FlowServiceBackend:
                 if item.get("id") not in allowed:
                     raise errors.FlowBadRequest(f"Dataset {item.get('id')} is not part of flow {flow['id']}.")
                 run = self._new_run(flow)
-                self.platform.later(self.platform.config.flow_run_delay_s,
-                                    lambda r=run["id"], f=flow, d=item["id"]: self._export_dataset(r, f, d))
+                self.platform.lifecycles.begin(
+                    "flow_run", run["id"], lambda r=run["id"], f=flow, d=item["id"]: self._export_dataset(r, f, d))
                 datasets.append({"id": item["id"], "statusURL": f"{base_url}{BASE}/runs/{run['id']}"})
             out.append({"flowId": flow["id"], "datasets": datasets})
         if not out:
@@ -200,8 +200,8 @@ class FlowServiceBackend:
                     raise errors.FlowBadRequest(f"Segments {seg_id} are not part of this dataflow or out of "
                                                 "schedule range!")
                 run = self._new_run(flow)
-                self.platform.later(self.platform.config.flow_run_delay_s,
-                                    lambda r=run["id"], f=flow, s=selected[seg_id]: self._export_audience(r, f, s))
+                self.platform.lifecycles.begin("flow_run", run["id"], lambda r=run["id"], f=flow,
+                                               s=selected[seg_id]: self._export_audience(r, f, s))
                 order.append({"segment": seg_id, "order": run["id"],
                               "statusURL": f"{base_url}{BASE}/runs/{run['id']}"})
         return {"order": order}
@@ -399,12 +399,15 @@ def register(router: Router) -> None:
     def list_runs(call: Call):
         clauses = filters.parse(call.params.getlist("property"))
         items = [r for r in call.scope.list(RUN) if filters.matches(r, clauses)]
+        for run in items:
+            platform.lifecycles.observed("flow_run", run["id"])
         return 200, {"items": sorted(items, key=lambda r: r["createdAt"], reverse=True)}
 
     def get_run(call: Call):
         run = call.scope.get(RUN, call.path["id"])
         if run is None:
             raise errors.FlowNotFound(f"No run with id {call.path['id']!r}.")
+        platform.lifecycles.observed("flow_run", run["id"])
         return 200, {"items": [run]}
 
     def adhoc(call: Call):

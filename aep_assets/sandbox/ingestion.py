@@ -105,7 +105,7 @@ class IngestionBackend:
             if batch["status"] != "loading":
                 raise errors.IngestionBadRequest(f"Batch {batch_id} is {batch['status']} and cannot be completed.")
             self._set(batch_id, status="staging", worker=this_worker())  # recovery.py ends it if we crash
-            self.platform.later(self.platform.config.batch_delay_s, lambda: self.process(batch_id), lane="batches")
+            self.platform.lifecycles.begin("batch", batch_id, lambda: self.process(batch_id), lane="batches")
         elif action == "ABORT":
             if batch["status"] != "loading":
                 raise errors.IngestionBadRequest(f"Batch {batch_id} is {batch['status']}; only a loading batch "

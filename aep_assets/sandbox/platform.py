@@ -2,7 +2,6 @@
 
 import io
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,6 +13,7 @@ import sqlglot
 from .config import SandboxConfig
 from .datalake import DataLake
 from .dlz import open_landing_zone
+from .lifecycle import Lifecycles
 from .recovery import recover
 from .store import Store
 
@@ -35,15 +35,13 @@ class Platform:
         self.pg_address: tuple[str, int] | None = None  # Query Service's PostgreSQL endpoint, once serving
         self.faults = None  # the FaultInjector, once the HTTP app is built
         self.landing_zone = open_landing_zone(config)
+        self.lifecycles = Lifecycles(config.lifecycles, self._run)  # AEP's asynchronous work, paced
         warm_up()
 
-    def later(self, delay_s: float, fn: Callable[[], None], lane: str = "jobs") -> None:
-        """Run ``fn`` in the background after ``delay_s``: AEP's asynchronous lifecycles, each kind of work
-        (``lane``: batches, queries, jobs) in its own pool."""
+    def _run(self, fn: Callable[[], None], lane: str) -> None:
+        """Run ``fn`` in the background, each kind of work (``lane``: batches, queries, jobs) in its own pool."""
 
         def run() -> None:
-            if delay_s:
-                time.sleep(delay_s)
             try:
                 fn()
             except Exception:  # the lifecycle records its own failure; this only keeps the log

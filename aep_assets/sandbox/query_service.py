@@ -71,7 +71,7 @@ class QueryServiceBackend:
                             "cancel": {"href": f"{BASE}/queries/{qid}", "method": "PATCH",
                                        "body": '{"op": "cancel"}'}}}
         self.scope.put(QUERY, qid, query, name=query["name"])
-        self.platform.later(self.platform.config.query_delay_s, lambda: self.execute(qid), lane="queries")
+        self.platform.lifecycles.begin("query", qid, lambda: self.execute(qid), lane="queries")
         return query
 
     def execute(self, qid: str) -> None:
@@ -142,7 +142,9 @@ def register(router: Router) -> None:
         return 202, backend(call).submit(call.json())
 
     def get(call: Call):
-        return 200, backend(call).get(call.path["id"])
+        query = backend(call).get(call.path["id"])
+        platform.lifecycles.observed("query", query["id"])
+        return 200, query
 
     def change(call: Call):
         backend(call).change(call.path["id"], (call.json() or {}).get("op", ""))

@@ -87,7 +87,7 @@ class SegmentationBackend:
                "segments": [{"segmentId": s} for s in ids], "creationTime": now, "updateTime": now,
                "metrics": {}, "errors": []}
         self.scope.put(JOB, job["id"], job)
-        self.platform.later(self.platform.config.segment_job_delay_s, lambda: self.run_job(job["id"]))
+        self.platform.lifecycles.begin("segment_job", job["id"], lambda: self.run_job(job["id"]))
         return job
 
     def members_path(self, seg_id: str):
@@ -136,13 +136,16 @@ class SegmentationBackend:
         self.scope.update(JOB, job_id, lambda j: {**j, "status": "SUCCEEDED", "updateTime": end, "metrics": metrics})
 
 
-def getter(kind: str, what: str):
-    """A GET handler for one stored object of ``kind`` by its path id; 404 names ``what``."""
+def getter(kind: str, what: str, lifecycle: str | None = None):
+    """A GET handler for one stored object of ``kind`` by its path id; 404 names ``what``. A read of an object
+    with a ``lifecycle`` counts towards its pace."""
 
     def handler(call: Call):
         obj = call.scope.get(kind, call.path["id"])
         if obj is None:
             raise errors.SegmentNotFound(f"{what} {call.path['id']!r} was not found.")
+        if lifecycle:
+            call.platform.lifecycles.observed(lifecycle, call.path["id"])
         return 200, obj
 
     return handler
@@ -187,4 +190,4 @@ def register(router: Router) -> None:
     router.add(f"{BASE}/segment/definitions/{{id}}", ["PATCH"], patch)
     router.add(f"{BASE}/segment/definitions/{{id}}", ["DELETE"], delete)
     router.add(f"{BASE}/segment/jobs", ["POST"], create_job)
-    router.add(f"{BASE}/segment/jobs/{{id}}", ["GET"], getter(JOB, "Segment job"))
+    router.add(f"{BASE}/segment/jobs/{{id}}", ["GET"], getter(JOB, "Segment job", "segment_job"))

@@ -21,8 +21,8 @@ class SandboxProcess:
     """``with SandboxProcess(data_dir) as sb: sb.url`` runs ``aep-sandbox serve`` until the block ends."""
 
     def __init__(self, data_dir: Path, *, landing_zone_dir: Path | None = None, token_ttl: int | None = None,
-                 async_delay: float = 0.0, dlz: str | None = None, faults: list[dict] | None = None,
-                 fault_seed: int | None = None, env: dict | None = None) -> None:
+                 async_delay: float = 0.0, lifecycles: str = "", dlz: str | None = None,
+                 faults: list[dict] | None = None, fault_seed: int | None = None, env: dict | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port, self.pg_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -32,6 +32,7 @@ class SandboxProcess:
             cmd += ["--landing-zone-dir", str(landing_zone_dir)]
         if dlz:
             cmd += ["--dlz", dlz]
+        cmd += [f"--lifecycle={item}" for item in lifecycles.split(",") if item]
         if token_ttl:
             cmd += ["--token-ttl", str(token_ttl)]
         if faults:
