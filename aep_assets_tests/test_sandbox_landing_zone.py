@@ -55,6 +55,15 @@ def test_an_s3_landing_zone_gives_credentials_an_aws_client_reads_exports_with(m
     assert refreshed["credentials"]["awsSessionToken"] != creds["credentials"]["awsSessionToken"]
 
 
+def exported_rows(container, prefix: str) -> tuple[list[str], int]:
+    """The export's files under ``prefix`` in an Azure container (each in AEP's exportTime= folder), and the rows
+    of its Parquet files."""
+    names = [b.name for b in container.list_blobs(name_starts_with=prefix)]
+    assert names and all("/exportTime=" in n for n in names)
+    return names, sum(pq.read_table(io.BytesIO(container.download_blob(n).readall())).num_rows
+                      for n in names if n.endswith(".parquet"))
+
+
 needs_azurite = pytest.mark.skipif(azurite_binary() is None, reason="Azurite is not installed (npm install -g azurite; "
                                                                     ".ci/run installs it)")
 
@@ -87,10 +96,7 @@ def test_an_azure_landing_zone_answers_in_aeps_shape_and_exports_land_in_its_con
 
     # Microsoft's SDK with nothing but the SAS URI reads the export; the token reaches no other container.
     container = ContainerClient.from_container_url(creds["SASUri"])
-    names = [b.name for b in container.list_blobs(name_starts_with=f"exports/{ds_id}/")]
-    assert names and all("/exportTime=" in n for n in names)
-    rows = sum(pq.read_table(io.BytesIO(container.download_blob(n).readall())).num_rows
-               for n in names if n.endswith(".parquet"))
+    names, rows = exported_rows(container, f"exports/{ds_id}/")
     assert rows == 3
     elsewhere = ContainerClient.from_container_url(
         creds["SASUri"].replace("/dlz-destination?", "/dlz-user-container?"))

@@ -49,6 +49,13 @@ def test_the_client_opening_a_session_finds_merge_policies_and_namespaces_before
                                  f"FROM {Q}.adwh_dim_namespaces")
         assert _rows(conn, f"SELECT count(*) FROM {Q}.adwh_fact_profile") == [(0,)]  # no snapshot yet
     assert len(policies) == 1 and policies[0][1] == "Default timestamp-ordered"
+    with _connect(org["client"]) as conn, conn.cursor() as cur:
+        # Like the warehouse behind the store, unquoted names come back in upper case (aepp relies on it).
+        cur.execute(f"SELECT * FROM {Q}.adwh_dim_merge_policies")
+        row = dict(zip([d.name for d in cur.description], cur.fetchone(), strict=True))
+    merge_policy = org["client"].session.json("GET", "/data/core/ups/config/mergePolicies")["children"][0]
+    assert row == {"MERGE_POLICY_ID": policies[0][0], "MERGE_POLICY_NAME": "Default timestamp-ordered",
+                   "MERGE_POLICY": merge_policy["id"], "IS_DEFAULT_MERGE_POLICY": True}
     assert [n[1] for n in namespaces] == ["ecid"] and namespaces[0][2] == policies[0][0]
 
 
@@ -136,6 +143,10 @@ def test_dashboard_queries_return_true_counts_and_follow_each_segment_job(org):
         assert _rows(conn, size.format(segment=seg_id[high["id"]])) == [(3,)]  # a snapshot, until the next job
         _segment_job(client, high["id"])
         assert _rows(conn, size.format(segment=seg_id[high["id"]])) == [(5,)]
+        # Since the previous snapshot: two profiles entered the segment, three stayed, none left.
+        assert _rows(conn, f"SELECT count_of_calculated_realized_profiles, count_of_calculated_existing_profiles, "
+                           f"count_of_calculated_exited_profiles FROM {Q}.adwh_fact_profile_by_segment "
+                           f"WHERE segment_id = {seg_id[high['id']]}") == [(2, 3, 0)]
         assert _rows(conn, profile_count) == [("Default timestamp-ordered", 8)]
         assert _rows(conn, f"SELECT count(*) FROM {Q}.adwh_lkup_process_delta_log") == [(2,)]
         assert _rows(conn, f"SELECT count(*) FROM {Q}.adwh_dim_date") == [(1,)]

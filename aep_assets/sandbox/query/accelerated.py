@@ -15,6 +15,7 @@ Not modelled: ``adwh_dim_destination_platform`` and the AI-model tables, which n
 
 import datetime as dt
 import logging
+import shutil
 import threading
 
 import duckdb
@@ -34,9 +35,11 @@ from ..store import Scope
 log = logging.getLogger("aep_sandbox")
 CATALOG, SCHEMA = "qsaccel", "profile_agg"
 PROCESS = "FACT_TABLES_PROCESSING"
-# The *_trendlines tables read the same rows as these (every day's snapshot).
-TRENDLINES = ("adwh_fact_profile_by_namespace", "adwh_fact_profile_by_segment",
-              "adwh_fact_profile_by_segment_and_namespace")
+# The trend-line tables read the same rows as their facts (every day's snapshot); aepp reads the profile
+# trend from adwh_fact_profile_by_trendlines.
+_TRENDED = ("adwh_fact_profile_by_namespace", "adwh_fact_profile_by_segment",
+            "adwh_fact_profile_by_segment_and_namespace")
+TRENDLINES = {"adwh_fact_profile_by_trendlines": "adwh_fact_profile", **{f"{f}_trendlines": f for f in _TRENDED}}
 _write_lock = threading.Lock()
 
 
@@ -70,11 +73,12 @@ def attach(con: duckdb.DuckDBPyConnection, scope: Scope, platform) -> None:
     tables["adwh_dim_date"] = pa.table({"date_key": pa.array(sorted(
         {d for d in tables["adwh_lkup_process_delta_log"].column("process_date").to_pylist()}), pa.date32())})
     for name, table in tables.items():
-        con.register("_qsaccel_rows", table)
+        # The store answers like the warehouse behind it: unquoted names come back in upper case.
+        con.register("_qsaccel_rows", table.rename_columns([c.upper() for c in table.column_names]))
         con.execute(f"CREATE TABLE {CATALOG}.{SCHEMA}.{name} AS SELECT * FROM _qsaccel_rows")
         con.unregister("_qsaccel_rows")
-    for name in TRENDLINES:
-        con.execute(f"CREATE VIEW {CATALOG}.{SCHEMA}.{name}_trendlines AS SELECT * FROM {CATALOG}.{SCHEMA}.{name}")
+    for name, source in TRENDLINES.items():
+        con.execute(f"CREATE VIEW {CATALOG}.{SCHEMA}.{name} AS SELECT * FROM {CATALOG}.{SCHEMA}.{source}")
 
 
 def dimensions(scope: Scope, platform) -> dict[str, pa.Table]:
@@ -85,7 +89,9 @@ def dimensions(scope: Scope, platform) -> dict[str, pa.Table]:
     destinations, mappings = _activations(scope)
     return {
         "adwh_dim_merge_policies": pa.table({"merge_policy_id": pa.array([policy_id], pa.int32()),
-                                             "merge_policy_name": [policy["name"]]}),
+                                             "merge_policy_name": [policy["name"]],
+                                             "merge_policy": [policy["id"]],
+                                             "is_default_merge_policy": [bool(policy["default"])]}),
         "adwh_dim_namespaces": pa.table({
             "namespace_id": pa.array([int_id(ns) for ns in spaces], pa.int32()),
             "namespace_description": pa.array([ns.lower() for ns in spaces], pa.string()),
@@ -95,6 +101,7 @@ def dimensions(scope: Scope, platform) -> dict[str, pa.Table]:
             "segment": pa.array([s["id"] for s in segments], pa.string()),
             "segment_name": pa.array([s["name"] for s in segments], pa.string()),
             "segment_description": pa.array([s.get("description", "") for s in segments], pa.string()),
+            "segment_namespace": pa.array(["UPS"] * len(segments), pa.string()),
             "merge_policy_id": pa.array([policy_id] * len(segments), pa.int32())}),
         "adwh_dim_destination": destinations,
         "adwh_dim_br_segment_destinations": mappings,
@@ -145,21 +152,30 @@ def refresh(scope: Scope, platform, segment_ids: list[str]) -> None:
     store = ProfileStore(scope, platform)
     members = {s["id"]: path for s in scope.list("segment")
                if (path := names.inside(members_dir(platform, scope), s["id"], "members.parquet")).exists()}
+    out = folder(platform, scope)
+    before = out / "members"  # each segment's members at the previous snapshot: who entered, stayed, left
+    previous = [pq.read_table(before / f"{seg}.parquet").append_column(
+        "segment_id", pa.array([int_id(seg)] * pq.read_metadata(before / f"{seg}.parquet").num_rows, pa.int32()))
+        for seg in members if (before / f"{seg}.parquet").exists()]
     con = store.connect()
     try:
+        con.register("prev_members", pa.concat_tables([t.select(["segment_id", "identity"]) for t in previous])
+                     if previous else pa.table({"segment_id": pa.array([], pa.int32()),
+                                                "identity": pa.array([], pa.string())}))
         facts = _snapshot(con, store, scope, platform, members)
     finally:
         con.close()
     with _write_lock:
-        out = folder(platform, scope)
-        out.mkdir(parents=True, exist_ok=True)
+        before.mkdir(parents=True, exist_ok=True)
+        for seg, path in members.items():
+            shutil.copyfile(path, before / f"{seg}.parquet")
         for name, rows in facts.items():
             rows = _with_date(rows, today)
             path = out / f"{name}.parquet"
             if path.exists():
                 kept = pq.read_table(path)
                 kept = kept.filter(pc.not_equal(kept.column("date_key"), pa.scalar(today, pa.date32())))
-                rows = pa.concat_tables([kept, rows.cast(kept.schema)])
+                rows = pa.concat_tables([kept, rows], promote_options="default")  # older days may lack new columns
             _write(path, rows)
         log_path = out / "adwh_lkup_process_delta_log.parquet"
         entry = pa.table({"process_name": [PROCESS], "process_status": ["SUCCESSFUL"],
@@ -193,15 +209,27 @@ def _snapshot(con, store: ProfileStore, scope: Scope, platform, members: dict) -
     con.create_function("overlap_id", lambda s: int_id("|".join(s)), ["VARCHAR[]"], "INTEGER")
     single = "count(*) FILTER (WHERE len(p.spaces) = 1)"
     queries = {
-        "adwh_fact_profile": f"SELECT count(*) AS count_of_profiles, {single} AS count_of_Single_Identity_profiles "
-                             "FROM profiles p",
+        "adwh_fact_profile": f"SELECT count(*) AS count_of_profiles, {single} AS count_of_Single_Identity_profiles, "
+                             "sum(len(p.spaces)) AS count_of_identities FROM profiles p",
         "adwh_fact_profile_by_namespace": f"SELECT ns_id(i.namespace) AS namespace_id, count(*) AS count_of_profiles, "
-                                          f"{single} AS count_of_Single_Identity_profiles FROM ids i "
+                                          f"{single} AS count_of_Single_Identity_profiles, "
+                                          "count(*) AS count_of_identities FROM ids i "
                                           "JOIN profiles p USING (identity) GROUP BY 1",
-        "adwh_fact_profile_by_segment": "SELECT segment_id, count(*) AS count_of_profiles FROM members GROUP BY 1",
+        # Realized: members new since the previous snapshot; existing: members then and now; exited: gone.
+        "adwh_fact_profile_by_segment": "SELECT coalesce(m.segment_id, v.segment_id) AS segment_id, "
+                                        "count(m.identity) AS count_of_profiles, "
+                                        "count(m.identity) AS count_of_identities, "
+                                        "count(m.identity) FILTER (WHERE v.identity IS NULL) "
+                                        "AS count_of_calculated_realized_profiles, "
+                                        "count(m.identity) FILTER (WHERE v.identity IS NOT NULL) "
+                                        "AS count_of_calculated_existing_profiles, "
+                                        "count(v.identity) FILTER (WHERE m.identity IS NULL) "
+                                        "AS count_of_calculated_exited_profiles "
+                                        "FROM members m FULL OUTER JOIN prev_members v "
+                                        "ON m.segment_id = v.segment_id AND m.identity = v.identity GROUP BY 1",
         "adwh_fact_profile_by_segment_and_namespace": "SELECT m.segment_id, ns_id(i.namespace) AS namespace_id, "
-                                                      "count(*) AS count_of_profiles FROM members m "
-                                                      "JOIN ids i USING (identity) GROUP BY 1, 2",
+                                                      "count(*) AS count_of_profiles, count(*) AS count_of_identities "
+                                                      "FROM members m JOIN ids i USING (identity) GROUP BY 1, 2",
         "adwh_fact_profile_overlap_of_namespace": "SELECT overlap_id(spaces) AS overlap_id, count(*) AS "
                                                   "count_of_profiles FROM profiles GROUP BY 1",
         "adwh_fact_profile_overlap_of_namespace_by_segment": "SELECT m.segment_id, overlap_id(p.spaces) AS overlap_id,"
@@ -239,21 +267,25 @@ def _write(path, table: pa.Table) -> None:
 
 
 _I32, _I64, _DATE = pa.int32(), pa.int64(), pa.date32()
+_COUNTS = [("count_of_profiles", _I64)]
 _EMPTY = {name: pa.schema(cols).empty_table() for name, cols in {
     "adwh_fact_profile": [("date_key", _DATE), ("merge_policy_id", _I32), ("count_of_profiles", _I64),
-                          ("count_of_Single_Identity_profiles", _I64)],
+                          ("count_of_Single_Identity_profiles", _I64), ("count_of_identities", _I64)],
     "adwh_fact_profile_by_namespace": [("date_key", _DATE), ("merge_policy_id", _I32), ("namespace_id", _I32),
-                                       ("count_of_profiles", _I64), ("count_of_Single_Identity_profiles", _I64)],
+                                       ("count_of_profiles", _I64), ("count_of_Single_Identity_profiles", _I64),
+                                       ("count_of_identities", _I64)],
     "adwh_fact_profile_by_segment": [("date_key", _DATE), ("merge_policy_id", _I32), ("segment_id", _I32),
-                                     ("count_of_profiles", _I64)],
+                                     ("count_of_profiles", _I64), ("count_of_identities", _I64),
+                                     ("count_of_calculated_realized_profiles", _I64),
+                                     ("count_of_calculated_existing_profiles", _I64),
+                                     ("count_of_calculated_exited_profiles", _I64)],
     "adwh_fact_profile_by_segment_and_namespace": [("date_key", _DATE), ("merge_policy_id", _I32),
                                                    ("segment_id", _I32), ("namespace_id", _I32),
-                                                   ("count_of_profiles", _I64)],
+                                                   ("count_of_profiles", _I64), ("count_of_identities", _I64)],
     "adwh_fact_profile_overlap_of_namespace": [("date_key", _DATE), ("merge_policy_id", _I32), ("overlap_id", _I32),
-                                               ("count_of_profiles", _I64)],
+                                               *_COUNTS],
     "adwh_fact_profile_overlap_of_namespace_by_segment": [("date_key", _DATE), ("merge_policy_id", _I32),
-                                                          ("segment_id", _I32), ("overlap_id", _I32),
-                                                          ("count_of_profiles", _I64)],
+                                                          ("segment_id", _I32), ("overlap_id", _I32), *_COUNTS],
     "adwh_dim_overlap_namespaces": [("date_key", _DATE), ("merge_policy_id", _I32), ("overlap_id", _I32),
                                     ("overlap_namespaces", pa.string())],
     "adwh_lkup_process_delta_log": [("process_name", pa.string()), ("process_status", pa.string()),

@@ -221,6 +221,8 @@ class QueryEngine:
                 sql = to_duckdb(statement)
                 cur = con.execute(pg_catalog.unqualify(sql) if pg_catalog.is_catalog_query(statement) else sql)
                 columns, types = [d[0] for d in cur.description], [str(d[1]) for d in cur.description]
+                if accelerated.reads_store(statement):  # the accelerated store names columns in upper case
+                    columns = [c.upper() for c in columns]
                 rows = (cur.fetchall() if max_rows is None else cur.fetchmany(max_rows)) if fetch else []
                 count = len(rows) if fetch else len(cur.fetchall())
                 return QueryResult(row_count=count, columns=columns, types=types, rows=rows)
