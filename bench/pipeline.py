@@ -3,9 +3,16 @@
     python bench/pipeline.py --profiles 100000
 
 Per stage: wall time (from Dagster's step events) and the peak resident memory of this process plus
-the sandbox process during the stage. The baseline, measured in the same run, is the bare cost of
-the data: simulating the same profiles and writing the XDM events as Parquet, with no AEP in between.
-The last line reads ``total_s=<seconds> peak_rss_mb=<MB>``.
+the sandbox process during the stage. Two baselines, measured in the same run:
+
+- the bare cost of the data: simulating the same profiles and writing the XDM events as Parquet, with
+  no AEP in between (``baseline_s``);
+- the feature table's generated SQL, exactly as Query Service ran it, run directly by DuckDB over the
+  datasets' Parquet files; ``feature_sql_ratio`` is the feature_table stage's time over it.
+
+``model_path_s`` sums the stages after the simulation (feature table, training export, model, scoring
+features, scores, write-back, audiences, activation). The last two lines read
+``feature_sql_ratio=<r>`` and ``total_s=<s> model_path_s=<s> peak_rss_mb=<MB> baseline_s=<s>``.
 """
 
 import argparse
@@ -78,6 +85,51 @@ def baseline(n: int, seed: int) -> float:
     return time.perf_counter() - start
 
 
+# The stages before the model's own path: the world, its truth, the platform's setup, EDA and outcome tracking.
+NOT_MODEL_PATH = {"xdm_schemas", "synthetic_profiles", "simulation_truth", "eda_report", "score_outcomes",
+                  "audience_uplift"}
+
+
+def feature_sql_direct(data_dir: Path) -> float:
+    """Seconds DuckDB takes to run the feature table's CTAS SELECT, as Query Service received it, straight over
+    the datasets' Parquet files (each batch with the system columns Query Service adds), writing Parquet."""
+    import duckdb
+    from sqlglot import exp
+
+    from aep_assets.aep import AEPClient, AEPConfig
+    from aep_assets.sandbox.datalake import DataLake, scan_sql
+    from aep_assets.sandbox.query.translate import parse, substitute, to_duckdb
+    from aep_assets.sandbox.server import SandboxProcess
+
+    with SandboxProcess(data_dir, dlz="local") as sandbox:
+        creds = sandbox.credentials
+        client = AEPClient(AEPConfig(platform_url=sandbox.url, ims_url=sandbox.url, client_id=creds.client_id,
+                                     client_secret=creds.client_secret, org_id=creds.org_id, sandbox_name="prod"))
+        ctas = next(q for q in client.query.list(limit=100) if q.get("isCTAS") and q["state"] == "SUCCESS"
+                    and "feature_table" in q["name"] and "adobe" not in q["name"])
+        statement = parse(substitute(ctas["request"]["sql"], ctas.get("queryParameters")))[-1]
+        select = statement.expression.this if isinstance(statement.expression, exp.Subquery) else statement.expression
+        tables = {t.name.lower() for t in select.find_all(exp.Table)} - {
+            c.alias_or_name.lower() for c in select.find_all(exp.CTE)}
+        lake, org, views = DataLake(data_dir / "files"), sandbox.credentials.org_id, {}
+        for ds in client.catalog.iter_datasets():
+            table = client.catalog.table_name(ds)
+            if table in tables:
+                views[table] = [
+                    f"SELECT *, struct_pack(acp_sourceBatchId := '{b['id']}', commitBatchId := '{b['id']}', "
+                    f"ingestTime := {int(b.get('completed') or 0)}::BIGINT) AS _acp_system_metadata, "
+                    f"'{b['id']}' AS _ACP_BATCHID FROM {scan_sql(lake.batch_files(org, 'prod', ds['id'], b['id']))}"
+                    for b in client.catalog.iter_batches(ds["id"], status="success")]
+    out = Path(tempfile.mkdtemp(prefix="aep-bench-sql-")) / "direct.parquet"
+    with duckdb.connect(config={"threads": 2}) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        for table, scans in views.items():
+            con.execute(f'CREATE VIEW "{table}" AS {" UNION ALL BY NAME ".join(scans)}')
+        start = time.perf_counter()
+        con.execute(f"COPY ({to_duckdb(select)}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
+        return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profiles", type=int, default=100_000)
@@ -119,9 +171,14 @@ def main() -> None:
     for step, t in sorted(steps.items(), key=lambda kv: kv[1]["start"]):
         print(f"{step:<22}{t['end'] - t['start']:>10.2f}{sampler.peak(t['start'], t['end']):>14.0f}")
     peak = max(m for _, m in sampler.samples)
+    model_path = sum(t["end"] - t["start"] for step, t in steps.items() if step not in NOT_MODEL_PATH)
+    direct = feature_sql_direct(root / "aep")
+    feature_stage = steps["feature_table"]["end"] - steps["feature_table"]["start"]
     base = baseline(args.profiles, args.seed)
     print(f"baseline (simulate + write XDM Parquet, no AEP): {base:.2f}s")
-    print(f"total_s={total:.1f} peak_rss_mb={peak:.0f}")
+    print(f"feature SQL directly on DuckDB: {direct:.2f}s; feature_table stage: {feature_stage:.2f}s")
+    print(f"feature_sql_ratio={feature_stage / direct:.2f}")
+    print(f"total_s={total:.1f} model_path_s={model_path:.1f} peak_rss_mb={peak:.0f} baseline_s={base:.1f}")
 
 
 if __name__ == "__main__":
