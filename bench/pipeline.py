@@ -98,6 +98,7 @@ def feature_sql_direct(data_dir: Path) -> float:
 
     from aep_assets.aep import AEPClient, AEPConfig
     from aep_assets.sandbox.datalake import DataLake, scan_sql
+    from aep_assets.sandbox.query.engine import system_columns
     from aep_assets.sandbox.query.translate import parse, substitute, to_duckdb
     from aep_assets.sandbox.server import SandboxProcess
 
@@ -115,11 +116,9 @@ def feature_sql_direct(data_dir: Path) -> float:
         for ds in client.catalog.iter_datasets():
             table = client.catalog.table_name(ds)
             if table in tables:
-                views[table] = [
-                    f"SELECT *, struct_pack(acp_sourceBatchId := '{b['id']}', commitBatchId := '{b['id']}', "
-                    f"ingestTime := {int(b.get('completed') or 0)}::BIGINT) AS _acp_system_metadata, "
-                    f"'{b['id']}' AS _ACP_BATCHID FROM {scan_sql(lake.batch_files(org, 'prod', ds['id'], b['id']))}"
-                    for b in client.catalog.iter_batches(ds["id"], status="success")]
+                views[table] = [f"SELECT *, {system_columns(b)} FROM "
+                                f"{scan_sql(lake.batch_files(org, 'prod', ds['id'], b['id']))}"
+                                for b in client.catalog.iter_batches(ds["id"], status="success")]
     out = Path(tempfile.mkdtemp(prefix="aep-bench-sql-")) / "direct.parquet"
     with duckdb.connect(config={"threads": 2}) as con:
         con.execute("SET TimeZone = 'UTC'")

@@ -1,14 +1,12 @@
-"""The Data Landing Zone on Azure Blob Storage, as AEP keeps it, served by Azurite (Microsoft's emulator).
+"""Azurite, Microsoft's Azure Storage emulator, as the sandbox's Azure Blob Storage (the DLZ's, see dlz.py).
 
 The sandbox starts ``azurite-blob`` the first time the landing zone is used, on a port of 127.0.0.1 kept
 for the data dir, with its blobs under ``DATA_DIR/azurite``, and stops it with the sandbox. The storage
 account's name and key are made once per data dir (AEP's are named like ``dlblobstore99hh25i3dflek``);
-clients never see the key, only a SAS token scoped to one container, signed against a stored access policy
-so that a refresh revokes the tokens issued before it (as AEP's ``si=dlz-...`` tokens are).
+clients never see the key.
 """
 
 import base64
-import datetime as dt
 import fcntl
 import json
 import logging
@@ -20,20 +18,16 @@ import socket
 import subprocess
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import AccessPolicy, BlobServiceClient, ContainerSasPermissions, generate_container_sas
+from azure.storage.blob import BlobServiceClient
 
 from . import names
 from .destinations import Destination
+from .server import free_port
 
 log = logging.getLogger("aep_sandbox")
-SAS_TTL_DAYS = 7
-# AEP's DLZ tokens carry sp=racwdlm; the Python SDK has no "m" (move), the rest is the same.
-SAS_PERMISSIONS = ContainerSasPermissions(read=True, add=True, create=True, write=True, delete=True, list=True)
 
 
 def azurite_binary() -> str | None:
@@ -96,17 +90,17 @@ class Azurite:
             fcntl.flock(start_lock, fcntl.LOCK_EX)  # one process starts it; the others wait, then reuse it
             port = self._record().get("port", 0)
             if not _listening(port):
-                port = self._start(port if port and _free(port) else _free_port())
+                port = self._start(port if port and _free(port) else free_port())
         self.url = f"http://127.0.0.1:{port}/{self.account.name}"
 
     def _start(self, port: int, timeout_s: float = 30.0) -> int:
         env = {**os.environ, "AZURITE_ACCOUNTS": f"{self.account.name}:{self.account.key}"}
-        log_file = open(self.folder / "azurite.log", "ab")
         # Its own session: it outlives the process that started it while other sandboxes still use it.
-        proc = subprocess.Popen(
-            [self.binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(self.folder / "blobs"),
-             "--disableTelemetry", "--skipApiVersionCheck", "--loose", "--silent"],
-            stdout=log_file, stderr=log_file, env=env, start_new_session=True)
+        with open(self.folder / "azurite.log", "ab") as log_file:
+            proc = subprocess.Popen(
+                [self.binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location",
+                 str(self.folder / "blobs"), "--disableTelemetry", "--skipApiVersionCheck", "--loose", "--silent"],
+                stdout=log_file, stderr=log_file, env=env, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while not _listening(port):
             if proc.poll() is not None:
@@ -140,44 +134,6 @@ class Azurite:
             (self.folder / "azurite.json").unlink(missing_ok=True)
 
 
-class AzureLandingZone:
-    """The DLZ's containers on Azurite: AEP's container info and SAS credentials, and a writer for exports."""
-
-    def __init__(self, azurite: Azurite) -> None:
-        self.azurite = azurite
-
-    def _container(self, name: str):
-        container = self.azurite.service().get_container_client(name)
-        try:
-            container.create_container()
-        except ResourceExistsError:
-            pass
-        return container
-
-    def credentials(self, name: str, refresh: bool = False) -> dict:
-        """AEP's Azure shape. The token stays the same until it expires or ``refresh`` replaces it."""
-        container = self._container(name)
-        policies = container.get_container_access_policy()["signed_identifiers"]
-        now = dt.datetime.now(dt.UTC)
-        current = next((p for p in policies if p.access_policy and p.access_policy.expiry
-                        and _utc(p.access_policy.expiry) > now), None)
-        if refresh or current is None:
-            expiry = (now + dt.timedelta(days=SAS_TTL_DAYS)).replace(microsecond=0)
-            policy_id = f"dlz-{uuid.uuid4()}"
-            # Replacing the container's only policy revokes every token signed against the old one.
-            container.set_container_access_policy(
-                signed_identifiers={policy_id: AccessPolicy(permission=SAS_PERMISSIONS, expiry=expiry)})
-        else:
-            policy_id, expiry = current.id, _utc(current.access_policy.expiry)
-        token = generate_container_sas(self.azurite.account.name, name, account_key=self.azurite.account.key,
-                                       policy_id=policy_id)
-        return {"containerName": name, "SASToken": token, "storageAccountName": self.azurite.account.name,
-                "SASUri": f"{self.azurite.url}/{name}?{token}", "expiryDate": expiry.date().isoformat()}
-
-    def writer(self, name: str) -> "AzureContainer":
-        return AzureContainer(self._container(name))
-
-
 class AzureContainer(Destination):
     def __init__(self, container) -> None:
         self.container = container
@@ -205,15 +161,3 @@ def _free(port: int) -> bool:
             return True
         except OSError:
             return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _utc(value) -> dt.datetime:
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

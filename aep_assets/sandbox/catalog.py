@@ -49,7 +49,10 @@ class CatalogBackend:
         """Set ``fields`` (None removes one) and the dataset's ``updated`` time."""
         def change(body: dict) -> dict:
             for key, value in fields.items():
-                body.pop(key, None) if value is None else body.__setitem__(key, value)
+                if value is None:
+                    body.pop(key, None)
+                else:
+                    body[key] = value
             body["updated"] = now_ms()
             return body
 
@@ -91,18 +94,10 @@ class CatalogBackend:
 
         return self.scope.update(BATCH, batch_id, add)
 
-    def batch_succeeded(self, batch_id: str, metrics: dict) -> dict:
-        """The batch's rows are visible from now on; its dataset was updated."""
-        batch = self.update_batch(batch_id, status="success", completed=now_ms(), metrics=metrics)
-        self.touch_dataset(_batch_dataset(batch))
-        return batch
-
-    def committed(self, batch_id: str, ds_id: str, *, rows: int, out_bytes: int) -> dict:
-        """A batch whose rows Query Service wrote straight to the lake (CTAS, INSERT INTO) is visible now."""
-        now = now_ms()
-        batch = self.update_batch(batch_id, status="success", started=now, completed=now, worker=None, metrics={
-            "inputRecordCount": rows, "outputRecordCount": rows, "recordsWritten": rows, "outputByteSize": out_bytes})
-        self.touch_dataset(ds_id, ctasWorker=None)
+    def batch_succeeded(self, batch_id: str, metrics: dict, **fields) -> dict:
+        """The batch's rows are visible from now on; its dataset was updated (and a CTAS table's rows landed)."""
+        batch = self.update_batch(batch_id, status="success", completed=now_ms(), metrics=metrics, **fields)
+        self.touch_dataset(_batch_dataset(batch), ctasWorker=None)
         return batch
 
     def batch_view(self, batch: dict) -> dict:

@@ -236,16 +236,15 @@ class IngestionBackend:
             return
         written = writer.commit()
         self.platform.lake.delete_uploads(self.scope.org, self.scope.sandbox, batch_id)
-        self.finish(batch_id, ds["id"], writer.rows, read_bytes, sum(p.stat().st_size for p in written),
-                    (batch.get("replay") or {}).get("predecessors") or [], out_files=len(written))
+        self.finish(batch, ds["id"], writer.rows, read_bytes, written)
 
-    def finish(self, batch_id: str, ds_id: str, rows: int, in_bytes: int, out_bytes: int,
-               predecessors: list[str], out_files: int = 1) -> None:
+    def finish(self, batch: dict, ds_id: str, rows: int, in_bytes: int, written: list) -> None:
+        batch_id = batch["id"]
         self.catalog.batch_succeeded(batch_id, {
             "inputRecordCount": rows, "outputRecordCount": rows, "failedRecordCount": 0, "recordsRead": rows,
-            "recordsWritten": rows, "inputByteSize": in_bytes, "outputByteSize": out_bytes, "partitionCount": 1,
-            "inputFileCount": len(self.batch(batch_id)["files"]), "outputFileCount": out_files})
-        for old in predecessors:
+            "recordsWritten": rows, "inputByteSize": in_bytes, "outputByteSize": sum(p.stat().st_size for p in written),
+            "partitionCount": 1, "inputFileCount": len(batch["files"]), "outputFileCount": len(written)})
+        for old in (batch.get("replay") or {}).get("predecessors") or []:
             if self.catalog.find_batch(old) is not None:
                 self._set(old, status="inactive", replacedBy=batch_id)
                 # Replaced rows are never visible again, so their files go (AEP purges them later).

@@ -89,7 +89,3 @@ class Lifecycles:
                 return
             del self._held[(kind, obj_id)]
         self.run(entry[1], entry[2])
-
-    def waiting(self, kind: str) -> list[str]:
-        with self._lock:
-            return [obj_id for (k, obj_id) in self._held if k == kind]

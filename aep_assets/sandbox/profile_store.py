@@ -36,14 +36,19 @@ def members_dir(platform, scope: Scope) -> Path:
     return names.inside(platform.config.data_dir, "segments", scope.org.replace("@", "_"), scope.sandbox)
 
 
+def members_path(platform, scope: Scope, seg_id: str) -> Path:
+    """The members of a segment at its last evaluation (a Parquet file of ``identity``)."""
+    return names.inside(members_dir(platform, scope), names.object_id(seg_id, "Segment id"), "members.parquet")
+
+
 class ProfileStore:
     def __init__(self, scope: Scope, platform) -> None:
         self.scope, self.platform = scope, platform
         self.registry = SchemaRegistryBackend(scope, platform.credentials.tenant_id)
         self.catalog = CatalogBackend(scope, self.registry)
 
-    def sources(self) -> list[tuple[dict, dict, str]]:
-        """(dataset, resolved properties, identity path) for each profile-enabled dataset."""
+    def sources(self) -> list[tuple[dict, dict, str, str]]:
+        """(dataset, resolved properties, identity path, identity namespace) for each profile-enabled dataset."""
         out = []
         for ds in self.catalog.datasets():
             if not any(v.startswith("enabled:true") for v in ds["tags"].get(PROFILE_TAG, [])):
@@ -53,13 +58,13 @@ class ProfileStore:
             if schema["meta:class"] != PROFILE_CLASS or ident is None:
                 continue
             props, _ = self.registry.resolve(schema)
-            out.append((ds, props, ident["xdm:sourceProperty"]))
+            out.append((ds, props, ident["xdm:sourceProperty"], ident.get("xdm:namespace") or "unknown"))
         return out
 
     def attributes_sql(self, paths: list[str]) -> str:
         """SQL for one row per identity with the merged value of each path as ``p0, p1, ...``."""
         selects = []
-        for ds, props, ident in self.sources():
+        for ds, props, ident, _ in self.sources():
             for batch in self.catalog.active_batches(ds["id"]):
                 files = self.platform.lake.batch_files(self.scope.org, self.scope.sandbox, ds["id"], batch["id"])
                 if not files:

@@ -11,10 +11,10 @@ import uuid
 
 import pyarrow.parquet as pq
 
-from . import errors, names
+from . import errors
 from .http import Call, Router
 from .pql import PQLError, compile_pql
-from .profile_store import ProfileStore, members_dir
+from .profile_store import ProfileStore, members_path
 from .query import accelerated
 from .store import Scope, now_ms
 
@@ -91,8 +91,7 @@ class SegmentationBackend:
         return job
 
     def members_path(self, seg_id: str):
-        return names.inside(members_dir(self.platform, self.scope), names.object_id(seg_id, "Segment id"),
-                            "members.parquet")
+        return members_path(self.platform, self.scope, seg_id)
 
     def run_job(self, job_id: str) -> None:
         start = now_ms()
@@ -126,7 +125,7 @@ class SegmentationBackend:
                                                       "errors": failure})
             raise
         try:  # the dashboards' snapshot, before the job says it is done, so a client that waited reads it
-            accelerated.refresh(self.scope, self.platform, list(compiled))
+            accelerated.refresh(self.scope, self.platform)
         except Exception:  # the job's own result stands; only the reporting model missed a day
             log.exception("could not refresh qsaccel.profile_agg after segment job %s", job_id)
         end = now_ms()

@@ -28,8 +28,7 @@ from sqlglot import exp
 from .. import names
 from ..datalake import scan_sql
 from ..names import path_sql
-from ..profile_store import MERGE_POLICY_ID, ProfileStore, members_dir, merge_policy
-from ..schema_registry import SchemaRegistryBackend
+from ..profile_store import MERGE_POLICY_ID, ProfileStore, members_path, merge_policy
 from ..store import Scope
 
 log = logging.getLogger("aep_sandbox")
@@ -84,7 +83,7 @@ def attach(con: duckdb.DuckDBPyConnection, scope: Scope, platform) -> None:
 def dimensions(scope: Scope, platform) -> dict[str, pa.Table]:
     policy = merge_policy(scope)
     policy_id = int_id(MERGE_POLICY_ID)
-    spaces = sorted({ns for _, _, ns in _identity_sources(scope, platform)})
+    spaces = sorted({ns for *_, ns in ProfileStore(scope, platform).sources()})
     segments = scope.list("segment")
     destinations, mappings = _activations(scope)
     return {
@@ -136,32 +135,20 @@ def _activations(scope: Scope) -> tuple[pa.Table, pa.Table]:
                       "create_time": pa.array(br["create_time"], pa.timestamp("us", tz="UTC"))}))
 
 
-def _identity_sources(scope: Scope, platform) -> list[tuple[dict, str, str]]:
-    """(dataset, identity path, namespace code) of every profile-enabled dataset."""
-    registry = SchemaRegistryBackend(scope, platform.credentials.tenant_id)
-    out = []
-    for ds, _, path in ProfileStore(scope, platform).sources():
-        ident = registry.primary_identity(ds["schemaRef"]["id"]) or {}
-        out.append((ds, path, ident.get("xdm:namespace") or "unknown"))
-    return out
-
-
-def refresh(scope: Scope, platform, segment_ids: list[str]) -> None:
+def refresh(scope: Scope, platform) -> None:
     """Take today's snapshot of the profile store and the evaluated segments, after a segment job."""
     today = dt.datetime.now(dt.UTC).date()
     store = ProfileStore(scope, platform)
     members = {s["id"]: path for s in scope.list("segment")
-               if (path := names.inside(members_dir(platform, scope), s["id"], "members.parquet")).exists()}
+               if (path := members_path(platform, scope, s["id"])).exists()}
     out = folder(platform, scope)
     before = out / "members"  # each segment's members at the previous snapshot: who entered, stayed, left
-    previous = [pq.read_table(before / f"{seg}.parquet").append_column(
-        "segment_id", pa.array([int_id(seg)] * pq.read_metadata(before / f"{seg}.parquet").num_rows, pa.int32()))
-        for seg in members if (before / f"{seg}.parquet").exists()]
+    previous = [_with_segment(pq.read_table(before / f"{seg}.parquet", columns=["identity"]), seg)
+                for seg in members if (before / f"{seg}.parquet").exists()]
     con = store.connect()
     try:
-        con.register("prev_members", pa.concat_tables([t.select(["segment_id", "identity"]) for t in previous])
-                     if previous else pa.table({"segment_id": pa.array([], pa.int32()),
-                                                "identity": pa.array([], pa.string())}))
+        con.register("prev_members", pa.concat_tables(previous) if previous else _with_segment(
+            pa.table({"identity": pa.array([], pa.string())}), ""))
         facts = _snapshot(con, store, scope, platform, members)
     finally:
         con.close()
@@ -183,13 +170,18 @@ def refresh(scope: Scope, platform, segment_ids: list[str]) -> None:
                           "process_time": pa.array([dt.datetime.now(dt.UTC)], pa.timestamp("us", tz="UTC")),
                           "merge_policy_id": pa.array([int_id(MERGE_POLICY_ID)], pa.int32())})
         _write(log_path, pa.concat_tables([pq.read_table(log_path), entry]) if log_path.exists() else entry)
-    log.info("qsaccel.profile_agg refreshed for %s after a segment job of %d segments", today, len(segment_ids))
+    log.info("qsaccel.profile_agg refreshed for %s: %d segments", today, len(members))
+
+
+def _with_segment(identities: pa.Table, seg_id: str) -> pa.Table:
+    return identities.add_column(0, "segment_id", pa.array([int_id(seg_id)] * identities.num_rows, pa.int32()))
 
 
 def _snapshot(con, store: ProfileStore, scope: Scope, platform, members: dict) -> dict[str, pa.Table]:
     policy_id = int_id(MERGE_POLICY_ID)
-    selects = []
-    for ds, path, namespace in _identity_sources(scope, platform):
+    selects, spaces = [], set()
+    for ds, _, path, namespace in store.sources():
+        spaces.add(namespace)
         for batch in store.catalog.active_batches(ds["id"]):
             files = platform.lake.batch_files(scope.org, scope.sandbox, ds["id"], batch["id"])
             if files:
@@ -205,16 +197,23 @@ def _snapshot(con, store: ProfileStore, scope: Scope, platform, members: dict) -
     con.execute("CREATE TEMP TABLE members AS " + (" UNION ALL ".join(member_rows) or
                                                    "SELECT NULL::INTEGER AS segment_id, NULL::VARCHAR AS identity "
                                                    "WHERE FALSE"))
-    con.create_function("ns_id", int_id, ["VARCHAR"], "INTEGER")
-    con.create_function("overlap_id", lambda s: int_id("|".join(s)), ["VARCHAR[]"], "INTEGER")
+    # Ids of the few namespaces and namespace combinations, hashed here once each rather than per row.
+    con.register("ns_ids", pa.table({"namespace": pa.array(sorted(spaces), pa.string()),
+                                     "namespace_id": pa.array([int_id(n) for n in sorted(spaces)], pa.int32())}))
+    combos = [row[0] for row in con.execute("SELECT DISTINCT spaces FROM profiles").fetchall()]
+    con.register("combo_ids", pa.table({"spaces": pa.array(combos, pa.list_(pa.string())),
+                                        "overlap_id": pa.array([int_id("|".join(c)) for c in combos], pa.int32())}))
+    con.execute("CREATE TEMP TABLE profile_combos AS SELECT p.*, c.overlap_id FROM profiles p "
+                "JOIN combo_ids c ON p.spaces = c.spaces")
     single = "count(*) FILTER (WHERE len(p.spaces) = 1)"
     queries = {
         "adwh_fact_profile": f"SELECT count(*) AS count_of_profiles, {single} AS count_of_Single_Identity_profiles, "
                              "sum(len(p.spaces)) AS count_of_identities FROM profiles p",
-        "adwh_fact_profile_by_namespace": f"SELECT ns_id(i.namespace) AS namespace_id, count(*) AS count_of_profiles, "
+        "adwh_fact_profile_by_namespace": f"SELECT n.namespace_id, count(*) AS count_of_profiles, "
                                           f"{single} AS count_of_Single_Identity_profiles, "
                                           "count(*) AS count_of_identities FROM ids i "
-                                          "JOIN profiles p USING (identity) GROUP BY 1",
+                                          "JOIN profiles p USING (identity) JOIN ns_ids n USING (namespace) "
+                                          "GROUP BY 1",
         # Realized: members new since the previous snapshot; existing: members then and now; exited: gone.
         "adwh_fact_profile_by_segment": "SELECT coalesce(m.segment_id, v.segment_id) AS segment_id, "
                                         "count(m.identity) AS count_of_profiles, "
@@ -227,16 +226,17 @@ def _snapshot(con, store: ProfileStore, scope: Scope, platform, members: dict) -
                                         "AS count_of_calculated_exited_profiles "
                                         "FROM members m FULL OUTER JOIN prev_members v "
                                         "ON m.segment_id = v.segment_id AND m.identity = v.identity GROUP BY 1",
-        "adwh_fact_profile_by_segment_and_namespace": "SELECT m.segment_id, ns_id(i.namespace) AS namespace_id, "
+        "adwh_fact_profile_by_segment_and_namespace": "SELECT m.segment_id, n.namespace_id, "
                                                       "count(*) AS count_of_profiles, count(*) AS count_of_identities "
-                                                      "FROM members m JOIN ids i USING (identity) GROUP BY 1, 2",
-        "adwh_fact_profile_overlap_of_namespace": "SELECT overlap_id(spaces) AS overlap_id, count(*) AS "
-                                                  "count_of_profiles FROM profiles GROUP BY 1",
-        "adwh_fact_profile_overlap_of_namespace_by_segment": "SELECT m.segment_id, overlap_id(p.spaces) AS overlap_id,"
-                                                             " count(*) AS count_of_profiles FROM members m "
-                                                             "JOIN profiles p USING (identity) GROUP BY 1, 2",
-        "adwh_dim_overlap_namespaces": "SELECT DISTINCT overlap_id(spaces) AS overlap_id, lower(unnest(spaces)) AS "
-                                       "overlap_namespaces FROM profiles",
+                                                      "FROM members m JOIN ids i USING (identity) "
+                                                      "JOIN ns_ids n USING (namespace) GROUP BY 1, 2",
+        "adwh_fact_profile_overlap_of_namespace": "SELECT overlap_id, count(*) AS count_of_profiles "
+                                                  "FROM profile_combos GROUP BY 1",
+        "adwh_fact_profile_overlap_of_namespace_by_segment": "SELECT m.segment_id, p.overlap_id, "
+                                                             "count(*) AS count_of_profiles FROM members m "
+                                                             "JOIN profile_combos p USING (identity) GROUP BY 1, 2",
+        "adwh_dim_overlap_namespaces": "SELECT DISTINCT overlap_id, lower(unnest(spaces)) AS overlap_namespaces "
+                                       "FROM combo_ids",
     }
     out = {}
     for name, sql in queries.items():

@@ -179,7 +179,7 @@ class QueryEngine:
         for batch in self.catalog.active_batches(ds["id"]) if batches is None else batches:
             files = self.platform.lake.batch_files(self.scope.org, self.scope.sandbox, ds["id"], batch["id"])
             if files:
-                scans.append(f"SELECT *, {_system_columns(batch)} FROM {scan_sql(files)}")
+                scans.append(f"SELECT *, {system_columns(batch)} FROM {scan_sql(files)}")
         if scans:
             con.execute(f'CREATE VIEW {quote_ident(name)} AS {" UNION ALL BY NAME ".join(scans)}')
         else:
@@ -250,19 +250,19 @@ class QueryEngine:
 
     def _commit(self, staged: Path, ds_id: str) -> tuple[str, int]:
         """The staged rows become one new successful batch of ``ds_id``, all at once."""
-        # The batch id names the lake folder, so Catalog makes the batch first; it turns visible once the folder
-        # is in place (a crash in between leaves a batch whose files are missing, which recovery ends).
-        part_dir = staged
-        rows = pq.ParquetFile(part_dir / "part-00000.parquet").metadata.num_rows
-        size = (part_dir / "part-00000.parquet").stat().st_size
+        # The batch id names the lake folder, so Catalog makes the batch first, staging; it turns visible once the
+        # folder is in place (a crash in between leaves a staging batch, which recovery fails).
+        part = staged / "part-00000.parquet"
+        rows, size = pq.ParquetFile(part).metadata.num_rows, part.stat().st_size
         batch = self.catalog.new_batch(ds_id, input_format={"format": "parquet"}, client="query-service",
                                        status="staging", worker=this_worker())
-        batch_id = batch["id"]
-        out = self.platform.lake.batch_dir(self.scope.org, self.scope.sandbox, ds_id, batch_id)
+        out = self.platform.lake.batch_dir(self.scope.org, self.scope.sandbox, ds_id, batch["id"])
         out.parent.mkdir(parents=True, exist_ok=True)
         staged.rename(out)
-        self.catalog.committed(batch_id, ds_id, rows=rows, out_bytes=size)
-        return batch_id, rows
+        self.catalog.batch_succeeded(batch["id"], {"inputRecordCount": rows, "outputRecordCount": rows,
+                                                   "recordsWritten": rows, "outputByteSize": size},
+                                     started=batch["created"], worker=None)
+        return batch["id"], rows
 
     def _ctas(self, con, statement: exp.Create) -> QueryResult:
         name = statement.this.find(exp.Table).name.lower()
@@ -328,7 +328,8 @@ def _rows_sql(con: duckdb.DuckDBPyConnection, select: exp.Expression) -> str:
     return f"SELECT * EXCLUDE ({', '.join(quote_ident(n) for n in system)}) FROM ({sql})"
 
 
-def _system_columns(batch: dict) -> str:
+def system_columns(batch: dict) -> str:
+    """The columns Query Service gives every row of ``batch``, as SQL select items."""
     batch_id = quote_literal(batch["id"])
     return (f"struct_pack(acp_sourceBatchId := {batch_id}, commitBatchId := {batch_id}, "
             f"ingestTime := {int(batch.get('completed') or 0)}::BIGINT) AS _acp_system_metadata, "
