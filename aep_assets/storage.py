@@ -6,6 +6,7 @@ Data Landing Zone, the S3 kind through AEP's Amazon S3 destination.
 """
 
 import io
+import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -44,9 +45,29 @@ class Storage(ABC):
         return self.write_bytes(key, buf.getvalue())
 
     def read_parquet(self, keys: list[str]) -> pl.DataFrame:
-        if not keys:
-            raise FileNotFoundError("No Parquet files to read.")
-        return pl.concat([pl.read_parquet(io.BytesIO(self.read_bytes(k))) for k in keys], how="diagonal_relaxed")
+        """The rows of every key; a key ending in ``/`` is a folder of parts (as Spark writes)."""
+        files = self.parquet_files(keys)
+        if not files:
+            raise FileNotFoundError(f"No Parquet files to read at {keys}.")
+        return pl.concat([pl.read_parquet(io.BytesIO(self.read_bytes(k))) for k in files], how="diagonal_relaxed")
+
+    def parquet_files(self, keys: list[str]) -> list[str]:
+        return [f for k in keys for f in ([x for x in self.list_keys(k) if x.endswith(".parquet")]
+                                          if k.endswith("/") else [k])]
+
+    def local_copies(self, keys: list[str], folder: Path) -> list[Path]:
+        """The files of ``keys`` on this machine, copied into ``folder`` unless they already are."""
+        out = []
+        for i, key in enumerate(self.parquet_files(keys)):
+            out.append(folder / f"{i:05d}-{Path(key).name}")
+            self.download(key, out[-1])
+        return out
+
+    def download(self, key: str, path: Path) -> None:
+        path.write_bytes(self.read_bytes(key))
+
+    def upload(self, key: str, path: Path) -> str:
+        return self.write_bytes(key, path.read_bytes())
 
 
 class LocalStorage(Storage):
@@ -72,6 +93,15 @@ class LocalStorage(Storage):
 
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
+
+    def local_copies(self, keys: list[str], folder: Path) -> list[Path]:
+        return [self._path(k) for k in self.parquet_files(keys)]
+
+    def upload(self, key: str, path: Path) -> str:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        return self.uri(key)
 
     def list_keys(self, prefix: str) -> list[str]:
         root = self._path(prefix)
@@ -112,6 +142,13 @@ class S3Storage(Storage):
 
     def read_bytes(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+
+    def download(self, key: str, path: Path) -> None:
+        self.client.download_file(self.bucket, self._key(key), str(path))  # streamed, in parts
+
+    def upload(self, key: str, path: Path) -> str:
+        self.client.upload_file(str(path), self.bucket, self._key(key))
+        return self.uri(key)
 
     def list_keys(self, prefix: str) -> list[str]:
         keys, token = [], None
@@ -170,6 +207,16 @@ class LandingZoneExports(Storage):
             return self.primary.read_bytes(key)
         reader, name = self._dlz(key)
         return reader.read(name)
+
+    def download(self, key: str, path: Path) -> None:
+        if not key.startswith(self.PREFIX):
+            return self.primary.download(key, path)
+        path.write_bytes(self.read_bytes(key))
+
+    def upload(self, key: str, path: Path) -> str:
+        if key.startswith(self.PREFIX):
+            raise ValueError(f"{key!r} is in AEP's Data Landing Zone, which only AEP writes to.")
+        return self.primary.upload(key, path)
 
     def list_keys(self, prefix: str) -> list[str]:
         if not prefix.startswith(self.PREFIX):

@@ -6,11 +6,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from aep_assets.ml.batch_scoring import Scorer, Stamp, score_in_memory
 from aep_assets.ml.calibration import Calibrator, fit_calibrator
 from aep_assets.ml.design import TemporalSplit
 from aep_assets.ml.feature_set import ID, LABEL, feature_matrix
 from aep_assets.ml.metrics import evaluate, expected_calibration_error, gains
-from aep_assets.ml.scoring import BandPolicy, Bands, choose_bands, score_frame
+from aep_assets.ml.scoring import BandPolicy, Bands, choose_bands
 from aep_assets.ml.train import TrainingConfig, train_model
 
 from .demo import feature_set
@@ -118,8 +119,8 @@ def test_temporal_split_rejects_overlapping_label_windows():
 def test_scores_percentiles_deciles_bands_expiry_and_reasons(model):
     frame = _frame(1000).filter(pl.col("split") == "train")
     scored_at = datetime(2026, 2, 1, tzinfo=UTC)
-    scores = score_frame(model.booster, model.calibrator, model.features, frame, model_version=model.version,
-                         scored_at=scored_at, valid_for=timedelta(days=7), bands=Bands(90, 60))
+    scores = score_in_memory(Scorer(model.booster, model.calibrator, model.features), frame,
+                             Stamp(Bands(90, 60), model.version, scored_at, scored_at + timedelta(days=7)))
     assert scores.height == 1000 and scores[ID].n_unique() == 1000
     assert scores["propensity"].is_between(0, 1).all() and scores["score"].is_between(0, 100).all()
     assert dict(scores.group_by("band").len().iter_rows()) == {"high": 100, "medium": 300, "low": 600}

@@ -17,57 +17,14 @@ features, scores, write-back, audiences, activation). The last two lines read
 
 import argparse
 import io
-import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return out
-
-
-class MemorySampler(threading.Thread):
-    """Samples the RSS of this process and its descendants every 50 ms."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.samples: list[tuple[float, float]] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        me = os.getpid()
-        while not self.stop.is_set():
-            pids, frontier = [me], [me]
-            while frontier:
-                frontier = [c for p in frontier for c in children(p)]
-                pids += frontier
-            self.samples.append((time.time(), sum(rss_mb(p) for p in pids)))
-            time.sleep(0.05)
-
-    def peak(self, start: float, end: float) -> float:
-        return max((m for t, m in self.samples if start <= t <= end), default=0.0)
+from measure import MemorySampler  # noqa: E402  (bench/measure.py)
 
 
 def baseline(n: int, seed: int) -> float:

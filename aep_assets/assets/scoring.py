@@ -12,6 +12,7 @@ from ..pipeline.spec import parse_time
 from ..resources import AEPResource, MLflowResource, StorageResource
 from .instance import SCORING, Instance
 from .metadata import md_table, sql_md
+from .scoring_engines import job_runner
 
 
 class ScoringFeaturesConfig(dg.Config):
@@ -84,42 +85,45 @@ def build(m: Instance) -> list:
         """Calibrated propensity, 0-100 score, percentile, decile, band, expiry and the top three reason codes
         for every eligible profile, with the model version, in a Parquet file whose columns include
         profile_id (the identity value as the source holds it) and propensity. Band thresholds come from the
-        model's held-out gains. An incremental run rescores only the profiles scoring_features covered and
-        merges them into the published scores."""
+        model's held-out gains. The scoring is a job handed off through Dagster Pipes (the YAML's
+        scoring.engine: a chunked subprocess by default, or Spark), which reports its logs and metadata back. An
+        incremental run rescores only the profiles scoring_features covered and merges them into the published
+        scores."""
         registry = mlflow.registry()
         r = score_profiles(storage.get(), registry, spec, names,
                            BandPolicy(config.high_band, config.reach, config.target_precision, config.medium_reach),
-                           DriftPolicy(config.drift_warn, config.drift_block),
+                           DriftPolicy(config.drift_warn, config.drift_block), job_runner(context, spec.scoring),
                            valid_days=config.valid_days or spec.scoring.valid_days, reason_method=config.reason_method)
-        model, plan, run, bands, expected, uri = r.model, r.plan, r.run, r.bands, r.expected, r.uri
-        drift, policy, verdict = r.drift, r.policy, r.verdict
-        scores = run.merged.scores
-        by_band = scores.group_by("band").agg(pl.len().alias("profiles"), pl.col("propensity").mean().alias("mean"))
+        model, plan, bands, drift, policy, verdict, scored = r.model, r.plan, r.bands, r.drift, r.policy, r.verdict, \
+            r.scored
+        summary = scored.summary
         if verdict != "ok":
             context.log.warning("drift %s: largest PSI %s", verdict, next(iter(drift.items())))
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": scores.height, "dagster/uri": uri, "model_version": model.version,
+                "dagster/row_count": summary.rows, "dagster/uri": r.uri, "model_version": model.version,
                 "mlflow_model": f"models:/{registry.registered_name(m.name)}@champion",
                 "mlflow_model_version": model.registered_version,
-                "mode": plan.mode, "reason": plan.reason, "rescored_profiles": run.rescored,
-                "converted_since_last_score": run.converted, "changed_rows": run.merged.changes.height,
-                "already_converted": run.already_converted,
-                "mean_propensity": float(scores["propensity"].mean() or 0),
+                "mode": plan.mode, "reason": plan.reason, "rescored_profiles": scored.rescored,
+                "converted_since_last_score": scored.converted, "changed_rows": scored.changed_rows,
+                "already_converted": scored.already_converted,
+                **(scored.job.metadata if scored.job else {"engine": "none: nothing new to score"}),
+                "mean_propensity": summary.mean_propensity,
                 "high_min_percentile": bands.high_min_percentile,
                 "medium_min_percentile": bands.medium_min_percentile,
-                **{f"{band}_expected_conversion_rate": rate for band, rate in expected.items()},
+                **{f"{band}_expected_conversion_rate": rate for band, rate in r.expected.items()},
                 "score_psi": drift.get(SCORE, float("nan")), "max_feature_psi": max(
                     (v for k, v in drift.items() if k != SCORE), default=float("nan")),
                 "write_back": "enabled" if m.writes_back else "dry run: nothing goes to AEP",
-                "bands": md_table(by_band.sort("band")),
-                "score_distribution": dg.MetadataValue.md(markdown_image("Scores by band",
-                                                                         score_distribution_plot(scores))),
-                "preview": md_table(scores.sort("propensity", descending=True)),
+                "bands": md_table(summary.bands_table()),
+                "score_distribution": dg.MetadataValue.md(markdown_image(
+                    "Scores by band", score_distribution_plot(summary.histogram))),
+                "preview": md_table(summary.preview()),
             },
             check_results=[
-                dg.AssetCheckResult(check_name="scores_valid", passed=run.valid, metadata={
-                    "rows": scores.height, "rescored_profiles": run.rescored}),
+                dg.AssetCheckResult(check_name="scores_valid", passed=summary.valid, metadata={
+                    "rows": summary.rows, "rescored_profiles": scored.rescored, "duplicate_ids": summary.duplicate_ids,
+                    "out_of_range": summary.out_of_range, "missing_reasons": summary.missing_reasons}),
                 dg.AssetCheckResult(
                     check_name="drift", passed=verdict == "ok",
                     severity=dg.AssetCheckSeverity.ERROR if verdict == "block" else dg.AssetCheckSeverity.WARN,

@@ -28,15 +28,26 @@ class Histogram:
         return Histogram([float(e) for e in edges], [float(s) for s in _shares(values, edges)])
 
     def psi(self, values: np.ndarray) -> float:
+        return self.psi_of_counts(self.counts(values))
+
+    def counts(self, values: np.ndarray) -> np.ndarray:
+        """Rows per bin, NULL last: what chunks add up before ``psi_of_counts``."""
+        return _counts(values, np.asarray(self.edges))
+
+    def psi_of_counts(self, counts: np.ndarray) -> float:
         expected = np.maximum(np.asarray(self.shares), FLOOR)
-        actual = np.maximum(_shares(values, np.asarray(self.edges)), FLOOR)
+        actual = np.maximum(counts / max(counts.sum(), 1), FLOOR)
         return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def _shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def _counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     null = np.isnan(values)
     counts = np.bincount(np.searchsorted(edges, values[~null], side="right"), minlength=edges.size + 1)
-    return np.append(counts, null.sum()) / max(values.size, 1)
+    return np.append(counts, null.sum())
+
+
+def _shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    return _counts(values, edges) / max(values.size, 1)
 
 
 def _column(frame: pl.DataFrame, name: str) -> np.ndarray:
@@ -63,9 +74,17 @@ class DriftReference:
 
     def psi(self, frame: pl.DataFrame, propensity: np.ndarray) -> dict[str, float]:
         """PSI of the score and of each feature the reference knows, largest first."""
-        out = {SCORE: self.histograms[SCORE].psi(np.asarray(propensity, float))}
-        out.update({name: h.psi(_column(frame, name)) for name, h in self.histograms.items()
+        return self.psi_of_counts(self.counts(frame, propensity))
+
+    def counts(self, frame: pl.DataFrame, propensity: np.ndarray) -> dict[str, np.ndarray]:
+        """Rows per bin of the score and of each feature the reference knows (one chunk's share of a run)."""
+        out = {SCORE: self.histograms[SCORE].counts(np.asarray(propensity, float))}
+        out.update({name: h.counts(_column(frame, name)) for name, h in self.histograms.items()
                     if name != SCORE and name in frame.columns})
+        return out
+
+    def psi_of_counts(self, counts: dict[str, np.ndarray]) -> dict[str, float]:
+        out = {name: self.histograms[name].psi_of_counts(c) for name, c in counts.items() if name in self.histograms}
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 

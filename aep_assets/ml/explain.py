@@ -3,7 +3,7 @@
 Two attributions of the raw score (log-odds), per row and feature:
 
 * ``shap`` (default): LightGBM's exact TreeSHAP (``pred_contrib``), with the consistency of Shapley
-  values. It is the slowest stage of scoring at scale.
+  values, computed once per distinct decision path of each tree rather than per row (ml/treeshap.py).
 * ``path``: each split on a row's path through a tree credits its feature with the change in the
   expected output (over the training rows reaching each node), as XGBoost's ``approx_contribs`` and
   treeinterpreter do. Per tree, the credits
@@ -13,10 +13,13 @@ Two attributions of the raw score (log-odds), per row and feature:
   differ from SHAP's.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
+
+from .treeshap import shap_values, tree_splits
 
 REASONS = 3
 CHUNK_ROWS = 200_000  # attributions are a dense (rows x features) matrix; keep it small
@@ -79,20 +82,28 @@ def path_contributions(booster: lgb.Booster, x: np.ndarray, credits: list[LeafCr
     return out
 
 
-def reason_codes(booster: lgb.Booster, x: np.ndarray, features: tuple[str, ...], top: int = REASONS,
-                 method: str = "shap") -> list[np.ndarray]:
-    """``top`` arrays of feature names: per row, the features with the largest contributions to the
-    raw score, largest first."""
+def contributions(booster: lgb.Booster, method: str = "shap") -> Callable[[np.ndarray], np.ndarray]:
+    """A function from a chunk of rows to their (rows x features) contributions; the model's trees are read
+    once, here, not per chunk."""
     if method not in METHODS:
         raise ValueError(f"reason_method = {method!r} is not one of {METHODS}.")
+    if method == "path":
+        credits = leaf_credits(booster)
+        return lambda x: path_contributions(booster, x, credits)
+    splits = tree_splits(booster)
+    return lambda x: shap_values(booster, x, splits)
+
+
+def reason_codes(booster: lgb.Booster, x: np.ndarray, features: tuple[str, ...], top: int = REASONS,
+                 method: str = "shap", contribute: Callable[[np.ndarray], np.ndarray] | None = None
+                 ) -> list[np.ndarray]:
+    """``top`` arrays of feature names: per row, the features with the largest contributions to the
+    raw score, largest first."""
+    contribute = contribute or contributions(booster, method)
     names = np.asarray(features, dtype=object)
     picks = [np.empty(len(x), dtype=object) for _ in range(top)]
-    credits = leaf_credits(booster) if method == "path" else None
     for lo in range(0, len(x), CHUNK_ROWS):
-        chunk = x[lo:lo + CHUNK_ROWS]
-        contrib = (path_contributions(booster, chunk, credits) if method == "path"
-                   else booster.predict(chunk, pred_contrib=True)[:, :-1])  # last column: the bias
-        order = np.argsort(-contrib, axis=1, kind="stable")[:, :top]
+        order = np.argsort(-contribute(x[lo:lo + CHUNK_ROWS]), axis=1, kind="stable")[:, :top]
         for k in range(top):
             picks[k][lo:lo + CHUNK_ROWS] = names[order[:, k]]
     return picks

@@ -105,17 +105,21 @@ def uplift_plot(bands: list[str], absolute: np.ndarray, low: np.ndarray, high: n
     return _png(fig)
 
 
-def score_distribution_plot(scores: pl.DataFrame) -> str:
-    """Histogram of the propensities, one colour per band."""
+def score_distribution_plot(histogram: dict[str, list[int]]) -> str:
+    """Histogram of the propensities, one colour per band, from counts over equal bins of [0, 1] (a run's
+    ScoreSummary), cut where 99.9 % of the profiles are."""
+    counts = {band: np.asarray(histogram.get(band, [])) for band in ("low", "medium", "high")}
+    total = sum((c for c in counts.values() if c.size), np.zeros(1))
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    p = scores["propensity"].to_numpy()
-    bins = np.linspace(0, float(np.quantile(p, 0.999)) or 1.0, 50) if len(p) else 10
-    for band in ("low", "medium", "high"):
-        part = scores.filter(pl.col("band") == band)["propensity"].to_numpy()
-        if len(part):
-            ax.hist(part, bins=bins, alpha=0.7, label=f"{band} ({len(part):,})")
+    if total.sum():
+        bins = total.size
+        last = int(np.searchsorted(np.cumsum(total) / total.sum(), 0.999)) + 1
+        edges = np.linspace(0, last / bins, last + 1)
+        for band, c in counts.items():
+            if c.size and c.sum():
+                ax.stairs(c[:last], edges, fill=True, alpha=0.7, label=f"{band} ({int(c.sum()):,})")
+        ax.legend()
     ax.set(xlabel="calibrated propensity", ylabel="profiles", title="Scores by band")
-    ax.legend()
     return _png(fig)
 
 

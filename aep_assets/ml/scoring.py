@@ -1,15 +1,11 @@
 """Scores, percentiles, deciles, bands and reason codes for every profile."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from .calibration import Calibrator
-from .explain import REASONS, reason_codes
-from .feature_set import ID, LABEL, feature_matrix
+from .feature_set import LABEL
 
 HIGH_BAND_POLICIES = ("top_decile", "reach", "precision")
 
@@ -54,9 +50,10 @@ class BandPolicy:
                              "policy, e.g. 0.1 for 'at least 10 % of the high band converts'.")
 
 
-def percentiles(p: np.ndarray) -> np.ndarray:
-    """0-99: the share of profiles scored below, in whole percents."""
-    order = np.argsort(p, kind="stable")
+def percentiles(p: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
+    """0-99: the share of profiles scored below, in whole percents. Ties go by ``ids`` when given (as in
+    ml/ranking.py, which scores at scale), else by position."""
+    order = np.argsort(p, kind="stable") if ids is None else np.lexsort((ids.astype(str), p))
     rank = np.empty(len(p))
     rank[order] = np.arange(len(p))
     return np.floor(100 * rank / max(len(p), 1)).astype(np.int64)
@@ -82,21 +79,3 @@ def choose_bands(policy: BandPolicy, holdout: pl.DataFrame) -> tuple[Bands, dict
     band = bands.of(percentiles(p))
     expected = {b: float(y[band == b].mean()) if (band == b).any() else float("nan") for b in ("high", "medium", "low")}
     return bands, expected
-
-
-def score_frame(booster: lgb.Booster, calibrator: Calibrator, features: tuple[str, ...], frame: pl.DataFrame, *,
-                model_version: str, scored_at: datetime, valid_for: timedelta, bands: Bands,
-                reason_method: str = "shap") -> pl.DataFrame:
-    x = feature_matrix(frame, features)
-    p = calibrator.apply(booster.predict(x)) if len(x) else np.empty(0)
-    percentile = percentiles(p)
-    reasons = (reason_codes(booster, x, features, method=reason_method) if len(x)
-               else [np.empty(0, dtype=object)] * REASONS)
-    n = len(p)
-    return pl.DataFrame({
-        ID: frame[ID], "propensity": p, "score": np.rint(100 * p).astype(np.int64), "percentile": percentile,
-        "decile": np.minimum(percentile // 10 + 1, 10), "band": bands.of(percentile), "model_version": model_version,
-        "scored_at": pl.Series([scored_at] * n, dtype=pl.Datetime("us", "UTC")),
-        "expires_at": pl.Series([scored_at + valid_for] * n, dtype=pl.Datetime("us", "UTC")),
-        **{f"reason_{k + 1}": pl.Series(reasons[k], dtype=pl.Utf8) for k in range(REASONS)},
-    })

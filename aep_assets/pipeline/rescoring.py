@@ -8,17 +8,16 @@ scores past ``expires_at``.
 """
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import polars as pl
 
-from ..ml.feature_set import ELIGIBLE, ID
-from ..ml.scoring import Bands, percentiles, score_frame
+from ..ml.feature_set import ID
+from ..ml.scoring import Bands, percentiles
 from ..storage import Storage
 from .feature_sql import scope_in_batches
 from .handoff import ScoreRun
-from .model_store import StoredModel
 
 FULL, INCREMENTAL = "full", "incremental"
 MODES = ("auto", FULL)
@@ -92,7 +91,7 @@ def merge_rescored(previous_scores: pl.DataFrame, previous_features: pl.DataFram
     kept = previous_scores.filter(~pl.col(ID).is_in(touched.implode()))
     merged = pl.concat([kept.with_columns(pl.lit(False).alias("_new")),
                         rescored.with_columns(pl.lit(True).alias("_new"))], how="vertical_relaxed")
-    pct = percentiles(merged["propensity"].to_numpy())
+    pct = percentiles(merged["propensity"].to_numpy(), merged[ID].to_numpy())
     is_new = merged["_new"].to_numpy()
     pct = np.where(is_new, pct, merged["percentile"].to_numpy())
     merged = merged.with_columns(
@@ -118,47 +117,14 @@ def converted_markers(ids: pl.Series, schema: pl.Schema, *, model_version: str, 
     ).select(list(schema))
 
 
-@dataclass
-class Rescore:
-    merged: Merged
-    rescored: int  # profiles scored in this run
-    converted: int  # profiles whose published score this run withdraws: they have converted since
-    already_converted: int  # covered profiles that had converted before the cutoff
-    expires_at: datetime  # the earliest expiry among the merged scores
-    valid: bool
-
-
-def rescore(model: StoredModel, plan: RescorePlan, features: pl.DataFrame | None, published: ScoreRun | None,
-            storage: Storage, bands: Bands, *, scored_at: datetime, valid_for: timedelta,
-            reason_method: str = "shap") -> Rescore:
-    """Score the profiles in ``features`` and, for an incremental plan, merge them into the published scores."""
-    if plan.mode != FULL and published is None:
-        raise FileNotFoundError("An incremental rescore needs published scores; run a full rescore first.")
-    if features is None:  # nothing new: the published scores stand, and nothing is written back
-        previous = storage.read_parquet([published.key])
-        merged = Merged(previous, storage.read_parquet([published.features_key]), previous.head(0))
-        return Rescore(merged, 0, 0, 0, previous["expires_at"].min(), _valid(previous))
-    eligible = features.filter(pl.col(ELIGIBLE) == 1)
-    scores = score_frame(model.booster, model.calibrator, model.features, eligible, model_version=model.version,
-                         scored_at=scored_at, valid_for=valid_for, bands=bands, reason_method=reason_method)
-    if plan.mode == FULL:
-        merged, withdrawn = Merged(scores, eligible, scores), 0
-    else:
-        previous = storage.read_parquet([published.key]).drop("group", strict=False)  # reassigned after the merge
-        # Profiles that left the population (reached the goal, say) since their last score.
-        converted = features.filter((pl.col(ELIGIBLE) == 0) & pl.col(ID).is_in(previous[ID].implode()))[ID]
-        merged = merge_rescored(previous, storage.read_parquet([published.features_key]), scores,
-                                eligible, converted, bands,
-                                model_version=model.version, scored_at=scored_at, expires_at=scored_at + valid_for)
-        withdrawn = converted.len()
-    s = merged.scores
-    valid = _valid(s) and (plan.mode != FULL or s.height == eligible.height)
-    expires = s["expires_at"].min() if s.height else scored_at + valid_for
-    return Rescore(merged, eligible.height, withdrawn, features.height - eligible.height, expires, valid)
-
-
-def _valid(scores: pl.DataFrame) -> bool:
-    """One score per profile, propensities in [0, 1], three reason codes each."""
-    return (scores[ID].n_unique() == scores.height and bool(scores["propensity"].is_between(0, 1).all())
-            and all(scores[f"reason_{k}"].null_count() == 0 for k in (1, 2, 3)))
-
+def merge_into_published(rescored: pl.DataFrame, eligible_features: pl.DataFrame, ineligible_ids: pl.Series,
+                         published: ScoreRun, storage: Storage, bands: Bands, *, model_version: str,
+                         scored_at: datetime, expires_at: datetime) -> tuple[Merged, int]:
+    """An incremental rescore's rows merged into the published scores, and how many published profiles it
+    withdraws because they converted since (``ineligible_ids``: covered profiles out of the population)."""
+    previous = storage.read_parquet([published.key]).drop("group", strict=False)  # reassigned after the merge
+    converted = ineligible_ids.filter(ineligible_ids.is_in(previous[ID].implode()))
+    merged = merge_rescored(previous, storage.read_parquet([published.features_key]),
+                            rescored.drop("group", strict=False), eligible_features, converted, bands,
+                            model_version=model_version, scored_at=scored_at, expires_at=expires_at)
+    return merged, converted.len()

@@ -101,9 +101,42 @@ class Cutoffs(Strict):
                                                     "train.")
 
 
+class SparkScoring(Strict):
+    """Where the Spark scoring job runs (README: Scoring on Spark)."""
+
+    platform: Literal["local", "emr_serverless", "databricks"] = Field(
+        default="local", description="'local': pyspark on this machine; 'emr_serverless' or 'databricks': a "
+        "cluster, which reads the scoring features from and writes the scores to S3 storage.")
+    master: str = Field(default="local[*]", description="The local Spark's master URL.")
+    entry_point: str | None = Field(default=None, description="The cluster's copy of "
+                                    "aep_assets/external/spark_score_job.py (s3://... or a Databricks path).")
+    application_id: str | None = Field(default=None, description="EMR Serverless application (Spark, 7.x).")
+    execution_role_arn: str | None = Field(default=None, description="EMR Serverless job runtime role.")
+    spark_submit_parameters: str = Field(default="", description="EMR Serverless: e.g. --conf spark.archives="
+                                         "s3://.../scoring_env.tar.gz#environment with this package installed.")
+    cluster: dict = Field(default_factory=dict, description="Databricks: the run's new_cluster spec, or "
+                          "{existing_cluster_id: ...}.")
+
+    @model_validator(mode="after")
+    def _cluster_settings(self) -> "SparkScoring":
+        needed = {"emr_serverless": ("entry_point", "application_id", "execution_role_arn"),
+                  "databricks": ("entry_point",)}.get(self.platform, ())
+        missing = [name for name in needed if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"scoring.spark.platform = {self.platform!r} needs scoring.spark.{', '.join(missing)}; "
+                             "see the README's 'Scoring on Spark' for what each is.")
+        return self
+
+
 class Scoring(Strict):
     as_of: str | None = Field(default=None, description="Score as of this ISO date or datetime; null = now.")
     valid_days: int = Field(default=7, ge=1)
+    engine: Literal["subprocess", "spark", "local"] = Field(
+        default="subprocess", description="Where propensity_scores scores, through Dagster Pipes: 'subprocess' "
+        "(chunked, flat memory), 'spark' (scoring.spark), or 'local' (in the Dagster process, chunked).")
+    chunk_rows: int = Field(default=100_000, ge=1_000, le=5_000_000, description="Rows per chunk of the "
+                            "subprocess and local engines: memory grows with it, not with the population.")
+    spark: SparkScoring = Field(default_factory=SparkScoring)
 
 
 class WriteBack(Strict):

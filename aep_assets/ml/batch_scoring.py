@@ -1,0 +1,214 @@
+"""Scoring in chunks, so memory does not grow with the population.
+
+A ``ScoringJob`` is everything a scoring run needs as paths and JSON, so the same job runs in this
+process, in a subprocess or on Spark (``aep_assets/external/``). Every engine scores with
+``Scorer.unranked`` and ranks with ``finish``; only the out-of-core sort that finds the percentile
+thresholds differs (DuckDB here, Spark there), and both order by (propensity, profile_id).
+"""
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Protocol
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from .calibration import Calibrator
+from .drift import DriftReference
+from .explain import REASONS, contributions, reason_codes
+from .feature_set import ELIGIBLE, ID, feature_matrix
+from .holdout import assign_groups
+from .ranking import RankThresholds, thresholds_duckdb, thresholds_in_memory
+from .score_summary import BANDS, ScoreSummary
+from .scoring import Bands
+
+CHUNK_ROWS = 100_000
+REASON_COLUMNS = tuple(f"reason_{k + 1}" for k in range(REASONS))
+UNRANKED_SCHEMA = {ID: pl.Utf8, "propensity": pl.Float64, "score": pl.Int64, **dict.fromkeys(REASON_COLUMNS, pl.Utf8)}
+TIMESTAMP = pl.Datetime("us", "UTC")
+
+
+@dataclass(frozen=True)
+class ScoringJob:
+    """What a scoring job receives. ``inputs`` are the scoring features' Parquet files; the job writes
+    ``scores`` and ``features`` (the eligible rows it scored) under ``output_dir``: one file each, or a
+    folder of parts from Spark."""
+
+    model_path: str  # the model in LightGBM's text format
+    calibrator: dict
+    features: list[str]
+    inputs: list[str]
+    output_dir: str
+    bands: dict
+    model_version: str
+    scored_at: str  # ISO, UTC
+    expires_at: str
+    reason_method: str = "shap"
+    holdout_share: float = 0.0
+    holdout_salt: str = ""
+    drift_reference: dict | None = None
+    chunk_rows: int = CHUNK_ROWS
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(data: dict) -> "ScoringJob":
+        return ScoringJob(**data)
+
+    def stamp(self) -> "Stamp":
+        return Stamp(Bands(**self.bands), self.model_version, datetime.fromisoformat(self.scored_at),
+                     datetime.fromisoformat(self.expires_at), self.holdout_share, self.holdout_salt)
+
+    def scorer(self, model_text: str | None = None) -> "Scorer":
+        text = model_text if model_text is not None else Path(self.model_path).read_text()
+        return Scorer(lgb.Booster(model_str=text), Calibrator.from_dict(self.calibrator), tuple(self.features),
+                      self.reason_method)
+
+    def drift(self) -> DriftReference | None:
+        return DriftReference.from_json(self.drift_reference) if self.drift_reference else None
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    summary: ScoreSummary
+    metadata: dict  # what the job reported: engine, seconds, peak memory
+
+
+class JobRunner(Protocol):
+    """Runs a scoring job somewhere: in this process, a subprocess, or on Spark (assets/scoring_engines.py)."""
+
+    remote: bool  # True: the job reads and writes storage URIs itself (a cluster), not files on this machine
+
+    def __call__(self, job: ScoringJob) -> JobOutcome: ...
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What every score of a run carries besides its propensity: bands, model version, validity, group."""
+
+    bands: Bands
+    model_version: str
+    scored_at: datetime
+    expires_at: datetime
+    holdout_share: float = 0.0
+    holdout_salt: str = ""
+
+
+@dataclass(frozen=True)
+class Scorer:
+    booster: lgb.Booster
+    calibrator: Calibrator
+    features: tuple[str, ...]
+    reason_method: str = "shap"
+
+    def unranked(self, eligible: pl.DataFrame) -> pl.DataFrame:
+        """Propensity, 0-100 score and reason codes of each row: everything that needs no other row."""
+        if eligible.height == 0:
+            return pl.DataFrame(schema=UNRANKED_SCHEMA)
+        x = feature_matrix(eligible, self.features)
+        p = self.calibrator.apply(self.booster.predict(x))
+        reasons = reason_codes(self.booster, x, self.features, contribute=self.contribute)
+        return pl.DataFrame({
+            ID: eligible[ID].cast(pl.Utf8), "propensity": p, "score": np.rint(100 * p).astype(np.int64),
+            **{name: pl.Series(reasons[k], dtype=pl.Utf8) for k, name in enumerate(REASON_COLUMNS)}})
+
+    @cached_property
+    def contribute(self):
+        return contributions(self.booster, self.reason_method)
+
+    def features_frame(self, eligible: pl.DataFrame) -> pl.DataFrame:
+        """The scored rows' features, with one type per column whichever file they came from."""
+        return eligible.select(pl.col(ID).cast(pl.Utf8), *[pl.col(c).cast(pl.Float64) for c in self.features])
+
+
+def finish(unranked: pl.DataFrame, thresholds: RankThresholds, stamp: Stamp) -> pl.DataFrame:
+    """The scores' final columns, given the population's rank thresholds."""
+    pct = thresholds.percentiles(unranked)
+    band = stamp.bands.of(pct)
+    n = unranked.height
+    groups = assign_groups(unranked[ID].to_list(), [b if b in BANDS else None for b in band],
+                           stamp.holdout_share, stamp.holdout_salt)
+    return pl.DataFrame({
+        ID: unranked[ID], "propensity": unranked["propensity"], "score": unranked["score"], "percentile": pct,
+        "decile": np.minimum(pct // 10 + 1, 10), "band": pl.Series(band, dtype=pl.Utf8),
+        "model_version": pl.Series([stamp.model_version] * n, dtype=pl.Utf8),
+        "scored_at": pl.Series([stamp.scored_at] * n, dtype=TIMESTAMP),
+        "expires_at": pl.Series([stamp.expires_at] * n, dtype=TIMESTAMP),
+        **{name: unranked[name] for name in REASON_COLUMNS},
+        "group": pl.Series(groups, dtype=pl.Utf8),
+    })
+
+
+def score_in_memory(scorer: Scorer, eligible: pl.DataFrame, stamp: Stamp) -> pl.DataFrame:
+    """Every row at once: for small populations and the incremental rescore's rows."""
+    unranked = scorer.unranked(eligible)
+    return finish(unranked, thresholds_in_memory(unranked), stamp)
+
+
+def read_chunks(files: list[str] | list[Path], rows: int, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+    for f in files:
+        parquet = pq.ParquetFile(f)
+        wanted = [c for c in columns if c in parquet.schema_arrow.names] if columns else None
+        for batch in parquet.iter_batches(batch_size=rows, columns=wanted):
+            yield pl.from_arrow(batch)
+
+
+class ParquetSink:
+    """Chunks appended to one Parquet file, one row group each."""
+
+    def __init__(self, path: Path, schema: dict | None = None) -> None:
+        self.path, self.schema, self._writer = path, schema, None
+
+    def write(self, frame: pl.DataFrame) -> None:
+        table = frame.to_arrow()
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+        self._writer.write_table(table.cast(self._writer.schema))
+
+    def close(self, empty: pl.DataFrame) -> None:
+        """``empty`` gives the file its columns when no chunk came."""
+        if self._writer is None:
+            empty.write_parquet(self.path)
+        else:
+            self._writer.close()
+
+
+def run_chunked(job: ScoringJob, *, memory_limit: str = "256MB") -> ScoreSummary:
+    """The two passes on one machine: score and write each chunk unranked, find the rank thresholds with
+    DuckDB out of core, then rank each chunk and write the scores. Writes ``scores.parquet`` and
+    ``features.parquet`` under ``job.output_dir``."""
+    scorer, stamp, drift = job.scorer(), job.stamp(), job.drift()
+    out = Path(job.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = ScoreSummary()
+    unranked_path = out / "_unranked.parquet"
+    unranked_sink, features_sink = ParquetSink(unranked_path), ParquetSink(out / "features.parquet")
+    summary.eligible_rows = 0
+    for chunk in read_chunks(job.inputs, job.chunk_rows, [ID, ELIGIBLE, *job.features]):
+        eligible = chunk.filter(pl.col(ELIGIBLE) == 1)
+        summary.eligible_rows += eligible.height
+        summary.ineligible_rows += chunk.height - eligible.height
+        if eligible.height:
+            scored = scorer.unranked(eligible)
+            unranked_sink.write(scored)
+            features_sink.write(scorer.features_frame(eligible))
+            summary.add_drift(drift, eligible, scored["propensity"].to_numpy())
+    empty = scorer.unranked(pl.DataFrame())
+    unranked_sink.close(empty)
+    features_sink.close(pl.DataFrame(schema={ID: pl.Utf8, **dict.fromkeys(job.features, pl.Float64)}))
+    thresholds = thresholds_duckdb([unranked_path], memory_limit=memory_limit, temp_dir=out)
+    scores_sink = ParquetSink(out / "scores.parquet")
+    for chunk in read_chunks([unranked_path], job.chunk_rows):
+        final = finish(chunk, thresholds, stamp)
+        scores_sink.write(final)
+        summary.add_scores(final)
+    scores_sink.close(finish(empty, thresholds, stamp))
+    unranked_path.unlink()
+    summary.duplicate_ids = thresholds.duplicate_ids
+    return summary

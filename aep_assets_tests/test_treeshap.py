@@ -1,0 +1,55 @@
+"""TreeSHAP once per decision path equals LightGBM's pred_contrib row by row, whatever the missing-value
+handling, categorical splits or early stopping of the model."""
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from aep_assets.ml.explain import reason_codes
+from aep_assets.ml.treeshap import shap_values, tree_splits
+
+
+def _data(n: int = 6000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([rng.poisson(2, n), rng.exponential(500, n), rng.normal(0, 1, n), rng.integers(0, 5, n),
+                         rng.poisson(1, n)]).astype(float)
+    x[rng.random(n) < 0.3, 1] = np.nan  # "never happened"
+    x[rng.random(n) < 0.2, 2] = 0.0
+    x[rng.random(n) < 0.05, 2] = np.nan
+    logit = 0.7 * x[:, 0] - 2 + np.where(np.isnan(x[:, 1]), -1, 0.5) + 0.4 * x[:, 2] - 0.3 * (x[:, 3] == 2)
+    return x, (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+
+
+@pytest.mark.parametrize("params", [
+    {},  # NaN as missing
+    {"zero_as_missing": True},
+    {"use_missing": False},
+    {"num_leaves": 63, "min_data_in_leaf": 5},
+    {"num_leaves": 127, "min_data_in_leaf": 2},  # more splits than a 64-bit code holds
+], ids=["nan-missing", "zero-as-missing", "no-missing", "deep", "deeper"])
+def test_shap_values_equal_pred_contrib(params):
+    x, y = _data()
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 15, **params},
+                        lgb.Dataset(x, y), num_boost_round=40)
+    scored = _data(20_000, seed=1)[0]
+    assert max(len(s.features) for s in tree_splits(booster)) > 63 or "num_leaves" not in params or \
+        params["num_leaves"] < 127
+    exact = booster.predict(scored, pred_contrib=True)[:, :-1]
+    fast = shap_values(booster, scored)
+    assert np.abs(fast - exact).max() < 1e-12
+    names = tuple(f"f{i}" for i in range(x.shape[1]))
+    assert all(np.array_equal(a, b) for a, b in zip(
+        reason_codes(booster, scored, names), [np.asarray(names, dtype=object)[o] for o in
+                                              np.argsort(-exact, axis=1, kind="stable")[:, :3].T], strict=True))
+
+
+def test_categorical_splits_and_early_stopping_follow_lightgbm():
+    x, y = _data()
+    train, valid = lgb.Dataset(x[:4000], y[:4000], categorical_feature=[3]), lgb.Dataset(x[4000:], y[4000:])
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 7}, train, num_boost_round=300,
+                        valid_sets=[valid], callbacks=[lgb.early_stopping(5, verbose=False)])
+    assert 0 < booster.best_iteration < 300 and any(s.categorical for s in tree_splits(booster))
+    scored = _data(5000, seed=2)[0]
+    assert np.abs(shap_values(booster, scored) - booster.predict(scored, pred_contrib=True)[:, :-1]).max() < 1e-12
+    text = lgb.Booster(model_str=booster.model_to_string())  # as the scoring job loads it
+    assert np.abs(shap_values(text, scored) - text.predict(scored, pred_contrib=True)[:, :-1]).max() < 1e-12
