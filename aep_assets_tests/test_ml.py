@@ -81,6 +81,14 @@ def test_training_learns_the_signal_is_calibrated_and_reproducible(model):
     assert model.rows["temporal_test"] == 3000 and len(model.trials) == 3
 
 
+def test_a_large_fit_fold_searches_on_a_sample_and_refits_the_winner_on_every_row(model):
+    sampled = train_model(_frame(), FEATURES, TrainingConfig(seed=3, trials=3, search_rows=1500))
+    assert sampled.rows["search"] == 1500 < sampled.rows["fit"] == model.rows["fit"] == model.rows["search"]
+    assert sampled.metrics["roc_auc"] > model.metrics["roc_auc"] - 0.02  # the same signal, within noise
+    refit_rows = sampled.booster.dump_model()["tree_info"][0]["tree_structure"]["internal_count"]
+    assert refit_rows > 0.7 * sampled.rows["fit"] > 1500  # the final trees saw the whole fit fold (80 % bagged)
+
+
 def test_the_holdout_is_the_test_split_only(model):
     assert model.holdout[ID].str.starts_with("test").all() and model.holdout.height == 3000
 

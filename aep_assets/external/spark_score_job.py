@@ -39,7 +39,9 @@ def spark_session(job: ScoringJob):
     builder = SparkSession.builder.appName(f"aep_assets scoring {job.model_version}")
     if "SPARK_MASTER" in os.environ or not os.environ.get("SPARK_ENV_LOADED"):  # not under spark-submit
         builder = builder.master(os.environ.get("SPARK_MASTER", "local[*]")).config("spark.ui.enabled", "false")
+    # Chunks as large as the subprocess engine's: TreeSHAP shares work between the rows of a chunk.
     return (builder.config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+            .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(job.chunk_rows))
             .config("spark.sql.session.timeZone", "UTC").getOrCreate())
 
 

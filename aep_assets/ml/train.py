@@ -45,7 +45,10 @@ class TrainingConfig:
     calibration_share: float = 0.15
     random_test_share: float = 0.15
     num_boost_round: int = 3000
-    early_stopping_rounds: int = 100
+    early_stopping_rounds: int = 50
+    # Above this many fit rows, the trials train on a stratified sample of this size and only the winner
+    # is refit on every row: the search's cost stops growing with the population, the model's data does not.
+    search_rows: int = 250_000
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -133,6 +136,24 @@ def _split(y: np.ndarray, cfg: TrainingConfig) -> dict[str, np.ndarray]:
     return folds
 
 
+def _search_rows(fit: np.ndarray, y: np.ndarray, cfg: TrainingConfig) -> np.ndarray:
+    """The fit rows the trials train on: all of them, or a stratified sample of ``search_rows``."""
+    if len(fit) <= cfg.search_rows:
+        return fit
+    sample, _ = train_test_split(fit, train_size=cfg.search_rows, stratify=y[fit], random_state=cfg.seed)
+    return np.sort(sample)
+
+
+def _fit(params: dict, x: np.ndarray, y: np.ndarray, fit: np.ndarray, valid: np.ndarray, features: tuple[str, ...],
+         cfg: TrainingConfig) -> lgb.Booster:
+    """Early-stopped on the validation fold. The Datasets are rebuilt per call: LightGBM bins them with
+    parameters such as min_data_in_leaf."""
+    fit_set = lgb.Dataset(x[fit], y[fit], feature_name=list(features))
+    valid_set = lgb.Dataset(x[valid], y[valid], reference=fit_set)
+    return lgb.train(params, fit_set, num_boost_round=cfg.num_boost_round, valid_sets=[valid_set],
+                     callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)])
+
+
 def train_model(frame: pl.DataFrame, features: tuple[str, ...], config: TrainingConfig | None = None) -> TrainedModel:
     """Train on ``split == 'train'`` rows, evaluate on ``split == 'test'`` rows (the temporal holdout)."""
     cfg = config or TrainingConfig()
@@ -147,15 +168,12 @@ def train_model(frame: pl.DataFrame, features: tuple[str, ...], config: Training
     _require_both_classes(y_test, "temporal holdout (split 'test')")
     x, x_test = feature_matrix(train, features), feature_matrix(test, features)
     folds = _split(y, cfg)
+    search = _search_rows(folds["fit"], y, cfg)
     rng = np.random.default_rng(cfg.seed)
     trials, best = [], None
     for trial in range(cfg.trials):
         params = {**DEFAULT_PARAMS, **({} if trial == 0 else _sample_params(rng)), "seed": cfg.seed}
-        # Datasets are rebuilt per trial: LightGBM bins them with parameters such as min_data_in_leaf.
-        fit_set = lgb.Dataset(x[folds["fit"]], y[folds["fit"]], feature_name=list(features))
-        valid_set = lgb.Dataset(x[folds["valid"]], y[folds["valid"]], reference=fit_set)
-        booster = lgb.train(params, fit_set, num_boost_round=cfg.num_boost_round, valid_sets=[valid_set],
-                            callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)])
+        booster = _fit(params, x, y, search, folds["valid"], features, cfg)
         loss = float(booster.best_score["valid_0"]["binary_logloss"])
         trials.append({"trial": trial, "valid_log_loss": loss, "best_iteration": booster.best_iteration,
                        **{k: params[k] for k in ("learning_rate", "num_leaves", "min_data_in_leaf",
@@ -163,6 +181,8 @@ def train_model(frame: pl.DataFrame, features: tuple[str, ...], config: Training
         if best is None or loss < best[0]:
             best = (loss, booster, params)
     _, booster, params = best
+    if len(search) < len(folds["fit"]):
+        booster = _fit(params, x, y, folds["fit"], folds["valid"], features, cfg)
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
     calibrator = fit_calibrator(booster.predict(x[folds["calibration"]]), y[folds["calibration"]], cfg.calibration)
     p_test = calibrator.apply(booster.predict(x_test))
@@ -174,7 +194,8 @@ def train_model(frame: pl.DataFrame, features: tuple[str, ...], config: Training
         booster=booster, calibrator=calibrator, features=features,
         version=model_version(frame, {**params, "calibration": cfg.calibration}, code), params=params,
         metrics=evaluate(y_test, p_test), random_split_metrics=evaluate(y[folds["random_test"]], p_random),
-        trials=trials, rows={**{k: len(v) for k, v in folds.items()}, "temporal_test": len(y_test)},
+        trials=trials, rows={**{k: len(v) for k, v in folds.items()}, "search": len(search),
+                             "temporal_test": len(y_test)},
         holdout=pl.DataFrame({ID: test[ID], "propensity": p_test, LABEL: y_test}),
         feature_importance={f: float(g / total) for f, g in zip(features, gain, strict=True)}, code_version=code)
 

@@ -108,8 +108,10 @@ class ModelRegistry:
                 example = pd.DataFrame(np.zeros((1, len(features))), columns=list(features))
                 signature = infer_signature(example, np.zeros(1))
                 with mlflow.start_run(run_id=run_id):
-                    info = mlflow.lightgbm.log_model(booster, name="model", signature=signature,
-                                                     registered_model_name=name)
+                    # The flavour's own requirements: inferring them imports the model in a subprocess (seconds).
+                    info = mlflow.lightgbm.log_model(
+                        booster, name="model", signature=signature, registered_model_name=name,
+                        pip_requirements=mlflow.lightgbm.get_default_pip_requirements())
                 version = str(info.registered_model_version)
                 self.client.set_model_version_tag(name, version, VERSION_TAG, model_version)
             else:
