@@ -12,7 +12,7 @@ from aep_assets.sandbox.server import SandboxProcess
 from aep_assets.storage import LocalStorage
 
 from .conftest import client_for
-from .demo import ALL_ASSETS, EVENT_DATASET, PROFILE_DATASET, SCORE_DATASET, SCORES_POINTER, ops
+from .demo import ALL_ASSETS, EVENT_DATASET, NAMES, PROFILE_DATASET, SCORE_DATASET, SCORES_POINTER, ops
 
 N_PROFILES = 2000
 RUN_CONFIG = ops({"synthetic_profiles": {"config": {"n_profiles": N_PROFILES, "seed": 5,
@@ -171,3 +171,36 @@ def test_exploration_scores_and_audiences_are_drawn(pipeline_runs):
     assert meta["propensity_scores"]["score_distribution"].startswith("![Scores by band](data:image/png;base64,")
     sizes = meta["propensity_audiences"]["sizes_across_runs"]
     assert sizes.startswith("![Audience sizes](data:image/png;base64,")
+
+
+def _spark_installed() -> bool:
+    import importlib.util
+    import shutil
+
+    return importlib.util.find_spec("pyspark") is not None and shutil.which("java") is not None
+
+
+@pytest.mark.skipif(not _spark_installed(), reason="needs the [spark] extra and Java 17, which .ci/run installs")
+def test_a_run_can_score_on_spark_and_gets_the_published_scores(pipeline_runs):
+    """A full rescore at the same cutoff on Spark (run config engine: spark) equals the published scores the
+    subprocess engine made: propensity to 1e-9, and the same percentiles, bands, groups and reason codes."""
+    root = pipeline_runs[0]
+    storage = LocalStorage(root / "storage")
+    published = json.loads(storage.read_bytes(SCORES_POINTER))
+    resources = build_resources({"AEP_SANDBOX_DIR": str(root / "aep"), "AEP_STORAGE_DIR": str(root / "storage")})
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(ALL_ASSETS, selection=[dg.AssetKey(["cmle_demo", "scoring_features"]),
+                                                       dg.AssetKey(["cmle_demo", "propensity_scores"])],
+                                resources=resources, instance=instance, run_config=ops({
+                                    "scoring_features": {"config": {"cutoff": "2026-06-01", "mode": "full"}},
+                                    "propensity_scores": {"config": {"engine": "spark"}}}))
+        assert result.success
+        assert _metadata(instance, "propensity_scores")["engine"] == "spark"
+    candidate = json.loads(storage.read_bytes(NAMES.scores_candidate))
+    assert candidate["key"].endswith("/scores/")  # Spark's folder of parts
+    stamps = ["scored_at", "expires_at"]
+    spark = storage.read_parquet([candidate["key"]]).sort("profile_id").drop(stamps)
+    before = storage.read_parquet([published["key"]]).sort("profile_id").drop(stamps)
+    assert spark.height == before.height > 0
+    assert float((spark["propensity"] - before["propensity"]).abs().max()) <= 1e-9
+    assert spark.drop("propensity").equals(before.drop("propensity"))

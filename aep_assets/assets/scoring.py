@@ -12,7 +12,7 @@ from ..pipeline.spec import parse_time
 from ..resources import AEPResource, MLflowResource, StorageResource
 from .instance import SCORING, Instance
 from .metadata import md_table, sql_md
-from .scoring_engines import job_runner
+from .scoring_engines import job_runner, scoring_settings
 
 
 class ScoringFeaturesConfig(dg.Config):
@@ -35,6 +35,8 @@ class ScoreConfig(dg.Config):
                                                   "covers every profile. 0: the model's scoring.valid_days.")
     reason_method: str = Field(default="shap", description="'shap' (exact TreeSHAP) or 'path' (path attribution, "
                                "several times faster at millions of profiles; see ml/explain.py).")
+    engine: str = Field(default="", description="Where this run scores: 'subprocess', 'spark' (with the YAML's "
+                        "scoring.spark) or 'local'; empty: the YAML's scoring.engine.")
     drift_warn: float = Field(default=0.1, description="PSI above which the drift check warns.")
     drift_block: float = Field(default=0.25, description="PSI above which the drift check fails and blocks the "
                                                          "write-back to AEP.")
@@ -90,9 +92,10 @@ def build(m: Instance) -> list:
         incremental run rescores only the profiles scoring_features covered and merges them into the published
         scores."""
         registry = mlflow.registry()
+        runner = job_runner(context, scoring_settings(spec.scoring, config.engine))
         r = score_profiles(storage.get(), registry, spec, names,
                            BandPolicy(config.high_band, config.reach, config.target_precision, config.medium_reach),
-                           DriftPolicy(config.drift_warn, config.drift_block), job_runner(context, spec.scoring),
+                           DriftPolicy(config.drift_warn, config.drift_block), runner,
                            valid_days=config.valid_days or spec.scoring.valid_days, reason_method=config.reason_method)
         model, plan, bands, drift, policy, verdict, scored = r.model, r.plan, r.bands, r.drift, r.policy, r.verdict, \
             r.scored

@@ -8,6 +8,7 @@ extension auto-install and auto-load off, and its configuration locked, so a que
 the first lock still cannot open a file, install an extension or turn the lock off.
 """
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -53,12 +54,18 @@ def _name(func: exp.Func) -> str:
     return (func.name if isinstance(func, exp.Anonymous) else func.sql_name()).lower()
 
 
+MEMORY_LIMIT = os.environ.get("AEP_SANDBOX_QUERY_MEMORY", "4GB")
+
+
 def locked_connection(*allowed: Path) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection that can read and write files only under the ``allowed`` folders."""
+    """A DuckDB connection that can read and write files only under the ``allowed`` folders. A query holds at
+    most ``AEP_SANDBOX_QUERY_MEMORY`` (4GB) and spills the rest to disk under the first folder, as a Query
+    Service cluster would rather than take the machine's memory."""
     for folder in allowed:
         folder.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False,
-                                 "threads": 2})
+                                 "threads": 2, "memory_limit": MEMORY_LIMIT,
+                                 "temp_directory": str(allowed[0] / ".spill")})
     con.execute("SET TimeZone = 'UTC'")
     # In this order: the allowed folders can only be set while external access is still on.
     con.execute(f"SET allowed_directories = [{', '.join(quote_literal(str(f.resolve()) + '/') for f in allowed)}]")
