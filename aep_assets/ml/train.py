@@ -48,7 +48,7 @@ class TrainingConfig:
     early_stopping_rounds: int = 50
     # Above this many fit rows, the trials train on a stratified sample of this size and only the winner
     # is refit on every row: the search's cost stops growing with the population, the model's data does not.
-    search_rows: int = 250_000
+    search_rows: int = 100_000
 
     def __post_init__(self) -> None:
         if self.trials < 1:
