@@ -4,6 +4,7 @@ the model's metadata are kept in docs/screenshots/."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,8 +57,23 @@ def ui(tmp_path_factory):
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         yield {"url": url, "page": page, "home": home}
         browser.close()
-    os.killpg(proc.pid, 15)
-    proc.wait(timeout=60)
+    _wait_for_runs(home)  # the sensor's runs may still be going; stopping dagster dev would interrupt them
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def _wait_for_runs(home, timeout_s: float = 240) -> None:
+    """Until no run of this instance is queued or in progress (or the timeout passes)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            if all(r.is_finished for r in instance.get_runs()):
+                return
+        time.sleep(2)
 
 
 def _open(ui, path: str):

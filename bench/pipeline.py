@@ -3,7 +3,8 @@
     python bench/pipeline.py --profiles 100000
 
 Per stage: wall time (from Dagster's step events) and the peak resident memory of this process plus
-the sandbox process during the stage. Two baselines, measured in the same run:
+the processes it started (the sandbox, the scoring job) during the stage. Two baselines, measured in
+the same run:
 
 - the bare cost of the data: simulating the same profiles and writing the XDM events as Parquet, with
   no AEP in between (``baseline_s``);

@@ -34,7 +34,7 @@ class ScoreConfig(dg.Config):
     valid_days: int = Field(default=0, description="Scores expire this many days after scoring; a rescore then "
                                                   "covers every profile. 0: the model's scoring.valid_days.")
     reason_method: str = Field(default="shap", description="'shap' (exact TreeSHAP) or 'path' (path attribution, "
-                               "several times faster at millions of profiles; see ml/explain.py).")
+                               "an approximation that differs from SHAP on deep trees; see ml/explain.py).")
     engine: str = Field(default="", description="Where this run scores: 'subprocess', 'spark' (with the YAML's "
                         "scoring.spark) or 'local'; empty: the YAML's scoring.engine.")
     drift_warn: float = Field(default=0.1, description="PSI above which the drift check warns.")

@@ -6,11 +6,10 @@ Two attributions of the raw score (log-odds), per row and feature:
   values, computed once per distinct decision path of each tree rather than per row (ml/treeshap.py).
 * ``path``: each split on a row's path through a tree credits its feature with the change in the
   expected output (over the training rows reaching each node), as XGBoost's ``approx_contribs`` and
-  treeinterpreter do. Per tree, the credits
-  of every leaf are tabulated once; a row then needs only its leaf indices (``pred_leaf``), several
-  times faster. Credits plus the root values add up to the raw score exactly, and for trees of one
-  split they equal SHAP; for deeper trees they favour splits near the leaves, so the top reason can
-  differ from SHAP's.
+  treeinterpreter do. Per tree, the credits of every leaf are tabulated once; a row then needs only
+  its leaf indices (``pred_leaf``). Credits plus the root values add up to the raw score exactly, and
+  for trees of one split they equal SHAP; for deeper trees they favour splits near the leaves, so the
+  top reason can differ from SHAP's.
 """
 
 from collections.abc import Callable
