@@ -2,6 +2,7 @@
 
 import resource
 import sys
+from pathlib import Path
 
 from ..ml.score_summary import ScoreSummary
 
@@ -9,7 +10,14 @@ SUMMARY = "score_summary"  # the custom message's key
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory (Linux reports KiB, macOS bytes)."""
+    """This process's peak resident memory. On Linux from VmHWM: getrusage's maxrss survives exec, so a
+    job started by a large process would report its parent's size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
