@@ -6,8 +6,8 @@ import time
 
 from dagster_pipes import open_dagster_pipes
 
-from ..ml.batch_scoring import ScoringJob, run_chunked
-from .report import report
+from aep_assets.external.report import report
+from aep_assets.ml.batch_scoring import ScoringJob, run_chunked
 
 
 def main() -> None:

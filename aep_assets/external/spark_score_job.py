@@ -20,11 +20,12 @@ import pandas as pd
 import polars as pl
 from dagster_pipes import PipesDbfsContextLoader, PipesDbfsMessageWriter, open_dagster_pipes
 
-from ..ml.batch_scoring import REASON_COLUMNS, ScoringJob, finish
-from ..ml.feature_set import ELIGIBLE, ID
-from ..ml.ranking import RankThresholds, keys_at_ranks, threshold_ranks
-from ..ml.score_summary import ScoreSummary
-from .report import report
+# Absolute imports: a cluster runs this file as a script, with the package installed beside it.
+from aep_assets.external.report import report
+from aep_assets.ml.batch_scoring import REASON_COLUMNS, ScoringJob, finish
+from aep_assets.ml.feature_set import ELIGIBLE, ID
+from aep_assets.ml.ranking import RankThresholds, keys_at_ranks, threshold_ranks
+from aep_assets.ml.score_summary import ScoreSummary
 
 UNRANKED = f"{ID} string, propensity double, score bigint, " + ", ".join(f"{c} string" for c in REASON_COLUMNS)
 SCORES = (f"{ID} string, propensity double, score bigint, percentile bigint, decile bigint, band string, "
