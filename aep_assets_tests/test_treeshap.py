@@ -32,8 +32,8 @@ def test_shap_values_equal_pred_contrib(params):
     booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 15, **params},
                         lgb.Dataset(x, y), num_boost_round=40)
     scored = _data(20_000, seed=1)[0]
-    assert max(len(s.features) for s in tree_splits(booster)) > 63 or "num_leaves" not in params or \
-        params["num_leaves"] < 127
+    if params.get("num_leaves") == 127:  # the case must reach the packed, more-than-64-bit codes
+        assert max(len(s.features) for s in tree_splits(booster)) > 63
     exact = booster.predict(scored, pred_contrib=True)[:, :-1]
     fast = shap_values(booster, scored)
     assert np.abs(fast - exact).max() < 1e-12

@@ -22,7 +22,8 @@ from dagster_pipes import PipesDbfsContextLoader, PipesDbfsMessageWriter, open_d
 
 # Absolute imports: a cluster runs this file as a script, with the package installed beside it.
 from aep_assets.external.report import report
-from aep_assets.ml.batch_scoring import REASON_COLUMNS, ScoringJob, finish
+from aep_assets.ml.batch_scoring import ScoringJob, finish
+from aep_assets.ml.explain import REASON_COLUMNS
 from aep_assets.ml.feature_set import ELIGIBLE, ID
 from aep_assets.ml.ranking import RankThresholds, keys_at_ranks, threshold_ranks
 from aep_assets.ml.score_summary import ScoreSummary

@@ -20,15 +20,14 @@ import pyarrow.parquet as pq
 
 from .calibration import Calibrator
 from .drift import DriftReference
-from .explain import REASONS, contributions, reason_codes
+from .explain import REASON_COLUMNS, contributions, reason_codes
 from .feature_set import ELIGIBLE, ID, feature_matrix
-from .holdout import assign_groups
+from .holdout import band_groups
 from .ranking import RankThresholds, thresholds_duckdb, thresholds_in_memory
-from .score_summary import BANDS, ScoreSummary
+from .score_summary import ScoreSummary
 from .scoring import Bands
 
 CHUNK_ROWS = 100_000
-REASON_COLUMNS = tuple(f"reason_{k + 1}" for k in range(REASONS))
 UNRANKED_SCHEMA = {ID: pl.Utf8, "propensity": pl.Float64, "score": pl.Int64, **dict.fromkeys(REASON_COLUMNS, pl.Utf8)}
 TIMESTAMP = pl.Datetime("us", "UTC")
 
@@ -132,8 +131,7 @@ def finish(unranked: pl.DataFrame, thresholds: RankThresholds, stamp: Stamp) -> 
     pct = thresholds.percentiles(unranked)
     band = stamp.bands.of(pct)
     n = unranked.height
-    groups = assign_groups(unranked[ID].to_list(), [b if b in BANDS else None for b in band],
-                           stamp.holdout_share, stamp.holdout_salt)
+    groups = band_groups(unranked[ID].to_list(), band, stamp.holdout_share, stamp.holdout_salt)
     return pl.DataFrame({
         ID: unranked[ID], "propensity": unranked["propensity"], "score": unranked["score"], "percentile": pct,
         "decile": np.minimum(pct // 10 + 1, 10), "band": pl.Series(band, dtype=pl.Utf8),
@@ -162,8 +160,8 @@ def read_chunks(files: list[str] | list[Path], rows: int, columns: list[str] | N
 class ParquetSink:
     """Chunks appended to one Parquet file, one row group each."""
 
-    def __init__(self, path: Path, schema: dict | None = None) -> None:
-        self.path, self.schema, self._writer = path, schema, None
+    def __init__(self, path: Path) -> None:
+        self.path, self._writer = path, None
 
     def write(self, frame: pl.DataFrame) -> None:
         table = frame.to_arrow()

@@ -21,6 +21,7 @@ import numpy as np
 from .treeshap import shap_values, tree_splits
 
 REASONS = 3
+REASON_COLUMNS = tuple(f"reason_{k + 1}" for k in range(REASONS))
 CHUNK_ROWS = 200_000  # attributions are a dense (rows x features) matrix; keep it small
 METHODS = ("path", "shap")
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
+from .scoring import BANDS
+
 CONTROL, TREATMENT = "control", "treatment"
 HASH_SCALE = float(1 << 64)
 
@@ -35,6 +37,11 @@ def assign_groups(identities: list[str | None], audiences: list[str | None], sha
         else:
             out[i] = CONTROL if share and unit_hash(identity, f"{salt}/{audience}") < share else TREATMENT
     return out
+
+
+def band_groups(identities: list[str | None], bands, share: float, salt: str) -> np.ndarray:
+    """Per scored row: its group in its band's audience, None for rows in no audience (converted markers)."""
+    return assign_groups(identities, [b if b in BANDS else None for b in bands], share, salt)
 
 
 def _z(alpha: float, power: float) -> float:

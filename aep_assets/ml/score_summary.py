@@ -8,13 +8,13 @@ import numpy as np
 import polars as pl
 
 from .drift import SCORE, DriftReference
-from .explain import REASONS
+from .explain import REASON_COLUMNS
 from .feature_set import ID
+from .scoring import BANDS
 
-BANDS = ("high", "medium", "low")
 HISTOGRAM_BINS = 200  # over [0, 1]
 TOP_ROWS = 10
-PREVIEW_COLUMNS = (ID, "propensity", "score", "percentile", "decile", "band", "reason_1", "reason_2", "reason_3")
+PREVIEW_COLUMNS = (ID, "propensity", "score", "percentile", "decile", "band", *REASON_COLUMNS)
 
 
 @dataclass
@@ -36,7 +36,7 @@ class ScoreSummary:
         p = scores["propensity"].to_numpy().astype(float)
         self.rows += scores.height
         self.out_of_range += int(np.sum(~((p >= 0) & (p <= 1))))
-        self.missing_reasons += sum(scores[f"reason_{k}"].null_count() for k in range(1, REASONS + 1))
+        self.missing_reasons += sum(scores[name].null_count() for name in REASON_COLUMNS)
         bins = np.clip((p * HISTOGRAM_BINS).astype(np.int64), 0, HISTOGRAM_BINS - 1)
         band = scores["band"].to_numpy()
         for name in BANDS:

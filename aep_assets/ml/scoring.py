@@ -1,4 +1,4 @@
-"""Scores, percentiles, deciles, bands and reason codes for every profile."""
+"""Score bands: the thresholds chosen from the held-out gains, and the percentiles they apply to."""
 
 from dataclasses import dataclass
 
@@ -8,6 +8,7 @@ import polars as pl
 from .feature_set import LABEL
 
 HIGH_BAND_POLICIES = ("top_decile", "reach", "precision")
+BANDS = ("high", "medium", "low")  # each an audience; a converted profile is in none
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,10 @@ class BandPolicy:
                              "policy, e.g. 0.1 for 'at least 10 % of the high band converts'.")
 
 
-def percentiles(p: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
-    """0-99: the share of profiles scored below, in whole percents. Ties go by ``ids`` when given (as in
-    ml/ranking.py, which scores at scale), else by position."""
-    order = np.argsort(p, kind="stable") if ids is None else np.lexsort((ids.astype(str), p))
+def percentiles(p: np.ndarray) -> np.ndarray:
+    """0-99: the share of profiles scored below, in whole percents, ties by position (held-out rows; scores
+    rank by identity, ml/ranking.py)."""
+    order = np.argsort(p, kind="stable")
     rank = np.empty(len(p))
     rank[order] = np.arange(len(p))
     return np.floor(100 * rank / max(len(p), 1)).astype(np.int64)
@@ -77,5 +78,5 @@ def choose_bands(policy: BandPolicy, holdout: pl.DataFrame) -> tuple[Bands, dict
     high_min = 100 - high_share
     bands = Bands(high_min, max(1, high_min - round(100 * policy.medium_reach)))
     band = bands.of(percentiles(p))
-    expected = {b: float(y[band == b].mean()) if (band == b).any() else float("nan") for b in ("high", "medium", "low")}
+    expected = {b: float(y[band == b].mean()) if (band == b).any() else float("nan") for b in BANDS}
     return bands, expected

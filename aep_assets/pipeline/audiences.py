@@ -7,13 +7,11 @@ import polars as pl
 
 from ..aep import AEPClient
 from ..ml.feature_set import ID
-from ..ml.holdout import CONTROL, TREATMENT, assign_groups
-from ..ml.scoring import Bands
+from ..ml.holdout import CONTROL, TREATMENT, band_groups
+from ..ml.scoring import BANDS, Bands
 from ..storage import Storage
 from .naming import Names
 from .spec import Holdout
-
-BANDS = ("high", "medium", "low")
 
 
 def band_pql(tenant: str, bands: Bands, group: str | None = None) -> dict[str, str]:
@@ -29,8 +27,7 @@ def band_pql(tenant: str, bands: Bands, group: str | None = None) -> dict[str, s
 def holdout_groups(scores: pl.DataFrame, holdout: Holdout, model: str) -> pl.DataFrame:
     """The scores with a ``group`` column: each band audience's members split by a stable hash salted with
     the model (or ``holdout.salt``) and the band; None for rows in no audience (converted markers)."""
-    audiences = [b if b in BANDS else None for b in scores["band"].to_list()]
-    groups = assign_groups(scores[ID].to_list(), audiences, holdout.share, holdout.salt or model)
+    groups = band_groups(scores[ID].to_list(), scores["band"].to_list(), holdout.share, holdout.salt or model)
     return scores.with_columns(pl.Series("group", groups, dtype=pl.Utf8))
 
 

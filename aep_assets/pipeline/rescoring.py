@@ -14,7 +14,8 @@ import numpy as np
 import polars as pl
 
 from ..ml.feature_set import ID
-from ..ml.scoring import Bands, percentiles
+from ..ml.ranking import thresholds_in_memory
+from ..ml.scoring import Bands
 from ..storage import Storage
 from .feature_sql import scope_in_batches
 from .handoff import ScoreRun
@@ -91,7 +92,7 @@ def merge_rescored(previous_scores: pl.DataFrame, previous_features: pl.DataFram
     kept = previous_scores.filter(~pl.col(ID).is_in(touched.implode()))
     merged = pl.concat([kept.with_columns(pl.lit(False).alias("_new")),
                         rescored.with_columns(pl.lit(True).alias("_new"))], how="vertical_relaxed")
-    pct = percentiles(merged["propensity"].to_numpy(), merged[ID].to_numpy())
+    pct = thresholds_in_memory(merged).percentiles(merged)
     is_new = merged["_new"].to_numpy()
     pct = np.where(is_new, pct, merged["percentile"].to_numpy())
     merged = merged.with_columns(
