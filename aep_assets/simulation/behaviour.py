@@ -99,16 +99,42 @@ def _times(seconds: np.ndarray) -> pl.Series:
 
 
 def event_frame(events: Events, done: Walk, first_profile_index: int) -> pl.DataFrame:
-    """The walked events plus one conversion event per converting lane, sorted by (profile, time)."""
+    """The walked events plus one conversion event per converting lane, sorted by (profile, time): the order a
+    stable sort of the walked events followed by the conversions gives, so a tie keeps walked events first."""
+    order = _stable_order(events.lane, events.time)
+    lanes, codes, times = events.lane[order], events.code[order], events.time[order]
+    after = done.propensity_after[order]
     conv = np.nonzero(~np.isnan(done.converted_at))[0]
-    lanes = np.concatenate([events.lane, conv])
-    codes = np.concatenate([events.code, np.full(conv.size, CODE[CONVERSION_EVENT], dtype=np.int8)])
-    times = np.concatenate([events.time, done.converted_at[conv]])
-    after = np.concatenate([done.propensity_after, np.full(conv.size, np.nan)])
-    order = np.lexsort((times, lanes))
+    at = _insertion_points(lanes, times, conv, done.converted_at[conv])
     return pl.DataFrame({
-        "profile_index": lanes[order] + first_profile_index,
-        "event_type": pl.Series(codes[order]).replace_strict(dict(enumerate(NAMES)), return_dtype=pl.Enum(NAMES)),
-        "timestamp": _times(times[order]),
-        "latent_propensity": after[order],
+        "profile_index": np.insert(lanes, at, conv) + first_profile_index,
+        "event_type": pl.Series(np.insert(codes, at, np.int8(CODE[CONVERSION_EVENT]))).replace_strict(
+            dict(enumerate(NAMES)), return_dtype=pl.Enum(NAMES)),
+        "timestamp": _times(np.insert(times, at, done.converted_at[conv])),
+        "latent_propensity": np.insert(after, at, np.nan),
     })
+
+
+def _stable_order(lane: np.ndarray, time: np.ndarray) -> np.ndarray:
+    """``np.lexsort((time, lane))``, in linear time for events already sorted by lane and nearly by time (as
+    ``Events.sorted`` leaves them: by millisecond). Only the lanes with an inversion are sorted again."""
+    if lane.size and (lane[1:] < lane[:-1]).any():
+        return np.lexsort((time, lane))
+    order = np.arange(lane.size)
+    inverted = np.nonzero((lane[1:] == lane[:-1]) & (time[1:] < time[:-1]))[0]
+    if inverted.size:
+        affected = np.isin(lane, lane[inverted])
+        rows = np.nonzero(affected)[0]  # whole lanes, each a contiguous block
+        order[rows] = rows[np.lexsort((time[rows], lane[rows]))]
+    return order
+
+
+def _insertion_points(lanes: np.ndarray, times: np.ndarray, new_lanes: np.ndarray, new_times: np.ndarray) -> np.ndarray:
+    """Where each new (lane, time) goes in events sorted by (lane, time): after every event of its lane at or
+    before its time. ``new_lanes`` ascend."""
+    start = np.searchsorted(lanes, new_lanes, side="left")
+    sizes = np.searchsorted(lanes, new_lanes, side="right") - start
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    rows = np.repeat(start - offsets[:-1], sizes) + np.arange(offsets[-1])
+    at_or_before = np.concatenate([[0], np.cumsum(times[rows] <= np.repeat(new_times, sizes))])
+    return start + at_or_before[offsets[1:]] - at_or_before[offsets[:-1]]

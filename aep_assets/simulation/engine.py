@@ -128,7 +128,8 @@ def walk(rng: np.random.Generator, model: BehaviourModel, events: Events, *, bas
     lane, code, time = events.lane, events.code, events.time
     first = np.searchsorted(lane, np.arange(n))
     pos = np.arange(events.size) - first[lane]
-    by_pos = np.argsort(pos, kind="stable")
+    # A stable sort is unique, and on 16-bit keys numpy makes it a radix sort.
+    by_pos = np.argsort(pos.astype(np.uint16) if pos.size and pos.max() < 1 << 16 else pos, kind="stable")
     bounds = np.searchsorted(pos[by_pos], np.arange(pos.max() + 2 if pos.size else 1))
     for k in range(len(bounds) - 1):
         idx = by_pos[bounds[k]:bounds[k + 1]]
