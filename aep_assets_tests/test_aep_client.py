@@ -2,12 +2,15 @@
 slow responses and failed batches."""
 
 import time
+from functools import partial
 
+import polars as pl
 import pyarrow as pa
 import pytest
 
 from aep_assets.aep import errors
 from aep_assets.aep.polling import poll
+from aep_assets.pipeline import ingest
 from aep_assets.pipeline.platform import ensure_schemas
 
 from .conftest import client_for, replace_rows
@@ -187,6 +190,31 @@ def test_a_slow_response_inside_the_timeout_just_arrives_late(make_sandbox):
 def test_ims_throttling_is_retried(make_sandbox):
     sb = make_sandbox(faults=[{"status": 429, "path": "/ims/token", "times": 2, "retry_after": 0.1}])
     assert client_for(sb).schemas.tenant_id() == "aepsandbox"
+
+
+def test_a_retried_batch_sends_every_file_of_tables_built_while_encoding(make_sandbox, monkeypatch):
+    """Tables may come as functions that build them in the encoding threads; a batch the platform fails is sent
+    again whole, every table's every file, in the same order."""
+    monkeypatch.setattr(ingest, "ROWS_PER_FILE", 3)  # several files per table
+    sb = make_sandbox(faults=[{"target": "batch", "times": 1}])
+    client = client_for(sb)
+    platform = ensure_schemas(client)
+    tenant = platform.tenant_id
+    ds = client.catalog.create_dataset("built tables", platform.schema_id("event"))["id"]
+
+    def table(first: int, rows: int) -> pa.Table:
+        ids = [f"e{first + i}" for i in range(rows)]
+        return pa.table({"_id": ids, "timestamp": pa.array(range(rows), pa.timestamp("us", tz="UTC")),
+                         f"_{tenant}": pa.StructArray.from_arrays([pa.array(ids)], names=["userid"])})
+
+    sources = [partial(table, 0, 7), table(7, 2), partial(table, 9, 5)]
+    done = replace_rows(client, ds, sources)
+    assert done["status"] == "success" and done["metrics"]["recordsWritten"] == 14
+    assert [b["status"] for b in client.catalog.iter_batches(ds, status="failed")] == ["failed"]
+    files = client.data_access.batch_contents(done["id"])
+    assert len(files) == 3 + 1 + 2
+    rows = pl.concat([pl.read_parquet(files[name]) for name in sorted(files)])
+    assert rows["_id"].to_list() == [f"e{i}" for i in range(14)]
 
 
 def test_a_platform_batch_failure_is_ingested_again_and_a_data_failure_is_not(make_sandbox):

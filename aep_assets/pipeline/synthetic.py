@@ -3,6 +3,7 @@
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 import polars as pl
 
@@ -33,7 +34,7 @@ def publish_profiles(client: AEPClient, sim: Simulation, names: Names) -> Publis
     tenant = client.schemas.tenant_id()
     ds = ensure_owned_dataset(client, names.profile_dataset, schema["$id"], names.model, profile=True,
                               description="Synthetic profiles with attributes.")
-    tables = (profiles_to_xdm(sim.profiles.slice(i, PROFILES_PER_CHUNK), tenant)
+    tables = (partial(profiles_to_xdm, sim.profiles.slice(i, PROFILES_PER_CHUNK), tenant)
               for i in range(0, sim.profiles.height, PROFILES_PER_CHUNK))
     batch = replace_dataset_rows(client, ds, tables, owner=names.model)
     return Published(ds, batch, sim.profiles.height)
@@ -49,11 +50,11 @@ def publish_events(client: AEPClient, sim: Simulation, names: Names) -> Publishe
     bounds = sim.events["profile_index"].search_sorted(
         pl.Series(range(first, first + sim.profiles.height + PROFILES_PER_CHUNK, PROFILES_PER_CHUNK)))
 
-    def chunks():
+    def chunks():  # each chunk's XDM is built in an encoding thread (see ingest.Tables)
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
             if hi > lo:
-                yield events_to_xdm(sim.events.slice(lo, hi - lo), sim.profiles, tenant, sim.config.seed,
-                                    first_event_number=lo)
+                yield partial(events_to_xdm, sim.events.slice(lo, hi - lo), sim.profiles, tenant, sim.config.seed,
+                              first_event_number=lo)
 
     batch = replace_dataset_rows(client, ds, chunks(), owner=names.model)
     return Published(ds, batch, sim.events.height)
