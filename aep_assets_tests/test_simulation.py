@@ -6,8 +6,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from aep_assets.simulation import SimulationConfig, simulate
+from aep_assets.simulation import SimulationConfig, oracle, simulate
+from aep_assets.simulation.behaviour import event_frame
 from aep_assets.simulation.continuation import continue_simulation
+from aep_assets.simulation.engine import Events, Walk
 from aep_assets.simulation.identity import _pad, ecid
 from aep_assets.simulation.oracle import oracle_frame, oracle_probability, state_at
 from aep_assets.simulation.taxonomy import CONVERSION_EVENT, DEPENDENCIES, EVENT_TYPES
@@ -48,6 +50,39 @@ def test_same_seed_same_frames():
     assert a.events.equals(b.events) and a.profiles.equals(b.profiles) and a.truth.equals(b.truth)
     c = simulate(SimulationConfig(n_profiles=500, seed=12, as_of=AS_OF))
     assert not a.events.equals(c.events)
+
+
+def test_events_come_in_the_order_of_a_stable_sort_with_conversions_after_ties():
+    """event_frame's linear-time merge equals a stable sort by (profile, time) of the walked events followed by
+    the conversions, including sub-millisecond inversions left by Events.sorted and exact ties."""
+    rng = np.random.default_rng(5)
+    lanes = np.repeat(np.arange(300), rng.integers(0, 40, 300))
+    times = 1.7e9 + np.sort(rng.integers(0, 50, lanes.size)).astype(float)
+    times = times + rng.choice([0.0, 0.0002, 0.0004], size=lanes.size)  # ties, and gaps under a millisecond
+    events = Events(lanes.astype(np.int64), rng.integers(0, 12, lanes.size).astype(np.int8), times).sorted()
+    converted_at = np.full(300, np.nan)
+    converting = rng.choice(np.unique(lanes), 100, replace=False)
+    converted_at[converting] = 1.7e9 + rng.integers(0, 50, converting.size) + rng.choice([0.0, 0.0002], 100)
+    done = Walk(rng.random(events.size), converted_at, np.zeros(300), np.zeros(300))
+    frame = event_frame(events, done, first_profile_index=10)
+
+    conv = np.sort(converting)
+    all_lanes = np.concatenate([events.lane, conv])
+    all_times = np.concatenate([events.time, converted_at[conv]])
+    order = np.lexsort((all_times, all_lanes))
+    assert np.array_equal(frame["profile_index"].to_numpy(), all_lanes[order] + 10)
+    assert np.array_equal(frame["timestamp"].dt.epoch("us").to_numpy(), (all_times[order] * 1e6).astype(np.int64))
+    after = np.concatenate([done.propensity_after, np.full(conv.size, np.nan)])
+    assert np.array_equal(frame["latent_propensity"].to_numpy(), after[order], equal_nan=True)
+
+
+def test_the_oracle_does_not_depend_on_how_many_processes_run_it(extended, monkeypatch):
+    monkeypatch.setattr(oracle, "LANES_PER_CHUNK", 50_000)  # a few chunks of futures to share out
+    cutoff = AS_OF - timedelta(days=14)
+    alone = oracle_probability(extended, cutoff, 14, k=8, workers=1)
+    shared = oracle_probability(extended, cutoff, 14, k=8, workers=2)
+    assert np.array_equal(alone, shared, equal_nan=True)
+    assert np.array_equal(np.isnan(alone), state_at(extended, cutoff).converted)  # NaN only for converters
 
 
 def test_event_rates_match_the_cascade_within_tolerance(sim):

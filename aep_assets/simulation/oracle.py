@@ -7,6 +7,9 @@ events in (T, T+H], cascades them, and walks the propensity forward. No model ca
 average; the trained model is measured against it.
 """
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,10 +18,13 @@ import polars as pl
 
 from .behaviour import Simulation
 from .engine import CHILDREN, Events, base_events, descendants, walk
+from .model import BehaviourModel
 from .taxonomy import CODE, CONVERSION_EVENT, EVENT_TYPES
 
 PENDING_LOOKBACK_S = 30 * max(e.delay_hours for e in EVENT_TYPES) * 3600.0  # exp(-30): nothing pends longer
 LANES_PER_CHUNK = 1_000_000
+MAX_WORKERS = 4  # each holds a chunk of futures (about a gigabyte at a million lanes)
+PARALLEL_LANES = 2_000_000  # below this many lanes in all, starting worker processes costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -54,46 +60,90 @@ def state_at(sim: Simulation, cutoff: datetime) -> State:
     return State(t, p, converted, pending)
 
 
+@dataclass(frozen=True)
+class Futures:
+    """What every future starts from, per eligible profile (not converted by the cutoff)."""
+
+    model: BehaviourModel
+    activity: np.ndarray
+    baseline: np.ndarray
+    propensity: np.ndarray  # at the cutoff
+    pending_counts: np.ndarray  # pending origins per eligible profile
+    pending: Events  # those origins, profile by profile; lane unused
+    start: float  # the cutoff
+    base_end: float  # base events stop here (the model's window may close before the horizon)
+    end: float  # the horizon
+
+    @property
+    def profiles(self) -> int:
+        return self.activity.size
+
+    def conversion_chance(self, copies: int, seed: np.random.SeedSequence) -> np.ndarray:
+        """Per eligible profile: the sum over ``copies`` futures of the chance of converting along each."""
+        rng = np.random.default_rng(seed)
+        n = self.profiles
+        owner = np.tile(np.arange(n), copies)  # lane j follows eligible profile owner[j]
+        origins = Events(np.repeat(np.arange(copies * n), np.tile(self.pending_counts, copies)),
+                         np.tile(self.pending.code, copies), np.tile(self.pending.time, copies))
+        fresh = base_events(rng, self.activity[owner], self.start, self.base_end)
+        future = Events.concat([descendants(rng, origins, end=self.end, after=self.start), fresh,
+                                descendants(rng, fresh, end=self.end)]).sorted()
+        done = walk(rng, self.model, future, baseline=self.baseline[owner], propensity=self.propensity[owner],
+                    start=self.start, end=self.end)
+        return done.conversion_chance.reshape(copies, n).sum(axis=0)
+
+
 def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: int = 64,
-                       seed: int | None = None, state: State | None = None) -> np.ndarray:
+                       seed: int | None = None, state: State | None = None, workers: int | None = None) -> np.ndarray:
     """Per profile row: the mean over ``k`` simulated futures of the chance of converting in (T, T+H]
     along each; NaN for profiles that converted before T (no population scores them).
 
     Each future draws the events; the conversion draws along them are integrated out exactly
-    (1 - prod(1 - chance)), which removes most of the Monte Carlo noise of counting conversions."""
+    (1 - prod(1 - chance)), which removes most of the Monte Carlo noise of counting conversions.
+    The futures run in chunks of about LANES_PER_CHUNK lanes, each with its own seed spawned from the
+    simulation's, so ``workers`` processes share them and the result does not depend on how many there are
+    (default: up to MAX_WORKERS, one per core, once the futures are big enough to pay for starting them)."""
     if k < 1:
         raise ValueError(f"k (futures per profile) must be at least 1, got {k}.")
     cfg, tr = sim.config, sim.traits
     state = state or state_at(sim, cutoff)
-    t0 = state.cutoff
     t1 = (cutoff + timedelta(days=horizon_days)).timestamp()
-    base_hi = min(t1, cfg.end.timestamp())  # base events only happen inside the model's window
-    rng = np.random.default_rng([cfg.seed if seed is None else seed, int(t0), horizon_days])
     eligible = np.nonzero(~state.converted)[0]
-    hits = np.zeros(tr.baseline.size)
-    # Pending origins per eligible profile, as slices (events come sorted by profile, so lanes are too).
+    # Pending origins per eligible profile (events come sorted by profile, so their lanes are too).
     pending = state.pending.take(np.nonzero(~state.converted[state.pending.lane])[0])
-    lo = np.searchsorted(pending.lane, eligible)
-    hi = np.searchsorted(pending.lane, eligible, side="right")
+    futures = Futures(cfg.behaviour, tr.activity[eligible], tr.baseline[eligible], state.propensity[eligible],
+                      np.bincount(np.searchsorted(eligible, pending.lane), minlength=eligible.size), pending,
+                      state.cutoff, min(t1, cfg.end.timestamp()), t1)
     per_chunk = max(1, LANES_PER_CHUNK // max(eligible.size, 1))
-    counts = hi - lo
-    # Index into ``pending`` of each eligible profile's pending origins, profile by profile.
-    src = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(counts.sum())
-    for k0 in range(0, k, per_chunk):
-        copies = min(per_chunk, k - k0)
-        owner = np.tile(eligible, copies)  # lane j follows profile row owner[j]
-        lane_of_pending = np.repeat(np.arange(copies * eligible.size), np.tile(counts, copies))
-        picked = np.tile(src, copies)
-        origins = Events(lane_of_pending, pending.code[picked], pending.time[picked])
-        fresh = base_events(rng, tr.activity[owner], t0, base_hi)
-        future = Events.concat([descendants(rng, origins, end=t1, after=t0), fresh,
-                                descendants(rng, fresh, end=t1)]).sorted()
-        done = walk(rng, cfg.behaviour, future, baseline=tr.baseline[owner], propensity=state.propensity[owner],
-                    start=t0, end=t1)
-        hits[eligible] += done.conversion_chance.reshape(copies, eligible.size).sum(axis=0)
-    oracle = hits / k
-    oracle[state.converted] = np.nan
+    copies = [min(per_chunk, k - k0) for k0 in range(0, k, per_chunk)]
+    seeds = np.random.SeedSequence([cfg.seed if seed is None else seed, int(state.cutoff), horizon_days]).spawn(
+        len(copies))
+    if workers is None:
+        workers = min(MAX_WORKERS, os.cpu_count() or 1, len(copies)) if eligible.size * k >= PARALLEL_LANES else 1
+    chances = _in_parallel(futures, copies, seeds, workers) if workers > 1 else [
+        futures.conversion_chance(c, s) for c, s in zip(copies, seeds, strict=True)]
+    oracle = np.full(tr.baseline.size, np.nan)
+    oracle[eligible] = np.sum(chances, axis=0) / k  # summed in chunk order, whatever finished first
     return oracle
+
+
+_FUTURES: Futures | None = None  # a worker process's copy, sent once when it starts
+
+
+def _keep(futures: Futures) -> None:
+    global _FUTURES
+    _FUTURES = futures
+
+
+def _chunk(copies: int, seed: np.random.SeedSequence) -> np.ndarray:
+    return _FUTURES.conversion_chance(copies, seed)
+
+
+def _in_parallel(futures: Futures, copies: list[int], seeds: list, workers: int) -> list[np.ndarray]:
+    # spawn, not fork: the caller may be a threaded Dagster process.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_keep,
+                             initargs=(futures,)) as pool:
+        return list(pool.map(_chunk, copies, seeds))
 
 
 def oracle_frame(sim: Simulation, cutoff: datetime, horizon_days: int, k: int = 64) -> pl.DataFrame:
