@@ -34,7 +34,7 @@ def _struct(children: list, names: list[str], mask: np.ndarray | None = None) ->
                                       mask=None if mask is None else pa.array(mask))
 
 
-def _dict(codes: np.ndarray, values: list[str]) -> pa.DictionaryArray:
+def _dict(codes: np.ndarray, values: list[str] | pa.Array) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(values))
 
 
@@ -60,7 +60,7 @@ def _web(codes: np.ndarray, rng: np.random.Generator, is_web: np.ndarray) -> pa.
     return _struct([details, interaction, referrer], ["webPageDetails", "webInteraction", "webReferrer"], ~is_web)
 
 
-def _direct_marketing(codes: np.ndarray, positions: np.ndarray, emails: list[str],
+def _direct_marketing(codes: np.ndarray, positions: np.ndarray, emails: pa.Array,
                       is_email: np.ndarray) -> pa.StructArray:
     sent = codes == CODE["directMarketing.emailSent"]
     opened = codes == CODE["directMarketing.emailOpened"]
@@ -84,7 +84,9 @@ def events_to_xdm(events: pl.DataFrame, profiles: pl.DataFrame, tenant: str, see
                   first_event_number: int = 0) -> pa.Table:
     rng = np.random.default_rng(seed + 1)
     codes = events["event_type"].cast(pl.Enum(NAMES)).to_physical().to_numpy()
-    positions = _positions(events["profile_index"].to_numpy(), profiles)
+    # The identities' dictionaries hold only this slice's profiles, not every profile of the simulation.
+    used, positions = np.unique(_positions(events["profile_index"].to_numpy(), profiles), return_inverse=True)
+    profiles = profiles[used]
     is_email = np.isin(codes, [CODE[n] for n in NAMES if n.startswith("directMarketing")])
     numbers = pa.array(np.arange(first_event_number, first_event_number + events.height)).cast(pa.string())
     return pa.table({
@@ -92,9 +94,9 @@ def events_to_xdm(events: pl.DataFrame, profiles: pl.DataFrame, tenant: str, see
         "timestamp": _flat(events["timestamp"].to_arrow()),
         "eventType": _dict(codes, list(NAMES)),
         "producedBy": _dict(np.zeros(events.height, np.int32), ["aep-assets-simulation"]),
-        f"_{tenant}": _struct([_dict(positions, profiles["userid"].to_list())], ["userid"]),
+        f"_{tenant}": _struct([_dict(positions, _arr(profiles["userid"]))], ["userid"]),
         "web": _web(codes, rng, ~is_email),
-        "directMarketing": _direct_marketing(codes, positions, profiles["email"].to_list(), is_email),
+        "directMarketing": _direct_marketing(codes, positions, _arr(profiles["email"]), is_email),
     })
 
 
