@@ -34,15 +34,15 @@ class SufficiencyResult:
 
 def source_stats_sql(fs: FeatureSet, sources: Sources, design: TemporalSplit, recent_days: int) -> str:
     t1, t2 = (f"TIMESTAMP '{format_cutoff(t)}'" for t in (design.train_cutoff, design.test_cutoff))
-    flags = "".join(f",\n    SUM(CASE WHEN e{i} = 1 AND timestamp < {t1} THEN 1 ELSE 0 END) AS e{i}"
+    flags = "".join(f",\n    COUNT(CASE WHEN e{i} = 1 AND timestamp < {t1} THEN 1 END) AS e{i}"
                     for i in range(len(fs.events)))
     recent = f"INTERVAL {int(recent_days)} DAYS"
     return (f"WITH {source_events_cte(fs, sources.event_tables)}\n"
             "SELECT\n    COUNT(*) AS events,\n"
-            "    SUM(CASE WHEN profile_id IS NULL THEN 1 ELSE 0 END) AS null_identity,\n"
+            "    COUNT(CASE WHEN profile_id IS NULL THEN 1 END) AS null_identity,\n"
             "    MIN(timestamp) AS first_event,\n    MAX(timestamp) AS last_event,\n"
-            f"    SUM(CASE WHEN timestamp < {t1} AND timestamp >= {t1} - {recent} THEN 1 ELSE 0 END) AS recent_train,\n"
-            f"    SUM(CASE WHEN timestamp < {t2} AND timestamp >= {t2} - {recent} THEN 1 ELSE 0 END) AS recent_test"
+            f"    COUNT(CASE WHEN timestamp < {t1} AND timestamp >= {t1} - {recent} THEN 1 END) AS recent_train,\n"
+            f"    COUNT(CASE WHEN timestamp < {t2} AND timestamp >= {t2} - {recent} THEN 1 END) AS recent_test"
             f"{flags}\nFROM source_events")
 
 
