@@ -41,16 +41,18 @@ def state_at(sim: Simulation, cutoff: datetime) -> State:
     model, tr = sim.config.behaviour, sim.traits
     first = sim.profiles["profile_index"].min()
     ev = sim.events.filter(pl.col("timestamp") < cutoff)
-    rows = (ev["profile_index"] - first).to_numpy()
+    rows = ev["profile_index"].to_numpy() - first
     codes = ev["event_type"].to_physical().to_numpy().astype(np.int8)
-    times = ev["timestamp"].dt.epoch("us").to_numpy() / 1e6
+    times = ev["timestamp"].to_physical().to_numpy() / 1e6  # microseconds since the epoch
     converted = np.zeros(tr.baseline.size, bool)
     converted[rows[codes == CODE[CONVERSION_EVENT]]] = True
     latent = ev["latent_propensity"].to_numpy()
     has_p = ~np.isnan(latent)
     # Events are sorted by (profile, time): the last one with a propensity is each profile's latest state.
     last = np.full(tr.baseline.size, -1)
-    last[rows[has_p]] = np.nonzero(has_p)[0]
+    with_p = np.nonzero(has_p)[0]
+    final = np.append(rows[with_p][1:] != rows[with_p][:-1], True)  # the last of each profile's run
+    last[rows[with_p][final]] = with_p[final]
     p = tr.baseline.copy()
     seen = last >= 0
     since = t - times[last[seen]]
