@@ -144,12 +144,27 @@ def _search_rows(fit: np.ndarray, y: np.ndarray, cfg: TrainingConfig) -> np.ndar
     return np.sort(sample)
 
 
-def _fit(params: dict, x: np.ndarray, y: np.ndarray, fit: np.ndarray, valid: np.ndarray, features: tuple[str, ...],
-         cfg: TrainingConfig) -> lgb.Booster:
-    """Early-stopped on the validation fold. The Datasets are rebuilt per call: LightGBM bins them with
-    parameters such as min_data_in_leaf."""
-    fit_set = lgb.Dataset(x[fit], y[fit], feature_name=list(features))
-    valid_set = lgb.Dataset(x[valid], y[valid], reference=fit_set)
+class _Rows:
+    """Fit and validation rows as LightGBM Datasets, sliced once and binned once per binning. A Dataset keeps the
+    bins of the first parameters it trains with, min_data_in_leaf among them (it drops unsplittable features), so
+    trials that share min_data_in_leaf share their Datasets and the others get their own: the same bins either way."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, fit: np.ndarray, valid: np.ndarray,
+                 features: tuple[str, ...]) -> None:
+        self.fit, self.valid, self.features = (x[fit], y[fit]), (x[valid], y[valid]), list(features)
+        self.binned: dict[int, tuple[lgb.Dataset, lgb.Dataset]] = {}
+
+    def datasets(self, params: dict) -> tuple[lgb.Dataset, lgb.Dataset]:
+        key = params["min_data_in_leaf"]
+        if key not in self.binned:
+            fit_set = lgb.Dataset(*self.fit, feature_name=self.features, free_raw_data=False)
+            self.binned[key] = fit_set, lgb.Dataset(*self.valid, reference=fit_set, free_raw_data=False)
+        return self.binned[key]
+
+
+def _fit(params: dict, rows: _Rows, cfg: TrainingConfig) -> lgb.Booster:
+    """Early-stopped on the validation fold."""
+    fit_set, valid_set = rows.datasets(params)
     return lgb.train(params, fit_set, num_boost_round=cfg.num_boost_round, valid_sets=[valid_set],
                      callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)])
 
@@ -171,9 +186,10 @@ def train_model(frame: pl.DataFrame, features: tuple[str, ...], config: Training
     search = _search_rows(folds["fit"], y, cfg)
     rng = np.random.default_rng(cfg.seed)
     trials, best = [], None
+    search_rows = _Rows(x, y, search, folds["valid"], features)
     for trial in range(cfg.trials):
         params = {**DEFAULT_PARAMS, **({} if trial == 0 else _sample_params(rng)), "seed": cfg.seed}
-        booster = _fit(params, x, y, search, folds["valid"], features, cfg)
+        booster = _fit(params, search_rows, cfg)
         loss = float(booster.best_score["valid_0"]["binary_logloss"])
         trials.append({"trial": trial, "valid_log_loss": loss, "best_iteration": booster.best_iteration,
                        **{k: params[k] for k in ("learning_rate", "num_leaves", "min_data_in_leaf",
@@ -182,7 +198,7 @@ def train_model(frame: pl.DataFrame, features: tuple[str, ...], config: Training
             best = (loss, booster, params)
     _, booster, params = best
     if len(search) < len(folds["fit"]):
-        booster = _fit(params, x, y, folds["fit"], folds["valid"], features, cfg)
+        booster = _fit(params, _Rows(x, y, folds["fit"], folds["valid"], features), cfg)
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
     calibrator = fit_calibrator(booster.predict(x[folds["calibration"]]), y[folds["calibration"]], cfg.calibration)
     p_test = calibrator.apply(booster.predict(x_test))
