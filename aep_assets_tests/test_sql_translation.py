@@ -23,6 +23,9 @@ DW = "OVER (PARTITION BY u ORDER BY ts NULLS FIRST ROWS BETWEEN UNBOUNDED PRECED
     ("SELECT COUNT(DISTINCT _acme.userid) AS n FROM t", "SELECT COUNT(DISTINCT _acme.userid) AS n FROM t"),
     ("CREATE TABLE x AS SELECT a FROM t", "CREATE TABLE x AS SELECT a FROM t"),
     ("INSERT INTO x SELECT a FROM t", "INSERT INTO x SELECT a FROM t"),
+    # Spark inlines a CTE wherever it is read; DuckDB would materialise one read twice.
+    ("WITH e AS (SELECT a FROM t) SELECT * FROM e JOIN e AS f ON e.a = f.a",
+     "WITH e AS NOT MATERIALIZED (SELECT a FROM t) SELECT * FROM e JOIN e AS f ON e.a = f.a"),
 ])
 def test_translation_pairs(aep, duck):
     assert translate(aep) == [duck]

@@ -7,6 +7,9 @@ Adobe-defined functions are parsed by sqlglot's Spark dialect as anonymous calls
   in ``unit`` (seconds by default), or NULL when no row matched. Source: Adobe's
   ``help/query-service/sql/adobe-defined-functions.md``.
 * ``randn()`` becomes a standard normal draw (Box-Muller over DuckDB's ``random()``).
+
+Common table expressions are inlined (``AS NOT MATERIALIZED``), as Spark runs them: DuckDB would otherwise
+materialise a CTE read twice, which for a feature query's event scan is every event held at once.
 """
 
 import re
@@ -63,6 +66,9 @@ def translate(sql: str, params: dict[str, object] | None = None) -> list[str]:
 
 
 def _rewrite(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.CTE) and node.args.get("materialized") is None:
+        node.set("materialized", False)
+        return node
     if isinstance(node, exp.Window) and _is_call(node.this, "TIME_BETWEEN_PREVIOUS_MATCH"):
         return _time_between_previous_match(node)
     if _is_call(node, "TIME_BETWEEN_PREVIOUS_MATCH"):
