@@ -1,7 +1,7 @@
 """The CMLE demo's simulated source as stage functions with typed results: the simulation published into
 AEP, and the ground truth (the oracle) kept out of it."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -10,7 +10,7 @@ import polars as pl
 from ..aep import AEPClient
 from ..simulation import Simulation, SimulationConfig, simulate
 from ..simulation.continuation import Continuation, Treatment, continue_simulation
-from ..simulation.oracle import oracle_frame
+from ..simulation.oracle import oracle_frame, state_at
 from ..storage import Storage
 from .handoff import ActivationRun, TrainingExport
 from .naming import Names
@@ -47,7 +47,9 @@ def oracle_truth(store: Storage, names: Names, futures: int) -> OracleTruth:
     export = TrainingExport.load(store, names.training_export, asset=f"{names.model}/training_export")
     cutoff, horizon = datetime.fromisoformat(export.test_cutoff), export.horizon_days
     sim = load_simulation(store, names.simulation)
-    oracle = oracle_frame(sim, cutoff, horizon, k=futures)
+    state = state_at(sim, cutoff)
+    sim = replace(sim, events=sim.events.clear())  # the futures start from the state: free the history first
+    oracle = oracle_frame(sim, cutoff, horizon, k=futures, state=state)
     truth = sim.truth.join(oracle.drop("userid"), on="profile_index")
     return OracleTruth(truth, store.write_parquet(names.simulation_truth, truth), cutoff, horizon, sim.config.model)
 

@@ -148,9 +148,11 @@ def _in_parallel(futures: Futures, copies: list[int], seeds: list, workers: int)
         return list(pool.map(_chunk, copies, seeds))
 
 
-def oracle_frame(sim: Simulation, cutoff: datetime, horizon_days: int, k: int = 64) -> pl.DataFrame:
-    """Per profile at ``cutoff``: the latent state, the oracle probability and the realised outcome."""
-    state = state_at(sim, cutoff)
+def oracle_frame(sim: Simulation, cutoff: datetime, horizon_days: int, k: int = 64,
+                 state: State | None = None) -> pl.DataFrame:
+    """Per profile at ``cutoff``: the latent state, the oracle probability and the realised outcome. Given the
+    ``state`` at ``cutoff``, ``sim`` needs no events."""
+    state = state or state_at(sim, cutoff)
     end = cutoff + timedelta(days=horizon_days)
     conv = sim.truth["conversion_time"]
     return pl.DataFrame({
