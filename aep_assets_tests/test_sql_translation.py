@@ -31,6 +31,18 @@ def test_translation_pairs(aep, duck):
     assert translate(aep) == [duck]
 
 
+def test_a_random_cte_read_twice_keeps_one_draw_per_row():
+    """Spark inlines a CTE with a random draw only when it is read once; read twice, both reads must see the
+    same draw, so it is not inlined."""
+    (twice,) = translate("WITH r AS (SELECT a, rand() AS x FROM t) "
+                         "SELECT r.x AS x1, s.x AS x2 FROM r JOIN r AS s ON r.a = s.a")
+    (once,) = translate("WITH r AS (SELECT a, rand() AS x FROM t) SELECT * FROM r")
+    assert "NOT MATERIALIZED" not in twice and "NOT MATERIALIZED" in once
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT range AS a FROM range(1000)")
+    assert con.execute(f"SELECT COUNT(*) FROM ({twice}) WHERE x1 <> x2").fetchone()[0] == 0
+
+
 def test_randn_becomes_a_normal_draw():
     (sql,) = translate("SELECT row_number() OVER (PARTITION BY u ORDER BY randn()) AS r FROM t")
     assert "RANDN" not in sql.upper() and "RANDOM()" in sql.upper()

@@ -8,8 +8,9 @@ Adobe-defined functions are parsed by sqlglot's Spark dialect as anonymous calls
   ``help/query-service/sql/adobe-defined-functions.md``.
 * ``randn()`` becomes a standard normal draw (Box-Muller over DuckDB's ``random()``).
 
-Common table expressions are inlined (``AS NOT MATERIALIZED``), as Spark runs them: DuckDB would otherwise
-materialise a CTE read twice, which for a feature query's event scan is every event held at once.
+Common table expressions are inlined (``AS NOT MATERIALIZED``) as Spark's InlineCTE rule does: every
+deterministic one, and a random one only if it is read once, so that each row keeps one draw. DuckDB would
+otherwise materialise a CTE read twice, which for a feature query's event scan is every event held at once.
 """
 
 import re
@@ -66,7 +67,7 @@ def translate(sql: str, params: dict[str, object] | None = None) -> list[str]:
 
 
 def _rewrite(node: exp.Expression) -> exp.Expression:
-    if isinstance(node, exp.CTE) and node.args.get("materialized") is None:
+    if isinstance(node, exp.CTE) and node.args.get("materialized") is None and _inlined_by_spark(node):
         node.set("materialized", False)
         return node
     if isinstance(node, exp.Window) and _is_call(node.this, "TIME_BETWEEN_PREVIOUS_MATCH"):
@@ -76,6 +77,14 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
     if _is_call(node, "RANDN"):
         return sqlglot.parse_one("SQRT(-2 * LN(1 - RANDOM())) * COS(2 * PI() * RANDOM())", read="duckdb")
     return node
+
+
+def _inlined_by_spark(cte: exp.CTE) -> bool:
+    if not any(isinstance(n, exp.Rand | exp.Randn | exp.Uuid) for n in cte.this.walk()):
+        return True
+    query = cte.find_ancestor(exp.Query)
+    reads = [t for t in query.find_all(exp.Table) if t.name == cte.alias_or_name and not t.db] if query else []
+    return len(reads) <= 1
 
 
 def _is_call(node: exp.Expression, name: str) -> bool:
