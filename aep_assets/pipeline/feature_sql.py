@@ -46,7 +46,7 @@ def _in_window(flag: str, days: int) -> str:
     return f"{flag} = 1 AND minutesBefore <= {days} * {MINUTES_PER_DAY}"
 
 
-def _count(condition: str) -> str:
+def count_where(condition: str) -> str:
     """How many rows meet ``condition``. COUNT rather than a SUM of 0/1 flags: the same number, but a BIGINT on
     every engine (DuckDB widens a SUM of integers to a 128-bit HUGEINT, which costs a GROUP BY memory and time)."""
     return f"COUNT(CASE WHEN {condition} THEN 1 END)"
@@ -55,8 +55,8 @@ def _count(condition: str) -> str:
 def _event_aggregates(fs: FeatureSet) -> list[str]:
     aggs = []
     for i, e in enumerate(fs.events):
-        aggs.append(f"{_count(f'e{i} = 1')} AS {e.name}")
-        aggs += [f"{_count(_in_window(f'e{i}', d))} AS {e.name}_{d}d" for d in fs.windows_days]
+        aggs.append(f"{count_where(f'e{i} = 1')} AS {e.name}")
+        aggs += [f"{count_where(_in_window(f'e{i}', d))} AS {e.name}_{d}d" for d in fs.windows_days]
         if e.value:
             names = fs.value_names(e)
             aggs.append(f"SUM(CASE WHEN e{i} = 1 THEN v{i} END) AS {names[0]}")
@@ -68,7 +68,7 @@ def _event_aggregates(fs: FeatureSet) -> list[str]:
     for i, e in enumerate(fs.events):
         if e.first:
             aggs.append(f"MAX(CASE WHEN e{i} = 1 THEN minutesBefore END) AS {e.first}")
-    return [*aggs, f"{_count('goal_event = 1')} AS goal_events_before",
+    return [*aggs, f"{count_where('goal_event = 1')} AS goal_events_before",
             "MAX(eligibility_event) AS eligibility_events_before", "MIN(minutesBefore) AS minutes_since_last_event"]
 
 

@@ -14,7 +14,7 @@ import polars as pl
 from ..aep import AEPClient
 from ..ml.design import TemporalSplit
 from ..ml.feature_set import LABEL, FeatureSet
-from .feature_sql import source_events_cte
+from .feature_sql import count_where, source_events_cte
 from .features import Sources, format_cutoff, render
 from .spec import ModelSpec, Sufficiency, parse_time
 
@@ -34,15 +34,14 @@ class SufficiencyResult:
 
 def source_stats_sql(fs: FeatureSet, sources: Sources, design: TemporalSplit, recent_days: int) -> str:
     t1, t2 = (f"TIMESTAMP '{format_cutoff(t)}'" for t in (design.train_cutoff, design.test_cutoff))
-    flags = "".join(f",\n    COUNT(CASE WHEN e{i} = 1 AND timestamp < {t1} THEN 1 END) AS e{i}"
-                    for i in range(len(fs.events)))
+    flags = "".join(f",\n    {count_where(f'e{i} = 1 AND timestamp < {t1}')} AS e{i}" for i in range(len(fs.events)))
     recent = f"INTERVAL {int(recent_days)} DAYS"
     return (f"WITH {source_events_cte(fs, sources.event_tables)}\n"
             "SELECT\n    COUNT(*) AS events,\n"
-            "    COUNT(CASE WHEN profile_id IS NULL THEN 1 END) AS null_identity,\n"
+            f"    {count_where('profile_id IS NULL')} AS null_identity,\n"
             "    MIN(timestamp) AS first_event,\n    MAX(timestamp) AS last_event,\n"
-            f"    COUNT(CASE WHEN timestamp < {t1} AND timestamp >= {t1} - {recent} THEN 1 END) AS recent_train,\n"
-            f"    COUNT(CASE WHEN timestamp < {t2} AND timestamp >= {t2} - {recent} THEN 1 END) AS recent_test"
+            f"    {count_where(f'timestamp < {t1} AND timestamp >= {t1} - {recent}')} AS recent_train,\n"
+            f"    {count_where(f'timestamp < {t2} AND timestamp >= {t2} - {recent}')} AS recent_test"
             f"{flags}\nFROM source_events")
 
 
