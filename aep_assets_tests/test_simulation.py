@@ -76,7 +76,7 @@ def test_events_come_in_the_order_of_a_stable_sort_with_conversions_after_ties()
     assert np.array_equal(frame["latent_propensity"].to_numpy(), after[order], equal_nan=True)
 
 
-def test_the_oracle_does_not_depend_on_how_many_processes_run_it(extended, monkeypatch):
+def test_the_oracle_does_not_depend_on_how_many_threads_run_it(extended, monkeypatch):
     monkeypatch.setattr(oracle, "LANES_PER_CHUNK", 50_000)  # a few chunks of futures to share out
     cutoff = AS_OF - timedelta(days=14)
     alone = oracle_probability(extended, cutoff, 14, k=8, workers=1)

@@ -7,9 +7,8 @@ events in (T, T+H], cascades them, and walks the propensity forward. No model ca
 average; the trained model is measured against it.
 """
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,7 +23,6 @@ from .taxonomy import CODE, CONVERSION_EVENT, EVENT_TYPES
 PENDING_LOOKBACK_S = 30 * max(e.delay_hours for e in EVENT_TYPES) * 3600.0  # exp(-30): nothing pends longer
 LANES_PER_CHUNK = 1_000_000
 MAX_WORKERS = 4  # each holds a chunk of futures (about a gigabyte at a million lanes)
-PARALLEL_LANES = 2_000_000  # below this many lanes in all, starting worker processes costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -103,8 +101,10 @@ def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: 
     Each future draws the events; the conversion draws along them are integrated out exactly
     (1 - prod(1 - chance)), which removes most of the Monte Carlo noise of counting conversions.
     The futures run in chunks of about LANES_PER_CHUNK lanes, each with its own seed spawned from the
-    simulation's, so ``workers`` processes share them and the result does not depend on how many there are
-    (default: up to MAX_WORKERS, one per core, once the futures are big enough to pay for starting them)."""
+    simulation's, so ``workers`` threads share them and the result does not depend on how many there are
+    (default: one per core, up to MAX_WORKERS). Threads, not processes: numpy releases the GIL in its
+    sorts, random draws and large array operations, and a thread needs neither a copy of the futures nor
+    a fresh interpreter that imports the caller's main module (Dagster's, seconds of imports)."""
     if k < 1:
         raise ValueError(f"k (futures per profile) must be at least 1, got {k}.")
     cfg, tr = sim.config, sim.traits
@@ -120,32 +120,12 @@ def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: 
     copies = [min(per_chunk, k - k0) for k0 in range(0, k, per_chunk)]
     seeds = np.random.SeedSequence([cfg.seed if seed is None else seed, int(state.cutoff), horizon_days]).spawn(
         len(copies))
-    if workers is None:
-        workers = min(MAX_WORKERS, os.cpu_count() or 1, len(copies)) if eligible.size * k >= PARALLEL_LANES else 1
-    chances = _in_parallel(futures, copies, seeds, workers) if workers > 1 else [
-        futures.conversion_chance(c, s) for c, s in zip(copies, seeds, strict=True)]
+    workers = min(workers or min(MAX_WORKERS, os.cpu_count() or 1), len(copies))
+    with ThreadPoolExecutor(workers) as pool:
+        chances = list(pool.map(futures.conversion_chance, copies, seeds))
     oracle = np.full(tr.baseline.size, np.nan)
     oracle[eligible] = np.sum(chances, axis=0) / k  # summed in chunk order, whatever finished first
     return oracle
-
-
-_FUTURES: Futures | None = None  # a worker process's copy, sent once when it starts
-
-
-def _keep(futures: Futures) -> None:
-    global _FUTURES
-    _FUTURES = futures
-
-
-def _chunk(copies: int, seed: np.random.SeedSequence) -> np.ndarray:
-    return _FUTURES.conversion_chance(copies, seed)
-
-
-def _in_parallel(futures: Futures, copies: list[int], seeds: list, workers: int) -> list[np.ndarray]:
-    # spawn, not fork: the caller may be a threaded Dagster process.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_keep,
-                             initargs=(futures,)) as pool:
-        return list(pool.map(_chunk, copies, seeds))
 
 
 def oracle_frame(sim: Simulation, cutoff: datetime, horizon_days: int, k: int = 64,
