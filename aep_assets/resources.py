@@ -8,6 +8,7 @@ credentials AEP issues, for orgs that export there rather than to their own buck
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import dagster as dg
@@ -150,11 +151,29 @@ class MLflowResource(dg.ConfigurableResource):
     registered_model_prefix: str = Field(default="", description="Prefix of registered model names, e.g. "
                                          "'main.marketing.' for Unity Catalog.")
     ui_url: str = Field(default="http://127.0.0.1:5000", description="The MLflow UI, for links in metadata.")
+    _opening: threading.Thread | None = PrivateAttr(default=None)
 
-    def registry(self):
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Importing MLflow and opening its store (on a first run: creating the database and running its
+        # migrations) takes seconds. Start it with the run, so that it overlaps the steps before training.
+        self._opening = threading.Thread(target=self._open_store, name="mlflow-open", daemon=True)
+        self._opening.start()
+
+    def _open_store(self) -> None:
+        try:
+            self._new_registry()
+        except Exception:  # noqa: BLE001 - the step that needs the registry meets the same error, and reports it
+            pass
+
+    def _new_registry(self):
         from .tracking.registry import ModelRegistry
 
         return ModelRegistry(self.tracking_uri, self.artifact_root, self.registered_model_prefix)
+
+    def registry(self):
+        if self._opening is not None:
+            self._opening.join()
+        return self._new_registry()
 
 
 def dagster_ui_url() -> str:

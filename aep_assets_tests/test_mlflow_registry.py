@@ -2,6 +2,7 @@
 after passing and failing models, and scoring loading the champion."""
 
 import json
+import re
 
 import dagster as dg
 import lightgbm as lgb
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from aep_assets.resources import build_resources, local_mlflow
+from aep_assets.resources import MLflowResource, build_resources, local_mlflow
 from aep_assets.storage import LocalStorage
 from aep_assets.tracking.registry import CHALLENGER, CHAMPION, TrainingLog
 
@@ -111,3 +112,23 @@ def test_the_pipeline_registers_its_model_and_scores_with_the_champion(tmp_path)
                               run_config=full).success
         scores = _meta(instance, "propensity_scores")
         assert scores["mlflow_model_version"] == "1" and scores["model_version"] == model["model_version"]
+
+
+def test_the_store_a_run_opens_in_the_background_is_the_one_its_steps_use(tmp_path):
+    """The resource starts opening (creating, on a first run) the store when the run starts; the registry a step
+    gets afterwards works on that store."""
+    resource = local_mlflow(tmp_path)
+    with dg.build_resources({"mlflow": resource}) as resources:
+        registry = resources.mlflow.registry()
+        assert (tmp_path / "mlflow" / "mlflow.db").is_file()
+        registry.log_training("m", _booster(5), FEATURES, "v", _log(), promote=True)
+        assert registry.champion("m").model_version == "v"
+
+
+def test_a_store_that_cannot_open_fails_the_step_that_needs_it(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    resource = MLflowResource(tracking_uri=f"sqlite:///{blocked}/mlflow.db")
+    with dg.build_resources({"mlflow": resource}) as resources:  # setting up does not fail the run
+        with pytest.raises(OSError, match=re.escape(str(blocked))):
+            resources.mlflow.registry()
