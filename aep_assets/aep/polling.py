@@ -24,4 +24,4 @@ def poll(fetch: Callable[[], T], done: Callable[[T], bool], *, what: str, timeou
         if time.monotonic() + delay > deadline:
             raise AEPTimeout(f"{what} did not finish within {timeout_s:.0f}s; raise the timeout or check it in AEP.")
         time.sleep(delay)
-        delay = min(max_interval_s, delay * 1.25)
+        delay = min(max_interval_s, delay * 1.15)
