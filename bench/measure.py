@@ -1,9 +1,17 @@
-"""What the benchmarks measure with: the resident memory of a process and everything it started."""
+"""What the benchmarks measure with: the resident memory of a process and everything it started.
+
+The sampling runs in a process of its own: a sampling thread in the measured process would take the GIL from
+the work it measures (reading /proc for every thread of every process, 20 times a second) and slow it.
+"""
 
 import os
-import threading
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
+
+INTERVAL_S = 0.05
 
 
 def rss_mb(pid: int) -> float:
@@ -27,25 +35,46 @@ def children(pid: int) -> list[int]:
     return out
 
 
-class MemorySampler(threading.Thread):
+def tree_rss_mb(root: int, include_root: bool) -> float:
+    pids, frontier = [root], [root]
+    while frontier:
+        frontier = [c for p in frontier for c in children(p)]
+        pids += frontier
+    return sum(rss_mb(p) for p in pids[0 if include_root else 1:])
+
+
+class MemorySampler:
     """Samples the RSS of this process and its descendants (only the descendants with ``include_self=False``)
-    every 50 ms."""
+    every 50 ms, from a separate process, between ``start()`` and ``finish()``."""
 
     def __init__(self, include_self: bool = True) -> None:
-        super().__init__(daemon=True)
         self.include_self = include_self
         self.samples: list[tuple[float, float]] = []
-        self.stop = threading.Event()
+        self._watcher: subprocess.Popen | None = None
 
-    def run(self) -> None:
-        me = os.getpid()
-        while not self.stop.is_set():
-            pids, frontier = [me], [me]
-            while frontier:
-                frontier = [c for p in frontier for c in children(p)]
-                pids += frontier
-            self.samples.append((time.time(), sum(rss_mb(p) for p in pids[0 if self.include_self else 1:])))
-            time.sleep(0.05)
+    def start(self) -> None:
+        self._log = tempfile.NamedTemporaryFile("w+", prefix="aep-bench-rss-", suffix=".txt")
+        self._watcher = subprocess.Popen(
+            [sys.executable, __file__, str(os.getpid()), "1" if self.include_self else "0"],
+            stdin=subprocess.PIPE, stdout=self._log, text=True)
+
+    def finish(self) -> None:
+        self._watcher.communicate("")  # closing its stdin stops it
+        with self._log:
+            self._log.seek(0)
+            self.samples = [(float(t), float(m)) for t, m in (line.split() for line in self._log)]
 
     def peak(self, start: float, end: float) -> float:
         return max((m for t, m in self.samples if start <= t <= end), default=0.0)
+
+
+def _watch(pid: int, include_root: bool) -> None:
+    import select
+
+    while not select.select([sys.stdin], [], [], INTERVAL_S)[0]:  # until the sampler closes our stdin
+        # The watcher itself is one of the root's children: leave it out.
+        print(f"{time.time():.3f} {tree_rss_mb(pid, include_root) - rss_mb(os.getpid()):.1f}")
+
+
+if __name__ == "__main__":
+    _watch(int(sys.argv[1]), sys.argv[2] == "1")

@@ -112,8 +112,7 @@ def main() -> None:
             "propensity_scores": {"config": {"reason_method": args.reason_method}}}))
         total = time.time() - started
         events = [e for e in instance.all_logs(result.run_id) if e.dagster_event and e.step_key]
-    sampler.stop.set()
-    sampler.join()
+    sampler.finish()
     if not result.success:
         raise SystemExit("The pipeline failed; see the log above.")
     steps: dict[str, dict[str, float]] = {}

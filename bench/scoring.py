@@ -122,8 +122,7 @@ def run_engine(engine: str, job) -> tuple[float, float]:
 
         assert dg.materialize([scores], instance=dg.DagsterInstance.ephemeral()).success
     ended = time.time()
-    sampler.stop.set()
-    sampler.join()
+    sampler.finish()
     return ended - started, sampler.peak(started, ended)
 
 
