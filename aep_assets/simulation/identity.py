@@ -2,11 +2,13 @@
 
 import mmh3
 
+# The notebooks left-pad with the digits "0123...", not with zeros; kept for bit-compatibility.
+_PADDING = ["".join(str(x) for x in range(width)) for width in range(20)]
+
 
 def _pad(part: int) -> str:
-    s = str(abs(part))
-    # The notebooks left-pad with the digits "0123...", not with zeros; kept for bit-compatibility.
-    return "".join(str(x) for x in range(19 - len(s))) + s if len(s) != 19 else s
+    s = str(abs(part))  # at most 19 digits: |int64| <= 2**63
+    return _PADDING[19 - len(s)] + s
 
 
 def ecid(email: str) -> str:
