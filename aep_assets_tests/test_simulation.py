@@ -76,6 +76,18 @@ def test_events_come_in_the_order_of_a_stable_sort_with_conversions_after_ties()
     assert np.array_equal(frame["latent_propensity"].to_numpy(), after[order], equal_nan=True)
 
 
+def test_the_state_at_a_cutoff_is_the_same_read_in_slices_of_profiles(extended, monkeypatch):
+    cutoff = AS_OF - timedelta(days=20)
+    whole = state_at(extended, cutoff)
+    monkeypatch.setattr(oracle, "STATE_SLICE", 97)  # many slices, none aligned with anything
+    sliced = state_at(extended, cutoff)
+    assert np.array_equal(whole.propensity, sliced.propensity)
+    assert np.array_equal(whole.converted, sliced.converted) and whole.converted.any()
+    for field in ("lane", "code", "time"):
+        assert np.array_equal(getattr(whole.pending, field), getattr(sliced.pending, field))
+    assert whole.pending.size
+
+
 def test_the_oracle_does_not_depend_on_how_many_threads_run_it(extended, monkeypatch):
     monkeypatch.setattr(oracle, "LANES_PER_CHUNK", 50_000)  # a few chunks of futures to share out
     cutoff = AS_OF - timedelta(days=14)

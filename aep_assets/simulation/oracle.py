@@ -17,11 +17,12 @@ import polars as pl
 
 from .behaviour import Simulation
 from .engine import CHILDREN, Events, base_events, descendants, walk
-from .model import BehaviourModel
+from .model import BehaviourModel, Traits
 from .taxonomy import CODE, CONVERSION_EVENT, EVENT_TYPES
 
 PENDING_LOOKBACK_S = 30 * max(e.delay_hours for e in EVENT_TYPES) * 3600.0  # exp(-30): nothing pends longer
 LANES_PER_CHUNK = 1_000_000
+STATE_SLICE = 100_000  # profiles whose state at the cutoff is read at once
 MAX_WORKERS = 4  # each holds a chunk of futures (about a gigabyte at a million lanes)
 
 
@@ -34,30 +35,36 @@ class State:
 
 
 def state_at(sim: Simulation, cutoff: datetime) -> State:
-    """The true state of every profile at ``cutoff``, from the realised history."""
+    """The true state of every profile at ``cutoff``, from the realised history, a slice of profiles at a time
+    (the events are sorted by profile), so that it needs little memory beside the history itself."""
     t = cutoff.timestamp()
-    model, tr = sim.config.behaviour, sim.traits
+    tr = sim.traits
     first = sim.profiles["profile_index"].min()
-    ev = sim.events.filter(pl.col("timestamp") < cutoff)
+    propensity, converted = tr.baseline.copy(), np.zeros(tr.baseline.size, bool)
+    bounds = sim.events["profile_index"].search_sorted(
+        pl.Series(np.arange(0, tr.baseline.size + STATE_SLICE, STATE_SLICE) + first))
+    pending = [_slice_state(sim.events.slice(lo, hi - lo), cutoff, first, sim.config.behaviour, tr, propensity,
+                            converted) for lo, hi in zip(bounds[:-1], bounds[1:], strict=False)]
+    return State(t, propensity, converted, Events.concat(pending))
+
+
+def _slice_state(events: pl.DataFrame, cutoff: datetime, first: int, model: BehaviourModel, tr: Traits,
+                 propensity: np.ndarray, converted: np.ndarray) -> Events:
+    """Fills ``propensity`` and ``converted`` for the profiles of ``events``; returns their pending origins."""
+    t = cutoff.timestamp()
+    ev = events.filter(pl.col("timestamp") < cutoff)
     rows = ev["profile_index"].to_numpy() - first
     codes = ev["event_type"].to_physical().to_numpy().astype(np.int8)
     times = ev["timestamp"].to_physical().to_numpy() / 1e6  # microseconds since the epoch
-    converted = np.zeros(tr.baseline.size, bool)
     converted[rows[codes == CODE[CONVERSION_EVENT]]] = True
     latent = ev["latent_propensity"].to_numpy()
-    has_p = ~np.isnan(latent)
     # Events are sorted by (profile, time): the last one with a propensity is each profile's latest state.
-    last = np.full(tr.baseline.size, -1)
-    with_p = np.nonzero(has_p)[0]
-    final = np.append(rows[with_p][1:] != rows[with_p][:-1], True)  # the last of each profile's run
-    last[rows[with_p][final]] = with_p[final]
-    p = tr.baseline.copy()
-    seen = last >= 0
-    since = t - times[last[seen]]
-    p[seen] = tr.baseline[seen] + (latent[last[seen]] - tr.baseline[seen]) * model.decay(since)
+    with_p = np.nonzero(~np.isnan(latent))[0]
+    final = with_p[np.append(rows[with_p][1:] != rows[with_p][:-1], True)]  # the last of each profile's run
+    seen = rows[final]
+    propensity[seen] = tr.baseline[seen] + (latent[final] - tr.baseline[seen]) * model.decay(t - times[final])
     recent = (times > t - PENDING_LOOKBACK_S) & np.isin(codes, list(CHILDREN))
-    pending = Events(rows[recent].astype(np.int64), codes[recent], times[recent])
-    return State(t, p, converted, pending)
+    return Events(rows[recent].astype(np.int64), codes[recent], times[recent])
 
 
 @dataclass(frozen=True)
