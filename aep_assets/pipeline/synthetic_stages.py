@@ -1,7 +1,6 @@
 """The CMLE demo's simulated source as stage functions with typed results: the simulation published into
 AEP, and the ground truth (the oracle) kept out of it."""
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -30,13 +29,8 @@ def simulate_and_publish(client: AEPClient, store: Storage, names: Names, config
     """Simulate, keep the whole latent state in storage (the oracle needs it), and ingest the profiles and
     events into the demo's datasets."""
     sim = simulate(config)
-    # Storing the simulation and the profiles' batch run beside the events' batch, the long part.
-    with ThreadPoolExecutor(1, thread_name_prefix="simulation-beside-events") as pool:
-        saved = pool.submit(save_simulation, store, names.simulation, sim)
-        profiles = pool.submit(publish_profiles, client, sim, names)
-        events = publish_events(client, sim, names)
-        saved.result()
-        return SimulatedSource(sim, profiles.result(), events)
+    save_simulation(store, names.simulation, sim)
+    return SimulatedSource(sim, publish_profiles(client, sim, names), publish_events(client, sim, names))
 
 
 @dataclass(frozen=True)
