@@ -51,6 +51,7 @@ class MemorySampler:
         self.include_self = include_self
         self.samples: list[tuple[float, float]] = []
         self._watcher: subprocess.Popen | None = None
+        self._log = None  # the watcher's samples, one "time rss" line each
 
     def start(self) -> None:
         self._log = tempfile.NamedTemporaryFile("w+", prefix="aep-bench-rss-", suffix=".txt")
