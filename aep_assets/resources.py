@@ -8,6 +8,8 @@ credentials AEP issues, for orgs that export there rather than to their own buck
 
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -140,6 +142,10 @@ class LandingZoneExportsResource(StorageResource):
         return LandingZoneExports(self.storage.get(), self.aep.client().landing_zone, self.endpoint_url)
 
 
+# The URI schemes of MLflow's SQLAlchemy stores (a dialect may carry a driver: postgresql+psycopg2).
+DATABASE_STORES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
 class MLflowResource(dg.ConfigurableResource):
     """MLflow tracking and model registry. Only the tracking URI says where MLflow lives: by default a SQLite
     database under data/ with artifacts beside it; ``MLFLOW_TRACKING_URI`` points it at a tracking server or
@@ -154,16 +160,32 @@ class MLflowResource(dg.ConfigurableResource):
     _opening: threading.Thread | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # Importing MLflow and opening its store (on a first run: creating the database and running its
-        # migrations) takes seconds. Start it with the run, so that it overlaps the steps before training.
-        self._opening = threading.Thread(target=self._open_store, name="mlflow-open", daemon=True)
+        # Opening the store takes seconds: importing MLflow and, for a database store opened the first time,
+        # creating its tables and running its migrations. Both start with the run and overlap the steps
+        # before training; the migrations in a child process, so as not to hold this process's GIL.
+        migrating = None
+        if self.tracking_uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_STORES:
+            migrating = subprocess.Popen(
+                [sys.executable, "-m", "aep_assets.tracking.open_store"],
+                env={**os.environ, "MLFLOW_TRACKING_URI": self.tracking_uri},
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._opening = threading.Thread(target=self._open_store, args=(migrating,), name="mlflow-open", daemon=True)
         self._opening.start()
 
-    def _open_store(self) -> None:
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self._wait_for_store()  # never leave a migration half done
+
+    def _open_store(self, migrating: subprocess.Popen | None) -> None:
+        if migrating is not None:
+            migrating.wait()
         try:
             self._new_registry()
         except Exception:  # noqa: BLE001 - the step that needs the registry meets the same error, and reports it
             pass
+
+    def _wait_for_store(self) -> None:
+        if self._opening is not None:
+            self._opening.join()
 
     def _new_registry(self):
         from .tracking.registry import ModelRegistry
@@ -171,8 +193,7 @@ class MLflowResource(dg.ConfigurableResource):
         return ModelRegistry(self.tracking_uri, self.artifact_root, self.registered_model_prefix)
 
     def registry(self):
-        if self._opening is not None:
-            self._opening.join()
+        self._wait_for_store()
         return self._new_registry()
 
 
