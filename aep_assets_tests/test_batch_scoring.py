@@ -2,6 +2,8 @@
 of every engine equal the in-memory scores of the same rows."""
 
 import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -206,3 +208,11 @@ def test_spark_engine_through_pipes_equals_in_process(world):
     assert metadata["engine"] == "spark"
     features = pl.read_parquet(Path(job.output_dir) / "features" / "*.parquet")
     assert features.height == expected.height
+
+
+def test_the_scoring_job_runs_without_scikit_learn():
+    """The subprocess job hides scikit-learn from LightGBM to start faster: nothing the job imports may need it."""
+    code = ("import sys; from aep_assets.external.score_job import without_scikit_learn; without_scikit_learn(); "
+            "import aep_assets.ml.batch_scoring, aep_assets.external.report, lightgbm; "
+            "assert sys.modules['sklearn'] is None and 'scipy.stats' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

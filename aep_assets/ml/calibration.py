@@ -3,8 +3,6 @@
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 METHODS = ("isotonic", "platt")
 
@@ -40,6 +38,10 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def fit_calibrator(raw: np.ndarray, y: np.ndarray, method: str = "isotonic") -> Calibrator:
+    # Imported here: scoring only applies calibrators, and its jobs start faster without scikit-learn.
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+
     if method not in METHODS:
         raise ValueError(f"calibration {method!r} is not one of {METHODS}.")
     raw, y = np.asarray(raw, dtype=float), np.asarray(y)

@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
 
 from .scoring import BANDS
 
@@ -44,7 +43,15 @@ def band_groups(identities: list[str | None], bands, share: float, salt: str) ->
     return assign_groups(identities, [b if b in BANDS else None for b in bands], share, salt)
 
 
+def _normal():
+    # Imported on first use: scoring jobs import this module for band_groups and start faster without SciPy.
+    from scipy.stats import norm
+
+    return norm
+
+
 def _z(alpha: float, power: float) -> float:
+    norm = _normal()
     return float(norm.ppf(1 - alpha / 2) + norm.ppf(power))
 
 
@@ -126,6 +133,7 @@ def measure_uplift(treated: int, treated_conversions: int, control: int, control
     if treated < 1 or control < 1:
         raise ValueError(f"Uplift needs members in both groups; got {treated} treated and {control} control. "
                          "Set holdout.share above 0 and let the outcome window close.")
+    norm = _normal()
     z = float(norm.ppf(0.5 + confidence / 2))
     pt, pc = treated_conversions / treated, control_conversions / control
     diff = pt - pc
