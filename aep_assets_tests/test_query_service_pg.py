@@ -3,6 +3,8 @@
 import io
 import os
 import shutil
+import socket
+import socketserver
 import subprocess
 
 import psycopg
@@ -248,6 +250,19 @@ def test_psycopg3_with_sslmode_require_runs_over_tls(params):
     with _connect(params, sslmode="disable") as conn:
         assert not conn.info.pgconn.ssl_in_use
         assert conn.execute(f"SELECT count(*) FROM {params['table']}").fetchone()[0] == 3
+
+
+def test_a_tls_session_ends_the_way_socketserver_ends_it():
+    """When a TLS client leaves, socketserver flushes and closes the session's writer: no traceback in the log."""
+    from aep_assets.sandbox.pgwire import Session, _SocketWriter
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        session = object.__new__(Session)
+        session.wfile, session.rfile = _SocketWriter(ours), io.BytesIO()
+        session.wfile.write(b"Z")
+        socketserver.StreamRequestHandler.finish(session)
+        assert session.wfile.closed and theirs.recv(1) == b"Z"
 
 
 def test_psycopg2_with_sslmode_require_runs_over_tls(params):

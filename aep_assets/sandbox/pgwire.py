@@ -11,6 +11,7 @@ TLS: an SSLRequest is answered 'S' and the session continues over TLS with the s
 certificate (see tls.py), so ``sslmode=require`` works as AEP asks; plain connections are served too.
 """
 
+import io
 import json
 import logging
 import re
@@ -417,18 +418,20 @@ class Session(socketserver.StreamRequestHandler):
         self._send(b"3")
 
 
-class _SocketWriter:
-    """What the session writes through: every byte sent, TLS or not."""
+class _SocketWriter(io.BufferedIOBase):
+    """What the session writes through once it is on TLS: every byte sent at once. A file object, because
+    socketserver flushes and closes it when the session ends."""
 
     def __init__(self, sock) -> None:
+        super().__init__()
         self.sock = sock
+
+    def writable(self) -> bool:
+        return True
 
     def write(self, data: bytes) -> int:
         self.sock.sendall(data)
         return len(data)
-
-    def flush(self) -> None:
-        pass
 
 
 class PGServer(socketserver.ThreadingTCPServer):
