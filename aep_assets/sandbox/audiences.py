@@ -103,8 +103,8 @@ class ExportJobs:
         picks = "".join(f", {quote_ident(f'p{paths.index(f)}')} AS {quote_ident(f)}" for f in fields)
         con = store.connect()
         try:
-            rows = con.execute(f"SELECT identity{picks} FROM (SELECT *{renames} FROM ({store.attributes_sql(paths)})) "
-                               f"WHERE {where} ORDER BY identity").to_arrow_table()
+            rows = con.sql(f"SELECT identity{picks} FROM (SELECT *{renames} FROM ({store.attributes_sql(paths)})) "
+                           f"WHERE {where} ORDER BY identity").to_arrow_table()
         finally:
             con.close()
         schema_id = self.catalog.dataset(ds_id)["schemaRef"]["id"]

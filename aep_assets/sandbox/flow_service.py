@@ -248,7 +248,7 @@ class FlowServiceBackend:
             con = store.connect()
             cols = ", ".join(["m.identity"] + [f"a.{quote_ident(f'p{i}')} AS {quote_ident(path)}"
                                                for i, path in enumerate(attrs)])
-            table = con.execute(
+            table = con.sql(
                 f"SELECT {cols} FROM read_parquet({quote_literal(str(members_path))}) m "
                 f"LEFT JOIN ({store.attributes_sql(attrs)}) a USING (identity) ORDER BY m.identity").to_arrow_table()
             con.close()

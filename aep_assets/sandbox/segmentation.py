@@ -105,11 +105,11 @@ class SegmentationBackend:
             con = store.connect()
             try:  # merge the profiles once for every segment of the job, as a batch segment job does
                 con.execute(f"CREATE TEMP TABLE merged AS {store.attributes_sql(paths)}")
-                total = con.execute("SELECT count(*) FROM merged").fetchone()[0]
+                total = con.execute("SELECT count(*) FROM merged").fetchall()[0][0]
                 for seg_id, c in compiled.items():
                     cols = "".join(f', "p{paths.index(p)}" AS "p{i}"' for i, p in enumerate(c.paths))
-                    table = con.execute(f"SELECT identity FROM (SELECT identity{cols} FROM merged) WHERE {c.sql} "
-                                        "ORDER BY identity").to_arrow_table()
+                    table = con.sql(f"SELECT identity FROM (SELECT identity{cols} FROM merged) WHERE {c.sql} "
+                                    "ORDER BY identity").to_arrow_table()
                     path = self.members_path(seg_id)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     tmp = path.with_suffix(".tmp")

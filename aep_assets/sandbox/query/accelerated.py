@@ -240,7 +240,7 @@ def _snapshot(con, store: ProfileStore, scope: Scope, platform, members: dict) -
     }
     out = {}
     for name, sql in queries.items():
-        rows = con.execute(f"SELECT {policy_id}::INTEGER AS merge_policy_id, * FROM ({sql})").to_arrow_table()
+        rows = con.sql(f"SELECT {policy_id}::INTEGER AS merge_policy_id, * FROM ({sql})").to_arrow_table()
         out[name] = rows.cast(pa.schema([f.with_type(pa.int64()) if f.name.startswith("count_") else f
                                          for f in rows.schema]))
     return out

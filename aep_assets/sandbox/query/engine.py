@@ -278,7 +278,7 @@ class QueryEngine:
                                       "INSERT INTO, or DROP TABLE first.")
         # CTAS is atomic: the rows are written first, and the table appears in Catalog only with them. A crash
         # in between leaves a dataset marked with this process, which recovery removes (recovery.py).
-        empty = con.execute(f"SELECT * FROM ({_rows_sql(con, select)}) LIMIT 0").to_arrow_table()
+        empty = con.sql(f"SELECT * FROM ({_rows_sql(con, select)}) LIMIT 0").to_arrow_table()
         staged = self._stage(con, select)
         try:
             schema = self.registry.create_adhoc_schema(f"{name} (ad hoc, {secrets.token_hex(4)})",
