@@ -10,7 +10,12 @@ import pytest
 import requests
 
 from aep_assets.aep import errors
+from aep_assets.pipeline.ingest import parquet_bytes
+from aep_assets.pipeline.naming import Names
 from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.pipeline.synthetic import publish_events
+from aep_assets.simulation import SimulationConfig, simulate
+from aep_assets.simulation.xdm import events_to_xdm
 
 from .conftest import replace_rows
 from .contract import event_dataset, headers, ingest_json, records
@@ -93,6 +98,20 @@ def test_a_conforming_parquet_file_is_kept_byte_for_byte(client):
     client.ingestion.complete_batch(batch_id)
     client.ingestion.wait_for_batch(batch_id, timeout_s=30)
     assert list(client.data_access.batch_contents(batch_id).values()) == [data]
+
+
+def test_the_simulations_events_are_kept_byte_for_byte(client):
+    """The pipeline's writer keeps the statistics ingestion reads (the required fields' null counts) and drops
+    those of the standard nested leaves: the events' files are still kept as they are, not decoded again."""
+    sim = simulate(SimulationConfig(n_profiles=300, seed=3))
+    names, tenant = Names("kept_files"), client.schemas.tenant_id()
+    ensure_schemas(client)
+    events = publish_events(client, sim, names)
+    sent = parquet_bytes(events_to_xdm(sim.events, sim.profiles, tenant, sim.config.seed))
+    footer = pq.ParquetFile(io.BytesIO(sent)).metadata.row_group(0)
+    kept = {footer.column(j).path_in_schema for j in range(footer.num_columns) if footer.column(j).statistics}
+    assert kept == {"_id", "timestamp", "eventType", "producedBy", f"_{tenant}.userid"}
+    assert list(client.data_access.batch_contents(events.batch["id"]).values()) == [sent]
 
 
 @pytest.mark.parametrize(("column", "values", "message"), [
