@@ -2,8 +2,6 @@
 
 from pathlib import Path
 
-import boto3
-
 from . import names
 
 
@@ -30,6 +28,8 @@ class LandingZone(Destination):
 class S3Bucket(Destination):
     def __init__(self, bucket: str, access_key: str | None, secret_key: str | None,
                  endpoint_url: str | None, prefix: str = "") -> None:
+        import boto3  # only when a destination is on S3: a twentieth of a second of every start
+
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self.client = boto3.client("s3", aws_access_key_id=access_key, aws_secret_access_key=secret_key,
                                    endpoint_url=endpoint_url)
