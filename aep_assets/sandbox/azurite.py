@@ -20,12 +20,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from azure.storage.blob import BlobServiceClient
+from typing import TYPE_CHECKING
 
 from . import names
 from .destinations import Destination
 from .server import free_port
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient
 
 log = logging.getLogger("aep_sandbox")
 
@@ -71,7 +73,10 @@ class Azurite:
         self._in_use = None  # the open in-use.lock, once this process has used Azurite
         self.url = ""
 
-    def service(self) -> BlobServiceClient:
+    def service(self) -> "BlobServiceClient":
+        # Imported here: the SDK is a fifth of a second, and every sandbox reads azurite_binary() as it starts.
+        from azure.storage.blob import BlobServiceClient
+
         with self._lock:
             if not self.url or not _listening(self._record().get("port", 0)):
                 self._attach()

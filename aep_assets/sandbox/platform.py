@@ -2,6 +2,7 @@
 
 import io
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,7 +37,9 @@ class Platform:
         self.faults = None  # the FaultInjector, once the HTTP app is built
         self.landing_zone = open_landing_zone(config)
         self.lifecycles = Lifecycles(config.lifecycles, self._run)  # AEP's asynchronous work, paced
-        warm_up()
+        # In the background: the sandbox listens at once, and a request that needs a library first waits for its
+        # import to finish (Python's import lock), never for the rest of the warm-up.
+        threading.Thread(target=warm_up, name="aep-sandbox-warm-up", daemon=True).start()
 
     def _run(self, fn: Callable[[], None], lane: str) -> None:
         """Run ``fn`` in the background, each kind of work (``lane``: batches, queries, jobs) in its own pool."""
@@ -56,8 +59,9 @@ class Platform:
 
 
 def warm_up() -> None:
-    """Pay the libraries' one-time initialisation (Parquet codecs, DuckDB, the SQL dialects) while the
-    process starts, so that the first batch or query is as quick as the ones after it."""
+    """Pay the libraries' one-time initialisation (Parquet codecs, pandas that pyarrow imports on first use,
+    DuckDB, the SQL dialects) while the process starts, so that the first batch or query is as quick as the ones
+    after it."""
     buf = io.BytesIO()
     pq.write_table(pa.table({"x": [1]}), buf, compression="zstd")
     pq.read_table(io.BytesIO(buf.getvalue()))
