@@ -2,7 +2,10 @@
 after passing and failing models, and scoring loading the champion."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import dagster as dg
 import lightgbm as lgb
@@ -123,6 +126,16 @@ def test_the_store_a_run_opens_in_the_background_is_the_one_its_steps_use(tmp_pa
         assert (tmp_path / "mlflow" / "mlflow.db").is_file()
         registry.log_training("m", _booster(5), FEATURES, "v", _log(), promote=True)
         assert registry.champion("m").model_version == "v"
+
+
+def test_the_child_process_creates_and_migrates_a_database_store(tmp_path):
+    """What a run starts beside its steps: given only the URI in its environment, the child leaves a store that
+    MLflow opens as it is."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    subprocess.run([sys.executable, "-m", "aep_assets.tracking.open_store"], check=True,
+                   env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    assert (tmp_path / "mlflow.db").is_file()
+    assert MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models() == []
 
 
 def test_a_store_that_cannot_open_fails_the_step_that_needs_it(tmp_path):

@@ -105,6 +105,7 @@ class SegmentationBackend:
             con = store.connect()
             try:  # merge the profiles once for every segment of the job, as a batch segment job does
                 con.execute(f"CREATE TEMP TABLE merged AS {store.attributes_sql(paths)}")
+                # fetchall, not fetchone: DuckDB keeps a connection busy until its result is read to the end
                 total = con.execute("SELECT count(*) FROM merged").fetchall()[0][0]
                 for seg_id, c in compiled.items():
                     cols = "".join(f', "p{paths.index(p)}" AS "p{i}"' for i, p in enumerate(c.paths))
