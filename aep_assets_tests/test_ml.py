@@ -89,6 +89,19 @@ def test_a_large_fit_fold_searches_on_a_sample_and_refits_the_winner_on_every_ro
     assert refit_rows > 0.7 * sampled.rows["fit"] > 1500  # the final trees saw the whole fit fold (80 % bagged)
 
 
+def test_trials_behind_the_best_stop_early_and_the_winner_does_not_change():
+    pruned = train_model(_frame(), FEATURES, TrainingConfig(seed=3, trials=6))
+    exhaustive = train_model(_frame(), FEATURES, TrainingConfig(seed=3, trials=6, prune_trials=False))
+    assert pruned.version == exhaustive.version and pruned.metrics == exhaustive.metrics
+    assert not any(t["pruned"] for t in exhaustive.trials)
+    stopped = [(p, e) for p, e in zip(pruned.trials, exhaustive.trials, strict=True) if p["pruned"]]
+    assert stopped and all(p["rounds"] < e["rounds"] for p, e in stopped)
+    winner = min(t["valid_log_loss"] for t in pruned.trials if not t["pruned"])
+    assert all(p["valid_log_loss"] > winner for p, _ in stopped)
+    # a trial trains until early stopping: its best round, then early_stopping_rounds more
+    assert all(e["rounds"] == e["best_iteration"] + 50 for e in exhaustive.trials)
+
+
 def test_the_holdout_is_the_test_split_only(model):
     assert model.holdout[ID].str.starts_with("test").all() and model.holdout.height == 3000
 

@@ -15,6 +15,9 @@ from .metadata import md_table
 class ModelConfig(dg.Config):
     seed: int = Field(default=7, description="Seed of the folds, the search and LightGBM.")
     trials: int = Field(default=8, description="Hyperparameter settings tried (the first is the default).")
+    prune_trials: bool = Field(default=True, description="Stop a trial early once it cannot catch the best "
+                                                         "earlier trial; false trains every trial until its own "
+                                                         "early stopping.")
     calibration: str = Field(default="isotonic", description="'isotonic' or 'platt', fitted on a held-out fold.")
     auc_floor: float = Field(default=0.65, description="Blocking: temporal-holdout ROC AUC must reach this "
                                                        "(Customer AI calls below 0.65 poor).")
@@ -52,7 +55,8 @@ def build(m: Instance) -> list:
         (the version that scores) when every gate passed, 'challenger' otherwise."""
         run = train_propensity_model(
             aep.client(), storage.get(), mlflow.registry(), m.spec, names,
-            TrainingConfig(seed=config.seed, trials=config.trials, calibration=config.calibration),
+            TrainingConfig(seed=config.seed, trials=config.trials, prune_trials=config.prune_trials,
+                           calibration=config.calibration),
             Gates(config.auc_floor, config.max_ece, config.champion_tolerance),
             leakage_sample_per_split=config.leakage_sample_per_split,
             tags={"dagster.run_id": context.run.run_id, "dagster.asset_key": key.to_user_string(),

@@ -86,7 +86,8 @@ def train_propensity_model(client: AEPClient, store: Storage, registry: ModelReg
     sources = resolve_sources(client, spec, names)
     batches = sorted(b for ds in sources.dataset_ids for b in client.ingestion.active_batch_ids(ds))
     log = TrainingLog(
-        params={**model.params, "trials": config.trials, "calibration": config.calibration, "design": design,
+        params={**model.params, "trials": config.trials, "prune_trials": config.prune_trials,
+                "calibration": config.calibration, "design": design,
                 "horizon_days": pointer.horizon_days, "test_cutoff": pointer.test_cutoff,
                 "features": len(model.features)},
         metrics={**{k: float(model.metrics[k]) for k in HEADLINE}, "oracle_roc_auc": oracle.oracle_roc_auc,
