@@ -97,6 +97,14 @@ def test_the_oracle_does_not_depend_on_how_many_threads_run_it(extended, monkeyp
     assert np.array_equal(np.isnan(alone), state_at(extended, cutoff).converted)  # NaN only for converters
 
 
+def test_the_futures_split_into_whole_rounds_of_chunks_that_fit_the_lane_budget():
+    for k, profiles in ((64, 97_000), (64, 400_000), (64, 970_000), (64, 10), (3, 1_000_000), (1, 5)):
+        sizes = oracle._chunk_sizes(k, profiles)
+        assert sum(sizes) == k and max(sizes) - min(sizes) <= 1
+        assert len(sizes) % oracle.CHUNKS_MULTIPLE == 0 or len(sizes) == k  # no worker waits on a last chunk
+        assert max(sizes) == 1 or max(sizes) * profiles <= oracle.LANES_PER_CHUNK * 1.5
+
+
 def test_event_rates_match_the_cascade_within_tolerance(sim):
     observed = dict(sim.events.group_by("event_type").len().iter_rows())
     for name, mean in expected_per_profile().items():

@@ -22,6 +22,7 @@ from .taxonomy import CODE, CONVERSION_EVENT, EVENT_TYPES
 
 PENDING_LOOKBACK_S = 30 * max(e.delay_hours for e in EVENT_TYPES) * 3600.0  # exp(-30): nothing pends longer
 LANES_PER_CHUNK = 1_000_000
+CHUNKS_MULTIPLE = 4  # whole rounds for 1, 2 or 4 workers: none idles while another finishes a last chunk
 STATE_SLICE = 100_000  # profiles whose state at the cutoff is read at once
 MAX_WORKERS = 4  # each holds a chunk of futures (about a gigabyte at a million lanes)
 
@@ -123,8 +124,7 @@ def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: 
     futures = Futures(cfg.behaviour, tr.activity[eligible], tr.baseline[eligible], state.propensity[eligible],
                       np.bincount(np.searchsorted(eligible, pending.lane), minlength=eligible.size), pending,
                       state.cutoff, min(t1, cfg.end.timestamp()), t1)
-    per_chunk = max(1, LANES_PER_CHUNK // max(eligible.size, 1))
-    copies = [min(per_chunk, k - k0) for k0 in range(0, k, per_chunk)]
+    copies = _chunk_sizes(k, eligible.size)
     seeds = np.random.SeedSequence([cfg.seed if seed is None else seed, int(state.cutoff), horizon_days]).spawn(
         len(copies))
     workers = min(workers or min(MAX_WORKERS, os.cpu_count() or 1), len(copies))
@@ -133,6 +133,14 @@ def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: 
     oracle = np.full(tr.baseline.size, np.nan)
     oracle[eligible] = np.sum(chances, axis=0) / k  # summed in chunk order, whatever finished first
     return oracle
+
+
+def _chunk_sizes(k: int, profiles: int) -> list[int]:
+    """Futures per chunk: at most about LANES_PER_CHUNK lanes each, in a multiple of CHUNKS_MULTIPLE chunks of
+    near-equal size (while there are futures to split)."""
+    chunks = -(-k * max(profiles, 1) // LANES_PER_CHUNK)
+    chunks = min(k, -(-chunks // CHUNKS_MULTIPLE) * CHUNKS_MULTIPLE)
+    return [k // chunks + (i < k % chunks) for i in range(chunks)]
 
 
 def oracle_frame(sim: Simulation, cutoff: datetime, horizon_days: int, k: int = 64,
