@@ -149,7 +149,26 @@ def test_failed_batch_raises_with_aep_errors_and_shows_no_rows(client):
 
 def test_poll_raises_at_its_deadline():
     with pytest.raises(errors.AEPTimeout, match="did not finish within"):
-        poll(lambda: {"state": "IN_PROGRESS"}, lambda q: False, what="Query x", timeout_s=0.3, interval_s=0.05)
+        poll(lambda _wait: {"state": "IN_PROGRESS"}, lambda q: False, what="Query x", timeout_s=0.3, interval_s=0.05)
+
+
+def test_poll_offers_its_pause_to_the_server_and_counts_the_time_it_held(monkeypatch):
+    from aep_assets.aep import polling
+
+    clock, slept, offered = [0.0], [], []
+    monkeypatch.setattr(polling.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(polling.time, "sleep", lambda s: (slept.append(s), clock.__setitem__(0, clock[0] + s)))
+
+    def fetch(wait_s: float) -> int:  # a server that holds the first two reads for the whole wait
+        offered.append(wait_s)
+        clock[0] += wait_s if len(offered) <= 2 else 0.001
+        return len(offered)
+
+    assert poll(fetch, lambda n: n == 4, what="Query x", timeout_s=60, interval_s=0.1) == 4
+    assert offered == pytest.approx([0.1, 0.115, 0.13225, 0.1520875])
+    assert slept == pytest.approx([0, 0, 0.13125])  # held reads need no pause; a quick answer waits it out
+    assert polling.prefer_wait(0.1) == {"Prefer": "wait=1"} and polling.prefer_wait(4.2) == {"Prefer": "wait=5"}
+    assert polling.prefer_wait(0) == {}
 
 
 def test_failed_query_raises_query_failed_with_sqlstate(client):
@@ -159,7 +178,7 @@ def test_failed_query_raises_query_failed_with_sqlstate(client):
 
 
 def test_unknown_terminal_state_is_an_error(client, monkeypatch):
-    monkeypatch.setattr(client.query, "get", lambda qid: {"state": "EXPLODED"})
+    monkeypatch.setattr(client.query, "get", lambda qid, wait_s=0: {"state": "EXPLODED"})
     with pytest.raises(errors.UnexpectedState, match="EXPLODED"):
         client.query.wait("q1", timeout_s=1)
 

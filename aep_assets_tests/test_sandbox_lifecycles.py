@@ -35,7 +35,7 @@ def test_a_batch_stays_staging_for_two_reads_then_lands(paced):
     paced.ingestion.complete_batch(batch["id"])
     status = lambda: paced.catalog.get_batch(batch["id"])["status"]  # noqa: E731
     assert _reads(status, 2) == ["staging", "staging"]
-    assert poll(lambda: paced.catalog.get_batch(batch["id"]), lambda b: b["status"] == "success",
+    assert poll(lambda _wait: paced.catalog.get_batch(batch["id"]), lambda b: b["status"] == "success",
                 what="batch", timeout_s=30)["metrics"]["outputRecordCount"] == 3
 
 
@@ -43,6 +43,17 @@ def test_a_query_stays_submitted_for_two_reads_then_runs(paced):
     q = paced.query.submit("SELECT 1 AS one", name="paced")
     assert _reads(lambda: paced.query.get(q["id"])["state"], 2) == ["SUBMITTED", "SUBMITTED"]
     assert paced.query.wait(q["id"], timeout_s=30)["state"] == "SUCCESS"
+
+
+def test_a_read_that_prefers_to_wait_is_answered_when_the_work_ends(paced):
+    """RFC 7240's Prefer: wait. A held object is answered at once (its reads still count); once its work runs,
+    the read waits for it, so the client sees the query finished in one read instead of polling for it."""
+    q = paced.query.submit("SELECT count(*) AS n FROM generate_series(1, 20000000)", name="held read")
+    path, prefer = f"/data/foundation/query/queries/{q['id']}", {"Prefer": "wait=60"}
+    held = [paced.session.request("GET", path, headers=prefer) for _ in range(2)]
+    assert [r.json()["state"] for r in held] == ["SUBMITTED", "SUBMITTED"]
+    assert not any("Preference-Applied" in r.headers for r in held)
+    assert paced.session.request("GET", path, headers=prefer).json()["state"] == "SUCCESS"
 
 
 def test_segment_and_export_jobs_stay_new_for_two_reads(paced):

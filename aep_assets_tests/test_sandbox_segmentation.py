@@ -61,7 +61,7 @@ def test_an_export_job_writes_the_members_fields_into_a_dataset(scored):
         "destination": {"datasetId": target["id"], "segmentPerBatch": False},
         "schema": {"name": "_xdm.context.profile"}, "evaluationInfo": {"segmentation": True}})
     assert isinstance(job["id"], int) and job["status"] == "NEW"
-    done = poll(lambda: client.session.json("GET", f"{UPS}/export/jobs/{job['id']}"),
+    done = poll(lambda _wait: client.session.json("GET", f"{UPS}/export/jobs/{job['id']}"),
                 lambda j: j["status"] in ("SUCCEEDED", "FAILED"), what="export job", timeout_s=30)
     assert done["status"] == "SUCCEEDED" and done["metrics"]["totalExportedProfileCounter"] == 3
     batch = client.catalog.get_batch(done["destination"]["batchId"])

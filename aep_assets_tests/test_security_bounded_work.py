@@ -15,7 +15,7 @@ ENDLESS = "SELECT SUM(a.range * b.range) AS s FROM range(2000000) AS a, range(20
 
 
 def _running(client, query_id: str) -> dict:
-    return poll(lambda: client.query.get(query_id), lambda q: q["state"] != "SUBMITTED", what="query",
+    return poll(lambda _wait: client.query.get(query_id), lambda q: q["state"] != "SUBMITTED", what="query",
                 timeout_s=30)
 
 
@@ -32,7 +32,7 @@ def test_a_running_query_can_be_cancelled(make_sandbox):
     q = client.query.submit(ENDLESS, name="to cancel while it runs")
     assert _running(client, q["id"])["state"] == "IN_PROGRESS"
     client.query.cancel(q["id"])
-    ended = poll(lambda: client.query.get(q["id"]), lambda x: x.get("errors"), what="cancel", timeout_s=30)
+    ended = poll(lambda _wait: client.query.get(q["id"]), lambda x: x.get("errors"), what="cancel", timeout_s=30)
     assert ended["state"] == "CANCELLED" and ended["errors"][0]["code"] == "57014"
     assert client.query.run("SELECT 1", name="after cancel", timeout_s=30)["state"] == "SUCCESS"
 

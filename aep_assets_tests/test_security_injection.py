@@ -65,6 +65,6 @@ def test_crafted_export_job_fields_export_no_secret(own_sandbox, scored):
             "filter": {"segments": [{"segmentId": segment["id"], "segmentNs": "ups", "status": ["realized"]}]},
             "destination": {"datasetId": target["id"], "segmentPerBatch": False},
             "schema": {"name": "_xdm.context.profile"}, "evaluationInfo": {"segmentation": True}})
-        poll(lambda j=job: client.session.json("GET", f"{UPS}/export/jobs/{j['id']}"),
+        poll(lambda _wait, j=job: client.session.json("GET", f"{UPS}/export/jobs/{j['id']}"),
              lambda j: j["status"] in ("SUCCEEDED", "FAILED"), what="export job", timeout_s=30)
     assert _files_hold(sandbox.data_dir, sandbox.credentials.client_secret) == []

@@ -70,7 +70,7 @@ def datasets(org):
         batch = ing.createBatch(datasetId=ds_id, format="json", multiline=True)
         ing.uploadSmallFile(batchId=batch["id"], datasetId=ds_id, filePath="rows.json", data=records)
         ing.uploadSmallFileFinish(batchId=batch["id"], action="COMPLETE")
-        poll(lambda b=batch["id"]: cat.getBatch(b)[b], lambda b: b["status"] == "success", what="batch",
+        poll(lambda _wait, b=batch["id"]: cat.getBatch(b)[b], lambda b: b["status"] == "success", what="batch",
              timeout_s=60)
     return {"tenant": tenant, "events": event_ds, "profiles": profile_ds}
 
@@ -130,7 +130,7 @@ def test_a_dataset_export_lands_in_the_azure_landing_zone_and_reads_back_with_th
     ran = exporter.retryOnNotReadyException(dataflow_id=flow_id, dataset_id=datasets["events"])
     run_id = ran["destinations"][0]["datasets"][0]["statusURL"].rsplit("/", 1)[-1]
     fs = flowservice.FlowService(config=org["conn"])
-    run = poll(lambda: fs.getRun(runId=run_id)[0], lambda r: r["metrics"]["statusSummary"]["status"] == "success",
+    run = poll(lambda _wait: fs.getRun(runId=run_id)[0], lambda r: r["metrics"]["statusSummary"]["status"] == "success",
                what="export run", timeout_s=60)
     assert run["metrics"]["recordSummary"]["outputRecordCount"] == 6
     creds = fs.getLandingZoneCredential("dlz_destination")  # containerName, SASToken, SASUri, ...

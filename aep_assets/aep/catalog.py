@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 
 from .errors import NotFound
+from .polling import prefer_wait
 from .session import AEPSession
 
 BASE = "/data/foundation/catalog"
@@ -81,6 +82,6 @@ class Catalog:
         for batch_id, batch in self._iter("batches", params):
             yield {"id": batch_id, **batch}
 
-    def get_batch(self, batch_id: str) -> dict:
-        data = self.session.json("GET", f"{BASE}/batches/{batch_id}")
+    def get_batch(self, batch_id: str, wait_s: float = 0) -> dict:
+        data = self.session.json("GET", f"{BASE}/batches/{batch_id}", headers=prefer_wait(wait_s))
         return {"id": batch_id, **data[batch_id]}

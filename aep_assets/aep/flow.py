@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from .errors import FlowRunFailed, UnexpectedState
-from .polling import poll
+from .polling import poll, prefer_wait
 from .session import AEPSession
 
 BASE = "/data/foundation/flowservice"
@@ -154,8 +154,8 @@ class FlowService:
         return self.session.json("POST", f"{BASE}/flows/{flow_id}/action",
                                  params={"op": "enable" if enabled else "disable"})
 
-    def get_run(self, run_id: str) -> dict:
-        return self.session.json("GET", f"{BASE}/runs/{run_id}")["items"][0]
+    def get_run(self, run_id: str, wait_s: float = 0) -> dict:
+        return self.session.json("GET", f"{BASE}/runs/{run_id}", headers=prefer_wait(wait_s))["items"][0]
 
     def wait_for_run(self, run_id: str, timeout_s: float = 1800) -> dict:
         def done(run: dict) -> bool:
@@ -170,4 +170,4 @@ class FlowService:
                 case other:
                     raise UnexpectedState(f"Flow run {run_id} is in state {other!r}.")
 
-        return poll(lambda: self.get_run(run_id), done, what=f"Flow run {run_id}", timeout_s=timeout_s)
+        return poll(lambda wait_s: self.get_run(run_id, wait_s), done, what=f"Flow run {run_id}", timeout_s=timeout_s)

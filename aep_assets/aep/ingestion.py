@@ -66,7 +66,8 @@ class BatchIngestion:
                 case other:
                     raise UnexpectedState(f"Batch {batch_id} is in state {other!r}, which this client does not know.")
 
-        return poll(lambda: self.catalog.get_batch(batch_id), done, what=f"Batch {batch_id}", timeout_s=timeout_s)
+        return poll(lambda wait_s: self.catalog.get_batch(batch_id, wait_s), done, what=f"Batch {batch_id}",
+                    timeout_s=timeout_s)
 
     def ingest(self, dataset_id: str, files: list[tuple[str, bytes]], fmt: str = "parquet", *,
                replace: list[str] | None = None, timeout_s: float = 1800) -> dict:

@@ -1,7 +1,7 @@
 """Query Service REST: submit queries (SQL or template), wait for them, keep templates."""
 
 from .errors import QueryFailed, UnexpectedState
-from .polling import poll
+from .polling import poll, prefer_wait
 from .session import AEPSession
 
 BASE = "/data/foundation/query"
@@ -32,8 +32,8 @@ class QueryService:
         """Where Query Service's PostgreSQL endpoint is, and the login for it (user, dbName, token)."""
         return self.session.json("GET", f"{BASE}/connection_parameters")
 
-    def get(self, query_id: str) -> dict:
-        return self.session.json("GET", f"{BASE}/queries/{query_id}")
+    def get(self, query_id: str, wait_s: float = 0) -> dict:
+        return self.session.json("GET", f"{BASE}/queries/{query_id}", headers=prefer_wait(wait_s))
 
     def wait(self, query_id: str, timeout_s: float = 3600) -> dict:
         def done(q: dict) -> bool:
@@ -47,7 +47,7 @@ class QueryService:
                 case other:
                     raise UnexpectedState(f"Query {query_id} is in state {other!r}.")
 
-        return poll(lambda: self.get(query_id), done, what=f"Query {query_id}", timeout_s=timeout_s)
+        return poll(lambda wait_s: self.get(query_id, wait_s), done, what=f"Query {query_id}", timeout_s=timeout_s)
 
     def select(self, sql: str, *, timeout_s: float = 600) -> "list[dict]":
         """Rows of an interactive SELECT over Query Service's PostgreSQL endpoint, which is how AEP returns

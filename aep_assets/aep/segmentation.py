@@ -1,7 +1,7 @@
 """Segmentation: PQL segment definitions (get-or-create by name) and batch segment jobs."""
 
 from .errors import SegmentJobFailed, UnexpectedState
-from .polling import poll
+from .polling import poll, prefer_wait
 from .session import AEPSession
 
 BASE = "/data/core/ups"
@@ -41,8 +41,8 @@ class Segmentation:
     def create_job(self, segment_ids: list[str]) -> dict:
         return self.session.json("POST", f"{BASE}/segment/jobs", json=[{"segmentId": s} for s in segment_ids])
 
-    def get_job(self, job_id: str) -> dict:
-        return self.session.json("GET", f"{BASE}/segment/jobs/{job_id}")
+    def get_job(self, job_id: str, wait_s: float = 0) -> dict:
+        return self.session.json("GET", f"{BASE}/segment/jobs/{job_id}", headers=prefer_wait(wait_s))
 
     def wait_for_job(self, job_id: str, timeout_s: float = 3600) -> dict:
         def done(job: dict) -> bool:
@@ -56,7 +56,8 @@ class Segmentation:
                 case other:
                     raise UnexpectedState(f"Segment job {job_id} is in state {other!r}.")
 
-        return poll(lambda: self.get_job(job_id), done, what=f"Segment job {job_id}", timeout_s=timeout_s)
+        return poll(lambda wait_s: self.get_job(job_id, wait_s), done, what=f"Segment job {job_id}",
+                    timeout_s=timeout_s)
 
     def evaluate(self, segment_ids: list[str], timeout_s: float = 3600) -> dict:
         return self.wait_for_job(self.create_job(segment_ids)["id"], timeout_s=timeout_s)
@@ -89,5 +90,7 @@ class Segmentation:
                 raise SegmentJobFailed("Export job", str(job["id"]), j["status"], j.get("errors"))
             return False
 
-        return poll(lambda: self.session.json("GET", f"{BASE}/export/jobs/{job['id']}"), done,
-                    what=f"Export job {job['id']}", timeout_s=timeout_s)
+        def fetch(wait_s: float) -> dict:
+            return self.session.json("GET", f"{BASE}/export/jobs/{job['id']}", headers=prefer_wait(wait_s))
+
+        return poll(fetch, done, what=f"Export job {job['id']}", timeout_s=timeout_s)

@@ -304,12 +304,13 @@ def register(router: Router) -> None:
                             {"dataSet": "relatedObjects.0.id", "status": "status"})
 
     def get_batch(call: Call):
+        applied = call.wait_for_change("batch", call.path["id"])
         catalog = backend(call)
         b = catalog.find_batch(call.path["id"])
         if b is None:
             raise errors.CatalogNotFound(f"Batch {call.path['id']!r} was not found in this sandbox.")
         platform.lifecycles.observed("batch", b["id"])
-        return 200, {b["id"]: catalog.batch_view(b)}  # partial.md: the id is both the key and a field
+        return 200, {b["id"]: catalog.batch_view(b)}, applied  # partial.md: the id is both the key and a field
 
     router.add(f"{BASE}/dataSets", ["POST"], create_dataset)
     router.add(f"{BASE}/dataSets", ["GET"], list_datasets)

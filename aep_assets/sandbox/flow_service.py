@@ -404,11 +404,12 @@ def register(router: Router) -> None:
         return 200, {"items": sorted(items, key=lambda r: r["createdAt"], reverse=True)}
 
     def get_run(call: Call):
+        applied = call.wait_for_change("flow_run", call.path["id"])
         run = call.scope.get(RUN, call.path["id"])
         if run is None:
             raise errors.FlowNotFound(f"No run with id {call.path['id']!r}.")
         platform.lifecycles.observed("flow_run", run["id"])
-        return 200, {"items": [run]}
+        return 200, {"items": [run]}, applied
 
     def adhoc(call: Call):
         accept = call.headers.get("accept", "").replace(" ", "")

@@ -21,6 +21,9 @@ from .store import Scope
 
 log = logging.getLogger("aep_sandbox")
 
+MAX_HELD_READ_S = 30  # a read held for a change ends well within a client's usual timeout
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
+
 
 @dataclass
 class Call:
@@ -43,6 +46,16 @@ class Call:
     @property
     def headers(self):
         return self.request.headers
+
+    def wait_for_change(self, kind: str, obj_id: str) -> dict[str, str]:
+        """Honours ``Prefer: wait=N`` (RFC 7240) on a read of an asynchronous object: returns when its running
+        work ends or N seconds pass, with the ``Preference-Applied`` header to answer with when it waited."""
+        match = _PREFER_WAIT.search(self.headers.get("prefer", ""))
+        if match is None:
+            return {}
+        seconds = min(int(match.group(1)), MAX_HELD_READ_S)
+        return {"Preference-Applied": f"wait={seconds}"} if self.platform.lifecycles.settle(kind, obj_id, seconds) \
+            else {}
 
     def json(self, kind: type = dict) -> Any:
         """The JSON body, which must be a ``kind`` (an object, or a list for JSON Patch)."""

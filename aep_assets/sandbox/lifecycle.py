@@ -13,6 +13,10 @@ object's pace lets it move on; then the work runs and sets the rest:
 
 Paces are set per kind (``--lifecycle batch=manual:2``, ``AEP_SANDBOX_LIFECYCLES``); ``--async-delay S``
 sets ``delay:S`` for all. A manual pace counts the reads one sandbox process serves.
+
+A read that asks to wait (RFC 7240's ``Prefer: wait=N``) for an object whose work is running is answered
+when that work ends, or after N seconds: the client learns at once, without polling faster. A read of a held
+object is answered at once, so manual paces still count every read.
 """
 
 import threading
@@ -66,6 +70,7 @@ class Lifecycles:
     def __init__(self, paces: dict[str, Pace], run: Callable[[Callable[[], None], str], None]) -> None:
         self.paces, self.run = paces, run
         self._held: dict[tuple[str, str], list] = {}  # (kind, id) -> [reads left, work, lane]
+        self._running: dict[tuple[str, str], threading.Event] = {}  # released work, set when it ends
         self._lock = threading.Lock()
 
     def begin(self, kind: str, obj_id: str, work: Callable[[], None], lane: str = "jobs") -> None:
@@ -74,9 +79,35 @@ class Lifecycles:
             with self._lock:
                 self._held[(kind, obj_id)] = [pace.reads, work, lane]
         elif pace.model == "delay" and pace.seconds:
-            self.run(lambda: (time.sleep(pace.seconds), work()), lane)
+            self._release(kind, obj_id, lambda: (time.sleep(pace.seconds), work()), lane)
         else:
-            self.run(work, lane)
+            self._release(kind, obj_id, work, lane)
+
+    def _release(self, kind: str, obj_id: str, work: Callable[[], None], lane: str) -> None:
+        ended = threading.Event()
+        with self._lock:
+            self._running[(kind, obj_id)] = ended
+
+        def tracked() -> None:
+            try:
+                work()
+            finally:
+                with self._lock:
+                    if self._running.get((kind, obj_id)) is ended:
+                        del self._running[(kind, obj_id)]
+                ended.set()
+
+        self.run(tracked, lane)
+
+    def settle(self, kind: str, obj_id: str, wait_s: float) -> bool:
+        """Waits up to ``wait_s`` for the object's released work to end; False when there is none to wait for
+        (done, held by its pace, or run by another sandbox process)."""
+        with self._lock:
+            ended = self._running.get((kind, obj_id))
+        if ended is None or wait_s <= 0:
+            return False
+        ended.wait(wait_s)
+        return True
 
     def observed(self, kind: str, obj_id: str) -> None:
         """A client has read the object (after the response was built, so the read itself saw it waiting)."""
@@ -88,4 +119,4 @@ class Lifecycles:
             if entry[0] > 0:
                 return
             del self._held[(kind, obj_id)]
-        self.run(entry[1], entry[2])
+        self._release(kind, obj_id, entry[1], entry[2])

@@ -142,9 +142,10 @@ def register(router: Router) -> None:
         return 202, backend(call).submit(call.json())
 
     def get(call: Call):
+        applied = call.wait_for_change("query", call.path["id"])
         query = backend(call).get(call.path["id"])
         platform.lifecycles.observed("query", query["id"])
-        return 200, query
+        return 200, query, applied
 
     def change(call: Call):
         backend(call).change(call.path["id"], (call.json() or {}).get("op", ""))

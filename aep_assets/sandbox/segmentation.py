@@ -141,12 +141,13 @@ def getter(kind: str, what: str, lifecycle: str | None = None):
     with a ``lifecycle`` counts towards its pace."""
 
     def handler(call: Call):
+        applied = call.wait_for_change(lifecycle, call.path["id"]) if lifecycle else {}
         obj = call.scope.get(kind, call.path["id"])
         if obj is None:
             raise errors.SegmentNotFound(f"{what} {call.path['id']!r} was not found.")
         if lifecycle:
             call.platform.lifecycles.observed(lifecycle, call.path["id"])
-        return 200, obj
+        return 200, obj, applied
 
     return handler
 
