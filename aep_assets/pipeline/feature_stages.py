@@ -100,13 +100,17 @@ def build_feature_table(client: AEPClient, store: Storage, spec: ModelSpec, name
     sources = resolve_sources(client, spec, names)
     fs = resolve_feature_set(client, spec, sources, design.train_cutoff)
     store.write_bytes(names.feature_set, json.dumps(fs.to_json(), indent=1).encode())
-    sufficiency = check_source(client, spec, fs, sources, design)
     cutoffs = {"test": design.test_cutoff} if adobe_compatible else design.cutoffs
-    build = build_feature_dataset(
-        client, name="feature_table_adobe" if adobe_compatible else "feature_table", owner=names.model,
-        table_prefix=names.table_prefix("feature_table"),
-        params=feature_params(client, sources, cutoffs, design.horizon_days),
-        fragments=feature_fragments(fs, sources), input_dataset_ids=sources.dataset_ids)
+    # The sufficiency SELECT runs on the PostgreSQL endpoint while the CTAS runs, as EDA's do: its verdict is
+    # the blocking data_sufficient check, which holds the table back from training whatever the order.
+    with ThreadPoolExecutor(1, thread_name_prefix="sufficiency") as pool:
+        checking = pool.submit(check_source, client, spec, fs, sources, design)
+        build = build_feature_dataset(
+            client, name="feature_table_adobe" if adobe_compatible else "feature_table", owner=names.model,
+            table_prefix=names.table_prefix("feature_table"),
+            params=feature_params(client, sources, cutoffs, design.horizon_days),
+            fragments=feature_fragments(fs, sources), input_dataset_ids=sources.dataset_ids)
+        sufficiency = checking.result()
     FeatureTable(build.dataset["id"], build.table, "adobe_compatible" if adobe_compatible else "temporal").save(
         store, names.feature_table)
     columns = client.schemas.get_schema(build.dataset["schemaRef"]["id"], full=True)["properties"]
