@@ -9,7 +9,6 @@ dictionary-encoded, so a million events cost megabytes, not gigabytes.
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .taxonomy import CODE, NAMES
 
@@ -38,21 +37,22 @@ def _dict(codes: np.ndarray, values: list[str] | pa.Array) -> pa.DictionaryArray
     return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(values))
 
 
-def _value(flag: np.ndarray) -> pa.StructArray:
-    """``{"value": 1.0}`` where ``flag`` holds, null elsewhere."""
-    return _struct([pa.array(np.ones(flag.size))], ["value"], ~flag)
+def _value(flag: np.ndarray, ones: pa.Array) -> pa.StructArray:
+    """``{"value": 1.0}`` where ``flag`` holds, null elsewhere; ``ones`` (one per row) is shared by every such
+    field of the table, as Arrow arrays may share buffers."""
+    return _struct([ones], ["value"], ~flag)
 
 
-def _web(codes: np.ndarray, rng: np.random.Generator, is_web: np.ndarray) -> pa.StructArray:
+def _web(codes: np.ndarray, rng: np.random.Generator, is_web: np.ndarray, ones: pa.Array) -> pa.StructArray:
     n = codes.size
     page = rng.integers(0, len(PAGES), size=n)
     page[codes == CODE["web.formFilledOut"]] = PAGES.index("subscribe")
     link = np.isin(codes, [CODE[t] for t in LINK_CLICK_TYPES])
     urls = [SITE + p for p in PAGES]
-    details = _struct([_value(np.ones(n, bool)), _dict(page, urls), _dict(page, PAGES),
+    details = _struct([_value(np.ones(n, bool), ones), _dict(page, urls), _dict(page, PAGES),
                        _dict(np.zeros(n, np.int32), ["www.example.com"]), pa.array(np.zeros(n, bool))],
                       ["pageViews", "URL", "name", "server", "isErrorPage"])
-    interaction = _struct([_value(link), _dict(page, urls), _dict(page, PAGES),
+    interaction = _struct([_value(link, ones), _dict(page, urls), _dict(page, PAGES),
                            _dict(link.astype(np.int32), ["exit", "other"])],
                           ["linkClicks", "URL", "name", "type"])
     referrer = _struct([_dict(np.zeros(n, np.int32), [SITE]),
@@ -61,12 +61,12 @@ def _web(codes: np.ndarray, rng: np.random.Generator, is_web: np.ndarray) -> pa.
 
 
 def _direct_marketing(codes: np.ndarray, positions: np.ndarray, emails: pa.Array,
-                      is_email: np.ndarray) -> pa.StructArray:
+                      is_email: np.ndarray, ones: pa.Array) -> pa.StructArray:
     sent = codes == CODE["directMarketing.emailSent"]
     opened = codes == CODE["directMarketing.emailOpened"]
     clicked = codes == CODE["directMarketing.emailClicked"]
-    return _struct([_value(sent), _value(sent), _value(opened), _value(opened | clicked), _value(clicked),
-                    _dict(positions, emails)],
+    return _struct([_value(sent, ones), _value(sent, ones), _value(opened, ones), _value(opened | clicked, ones),
+                    _value(clicked, ones), _dict(positions, emails)],
                    ["emailDelivered", "sends", "opens", "offerOpens", "clicks", "emailVisitorID"], ~is_email)
 
 
@@ -88,15 +88,16 @@ def events_to_xdm(events: pl.DataFrame, profiles: pl.DataFrame, tenant: str, see
     used, positions = np.unique(_positions(events["profile_index"].to_numpy(), profiles), return_inverse=True)
     profiles = profiles[used]
     is_email = np.isin(codes, [CODE[n] for n in NAMES if n.startswith("directMarketing")])
-    numbers = pa.array(np.arange(first_event_number, first_event_number + events.height)).cast(pa.string())
+    numbers = pl.int_range(first_event_number, first_event_number + events.height, eager=True).cast(pl.Utf8)
+    ones = pa.array(np.ones(events.height))
     return pa.table({
-        "_id": pc.binary_join_element_wise(f"ev-{seed}-", numbers, ""),
+        "_id": _arr(f"ev-{seed}-" + numbers).cast(pa.string()),
         "timestamp": _flat(events["timestamp"].to_arrow()),
         "eventType": _dict(codes, list(NAMES)),
         "producedBy": _dict(np.zeros(events.height, np.int32), ["aep-assets-simulation"]),
         f"_{tenant}": _struct([_dict(positions, _arr(profiles["userid"]))], ["userid"]),
-        "web": _web(codes, rng, ~is_email),
-        "directMarketing": _direct_marketing(codes, positions, _arr(profiles["email"]), is_email),
+        "web": _web(codes, rng, ~is_email, ones),
+        "directMarketing": _direct_marketing(codes, positions, _arr(profiles["email"]), is_email, ones),
     })
 
 
