@@ -156,8 +156,8 @@ def test_poll_offers_its_pause_to_the_server_and_counts_the_time_it_held(monkeyp
     from aep_assets.aep import polling
 
     clock, slept, offered = [0.0], [], []
-    monkeypatch.setattr(polling.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(polling.time, "sleep", lambda s: (slept.append(s), clock.__setitem__(0, clock[0] + s)))
+    monkeypatch.setattr(polling, "monotonic", lambda: clock[0])  # this module's clock only, not the process's
+    monkeypatch.setattr(polling, "sleep", lambda s: (slept.append(s), clock.__setitem__(0, clock[0] + s)))
 
     def fetch(wait_s: float) -> int:  # a server that holds the first two reads for the whole wait
         offered.append(wait_s)

@@ -1,8 +1,8 @@
 """Wait for AEP's asynchronous operations, with a deadline and every terminal state named."""
 
 import math
-import time
 from collections.abc import Callable
+from time import monotonic, sleep
 from typing import TypeVar
 
 from .errors import AEPTimeout
@@ -19,16 +19,16 @@ def poll(fetch: Callable[[float], T], done: Callable[[T], bool], *, what: str, t
     the next call, which it may offer the server as ``Prefer: wait`` (see ``prefer_wait``): a server that
     holds the answer until the state changes (the local sandbox does) answers the moment the job ends, and
     the time it held counts towards the pause before the next call."""
-    deadline = time.monotonic() + timeout_s
+    deadline = monotonic() + timeout_s
     delay = interval_s
     while True:
-        asked = time.monotonic()
+        asked = monotonic()
         value = fetch(delay)
         if done(value):
             return value
-        if time.monotonic() + delay > deadline:
+        if monotonic() + delay > deadline:
             raise AEPTimeout(f"{what} did not finish within {timeout_s:.0f}s; raise the timeout or check it in AEP.")
-        time.sleep(max(0.0, delay - (time.monotonic() - asked)))
+        sleep(max(0.0, delay - (monotonic() - asked)))
         delay = min(max_interval_s, delay * 1.15)
 
 
