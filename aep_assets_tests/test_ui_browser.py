@@ -33,7 +33,8 @@ def ui(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui")
     home = root / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    # Without the community dialog: it opens a second after a page loads, so it could cover whatever a test clicks.
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
     env = {**os.environ, "DAGSTER_HOME": str(home), "AEP_SANDBOX_DIR": str(root / "aep"),
            "AEP_STORAGE_DIR": str(root / "storage")}
     for k in ("AEP_CLIENT_ID", "AEP_STORAGE", "MLFLOW_TRACKING_URI"):
@@ -77,15 +78,9 @@ def _wait_for_runs(home, timeout_s: float = 240) -> None:
 
 
 def _open(ui, path: str):
-    """Go to a page of the UI, past the one-time community dialog."""
     page = ui["page"]
     page.goto(f"{ui['url']}{path}")
     page.wait_for_load_state("networkidle")
-    skip = page.get_by_role("button", name="Skip")
-    if skip.count():
-        skip.click()
-        page.get_by_text("Join the Dagster community").wait_for(state="detached", timeout=30_000)
-        page.wait_for_timeout(500)  # the backdrop fades out
     return page
 
 
