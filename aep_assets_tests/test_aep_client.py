@@ -8,7 +8,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from aep_assets.aep import errors
+from aep_assets.aep import auth, errors
 from aep_assets.aep.polling import poll
 from aep_assets.pipeline import ingest
 from aep_assets.pipeline.platform import ensure_schemas
@@ -88,15 +88,24 @@ def test_wrong_secret_is_refused_by_ims(sandbox):
     assert info.value.code == "invalid_client"
 
 
-def test_token_is_refreshed_before_it_expires(make_sandbox):
-    sb = make_sandbox(token_ttl=2)
-    client = client_for(sb)
+def test_token_is_refreshed_before_it_expires(sandbox, monkeypatch):
+    client = client_for(sandbox)
     client.schemas.tenant_id()
     first = client.session.tokens.token()
-    time.sleep(2.1)  # the sandbox now rejects the first token
+    day_later = auth.monotonic() + 86399  # the sandbox's tokens live 86,399 s, as IMS's do
+    monkeypatch.setattr(auth, "monotonic", lambda: day_later)  # the token provider's clock only
     assert client.schemas.tenant_id() == "aepsandbox"
     assert client.session.tokens.token() != first
     assert client.session.unauthorized_refreshes == 0  # refreshed ahead of expiry, not after a 401
+
+
+def test_an_expired_token_is_refused_and_refreshed_once(make_sandbox):
+    sb = make_sandbox(token_ttl=0)  # every token has expired by the time it is used
+    client = client_for(sb)
+    with pytest.raises(errors.Unauthorized) as info:
+        client.schemas.tenant_id()
+    assert info.value.code == "401013"
+    assert client.session.unauthorized_refreshes == 1  # one fresh token was tried before giving up
 
 
 def test_duplicate_title_is_a_bad_request_with_xdm_code(client):

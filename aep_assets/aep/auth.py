@@ -1,7 +1,7 @@
 """Adobe IMS OAuth server-to-server tokens, cached and refreshed before they expire."""
 
 import threading
-import time
+from time import monotonic, sleep
 
 import requests
 
@@ -27,7 +27,7 @@ class TokenProvider:
 
     def token(self) -> str:
         with self._lock:
-            if self._token is None or time.monotonic() >= self._refresh_at:
+            if self._token is None or monotonic() >= self._refresh_at:
                 self._fetch()
             return self._token  # type: ignore[return-value]
 
@@ -46,12 +46,12 @@ class TokenProvider:
                 if not should_retry(None, attempt, self._max_retries):
                     raise AEPError(f"Could not reach Adobe IMS at {self._url}: {exc.__class__.__name__}. "
                                    "Check AEP_IMS_URL and the network.") from None
-                time.sleep(retry_delay(attempt))
+                sleep(retry_delay(attempt))
                 attempt += 1
                 continue
             if resp.status_code == 200 or not should_retry(resp.status_code, attempt, self._max_retries):
                 break
-            time.sleep(retry_delay(attempt, resp.headers.get("Retry-After")))
+            sleep(retry_delay(attempt, resp.headers.get("Retry-After")))
             attempt += 1
         if resp.status_code != 200:
             try:
@@ -68,4 +68,4 @@ class TokenProvider:
         if expires_in > 10 * 86400:
             expires_in /= 1000
         self._token = data["access_token"]
-        self._refresh_at = time.monotonic() + expires_in - min(REFRESH_MARGIN_S, expires_in / 10)
+        self._refresh_at = monotonic() + expires_in - min(REFRESH_MARGIN_S, expires_in / 10)

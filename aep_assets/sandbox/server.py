@@ -33,7 +33,7 @@ class SandboxProcess:
         if dlz:
             cmd += ["--dlz", dlz]
         cmd += [f"--lifecycle={item}" for item in lifecycles.split(",") if item]
-        if token_ttl:
+        if token_ttl is not None:
             cmd += ["--token-ttl", str(token_ttl)]
         if faults:
             cmd += ["--faults", json.dumps(faults)]
