@@ -7,6 +7,8 @@ feature event), ``events`` (limited by ``$scope``), ``history`` (events strictly
 statements in ``sql/`` place it where they say ``$feature_ctes``.
 """
 
+import re
+
 from ..ml.feature_set import ELIGIBLE, ID, MINUTES_PER_DAY, AttributeFeature, FeatureSet
 from .spec import TENANT
 
@@ -16,8 +18,26 @@ def tenant_sql(expr: str) -> str:
     return expr.replace(TENANT, "$tenant_id")
 
 
+# The characters whose reading differs between SQL dialects inside '...': Spark SQL escapes with a backslash and
+# does not read a doubled quote as a quote, PostgreSQL with standard_conforming_strings=on reads a backslash as
+# itself. Adobe's docs promise neither reading for Query Service, so a data value never holds them in a literal.
+_DIALECT_SENSITIVE = re.compile(r"(['\\])")
+
+
 def quote_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    """A data value as a SQL string expression that every reading of string literals reads alike.
+
+    The literal pieces hold neither a quote nor a backslash; those characters come from ``chr(39)`` and
+    ``chr(92)``, joined with ``||`` (Spark SQL, PostgreSQL and DuckDB all read it so). A value can therefore
+    never end its literal early on the sandbox or on Query Service, whatever it holds.
+    """
+    if "\x00" in value:
+        raise ValueError(f"{value!r} holds a NUL character, which no SQL string can carry.")
+    if not _DIALECT_SENSITIVE.search(value):
+        return f"'{value}'"
+    pieces = [f"chr({ord(p)})" if _DIALECT_SENSITIVE.fullmatch(p) else f"'{p}'"
+              for p in _DIALECT_SENSITIVE.split(value) if p]
+    return "(" + " || ".join(pieces) + ")"
 
 
 def _flag(condition: str) -> str:

@@ -20,24 +20,69 @@ def is_block(sql: str) -> bool:
     return BLOCK.match(sql) is not None
 
 
-def split_statements(text: str) -> list[str]:
-    """Split on semicolons outside quotes."""
-    out, current, quote = [], [], None
-    for ch in text:
-        if quote:
-            current.append(ch)
-            if ch == quote:
-                quote = None
-        elif ch in "'\"":
-            quote = ch
-            current.append(ch)
-        elif ch == ";":
-            out.append("".join(current))
-            current = []
+def _segments(text: str) -> list[tuple[str, bool]]:
+    """``text`` cut into (piece, is_code) pieces: quoted strings, quoted names and comments are not code.
+
+    Strings are read as the query parser reads them (``standard_conforming_strings=on``): in ``'...'`` a doubled
+    quote is a quote and a backslash is ordinary; in ``E'...'`` a backslash also escapes the next character.
+    """
+    out, i, start, n = [], 0, 0, len(text)
+
+    def cut(end: int, code: bool) -> None:
+        if end > start:
+            out.append((text[start:end], code))
+
+    while i < n:
+        ch = text[i]
+        if ch in "'\"" or (ch == "-" and text.startswith("--", i)):
+            cut(i, True)
+            start = i
+            if ch == "-":
+                end = text.find("\n", i)
+                i = n if end < 0 else end
+            else:
+                escapes = ch == "'" and i > 0 and text[i - 1] in "eE" and (i < 2 or not (text[i - 2].isalnum()
+                                                                                         or text[i - 2] == "_"))
+                i += 1
+                while i < n:
+                    if escapes and text[i] == "\\":
+                        i += 2
+                    elif text[i] == ch:
+                        if text.startswith(ch * 2, i):
+                            i += 2
+                        else:
+                            i += 1
+                            break
+                    else:
+                        i += 1
+            cut(i, False)
+            start = i
         else:
-            current.append(ch)
+            i += 1
+    cut(n, True)
+    return out
+
+
+def split_statements(text: str) -> list[str]:
+    """Split on semicolons outside strings, quoted names and comments."""
+    out, current = [], []
+    for piece, code in _segments(text):
+        if not code:
+            current.append(piece)
+            continue
+        parts = piece.split(";")
+        current.append(parts[0])
+        for part in parts[1:]:
+            out.append("".join(current))
+            current = [part]
     out.append("".join(current))
     return [s.strip() for s in out if s.strip()]
+
+
+def replace_in_code(text: str, pattern: re.Pattern, replace: Callable[[re.Match], str]) -> str:
+    """``pattern.sub(replace, ...)`` on the code of ``text`` only: never inside a string, a quoted name or a
+    comment, so a value that looks like ``@v`` stays data."""
+    return "".join(pattern.sub(replace, piece) if code else piece for piece, code in _segments(text))
 
 
 def _literal(value) -> str:
@@ -47,7 +92,7 @@ def _literal(value) -> str:
         return str(value)
     if value is None:
         return "NULL"
-    return "'" + str(value).replace("'", "''") + "'"
+    return "'" + str(value).replace("'", "''") + "'"  # a standard string: only a quote needs escaping
 
 
 def run_block(sql: str, run: Callable[[str], list], first_value: Callable[[str], object],
@@ -58,9 +103,10 @@ def run_block(sql: str, run: Callable[[str], list], first_value: Callable[[str],
     variables: dict[str, str] = {}
 
     def bind(statement: str) -> str:
-        for name in sorted(variables, key=len, reverse=True):
-            statement = re.sub(r"@" + re.escape(name) + r"\b", variables[name], statement)
-        return statement
+        if not variables:
+            return statement
+        names = "|".join(re.escape(n) for n in sorted(variables, key=len, reverse=True))
+        return replace_in_code(statement, re.compile(r"@(" + names + r")\b"), lambda m: variables[m.group(1)])
 
     def execute(statements: list[str]) -> list:
         results: list = []

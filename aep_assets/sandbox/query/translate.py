@@ -25,11 +25,15 @@ UNIT_SECONDS = {"second": 1, "seconds": 1, "minute": 60, "minutes": 60, "hour": 
 
 
 class QueryServiceSQL(Spark):
-    """Spark SQL as Query Service reads it: a doubled quote inside a string is a quote (standard SQL, and
-    what PostgreSQL clients such as psycopg2 send), besides Spark's backslash escape."""
+    """Spark SQL with string literals read as PostgreSQL reads them with ``standard_conforming_strings=on``,
+    which the PostgreSQL endpoint announces: in ``'...'`` a doubled quote is a quote and a backslash is an
+    ordinary character (psycopg and libpq quote a bound parameter by doubling quotes only, so reading ``\\'``
+    as an escaped quote would let a parameter end its literal early); ``E'...'`` is the escape form."""
 
     class Tokenizer(Spark.Tokenizer):
-        STRING_ESCAPES = ["\\", "'"]
+        STRING_ESCAPES = ["'"]
+        BYTE_STRINGS = [("e'", "'"), ("E'", "'")]
+        BYTE_STRING_ESCAPES = ["'", "\\"]
 
 
 class TranslationError(ValueError):
