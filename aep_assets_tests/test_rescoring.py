@@ -119,3 +119,96 @@ def test_drift_thresholds_must_be_ordered():
 def test_scores_published_by_an_older_version_are_rescored_in_full():
     plan = _plan(replace(PUBLISHED, event_batches=[], profile_batches=[]))  # published before batches were kept
     assert plan.mode == FULL and "profile dataset" in plan.reason
+
+
+def _assess(ref: DriftReference, frame: pl.DataFrame, propensity: np.ndarray, policy: DriftPolicy | None = None):
+    return (policy or DriftPolicy()).assess(ref, ref.counts(frame, propensity), frame.height)
+
+
+def _cohort(rng: np.random.Generator, n: int = 20_000) -> pl.DataFrame:
+    """A closed cohort at its cutoff: everyone acquired within one quarter, tenure in minutes."""
+    return pl.DataFrame({"tenure": rng.uniform(365, 455, n) * 1440, "orders": rng.poisson(2, n).astype(float),
+                         "noise": rng.normal(size=n)})
+
+
+def test_a_tenure_that_grows_with_the_clock_is_no_drift():
+    rng = np.random.default_rng(3)
+    frame, p = _cohort(rng), rng.uniform(size=20_000)
+    ref = DriftReference.fit(frame, ("tenure", "orders", "noise"), p, importance={"tenure": 0.5, "orders": 0.5},
+                             clock={"tenure": 1440.0}, cutoff="2026-01-01T00:00:00+00:00")
+    later = frame.with_columns(pl.col("tenure") + 90 * 1440)  # scored 90 days later: everyone 90 days older
+    assert ref.psi(later, p)["tenure"] > 5  # as the old gate saw it
+    found = _assess(ref.at("2026-04-01T00:00:00+00:00"), later, p)
+    assert found.psi["tenure"] < 0.01 and found.verdict == "ok", found.reasons
+
+
+def test_scoring_at_the_validated_cutoff_shows_no_drift():
+    rng = np.random.default_rng(4)
+    frame, p = _cohort(rng), rng.uniform(size=20_000)
+    ref = DriftReference.fit(frame, ("tenure", "orders", "noise"), p, clock={"tenure": 1440.0},
+                             cutoff="2026-01-01T00:00:00+00:00")
+    found = _assess(ref.at("2026-01-01T00:00:00+00:00"), frame, p)
+    assert found.verdict == "ok" and max(found.psi.values()) == pytest.approx(0.0)
+
+
+def test_drift_in_a_column_the_model_does_not_use_only_warns():
+    rng = np.random.default_rng(5)
+    frame, p = _cohort(rng), rng.uniform(size=20_000)
+    ref = DriftReference.fit(frame, ("tenure", "orders", "noise"), p,
+                             importance={"tenure": 0.6, "orders": 0.4, "noise": 0.0})
+    found = _assess(ref, frame.with_columns(pl.col("noise") + 3), p)
+    assert found.psi["noise"] > 1 and found.weighted_psi < 0.01
+    assert found.verdict == "warn" and "noise" in found.reasons[0]
+
+
+def test_drift_in_the_columns_the_model_relies_on_blocks():
+    rng = np.random.default_rng(6)
+    frame, p = _cohort(rng), rng.uniform(size=20_000)
+    ref = DriftReference.fit(frame, ("tenure", "orders", "noise"), p,
+                             importance={"tenure": 0.1, "orders": 0.9, "noise": 0.0})
+    found = _assess(ref, frame.with_columns(pl.col("orders") * 100), p)  # a unit that changed
+    assert found.verdict == "block" and found.weighted_psi > 0.25
+    assert "weighted by importance" in found.reasons[0]
+
+
+def test_a_shift_in_the_scores_blocks():
+    rng = np.random.default_rng(7)
+    frame = _cohort(rng)
+    ref = DriftReference.fit(frame, ("orders",), rng.beta(2, 8, size=20_000))
+    found = _assess(ref, frame, rng.beta(8, 2, size=20_000))
+    assert found.verdict == "block" and found.score_psi > 1 and "score" in found.reasons[0]
+
+
+def test_a_feature_that_became_all_null_blocks_though_its_psi_weighs_little():
+    rng = np.random.default_rng(8)
+    frame, p = _cohort(rng).with_columns(pl.Series("age", rng.uniform(18, 80, 20_000))), rng.uniform(size=20_000)
+    ref = DriftReference.fit(frame, ("tenure", "orders", "age"), p,
+                             importance={"tenure": 0.49, "orders": 0.49, "age": 0.02})
+    found = _assess(ref, frame.with_columns(pl.lit(None, pl.Float64).alias("age")), p)
+    assert found.verdict == "block" and "age" in found.broken and "NULL" in found.broken["age"]
+
+
+def test_a_count_that_collapsed_to_one_value_blocks():
+    rng = np.random.default_rng(9)
+    frame, p = _cohort(rng), rng.uniform(size=20_000)
+    ref = DriftReference.fit(frame, ("tenure", "orders"), p, importance={"tenure": 0.9, "orders": 0.1})
+    found = _assess(ref, frame.with_columns(pl.lit(0.0).alias("orders")), p)  # the event type stopped
+    assert found.verdict == "block" and "one bin" in found.broken["orders"]
+
+
+def test_a_population_that_shrank_blocks():
+    rng = np.random.default_rng(10)
+    frame, p = _cohort(rng), rng.uniform(size=20_000)
+    ref = DriftReference.fit(frame, ("tenure", "orders"), p)
+    found = _assess(ref, frame.head(5_000), p[:5_000])
+    assert found.verdict == "block" and "5000 profiles scored against 20000" in found.reasons[0]
+    assert _assess(ref, frame.head(5_000), p[:5_000], DriftPolicy(min_population_ratio=0.2)).verdict == "ok"
+
+
+def test_a_reference_saved_before_it_carried_weights_still_reads():
+    rng = np.random.default_rng(11)
+    frame, p = _cohort(rng), rng.uniform(size=1000)
+    old = {name: {"edges": h.edges, "shares": h.shares}
+           for name, h in DriftReference.fit(frame.head(1000), ("orders",), p).histograms.items()}
+    ref = DriftReference.from_json(old)
+    assert ref.importance == {} and _assess(ref, frame.head(1000), p).verdict == "ok"

@@ -9,6 +9,7 @@ from ..ml.feature_set import ID, LABEL, FeatureSet
 from ..pipeline.feature_stages import build_feature_table, explore_events, export_training_rows
 from ..pipeline.spec import TENANT, ModelSpec, parse_time
 from ..resources import AEPResource, StorageResource
+from .checks import check_result
 from .instance import FEATURES, Instance
 from .metadata import column_schema, md_table, sql_md, xdm_column_schema
 
@@ -101,8 +102,9 @@ def build(m: Instance) -> list:
                 "dropped_versions": dg.MetadataValue.json(build.dropped),
                 "dagster/column_schema": xdm_column_schema(t.columns),
             },
-            check_results=[dg.AssetCheckResult(check_name="data_sufficient", passed=t.sufficiency.passed,
-                                               metadata=t.sufficiency.metadata())],
+            check_results=[check_result(context, "data_sufficient", t.sufficiency.passed, t.sufficiency.metadata(),
+                                        why="; ".join(t.sufficiency.problems),
+                                        fix="each problem above says what to change in the model's YAML")],
         )
 
     @dg.asset(key=m.key("training_export"), group_name=m.group(FEATURES), deps=[m.key("feature_table")],
@@ -114,7 +116,8 @@ def build(m: Instance) -> list:
                                     description="Each split has enough profiles that reach the goal and enough "
                                                 "that do not (Customer AI asks for 500 of each)."),
               ])
-    def training_export(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResult:
+    def training_export(context: dg.AssetExecutionContext, aep: AEPResource,
+                        storage: StorageResource) -> dg.MaterializeResult:
         """The feature table exported by an AEP dataset export flow as gzip Parquet into storage, in AEP's
         {path}/{datasetId}/exportTime=YYYYMMDDHHMM/ layout."""
         store = storage.get()
@@ -127,9 +130,13 @@ def build(m: Instance) -> list:
                 "dagster/column_schema": column_schema(t.frame), "preview": md_table(t.frame),
             },
             check_results=[
-                dg.AssetCheckResult(check_name="one_row_per_profile", passed=t.duplicate_rows == 0,
-                                    metadata={"duplicate_rows": t.duplicate_rows, "rows": t.frame.height}),
-                dg.AssetCheckResult(check_name="enough_goals", passed=t.goals.passed, metadata=t.goals.metadata()),
+                check_result(context, "one_row_per_profile", t.duplicate_rows == 0,
+                             {"duplicate_rows": t.duplicate_rows, "rows": t.frame.height},
+                             why=f"{t.duplicate_rows} of {t.frame.height} rows repeat a profile within a split",
+                             fix="events.identity must give one value per person; profile.identity one per profile "
+                                 "row"),
+                check_result(context, "enough_goals", t.goals.passed, t.goals.metadata(),
+                             why="; ".join(t.goals.problems), fix="each problem above says what to change"),
             ],
         )
 

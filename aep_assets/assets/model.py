@@ -7,7 +7,9 @@ from pydantic import Field
 from ..ml import plots
 from ..ml.train import TrainingConfig
 from ..pipeline.model_stage import HEADLINE, Gates, train_propensity_model
+from ..pipeline.spec import ModelSpec
 from ..resources import AEPResource, MLflowResource, StorageResource, dagster_ui_url
+from .checks import check_result
 from .instance import MODEL, Instance
 from .metadata import md_table
 
@@ -19,12 +21,26 @@ class ModelConfig(dg.Config):
                                                          "earlier trial; false trains every trial until its own "
                                                          "early stopping.")
     calibration: str = Field(default="isotonic", description="'isotonic' or 'platt', fitted on a held-out fold.")
-    auc_floor: float = Field(default=0.65, description="Blocking: temporal-holdout ROC AUC must reach this "
-                                                       "(Customer AI calls below 0.65 poor).")
-    max_ece: float = Field(default=0.05, description="Blocking: expected calibration error must not exceed this.")
-    leakage_sample_per_split: int = Field(default=100, description="Rows per split recomputed by no_leakage.")
-    champion_tolerance: float = Field(default=0.01, description="Warn when the new model's AUC is this far below "
-                                                                "the previous model's on the same rows.")
+    auc_floor: float | None = Field(default=None, description="This run only: the ROC AUC floor instead of the "
+                                    "YAML's gates.auc_floor.min.")
+    max_ece: float | None = Field(default=None, description="This run only: instead of gates.calibration.max_ece.")
+    leakage_sample_per_split: int | None = Field(default=None, description="This run only: instead of "
+                                                 "gates.leakage.sample_per_split.")
+    champion_tolerance: float | None = Field(default=None, description="This run only: instead of "
+                                             "gates.champion.tolerance.")
+
+    def gates(self, spec: ModelSpec) -> Gates:
+        """The YAML's gates, with this run's overrides."""
+        g = spec.gates
+        return Gates(auc_floor=_either(self.auc_floor, g.auc_floor.min),
+                     max_ece=_either(self.max_ece, g.calibration.max_ece),
+                     champion_tolerance=_either(self.champion_tolerance, g.champion.tolerance),
+                     severity={"auc_floor": g.auc_floor.severity, "calibrated": g.calibration.severity,
+                               "no_leakage": g.leakage.severity, "champion_challenger": g.champion.severity})
+
+
+def _either(override, default):
+    return default if override is None else override
 
 
 def build(m: Instance) -> list:
@@ -53,12 +69,13 @@ def build(m: Instance) -> list:
         LightGBM's text format plus JSON and a model card (with the feature set), one folder per version, and
         logged to MLflow as a version of the registered model named after the instance: the alias 'champion'
         (the version that scores) when every gate passed, 'challenger' otherwise."""
+        gates = config.gates(m.spec)
         run = train_propensity_model(
             aep.client(), storage.get(), mlflow.registry(), m.spec, names,
             TrainingConfig(seed=config.seed, trials=config.trials, prune_trials=config.prune_trials,
                            calibration=config.calibration),
-            Gates(config.auc_floor, config.max_ece, config.champion_tolerance),
-            leakage_sample_per_split=config.leakage_sample_per_split,
+            gates, leakage_sample_per_split=_either(config.leakage_sample_per_split,
+                                                    m.spec.gates.leakage.sample_per_split),
             tags={"dagster.run_id": context.run.run_id, "dagster.asset_key": key.to_user_string(),
                   "dagster.run_url": f"{dagster_ui_url()}/runs/{context.run.run_id}"})
         model, oracle, leakage, champion, uris = run.model, run.oracle, run.leakage, run.champion, run.uris
@@ -98,22 +115,41 @@ def build(m: Instance) -> list:
                 "model_card_uri": uris["model_card"],
             },
             check_results=[
-                dg.AssetCheckResult(check_name="auc_floor", passed=verdicts["auc_floor"],
-                                    metadata={"roc_auc": mt["roc_auc"], "floor": config.auc_floor}),
-                dg.AssetCheckResult(check_name="calibrated", passed=verdicts["calibrated"],
-                                    metadata={"ece": mt["ece"], "max_ece": config.max_ece}),
-                dg.AssetCheckResult(check_name="no_leakage", passed=verdicts["no_leakage"], metadata={
+                check_result(context, "auc_floor", verdicts["auc_floor"],
+                             {"roc_auc": mt["roc_auc"], "floor": gates.auc_floor},
+                             why=f"temporal-holdout ROC AUC {mt['roc_auc']:.4f} is below the floor {gates.auc_floor}",
+                             fix="add features that carry signal (features.events, profile.attributes), widen "
+                                 "goal.outcome_days, or lower gates.auc_floor.min in the model's YAML",
+                             severity=gates.severity["auc_floor"]),
+                check_result(context, "calibrated", verdicts["calibrated"],
+                             {"ece": mt["ece"], "max_ece": gates.max_ece},
+                             why=f"temporal-holdout ECE {mt['ece']:.4f} is above {gates.max_ece}: the probabilities "
+                                 "are off even if the ranking is good",
+                             fix="more training rows (earlier cutoffs.train), calibration: platt in the run config, "
+                                 "or raise gates.calibration.max_ece",
+                             severity=gates.severity["calibrated"]),
+                check_result(context, "no_leakage", verdicts["no_leakage"], {
                     "rows_checked": leakage.rows_checked, "mismatched_rows": leakage.mismatched_rows,
                     "mismatches_by_column": dg.MetadataValue.json(leakage.mismatches_by_column),
-                    "examples": dg.MetadataValue.json(leakage.examples)}),
-                dg.AssetCheckResult(
-                    check_name="champion_challenger", passed=verdicts["champion_challenger"],
-                    severity=dg.AssetCheckSeverity.WARN, metadata={
+                    "examples": dg.MetadataValue.json(leakage.examples)},
+                    why=f"{leakage.mismatched_rows} of {leakage.rows_checked} sampled feature rows differ from "
+                        f"their recomputation from the raw events before the cutoff "
+                        f"(by column: {leakage.mismatches_by_column})",
+                    fix="a feature or label reads events at or after its cutoff; check the SQL in "
+                        "feature_table's metadata and the examples in this check",
+                    severity=gates.severity["no_leakage"]),
+                check_result(
+                    context, "champion_challenger", verdicts["champion_challenger"], {
                         "champion_version": champion.champion_version or "none",
                         "champion_roc_auc": champion.champion_roc_auc if champion.champion_roc_auc
                         is not None else float("nan"),
-                        "challenger_roc_auc": champion.challenger_roc_auc, "tolerance": config.champion_tolerance,
-                        "mlflow_alias": reg.alias}),
+                        "challenger_roc_auc": champion.challenger_roc_auc, "tolerance": gates.champion_tolerance,
+                        "mlflow_alias": reg.alias},
+                    why=f"the new model's ROC AUC {champion.challenger_roc_auc:.4f} is more than "
+                        f"{gates.champion_tolerance} below the champion's {champion.champion_roc_auc} on the same "
+                        "rows; the champion keeps scoring",
+                    fix="keep the champion, or raise gates.champion.tolerance to let the new model replace it",
+                    severity=gates.severity["champion_challenger"]),
             ],
         )
 

@@ -4,12 +4,13 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from ..ml.drift import SCORE, DriftPolicy
+from ..ml.drift import SCORE, DriftAssessment, DriftPolicy
 from ..ml.plots import markdown_image, score_distribution_plot
 from ..ml.scoring import BandPolicy
 from ..pipeline.scoring_stages import build_scoring_features, score_profiles
-from ..pipeline.spec import parse_time
+from ..pipeline.spec import ModelSpec, parse_time
 from ..resources import AEPResource, MLflowResource, StorageResource
+from .checks import check_result
 from .instance import SCORING, Instance
 from .metadata import md_table, sql_md
 from .scoring_engines import job_runner, scoring_settings
@@ -37,9 +38,14 @@ class ScoreConfig(dg.Config):
                                "an approximation that differs from SHAP on deep trees; see ml/explain.py).")
     engine: str = Field(default="", description="Where this run scores: 'subprocess', 'spark' (with the YAML's "
                         "scoring.spark) or 'local'; empty: the YAML's scoring.engine.")
-    drift_warn: float = Field(default=0.1, description="PSI above which the drift check warns.")
-    drift_block: float = Field(default=0.25, description="PSI above which the drift check fails and blocks the "
-                                                         "write-back to AEP.")
+    drift_warn: float | None = Field(default=None, description="This run only: instead of the YAML's "
+                                     "gates.drift.warn.")
+    drift_block: float | None = Field(default=None, description="This run only: instead of gates.drift.block.")
+
+    def drift_policy(self, spec: ModelSpec) -> DriftPolicy:
+        g = spec.gates.drift
+        return DriftPolicy(g.warn if self.drift_warn is None else self.drift_warn,
+                           g.block if self.drift_block is None else self.drift_block, g.min_population_ratio)
 
 
 def build(m: Instance) -> list:
@@ -75,12 +81,15 @@ def build(m: Instance) -> list:
     @dg.asset(key=scores_key, group_name=m.group(SCORING), deps=[m.key("scoring_features"), m.key("propensity_model")],
               kinds={"lightgbm", "parquet"},
               check_specs=[
-                  dg.AssetCheckSpec("scores_valid", asset=scores_key, blocking=True,
+                  dg.AssetCheckSpec("scores_valid", asset=scores_key, blocking=m.writes_back,
                                     description="Every eligible profile is scored once, with a propensity in "
                                                 "[0, 1] and three reason codes."),
-                  dg.AssetCheckSpec("drift", asset=scores_key, blocking=True,
-                                    description="PSI of the scores and of every feature against the training set: "
-                                                "warns above drift_warn, blocks the write-back above drift_block."),
+                  # The gate protects only the write-back: a dry run has none, so there it warns and never blocks.
+                  dg.AssetCheckSpec("drift", asset=scores_key, blocking=m.writes_back,
+                                    description="The scores and the features (weighted by the model's importance) "
+                                                "against the rows the model was validated on: warns above "
+                                                "gates.drift.warn; blocks the write-back above gates.drift.block, "
+                                                "on a broken feature or on a population that shrank."),
               ])
     def propensity_scores(context: dg.AssetExecutionContext, config: ScoreConfig, storage: StorageResource,
                           mlflow: MLflowResource) -> dg.MaterializeResult:
@@ -95,13 +104,11 @@ def build(m: Instance) -> list:
         runner = job_runner(context, scoring_settings(spec.scoring, config.engine))
         r = score_profiles(storage.get(), registry, spec, names,
                            BandPolicy(config.high_band, config.reach, config.target_precision, config.medium_reach),
-                           DriftPolicy(config.drift_warn, config.drift_block), runner,
+                           config.drift_policy(spec), runner,
                            valid_days=config.valid_days or spec.scoring.valid_days, reason_method=config.reason_method)
-        model, plan, bands, drift, policy, verdict, scored = r.model, r.plan, r.bands, r.drift, r.policy, r.verdict, \
-            r.scored
+        model, plan, bands, drift, policy, scored = r.model, r.plan, r.bands, r.drift, r.policy, r.scored
         summary = scored.summary
-        if verdict != "ok":
-            context.log.warning("drift %s: largest PSI %s", verdict, next(iter(drift.items())))
+        psi = drift.psi if drift else {}
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": summary.rows, "dagster/uri": r.uri, "model_version": model.version,
@@ -115,8 +122,9 @@ def build(m: Instance) -> list:
                 "high_min_percentile": bands.high_min_percentile,
                 "medium_min_percentile": bands.medium_min_percentile,
                 **{f"{band}_expected_conversion_rate": rate for band, rate in r.expected.items()},
-                "score_psi": drift.get(SCORE, float("nan")), "max_feature_psi": max(
-                    (v for k, v in drift.items() if k != SCORE), default=float("nan")),
+                "score_psi": psi.get(SCORE, float("nan")), "max_feature_psi": max(
+                    (v for k, v in psi.items() if k != SCORE), default=float("nan")),
+                "weighted_feature_psi": drift.weighted_psi if drift else float("nan"),
                 "write_back": "enabled" if m.writes_back else "dry run: nothing goes to AEP",
                 "bands": md_table(summary.bands_table()),
                 "score_distribution": dg.MetadataValue.md(markdown_image(
@@ -124,17 +132,35 @@ def build(m: Instance) -> list:
                 "preview": md_table(summary.preview()),
             },
             check_results=[
-                dg.AssetCheckResult(check_name="scores_valid", passed=summary.valid, metadata={
+                check_result(context, "scores_valid", summary.valid, {
                     "rows": summary.rows, "rescored_profiles": scored.rescored, "duplicate_ids": summary.duplicate_ids,
-                    "out_of_range": summary.out_of_range, "missing_reasons": summary.missing_reasons}),
-                dg.AssetCheckResult(
-                    check_name="drift", passed=verdict == "ok",
-                    severity=dg.AssetCheckSeverity.ERROR if verdict == "block" else dg.AssetCheckSeverity.WARN,
-                    metadata={"verdict": verdict if drift else "no drift reference: retrain the model to get one",
-                              "warn_above": policy.warn, "block_above": policy.block,
-                              "psi": md_table(pl.DataFrame({"column": list(drift), "psi": list(drift.values())})
-                                              .with_columns(pl.col("psi").round(4)), rows=12) if drift else "none"}),
+                    "out_of_range": summary.out_of_range, "missing_reasons": summary.missing_reasons},
+                    why=f"{summary.rows} scores for {summary.eligible_rows} eligible profiles, "
+                        f"{summary.duplicate_ids} duplicate ids, {summary.out_of_range} propensities outside [0, 1], "
+                        f"{summary.missing_reasons} rows without three reason codes",
+                    fix="rescore in full (scoring_features config mode: full); if it persists, the scoring job's "
+                        "log in this run says which chunk went wrong"),
+                _drift_result(context, drift, policy, severity=spec.gates.drift.severity if m.writes_back
+                              else "warn"),
             ],
         )
 
     return [scoring_features, propensity_scores]
+
+
+def _drift_result(context: dg.AssetExecutionContext, drift: DriftAssessment | None, policy: DriftPolicy, *,
+                  severity: str) -> dg.AssetCheckResult:
+    if drift is None:
+        return check_result(context, "drift", True, {"verdict": "no drift reference: retrain the model to get one"})
+    table = pl.DataFrame({"column": list(drift.psi), "psi": list(drift.psi.values())}).with_columns(
+        pl.col("psi").round(4))
+    meta = {"verdict": drift.verdict, "warn_above": policy.warn, "block_above": policy.block,
+            "score_psi": drift.score_psi, "weighted_feature_psi": drift.weighted_psi,
+            "scored_profiles": drift.rows, "validated_profiles": drift.reference_rows,
+            "broken_features": dg.MetadataValue.json(drift.broken), "findings": dg.MetadataValue.json(
+                list(drift.reasons)), "psi": md_table(table, rows=12)}
+    fix = ("look at the broken features' source (a dataset replaced, an event type or identity that stopped "
+           "arriving) and fix the data, or retrain the model on the new data; gates.drift in the model's YAML sets "
+           "the thresholds") if drift.verdict == "block" else "retrain when it persists"
+    return check_result(context, "drift", drift.verdict == "ok", meta, why="; ".join(drift.reasons), fix=fix,
+                        severity=severity if drift.verdict == "block" else "warn")

@@ -101,6 +101,13 @@ class FeatureSet:
         return frozenset([*(e.recency for e in self.events if e.recency), *(e.first for e in self.events if e.first),
                           *(r.name for r in self.ratios), *(a.name for a in self.attributes)])
 
+    @property
+    def clock(self) -> dict[str, float]:
+        """Time-since features, which grow with the clock alone, and their units per day."""
+        per_day = {"days_since": 1.0, "years_since": 1 / 365.25}
+        return {**{n: float(MINUTES_PER_DAY) for e in self.events for n in (e.recency, e.first) if n},
+                **{a.name: per_day[a.kind] for a in self.attributes if a.kind in per_day}}
+
     def to_json(self) -> dict:
         return asdict(self)
 

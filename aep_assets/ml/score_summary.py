@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import polars as pl
 
-from .drift import SCORE, DriftReference
+from .drift import SCORE, DriftAssessment, DriftPolicy, DriftReference
 from .explain import REASON_COLUMNS
 from .feature_set import ID
 from .scoring import BANDS
@@ -94,6 +94,12 @@ class ScoreSummary:
         if reference is None or SCORE not in self.drift_counts:
             return {}
         return reference.psi_of_counts({k: np.asarray(v) for k, v in self.drift_counts.items()})
+
+    def assess(self, reference: DriftReference | None, policy: DriftPolicy) -> DriftAssessment | None:
+        """The drift gate's finding on these scores; None without a reference."""
+        if reference is None or SCORE not in self.drift_counts:
+            return None
+        return policy.assess(reference, {k: np.asarray(v) for k, v in self.drift_counts.items()}, self.rows)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -2,7 +2,7 @@
 and register in MLflow, where a version that passes every gate becomes the champion that scores."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -32,6 +32,15 @@ class Gates:
     auc_floor: float = 0.65
     max_ece: float = 0.05
     champion_tolerance: float = 0.01
+    severity: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SEVERITY))  # check -> error | warn
+
+    def deciding(self) -> set[str]:
+        """The checks whose failure keeps a new model challenger: each of severity error, and always the
+        champion comparison (a model that loses to the champion never replaces it)."""
+        return {g for g, s in self.severity.items() if s == "error"} | {"champion_challenger"}
+
+
+DEFAULT_SEVERITY = {"auc_floor": "error", "calibrated": "error", "no_leakage": "error", "champion_challenger": "warn"}
 
 
 @dataclass(frozen=True)
@@ -47,10 +56,15 @@ class ModelRun:
     gains: pl.DataFrame
     plots: dict[str, str]  # name -> base64 PNG: roc, gains, reliability, scores
     registered: RegisteredVersion
+    promoted: bool  # every deciding gate passed: the version is the champion
 
-    @property
-    def promoted(self) -> bool:
-        return all(self.verdicts.values())
+
+def drift_reference(model: TrainedModel, frame: pl.DataFrame, fs: FeatureSet, test_cutoff: str) -> DriftReference:
+    """The rows the model was validated on (the temporal holdout at the test cutoff): what its gates passed on, and
+    what scoring is compared with."""
+    validated = frame.filter(pl.col("split") == "test")
+    return DriftReference.fit(validated, model.features, model.predict(validated),
+                              importance=model.feature_importance, clock=fs.clock, cutoff=test_cutoff)
 
 
 def train_propensity_model(client: AEPClient, store: Storage, registry: ModelRegistry, spec: ModelSpec,
@@ -70,8 +84,7 @@ def train_propensity_model(client: AEPClient, store: Storage, registry: ModelReg
                             per_split=leakage_sample_per_split, seed=config.seed)
     champion = compare_with_champion(store, previous, model, frame, names.models)
     design = "adobe_compatible" if adobe else "temporal"
-    train_rows = frame.filter(pl.col("split") == "train")
-    reference = DriftReference.fit(train_rows, model.features, model.predict(train_rows))
+    reference = drift_reference(model, frame, fs, pointer.test_cutoff)
     card = {"design": design, "oracle_roc_auc": oracle.oracle_roc_auc, "auc_to_oracle": oracle.auc_to_oracle,
             "no_leakage": leakage.passed, "test_cutoff": pointer.test_cutoff, "horizon_days": pointer.horizon_days,
             "feature_set": fs.to_json(), "model": names.model}
@@ -98,9 +111,10 @@ def train_propensity_model(client: AEPClient, store: Storage, registry: ModelReg
               "aep.training_dataset_id": pointer.dataset_id, "aep.source_dataset_ids": ",".join(sources.dataset_ids),
               "aep.source_batch_ids": ",".join(batches)[:7000], "aep.training_export_run_id": pointer.run_id},
         card={**model.card(), **card})
-    promoted = all(verdicts.values())
+    promoted = all(verdicts[g] for g in gates.deciding())
     registered = registry.log_training(names.model, model.booster, model.features, model.version, log,
                                        promote=promoted)
     if promoted:  # the storage pointer follows the champion: what scoring and the next comparison read
         set_current(store, names.model_pointer, model.version, root=names.models)
-    return ModelRun(model, design, oracle, leakage, champion, previous, uris, verdicts, table, pictures, registered)
+    return ModelRun(model, design, oracle, leakage, champion, previous, uris, verdicts, table, pictures, registered,
+                    promoted)

@@ -10,7 +10,7 @@ import polars as pl
 
 from ..aep import AEPClient
 from ..ml.batch_scoring import JobOutcome, JobRunner, ScoringJob
-from ..ml.drift import DriftPolicy
+from ..ml.drift import DriftAssessment, DriftPolicy
 from ..ml.feature_set import ELIGIBLE, ID, FeatureSet
 from ..ml.score_summary import ScoreSummary
 from ..ml.scoring import BandPolicy, Bands, choose_bands
@@ -97,20 +97,23 @@ class ScoreResult:
     bands: Bands
     expected: dict[str, float]  # held-out conversion rate per band
     uri: str  # the scores' Parquet
-    drift: dict[str, float]  # PSI per column, largest first
+    drift: DriftAssessment | None  # None for a model saved without a drift reference
     policy: DriftPolicy
-    verdict: str  # ok | warn | block
+
+    @property
+    def verdict(self) -> str:
+        return self.drift.verdict if self.drift else "ok"
 
 
 def scoring_job(model: StoredModel, bands: Bands, inputs: list[str], output_dir: str, model_path: str, *,
                 spec: ModelSpec, names: Names, scored_at: datetime, valid_for: timedelta, reason_method: str,
-                full: bool) -> ScoringJob:
+                full: bool, cutoff: str) -> ScoringJob:
     return ScoringJob(
         model_path=model_path, calibrator=model.calibrator.to_dict(), features=list(model.features), inputs=inputs,
         output_dir=output_dir, bands=bands.__dict__, model_version=model.version, scored_at=scored_at.isoformat(),
         expires_at=(scored_at + valid_for).isoformat(), reason_method=reason_method,
         holdout_share=spec.holdout.share if full else 0.0, holdout_salt=spec.holdout.salt or names.model,
-        drift_reference=model.drift_reference.to_json() if model.drift_reference and full else None,
+        drift_reference=model.drift_reference.at(cutoff).to_json() if model.drift_reference and full else None,
         chunk_rows=spec.scoring.chunk_rows)
 
 
@@ -165,12 +168,12 @@ def score_profiles(store: Storage, registry: ModelRegistry, spec: ModelSpec, nam
     valid_for = timedelta(days=valid_days)
     base = f"{names.scores}/{model.version}/{scored_at:%Y%m%dT%H%M%S}"
     if not export.keys:
-        scored = _standing(store, published, model, base)
+        scored = _standing(store, published, model, base, export.cutoff)
     else:
         def make_job(inputs: list[str], output_dir: str, model_path: str) -> ScoringJob:
             return scoring_job(model, bands, inputs, output_dir, model_path, spec=spec, names=names,
                                scored_at=scored_at, valid_for=valid_for, reason_method=reason_method,
-                               full=plan.mode == FULL)
+                               full=plan.mode == FULL, cutoff=export.cutoff)
 
         folder = base if plan.mode == FULL else f"{base}/rescored"
         job, keys = run_job(store, export, folder, model.booster.model_to_string(), run, make_job)
@@ -178,18 +181,19 @@ def score_profiles(store: Storage, registry: ModelRegistry, spec: ModelSpec, nam
                   _incremental(store, spec, names, model, bands, export, published, job, keys, base,
                                scored_at=scored_at, expires_at=scored_at + valid_for))
     summary, keys = scored.summary, scored.keys
-    drift = summary.psi(model.drift_reference)
-    verdict = drift_policy.verdict(drift)
+    drift = summary.assess(model.drift_reference.at(export.cutoff) if model.drift_reference else None,
+                           drift_policy)
     candidate = ScoreRun(key=keys["scores"], features_key=keys["features"], changes_key=keys["changes"],
              model_version=model.version, bands=bands.__dict__, expected_conversion_rate=expected,
              horizon_days=model.card.get("horizon_days"), cutoff=export.cutoff, scored_at=scored_at.isoformat(),
              expires_at=scored.expires_at.isoformat(), mode=plan.mode, reason=plan.reason,
              event_batches=plan.event_batches, profile_batches=plan.profile_batches,
-             drift=verdict, calibration_rows=int(model.card.get("rows", {}).get("calibration", 0)))
+             drift=drift.verdict if drift else "ok",
+             calibration_rows=int(model.card.get("rows", {}).get("calibration", 0)))
     candidate.save(store, names.scores_candidate)
     if not spec.write_back.enabled:  # a dry run's forecasts are still checked once their window closes
         candidate.save(store, names.score_run(candidate.scored_at))
-    return ScoreResult(model, plan, scored, bands, expected, store.uri(keys["scores"]), drift, drift_policy, verdict)
+    return ScoreResult(model, plan, scored, bands, expected, store.uri(keys["scores"]), drift, drift_policy)
 
 
 @dataclass(frozen=True)
@@ -204,13 +208,13 @@ class Scored:
     expires_at: datetime  # the earliest expiry among the scores
 
 
-def _standing(store: Storage, published: ScoreRun, model: StoredModel, base: str) -> Scored:
+def _standing(store: Storage, published: ScoreRun, model: StoredModel, base: str, cutoff: str) -> Scored:
     """Nothing new to score: the published scores stand, and nothing is written back."""
     scores = store.read_parquet([published.key])
     changes = f"{base}/changes.parquet"
     store.write_parquet(changes, scores.head(0))
     return Scored({"scores": published.key, "features": published.features_key, "changes": changes},
-                  summarize(scores, store.read_parquet([published.features_key]), model), None, 0, 0, 0, 0,
+                  summarize(scores, store.read_parquet([published.features_key]), model, cutoff), None, 0, 0, 0, 0,
                   scores["expires_at"].min())
 
 
@@ -236,15 +240,16 @@ def _incremental(store: Storage, spec: ModelSpec, names: Names, model: StoredMod
     store.write_parquet(keys["scores"], scores)
     store.write_parquet(keys["features"], merged.features)
     store.write_parquet(keys["changes"], changes)
-    return Scored(keys, summarize(scores, merged.features, model), job, rescored.height, converted,
+    return Scored(keys, summarize(scores, merged.features, model, export.cutoff), job, rescored.height, converted,
                   covered.height - rescored.height, changes.height, scores["expires_at"].min())
 
 
-def summarize(scores: pl.DataFrame, features: pl.DataFrame, model: StoredModel) -> ScoreSummary:
+def summarize(scores: pl.DataFrame, features: pl.DataFrame, model: StoredModel, cutoff: str) -> ScoreSummary:
     """The summary of scores held in memory (an incremental merge, or scores that stand)."""
     summary = ScoreSummary()
     live = scores.filter(pl.col("propensity").is_not_null())
     summary.add_scores(live)
-    summary.add_drift(model.drift_reference, features, live["propensity"].to_numpy())
+    reference = model.drift_reference.at(cutoff) if model.drift_reference else None
+    summary.add_drift(reference, features, live["propensity"].to_numpy())
     summary.duplicate_ids = scores.height - scores[ID].n_unique()
     return summary

@@ -172,6 +172,64 @@ class Sufficiency(Strict):
     max_null_identity_share: float = Field(default=0.5, ge=0, le=1)
 
 
+Severity = Literal["error", "warn"]
+SEVERITY = ("error: a failure blocks what follows (the model stays challenger, the write-back does not run); "
+            "warn: a failure only warns")
+
+
+class AucFloorGate(Strict):
+    min: float = Field(default=0.65, ge=0, le=1, description="Temporal-holdout ROC AUC must reach this (Customer AI "
+                       "calls below 0.65 poor).")
+    severity: Severity = Field(default="error", description=SEVERITY)
+
+
+class CalibrationGate(Strict):
+    max_ece: float = Field(default=0.05, gt=0, le=1, description="Temporal-holdout expected calibration error must "
+                           "not exceed this.")
+    severity: Severity = Field(default="error", description=SEVERITY)
+
+
+class LeakageGate(Strict):
+    sample_per_split: int = Field(default=100, ge=1, le=100_000, description="Feature rows per split recomputed "
+                                  "from the raw events by no_leakage.")
+    severity: Severity = Field(default="error", description=SEVERITY)
+
+
+class DriftGate(Strict):
+    warn: float = Field(default=0.1, gt=0, description="PSI (of the score, or of the features weighted by "
+                        "importance) above which the drift check warns.")
+    block: float = Field(default=0.25, gt=0, description="PSI above which the drift check fails and blocks the "
+                         "write-back.")
+    min_population_ratio: float = Field(default=0.5, ge=0, le=1, description="Fewer scored profiles than this "
+                                        "share of the validated ones block (an identity that stopped matching).")
+    severity: Severity = Field(default="error", description=SEVERITY + ". A dry run (write_back.enabled: false) "
+                               "always warns: the gate only protects the write-back.")
+
+    @model_validator(mode="after")
+    def _order(self) -> "DriftGate":
+        if self.warn > self.block:
+            raise ValueError(f"gates.drift.warn = {self.warn} is above gates.drift.block = {self.block}; warn must "
+                             "not exceed block, e.g. warn: 0.1, block: 0.25.")
+        return self
+
+
+class ChampionGate(Strict):
+    tolerance: float = Field(default=0.01, ge=0, le=1, description="The new model may be this much below the "
+                             "champion's ROC AUC on the same rows and still replace it.")
+    severity: Severity = Field(default="warn", description="The check's severity; a new model that loses to the "
+                               "champion never replaces it, whatever the severity.")
+
+
+class Gates(Strict):
+    """Every gate's threshold and severity, in one place of the model's YAML."""
+
+    auc_floor: AucFloorGate = Field(default_factory=AucFloorGate)
+    calibration: CalibrationGate = Field(default_factory=CalibrationGate)
+    leakage: LeakageGate = Field(default_factory=LeakageGate)
+    drift: DriftGate = Field(default_factory=DriftGate)
+    champion: ChampionGate = Field(default_factory=ChampionGate)
+
+
 class Simulation(Strict):
     """The CMLE demo's source: a simulation it ingests itself."""
 
@@ -199,6 +257,7 @@ class ModelSpec(Strict):
     sufficiency: Sufficiency = Field(default_factory=Sufficiency)
     holdout: Holdout = Field(default_factory=Holdout)
     outcomes: Outcomes = Field(default_factory=Outcomes)
+    gates: Gates = Field(default_factory=Gates)
     simulation: Simulation | None = Field(default=None, description="Set only for a simulated source (the demo).")
 
     @field_validator("name")
