@@ -16,6 +16,6 @@ goals_in_window AS (
 $goals_in_window
 )
 
-SELECT g.profile_id, c.split, g.goals
+SELECT g.profile_id, c.split, g.goals$goal_value_sum_column
 FROM goals_in_window AS g
 JOIN cutoffs AS c ON c.cutoff = g.cutoff

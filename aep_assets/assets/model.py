@@ -94,7 +94,8 @@ def build(m: Instance) -> list:
             ("roc", "ROC"), ("gains", "Gains"), ("reliability", "Reliability"), ("scores", "Scores"))}
         return dg.MaterializeResult(
             metadata={
-                **{k: float(mt[k]) for k in HEADLINE},
+                **{k: float(mt[k]) for k in HEADLINE}, "goal_kind": m.spec.goal.kind,
+                **{f"value_{k}": float(v) for k, v in model.value_metrics.items()},
                 "oracle_roc_auc": oracle.oracle_roc_auc, "auc_to_oracle": oracle.auc_to_oracle,
                 "oracle_note": oracle.note,
                 **{f"random_split_{k}": float(model.random_split_metrics[k]) for k in ("roc_auc", "pr_auc", "ece")},

@@ -122,6 +122,8 @@ def build(m: Instance) -> list:
                 "high_min_percentile": bands.high_min_percentile,
                 "medium_min_percentile": bands.medium_min_percentile,
                 **{f"{band}_expected_conversion_rate": rate for band, rate in r.expected.items()},
+                **{f"{band}_expected_value": value for band, value in r.expected_value.items()},
+                "goal_kind": spec.goal.kind,
                 "score_psi": psi.get(SCORE, float("nan")), "max_feature_psi": max(
                     (v for k, v in psi.items() if k != SCORE), default=float("nan")),
                 "weighted_feature_psi": drift.weighted_psi if drift else float("nan"),

@@ -24,7 +24,7 @@ from dagster_pipes import PipesDbfsContextLoader, PipesDbfsMessageWriter, open_d
 from aep_assets.external.report import report
 from aep_assets.ml.batch_scoring import ScoringJob, finish
 from aep_assets.ml.explain import REASON_COLUMNS
-from aep_assets.ml.feature_set import ELIGIBLE, ID
+from aep_assets.ml.feature_set import ELIGIBLE, ID, PREDICTED_VALUE
 from aep_assets.ml.ranking import RankThresholds, keys_at_ranks, threshold_ranks
 from aep_assets.ml.score_summary import ScoreSummary
 
@@ -33,6 +33,12 @@ SCORES = (f"{ID} string, propensity double, score bigint, percentile bigint, dec
           "model_version string, scored_at timestamp, expires_at timestamp, "
           + ", ".join(f"{c} string" for c in REASON_COLUMNS) + ", `group` string")
 SUMMARY = "summary string"
+
+
+def schemas(job: ScoringJob) -> tuple[str, str]:
+    """The unranked and the final scores' Spark schemas: a value goal's rows also carry predicted_value."""
+    value = f", {PREDICTED_VALUE} double" if job.value_model_path else ""
+    return UNRANKED + value, SCORES + value
 
 
 def spark_session(job: ScoringJob):
@@ -54,30 +60,34 @@ def score_on_spark(spark, job: ScoringJob) -> ScoreSummary:
     out = job.output_dir.rstrip("/")
     spec = job.to_json()
     model = spark.sparkContext.broadcast(spark.read.text(job.model_path, wholetext=True).first()[0])
+    value_model = spark.sparkContext.broadcast(
+        spark.read.text(job.value_model_path, wholetext=True).first()[0] if job.value_model_path else None)
+    unranked_schema, scores_schema = schemas(job)
     covered = spark.read.option("mergeSchema", "true").parquet(*job.inputs)
     features = (covered.where(F.col(ELIGIBLE) == 1)
                 .select(F.col(ID).cast("string"), *[F.col(f"`{c}`").cast("double") for c in job.features]))
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        scorer = ScoringJob.from_json(spec).scorer(model.value)
+        scorer = ScoringJob.from_json(spec).scorer(model.value, value_model.value)
         for batch in batches:
             yield scorer.unranked(pl.from_pandas(batch)).to_pandas()
 
-    features.mapInPandas(score, UNRANKED).write.mode("overwrite").parquet(f"{out}/_unranked")
+    features.mapInPandas(score, unranked_schema).write.mode("overwrite").parquet(f"{out}/_unranked")
     unranked = spark.read.parquet(f"{out}/_unranked")
     rows = unranked.count()
     duplicates = rows - unranked.select(ID).distinct().count()
     wanted = spark.sparkContext.broadcast({r for r in threshold_ranks(rows) if r < rows})
-    picked = (unranked.select("propensity", ID).orderBy("propensity", ID).rdd.zipWithIndex()
+    key = job.rank_key
+    picked = (unranked.select(key, ID).orderBy(key, ID).rdd.zipWithIndex()
               .filter(lambda row: row[1] in wanted.value).map(lambda row: (row[1], row[0][0], row[0][1])).collect())
-    thresholds = keys_at_ranks(picked, rows, duplicates).to_json()
+    thresholds = keys_at_ranks(picked, rows, duplicates, key).to_json()
 
     def rank(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         ranks, stamp = RankThresholds.from_json(thresholds), ScoringJob.from_json(spec).stamp()
         for batch in batches:
             yield finish(pl.from_pandas(batch), ranks, stamp).to_pandas()
 
-    unranked.mapInPandas(rank, SCORES).write.mode("overwrite").parquet(f"{out}/scores")
+    unranked.mapInPandas(rank, scores_schema).write.mode("overwrite").parquet(f"{out}/scores")
     features.write.mode("overwrite").parquet(f"{out}/features")
 
     def summarize_scores(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:

@@ -21,11 +21,12 @@ import pyarrow.parquet as pq
 from .calibration import Calibrator
 from .drift import DriftReference
 from .explain import REASON_COLUMNS, contributions, reason_codes
-from .feature_set import ELIGIBLE, ID, feature_matrix
+from .feature_set import ELIGIBLE, ID, PREDICTED_VALUE, feature_matrix
 from .holdout import band_groups
-from .ranking import RankThresholds, thresholds_duckdb, thresholds_in_memory
+from .ranking import PROPENSITY, RankThresholds, thresholds_duckdb, thresholds_in_memory
 from .score_summary import ScoreSummary
 from .scoring import Bands
+from .value import expected_value
 
 CHUNK_ROWS = 100_000
 UNRANKED_SCHEMA = {ID: pl.Utf8, "propensity": pl.Float64, "score": pl.Int64, **dict.fromkeys(REASON_COLUMNS, pl.Utf8)}
@@ -52,6 +53,11 @@ class ScoringJob:
     holdout_salt: str = ""
     drift_reference: dict | None = None
     chunk_rows: int = CHUNK_ROWS
+    value_model_path: str | None = None  # a value goal's E[value | some] regressor, LightGBM's text format
+
+    @property
+    def rank_key(self) -> str:
+        return PREDICTED_VALUE if self.value_model_path else PROPENSITY
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -64,10 +70,12 @@ class ScoringJob:
         return Stamp(Bands(**self.bands), self.model_version, datetime.fromisoformat(self.scored_at),
                      datetime.fromisoformat(self.expires_at), self.holdout_share, self.holdout_salt)
 
-    def scorer(self, model_text: str | None = None) -> "Scorer":
+    def scorer(self, model_text: str | None = None, value_text: str | None = None) -> "Scorer":
         text = model_text if model_text is not None else Path(self.model_path).read_text()
+        if value_text is None and self.value_model_path:
+            value_text = Path(self.value_model_path).read_text()
         return Scorer(lgb.Booster(model_str=text), Calibrator.from_dict(self.calibrator), tuple(self.features),
-                      self.reason_method)
+                      self.reason_method, lgb.Booster(model_str=value_text) if value_text else None)
 
     def drift(self) -> DriftReference | None:
         return DriftReference.from_json(self.drift_reference) if self.drift_reference else None
@@ -105,17 +113,22 @@ class Scorer:
     calibrator: Calibrator
     features: tuple[str, ...]
     reason_method: str = "shap"
+    value_booster: lgb.Booster | None = None  # a value goal's E[value | some] regressor
 
     def unranked(self, eligible: pl.DataFrame) -> pl.DataFrame:
-        """Propensity, 0-100 score and reason codes of each row: everything that needs no other row."""
+        """Propensity, 0-100 score, reason codes (of the propensity) and, for a value goal, the predicted value of
+        each row: everything that needs no other row."""
+        schema = {**UNRANKED_SCHEMA, **({PREDICTED_VALUE: pl.Float64} if self.value_booster else {})}
         if eligible.height == 0:
-            return pl.DataFrame(schema=UNRANKED_SCHEMA)
+            return pl.DataFrame(schema=schema)
         x = feature_matrix(eligible, self.features)
         p = self.calibrator.apply(self.booster.predict(x))
         reasons = reason_codes(self.booster, x, self.features, contribute=self.contribute)
+        value = {PREDICTED_VALUE: expected_value(p, self.value_booster.predict(x))} if self.value_booster else {}
         return pl.DataFrame({
             ID: eligible[ID].cast(pl.Utf8), "propensity": p, "score": np.rint(100 * p).astype(np.int64),
-            **{name: pl.Series(reasons[k], dtype=pl.Utf8) for k, name in enumerate(REASON_COLUMNS)}})
+            **{name: pl.Series(reasons[k], dtype=pl.Utf8) for k, name in enumerate(REASON_COLUMNS)}, **value},
+            schema=schema)
 
     @cached_property
     def contribute(self):
@@ -140,6 +153,7 @@ def finish(unranked: pl.DataFrame, thresholds: RankThresholds, stamp: Stamp) -> 
         "expires_at": pl.Series([stamp.expires_at] * n, dtype=TIMESTAMP),
         **{name: unranked[name] for name in REASON_COLUMNS},
         "group": pl.Series(groups, dtype=pl.Utf8),
+        **({PREDICTED_VALUE: unranked[PREDICTED_VALUE]} if PREDICTED_VALUE in unranked.columns else {}),
     })
 
 
@@ -200,7 +214,7 @@ def run_chunked(job: ScoringJob, *, memory_limit: str = "256MB") -> ScoreSummary
     empty = scorer.unranked(pl.DataFrame())
     unranked_sink.close(empty)
     features_sink.close(pl.DataFrame(schema={ID: pl.Utf8, **dict.fromkeys(job.features, pl.Float64)}))
-    thresholds = thresholds_duckdb([unranked_path], memory_limit=memory_limit, temp_dir=out)
+    thresholds = thresholds_duckdb([unranked_path], memory_limit=memory_limit, temp_dir=out, key=job.rank_key)
     scores_sink = ParquetSink(out / "scores.parquet")
     for chunk in read_chunks([unranked_path], job.chunk_rows):
         final = finish(chunk, thresholds, stamp)

@@ -13,8 +13,10 @@ import numpy as np
 import polars as pl
 
 ID = "profile_id"  # the identity value as the source holds it
-LABEL = "goal_occurred"  # the goal occurred in (T, T + outcome_days]
+LABEL = "goal_occurred"  # the goal occurred in (T, T + outcome_days]; for kind churn: no goal event did
 ELIGIBLE = "eligible"  # 1 when the profile is in the model's population at its cutoff
+GOAL_VALUE = "goal_value"  # kind value: the sum of goal.value over the outcome window's goal events
+PREDICTED_VALUE = "predicted_value"  # kind value: its forecast, P(some) * E[value | some]
 MINUTES_PER_DAY = 1440
 
 
@@ -60,6 +62,8 @@ class FeatureSet:
     exclude_prior_goal: bool = True
     eligibility_condition: str | None = None
     active_within_days: int | None = None
+    goal_kind: str = "conversion"  # conversion | churn | value (spec.Goal)
+    goal_value: str | None = None  # SQL number summed over the outcome window's goal events (kind value)
     derived: bool = False  # the feature events were found in the data, not written in the YAML
     meta: dict = field(default_factory=dict, compare=False)  # e.g. how each derived event type was chosen
 

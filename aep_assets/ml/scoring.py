@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from .feature_set import LABEL
+from .feature_set import GOAL_VALUE, LABEL, PREDICTED_VALUE
 
 HIGH_BAND_POLICIES = ("top_decile", "reach", "precision")
 BANDS = ("high", "medium", "low")  # each an audience; a converted profile is in none
@@ -61,9 +61,10 @@ def percentiles(p: np.ndarray) -> np.ndarray:
 
 
 def choose_bands(policy: BandPolicy, holdout: pl.DataFrame) -> tuple[Bands, dict[str, float]]:
-    """Band thresholds from the held-out predictions (propensity, label), and each band's held-out
-    conversion rate: what the audience is expected to convert at."""
-    p, y = holdout["propensity"].to_numpy(), holdout[LABEL].to_numpy()
+    """Band thresholds from the held-out predictions (propensity, or a value goal's predicted_value, and the
+    label), and each band's held-out conversion rate: what the audience is expected to convert at."""
+    p, y = holdout[PREDICTED_VALUE if PREDICTED_VALUE in holdout.columns else "propensity"].to_numpy(), \
+        holdout[LABEL].to_numpy()
     if policy.high == "precision":
         ranked = y[np.argsort(-p, kind="stable")]
         precision = np.cumsum(ranked) / np.arange(1, len(ranked) + 1)
@@ -80,3 +81,12 @@ def choose_bands(policy: BandPolicy, holdout: pl.DataFrame) -> tuple[Bands, dict
     band = bands.of(percentiles(p))
     expected = {b: float(y[band == b].mean()) if (band == b).any() else float("nan") for b in BANDS}
     return bands, expected
+
+
+def expected_values(bands: Bands, holdout: pl.DataFrame) -> dict[str, float]:
+    """A value goal's held-out mean realised value per band (empty for other goals)."""
+    if PREDICTED_VALUE not in holdout.columns:
+        return {}
+    band = bands.of(percentiles(holdout[PREDICTED_VALUE].to_numpy()))
+    value = holdout[GOAL_VALUE].to_numpy()
+    return {b: float(value[band == b].mean()) if (band == b).any() else float("nan") for b in BANDS}

@@ -17,8 +17,9 @@ import polars as pl
 from sklearn.model_selection import train_test_split
 
 from .calibration import Calibrator, fit_calibrator
-from .feature_set import ID, LABEL, feature_matrix
+from .feature_set import GOAL_VALUE, ID, LABEL, PREDICTED_VALUE, feature_matrix
 from .metrics import evaluate
+from .value import ValueModel, expected_value, train_value_model, value_metrics
 
 DEFAULT_PARAMS = {
     "objective": "binary", "learning_rate": 0.03, "num_leaves": 15, "min_data_in_leaf": 200,
@@ -79,6 +80,8 @@ class TrainedModel:
     holdout: pl.DataFrame  # userId, propensity (calibrated), label: the temporal holdout's predictions
     feature_importance: dict[str, float] = field(default_factory=dict)
     code_version: str = ""
+    value: ValueModel | None = None  # a value goal's E[value | some] regressor (ml/value.py)
+    value_metrics: dict[str, float] = field(default_factory=dict)  # on the temporal holdout
 
     def raw(self, frame: pl.DataFrame) -> np.ndarray:
         return self.booster.predict(feature_matrix(frame, self.features))
@@ -97,7 +100,20 @@ class TrainedModel:
                 "trees": self.booster.current_iteration(),
                 "calibration": self.calibrator.to_dict(), "metrics": self.metrics,
                 "random_split_metrics": self.random_split_metrics, "trials": self.trials, "rows": self.rows,
-                "feature_importance": self.feature_importance, "code_version": self.code_version}
+                "feature_importance": self.feature_importance, "code_version": self.code_version,
+                **({"value_metrics": self.value_metrics, "value_rows": self.value.rows} if self.value else {})}
+
+    def add_value(self, frame: pl.DataFrame, *, seed: int) -> None:
+        """For a value goal: fit the value regressor on the training rows, and forecast the temporal holdout's
+        value (``predicted_value`` beside ``goal_value`` in ``holdout``)."""
+        frame = frame.sort("split", ID, "cutoff")  # the holdout's order
+        train, test = frame.filter(pl.col("split") == "train"), frame.filter(pl.col("split") == "test")
+        self.value = train_value_model(train, self.features, seed=seed)
+        predicted = expected_value(self.holdout["propensity"].to_numpy(), self.value.conditional(test))
+        realised = test[GOAL_VALUE].cast(pl.Float64).fill_null(0.0).to_numpy()
+        self.value_metrics = value_metrics(realised, predicted,
+                                           float(train[GOAL_VALUE].cast(pl.Float64).fill_null(0.0).mean()))
+        self.holdout = self.holdout.with_columns(pl.Series(PREDICTED_VALUE, predicted), pl.Series(GOAL_VALUE, realised))
 
 
 def model_version(frame: pl.DataFrame, params: dict, code: str) -> str:

@@ -9,7 +9,7 @@ statements in ``sql/`` place it where they say ``$feature_ctes``.
 
 import re
 
-from ..ml.feature_set import ELIGIBLE, ID, MINUTES_PER_DAY, AttributeFeature, FeatureSet
+from ..ml.feature_set import ELIGIBLE, GOAL_VALUE, ID, LABEL, MINUTES_PER_DAY, AttributeFeature, FeatureSet
 from .spec import TENANT
 
 
@@ -48,12 +48,27 @@ def _source_select(fs: FeatureSet, table: str) -> str:
     cols = [f"{tenant_sql(fs.identity)} AS {ID}", "timestamp", "eventType",
             "_acp_system_metadata.acp_sourceBatchId AS source_batch", f"{_flag(fs.goal)} AS goal_event",
             f"{_flag(fs.eligibility_condition or 'TRUE')} AS eligibility_event"]
+    if fs.goal_value:
+        cols.append(f"CAST(({tenant_sql(fs.goal_value)}) AS DOUBLE) AS {GOAL_VALUE}")
     for i, e in enumerate(fs.events):
         cols.append(f"{_flag(e.condition)} AS e{i}")
         if e.value:
             cols.append(f"CAST(({tenant_sql(e.value)}) AS DOUBLE) AS v{i}")
     body = ",\n        ".join(cols)
     return f"    SELECT\n        {body}\n    FROM {table}"
+
+
+def label_columns(fs: FeatureSet) -> str:
+    """The label over ``goals_in_window`` (alias ``g``): the goal occurred (conversion, value) or did not (churn),
+    and for kind value the sum of the goal's value over the window (0 when no goal event)."""
+    occurred, missed = (0, 1) if fs.goal_kind == "churn" else (1, 0)
+    columns = f"CASE WHEN g.goals > 0 THEN {occurred} ELSE {missed} END AS {LABEL}"
+    return columns + (f", COALESCE(g.{GOAL_VALUE}, 0) AS {GOAL_VALUE}" if fs.goal_value else "")
+
+
+def goal_value_sum(fs: FeatureSet) -> str:
+    """``goals_in_window``'s extra column for kind value."""
+    return f", SUM(e.{GOAL_VALUE}) AS {GOAL_VALUE}" if fs.goal_value else ""
 
 
 def source_events_cte(fs: FeatureSet, tables: list[str]) -> str:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..aep import AEPClient
 from ..aep.catalog import Catalog
-from ..ml.feature_set import AttributeFeature, EventFeature, FeatureSet, RatioFeature
-from .feature_sql import feature_ctes, quote_string, source_events_cte, tenant_sql
+from ..ml.feature_set import GOAL_VALUE, AttributeFeature, EventFeature, FeatureSet, RatioFeature
+from .feature_sql import feature_ctes, goal_value_sum, label_columns, quote_string, source_events_cte, tenant_sql
 from .naming import Names
 from .ownership import mark_dataset, owner_of, require_owned
 from .spec import Attribute, ModelSpec
@@ -36,10 +36,10 @@ def load_sql(name: str) -> str:
 def compose(name: str, fragments: dict[str, str] | None = None) -> str:
     """The statement of ``sql/{name}.sql`` with the shared subqueries and generated fragments inlined."""
     sql = load_sql(name)
-    for key, text in (fragments or {}).items():
-        sql = sql.replace(f"${key}", text.strip())
-    for include in INCLUDES:
+    for include in INCLUDES:  # first, so that an include's own placeholders are filled too
         sql = sql.replace(f"${include}", load_sql(include).strip())
+    for key, text in sorted((fragments or {}).items(), key=lambda kv: -len(kv[0])):
+        sql = sql.replace(f"${key}", text.strip())
     return sql
 
 
@@ -151,8 +151,8 @@ def resolve_feature_set(client: AEPClient, spec: ModelSpec, sources: Sources, tr
         ratios=tuple(RatioFeature(r.name, r.numerator, r.denominator) for r in f.ratios),
         attributes=tuple(attributes),
         profile_identity=(spec.profile.identity or spec.events.identity) if sources.profiles else None,
-        exclude_prior_goal=spec.eligibility.exclude_prior_goal,
-        eligibility_condition=spec.eligibility.condition, active_within_days=spec.eligibility.active_within_days,
+        exclude_prior_goal=spec.excludes_prior_goal, eligibility_condition=spec.eligibility.condition,
+        active_within_days=spec.active_within_days, goal_kind=spec.goal.kind, goal_value=spec.goal.value,
         derived=f.events is None, meta=meta)
 
 
@@ -162,7 +162,13 @@ def _named(option: bool | str, default: str) -> str | None:
 
 def feature_fragments(fs: FeatureSet, sources: Sources) -> dict[str, str]:
     return {"feature_ctes": feature_ctes(fs, sources.event_tables, sources.profile_table if fs.attributes else None),
-            "source_events": source_events_cte(fs, sources.event_tables)}
+            **goal_fragments(fs, sources)}
+
+
+def goal_fragments(fs: FeatureSet, sources: Sources) -> dict[str, str]:
+    """What the goal statements need: the event scan, and the label and window sums of the model's goal kind."""
+    return {"source_events": source_events_cte(fs, sources.event_tables), "label_columns": label_columns(fs),
+            "goal_value_sum": goal_value_sum(fs), "goal_value_sum_column": f", g.{GOAL_VALUE}" if fs.goal_value else ""}
 
 
 def feature_params(client: AEPClient, sources: Sources, cutoffs: dict[str, datetime], horizon_days: int,

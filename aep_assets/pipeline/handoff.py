@@ -89,6 +89,7 @@ class ScoreRun(Handoff):
     drift: str
     batch_id: str = ""
     calibration_rows: int = 0  # labelled rows the model's calibration was fitted on (for outcome intervals)
+    expected_value: dict = field(default_factory=dict)  # a value goal: held-out mean value per band
 
     @property
     def band_thresholds(self) -> Bands:

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from ..aep import AEPClient
-from ..ml.feature_set import ID, LABEL, FeatureSet, reference_features
+from ..ml.feature_set import GOAL_VALUE, ID, LABEL, FeatureSet, reference_features
 from ..storage import Storage
 from .exports import export_dataset
 from .feature_sql import quote_string
@@ -49,12 +49,17 @@ def compare(sample: pl.DataFrame, events: pl.DataFrame, fs: FeatureSet) -> Leaka
         mine = events.filter(pl.col(ID).is_in(rows[ID].implode()))
         horizon = timedelta(days=int(rows["horizonDays"][0]))
         ref = rows.select("_row", ID).join(reference_features(mine, cutoff, fs), on=ID, how="left")
-        label = mine.filter((pl.col("goal_event") == 1) & (pl.col("timestamp") > cutoff)
-                            & (pl.col("timestamp") <= cutoff + horizon))[ID].unique()
-        want_label = rows[ID].is_in(label.implode()).cast(pl.Int64).to_numpy()
+        goals = mine.filter((pl.col("goal_event") == 1) & (pl.col("timestamp") > cutoff)
+                            & (pl.col("timestamp") <= cutoff + horizon))
+        reached = rows[ID].is_in(goals[ID].unique().implode())
+        want_label = (~reached if fs.goal_kind == "churn" else reached).cast(pl.Int64).to_numpy()
         checks = {c: (rows[c].cast(pl.Float64).to_numpy(), ref[c].cast(pl.Float64).to_numpy(), c in fs.nullable)
                   for c in columns}
         checks[LABEL] = (rows[LABEL].cast(pl.Float64).to_numpy(), want_label.astype(float), False)
+        if fs.goal_value:
+            sums = goals.group_by(ID).agg(pl.col(GOAL_VALUE).cast(pl.Float64).sum())
+            want_value = rows.select(ID).join(sums, on=ID, how="left")[GOAL_VALUE].fill_null(0.0).to_numpy()
+            checks[GOAL_VALUE] = (rows[GOAL_VALUE].cast(pl.Float64).to_numpy(), want_value, False)
         for name, (got, want, nullable) in checks.items():
             if not nullable:
                 want = np.nan_to_num(want, nan=0.0)

@@ -79,6 +79,8 @@ def train_propensity_model(client: AEPClient, store: Storage, registry: ModelReg
     adobe = not set(fs.names) <= set(frame.columns)
     previous = current_version(store, names.model_pointer)
     model = train_model(frame, ADOBE_FEATURES if adobe else fs.names, config)
+    if fs.goal_value:
+        model.add_value(frame, seed=config.seed)
     oracle = compare_with_oracle(store, names.simulation_truth, model, pointer.test_cutoff, pointer.horizon_days)
     leakage = check_leakage(client, store, frame, fs, resolve_sources(client, spec, names), names,
                             per_split=leakage_sample_per_split, seed=config.seed)
@@ -104,6 +106,7 @@ def train_propensity_model(client: AEPClient, store: Storage, registry: ModelReg
                 "horizon_days": pointer.horizon_days, "test_cutoff": pointer.test_cutoff,
                 "features": len(model.features)},
         metrics={**{k: float(model.metrics[k]) for k in HEADLINE}, "oracle_roc_auc": oracle.oracle_roc_auc,
+                 **{f"value_{k}": float(v) for k, v in model.value_metrics.items()},
                  **{f"random_split_{k}": float(model.random_split_metrics[k]) for k in ("roc_auc", "ece")}},
         tables={"gains_by_decile": table}, plots=pictures,
         tags={**(tags or {}), "aep_assets.model": names.model, "aep_assets.code_version": model.code_version,

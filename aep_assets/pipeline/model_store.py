@@ -2,7 +2,8 @@
 
 ``<model>/models/{version}/`` holds model.txt, model.json, model_card.json (with the calibration map) and
 holdout.parquet (the temporal holdout's predictions, from which audience bands are chosen) and
-drift_reference.json (the training set's histograms of the score and of every feature).
+drift_reference.json (the validated rows' histograms of the score and of every feature), and for a value goal
+value_model.txt (the E[value | some] regressor).
 """
 
 import json
@@ -14,6 +15,7 @@ import polars as pl
 from ..ml.calibration import Calibrator
 from ..ml.drift import DriftReference
 from ..ml.train import TrainedModel, load_model
+from ..ml.value import ValueModel
 from ..storage import Storage
 
 
@@ -27,6 +29,7 @@ class StoredModel:
     holdout: pl.DataFrame
     drift_reference: DriftReference | None = None  # None for models saved before drift was tracked
     registered_version: str = ""  # the MLflow model version it was loaded as, if any
+    value: ValueModel | None = None  # a value goal's E[value | some] regressor
 
 
 def save_model(storage: Storage, model: TrainedModel, training_keys: list[str], reference: DriftReference, *,
@@ -42,6 +45,8 @@ def save_model(storage: Storage, model: TrainedModel, training_keys: list[str], 
         "drift_reference": storage.write_bytes(f"{base}/drift_reference.json",
                                                json.dumps(reference.to_json()).encode()),
     }
+    if model.value is not None:
+        uris["value_model"] = storage.write_bytes(f"{base}/value_model.txt", model.value.to_text().encode())
     return uris
 
 
@@ -59,8 +64,10 @@ def load_model_version(storage: Storage, version: str, root: str) -> StoredModel
     booster, calibrator, features = load_model(storage.read_bytes(f"{base}/model.txt").decode(), card)
     reference = (DriftReference.from_json(json.loads(storage.read_bytes(f"{base}/drift_reference.json")))
                  if storage.exists(f"{base}/drift_reference.json") else None)
+    value = (ValueModel.from_text(storage.read_bytes(f"{base}/value_model.txt").decode(), features,
+                                  card.get("value_rows", 0)) if storage.exists(f"{base}/value_model.txt") else None)
     return StoredModel(version, booster, calibrator, features, card, storage.read_parquet([f"{base}/holdout.parquet"]),
-                       reference)
+                       reference, value=value)
 
 
 def load_current_model(storage: Storage, pointer: str, root: str) -> StoredModel:

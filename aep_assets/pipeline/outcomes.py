@@ -20,8 +20,7 @@ from ..ml.outcomes import OutcomeComparison, compare_outcomes
 from ..storage import Storage
 from .audiences import BANDS
 from .exports import export_dataset
-from .feature_sql import source_events_cte
-from .features import FeatureBuild, build_feature_dataset, feature_params, resolve_sources
+from .features import FeatureBuild, build_feature_dataset, feature_params, goal_fragments, resolve_sources
 from .handoff import ActivationRun, Handoff, ScoreRun
 from .naming import Names
 from .scoring_stages import present
@@ -102,11 +101,12 @@ def realised_goals(client: AEPClient, store: Storage, spec: ModelSpec, names: Na
                    cutoffs: dict[str, datetime]) -> tuple[pl.DataFrame, FeatureBuild]:
     """Per (profile, run label): the number of goal events in the run's window, from Query Service."""
     sources = resolve_sources(client, spec, names)
-    fs = FeatureSet(identity=spec.events.identity, goal=spec.goal.condition, events=())
+    fs = FeatureSet(identity=spec.events.identity, goal=spec.goal.condition, events=(), goal_kind=spec.goal.kind,
+                    goal_value=spec.goal.value)
     build = build_feature_dataset(
         client, name="score_outcomes", owner=names.model, table_prefix=names.table_prefix("score_outcomes"),
         params=feature_params(client, sources, cutoffs, spec.goal.outcome_days),
-        fragments={"source_events": source_events_cte(fs, sources.event_tables)},
+        fragments=goal_fragments(fs, sources),
         input_dataset_ids=[ds["id"] for ds in sources.events])
     export = export_dataset(client, store, build.dataset["id"], flow_name=names.flow("outcomes export"),
                             path=names.export_path("outcomes"))
@@ -135,7 +135,9 @@ def evaluate_outcomes(client: AEPClient, store: Storage, spec: ModelSpec, names:
     for label, run in labels.items():
         hits = goals.filter((pl.col("split") == label) & (pl.col("goals") > 0)).select(ID).unique()
         scores = store.read_parquet([run.key])
-        frame = scores.with_columns(pl.col(ID).is_in(hits[ID].implode()).alias("converted"))
+        reached = pl.col(ID).is_in(hits[ID].implode())
+        # "converted": what the score forecast happened; for a churn model, that no goal event did.
+        frame = scores.with_columns((~reached if spec.goal.kind == "churn" else reached).alias("converted"))
         judged, judged_on = untouched(store, names, run, frame)
         comparison = compare_outcomes(judged, alpha=spec.outcomes.alpha, calibration_rows=run.calibration_rows)
         stamp = names.run_stamp(run.scored_at)

@@ -23,7 +23,11 @@ SCORE_FIELDS = {
     "userid": {"title": "User ID", "type": "string",
                "description": "The profile's identity value in the model's namespace (the primary identity)."},
     "propensity": {"title": "Propensity", "type": "number",
-                   "description": "Calibrated probability that the profile subscribes within the horizon."},
+                   "description": "Calibrated probability of the model's goal within its outcome window (for a "
+                                  "churn model: that no goal event occurs)."},
+    "predictedValue": {"title": "Predicted value", "type": "number",
+                       "description": "A value model's forecast of the goal's value over its outcome window; "
+                                      "its percentile, decile and band rank this value."},
     "propensityScore": {"title": "Propensity score", "type": "integer", "description": "Propensity as 0-100."},
     "propensityPercentile": {"title": "Propensity percentile", "type": "integer",
                              "description": "Rank of the propensity among scored profiles, 0-100."},

@@ -13,7 +13,7 @@ from ..ml.batch_scoring import JobOutcome, JobRunner, ScoringJob
 from ..ml.drift import DriftAssessment, DriftPolicy
 from ..ml.feature_set import ELIGIBLE, ID, FeatureSet
 from ..ml.score_summary import ScoreSummary
-from ..ml.scoring import BandPolicy, Bands, choose_bands
+from ..ml.scoring import BandPolicy, Bands, choose_bands, expected_values
 from ..storage import Storage
 from ..tracking.registry import ModelRegistry
 from .audiences import holdout_groups
@@ -96,6 +96,7 @@ class ScoreResult:
     scored: "Scored"
     bands: Bands
     expected: dict[str, float]  # held-out conversion rate per band
+    expected_value: dict[str, float]  # a value goal: held-out mean value per band
     uri: str  # the scores' Parquet
     drift: DriftAssessment | None  # None for a model saved without a drift reference
     policy: DriftPolicy
@@ -105,35 +106,40 @@ class ScoreResult:
         return self.drift.verdict if self.drift else "ok"
 
 
-def scoring_job(model: StoredModel, bands: Bands, inputs: list[str], output_dir: str, model_path: str, *,
-                spec: ModelSpec, names: Names, scored_at: datetime, valid_for: timedelta, reason_method: str,
-                full: bool, cutoff: str) -> ScoringJob:
+def scoring_job(model: StoredModel, bands: Bands, inputs: list[str], output_dir: str, model_path: str,
+                value_model_path: str | None, *, spec: ModelSpec, names: Names, scored_at: datetime,
+                valid_for: timedelta, reason_method: str, full: bool, cutoff: str) -> ScoringJob:
     return ScoringJob(
         model_path=model_path, calibrator=model.calibrator.to_dict(), features=list(model.features), inputs=inputs,
         output_dir=output_dir, bands=bands.__dict__, model_version=model.version, scored_at=scored_at.isoformat(),
         expires_at=(scored_at + valid_for).isoformat(), reason_method=reason_method,
         holdout_share=spec.holdout.share if full else 0.0, holdout_salt=spec.holdout.salt or names.model,
         drift_reference=model.drift_reference.at(cutoff).to_json() if model.drift_reference and full else None,
-        chunk_rows=spec.scoring.chunk_rows)
+        chunk_rows=spec.scoring.chunk_rows, value_model_path=value_model_path)
 
 
-def run_job(store: Storage, export: ScoringExport, base: str, model_text: str, run: JobRunner,
-            make_job) -> tuple[JobOutcome, dict]:
+def run_job(store: Storage, export: ScoringExport, base: str, model_text: str, value_text: str | None,
+            run: JobRunner, make_job) -> tuple[JobOutcome, dict]:
     """The scoring job over the exported features, and the storage keys of what it wrote (scores, features).
 
     On this machine the job reads local copies and writes to a scratch folder that is then uploaded; on a
     cluster (``JobRunner.remote``) it reads and writes the storage's own URIs."""
     if run.remote:
         store.write_bytes(f"{base}/model.txt", model_text.encode())
+        if value_text is not None:
+            store.write_bytes(f"{base}/value_model.txt", value_text.encode())
         job = make_job([store.uri(k) for k in store.parquet_files(export.keys)], store.uri(base),
-                       store.uri(f"{base}/model.txt"))
+                       store.uri(f"{base}/model.txt"), store.uri(f"{base}/value_model.txt") if value_text else None)
         return run(job), {name: f"{base}/{name}/" for name in ("scores", "features")}
     with tempfile.TemporaryDirectory(prefix="aep-scoring-") as scratch:
         folder = Path(scratch)
         (folder / "inputs").mkdir()
         inputs = [str(p) for p in store.local_copies(export.keys, folder / "inputs")]
         (folder / "model.txt").write_text(model_text)
-        outcome = run(make_job(inputs, str(folder / "out"), str(folder / "model.txt")))
+        if value_text is not None:
+            (folder / "value_model.txt").write_text(value_text)
+        outcome = run(make_job(inputs, str(folder / "out"), str(folder / "model.txt"),
+                               str(folder / "value_model.txt") if value_text is not None else None))
         return outcome, publish_outputs(store, folder / "out", base)
 
 
@@ -159,6 +165,7 @@ def score_profiles(store: Storage, registry: ModelRegistry, spec: ModelSpec, nam
     published scores, write the files, and keep the run as the candidate that aep_score_dataset writes back."""
     model = load_champion(store, registry, names)
     bands, expected = choose_bands(band_policy, model.holdout)
+    values = expected_values(bands, model.holdout)
     export = ScoringExport.load(store, names.scoring_export, asset=f"{names.model}/scoring_features")
     plan = RescorePlan(**export.plan)
     published = load_published(store, names.scores_pointer)
@@ -170,13 +177,14 @@ def score_profiles(store: Storage, registry: ModelRegistry, spec: ModelSpec, nam
     if not export.keys:
         scored = _standing(store, published, model, base, export.cutoff)
     else:
-        def make_job(inputs: list[str], output_dir: str, model_path: str) -> ScoringJob:
-            return scoring_job(model, bands, inputs, output_dir, model_path, spec=spec, names=names,
+        def make_job(inputs: list[str], output_dir: str, model_path: str, value_path: str | None) -> ScoringJob:
+            return scoring_job(model, bands, inputs, output_dir, model_path, value_path, spec=spec, names=names,
                                scored_at=scored_at, valid_for=valid_for, reason_method=reason_method,
                                full=plan.mode == FULL, cutoff=export.cutoff)
 
         folder = base if plan.mode == FULL else f"{base}/rescored"
-        job, keys = run_job(store, export, folder, model.booster.model_to_string(), run, make_job)
+        job, keys = run_job(store, export, folder, model.booster.model_to_string(),
+                            model.value.to_text() if model.value else None, run, make_job)
         scored = (_full(job, keys, scored_at + valid_for) if plan.mode == FULL else
                   _incremental(store, spec, names, model, bands, export, published, job, keys, base,
                                scored_at=scored_at, expires_at=scored_at + valid_for))
@@ -189,11 +197,11 @@ def score_profiles(store: Storage, registry: ModelRegistry, spec: ModelSpec, nam
              expires_at=scored.expires_at.isoformat(), mode=plan.mode, reason=plan.reason,
              event_batches=plan.event_batches, profile_batches=plan.profile_batches,
              drift=drift.verdict if drift else "ok",
-             calibration_rows=int(model.card.get("rows", {}).get("calibration", 0)))
+             calibration_rows=int(model.card.get("rows", {}).get("calibration", 0)), expected_value=values)
     candidate.save(store, names.scores_candidate)
     if not spec.write_back.enabled:  # a dry run's forecasts are still checked once their window closes
         candidate.save(store, names.score_run(candidate.scored_at))
-    return ScoreResult(model, plan, scored, bands, expected, store.uri(keys["scores"]), drift, drift_policy)
+    return ScoreResult(model, plan, scored, bands, expected, values, store.uri(keys["scores"]), drift, drift_policy)
 
 
 @dataclass(frozen=True)

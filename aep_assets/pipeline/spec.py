@@ -28,16 +28,43 @@ class EventSource(Strict):
                                                        "as the primary identity.")
 
 
+GoalKind = Literal["conversion", "churn", "value"]
+
+
 class Goal(Strict):
-    condition: str = Field(description="SQL boolean over an event row: the event the model predicts.")
-    outcome_days: int = Field(default=30, ge=1, le=730, description="The goal must occur within this many days "
-                                                                    "after the cutoff.")
+    """What the model predicts over (T, T + outcome_days]: that an event matching ``condition`` occurs
+    (conversion), that none does (churn), or the sum of ``value`` over such events (value)."""
+
+    kind: GoalKind = Field(default="conversion", description="conversion: an event matching condition occurs; "
+                           "churn: none does (the score is the probability of no such event); value: the sum of "
+                           "goal.value over such events (e.g. spend in the next 90 days).")
+    condition: str = Field(description="SQL boolean over an event row: the events the goal counts.")
+    value: str | None = Field(default=None, description="kind value: SQL number over an event row, summed over the "
+                              "matching events of the outcome window, e.g. commerce.order.priceTotal.")
+    outcome_days: int = Field(default=30, ge=1, le=730, description="The outcome window: this many days after the "
+                                                                    "cutoff.")
+
+    @model_validator(mode="after")
+    def _value(self) -> "Goal":
+        if self.kind == "value" and not self.value:
+            raise ValueError("goal.kind = 'value' needs goal.value, the SQL number summed over the outcome window, "
+                             "e.g. value: commerce.order.priceTotal.")
+        if self.kind != "value" and self.value:
+            raise ValueError(f"goal.value is set but goal.kind is {self.kind!r}; set kind: value to predict the sum, "
+                             "or remove goal.value.")
+        return self
 
 
 class Eligibility(Strict):
-    exclude_prior_goal: bool = Field(default=True, description="Keep only profiles without the goal before T.")
+    """Who is in the model's population at a cutoff. The defaults depend on goal.kind: a conversion model
+    excludes profiles that already reached the goal; a churn model keeps profiles active in the last
+    outcome_days; a value model keeps everyone with events."""
+
+    exclude_prior_goal: bool | None = Field(default=None, description="Keep only profiles without the goal before "
+                                            "T. Default: true for kind conversion, false otherwise.")
     condition: str | None = Field(default=None, description="The profile must have such an event before T.")
-    active_within_days: int | None = Field(default=None, ge=1, description="Some event in the last N days before T.")
+    active_within_days: int | None = Field(default=None, ge=1, description="Some event in the last N days before "
+                                           "T. Default: goal.outcome_days for kind churn, none otherwise.")
 
 
 class FeatureEvent(Strict):
@@ -281,6 +308,16 @@ class ModelSpec(Strict):
     @property
     def simulated(self) -> bool:
         return self.simulation is not None
+
+    @property
+    def excludes_prior_goal(self) -> bool:
+        e = self.eligibility.exclude_prior_goal
+        return self.goal.kind == "conversion" if e is None else e
+
+    @property
+    def active_within_days(self) -> int | None:
+        e = self.eligibility.active_within_days
+        return (self.goal.outcome_days if self.goal.kind == "churn" else None) if e is None else e
 
     def cutoff_times(self, today: datetime | None = None) -> tuple[datetime, datetime]:
         today = today or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -9,7 +9,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..aep import AEPClient
-from ..ml.feature_set import ID
+from ..ml.feature_set import ID, PREDICTED_VALUE
 from ..storage import Storage
 from .audiences import BANDS, Activation, Audiences, activate_audiences, build_audiences
 from .handoff import ActivationRun, ScoreRun
@@ -29,7 +29,8 @@ def score_records(scores: pl.DataFrame, tenant: str) -> pa.Table:
         pl.col("band").alias("propensityBand"), pl.col("group").alias("propensityGroup"),
         pl.col("model_version").alias("propensityModelVersion"),
         pl.col("scored_at").alias("propensityScoredAt"), pl.col("expires_at").alias("propensityExpiresAt"),
-        *[pl.col(f"reason_{k}").alias(f"propensityReason{k}") for k in (1, 2, 3)])
+        *[pl.col(f"reason_{k}").alias(f"propensityReason{k}") for k in (1, 2, 3)],
+        *([pl.col(PREDICTED_VALUE).alias("predictedValue")] if PREDICTED_VALUE in scores.columns else []))
     return pa.table({f"_{tenant}": pa.StructArray.from_arrays(
         [fields[c].to_arrow() for c in fields.columns], names=fields.columns)})
 
