@@ -80,7 +80,7 @@ def build(m: Instance) -> list:
                   "dagster.run_url": f"{dagster_ui_url()}/runs/{context.run.run_id}"})
         model, oracle, leakage, champion, uris = run.model, run.oracle, run.leakage, run.champion, run.uris
         reg, verdicts = run.registered, run.verdicts
-        if oracle.oracle is None:
+        if oracle.oracle is None and m.spec.simulated:
             context.log.warning("oracle metrics unavailable: %s", oracle.note)
         if not run.promoted:
             failed = [g for g, ok in verdicts.items() if not ok]
@@ -96,8 +96,8 @@ def build(m: Instance) -> list:
             metadata={
                 **{k: float(mt[k]) for k in HEADLINE}, "goal_kind": m.spec.goal.kind,
                 **{f"value_{k}": float(v) for k, v in model.value_metrics.items()},
-                "oracle_roc_auc": oracle.oracle_roc_auc, "auc_to_oracle": oracle.auc_to_oracle,
-                "oracle_note": oracle.note,
+                **({"oracle_roc_auc": oracle.oracle_roc_auc, "auc_to_oracle": oracle.auc_to_oracle,
+                    "oracle_note": oracle.note} if m.spec.simulated else {}),
                 **{f"random_split_{k}": float(model.random_split_metrics[k]) for k in ("roc_auc", "pr_auc", "ece")},
                 "design": run.design, "model_version": model.version, "code_version": model.code_version,
                 "previous_version": run.previous_version or "none", "rows": dg.MetadataValue.json(model.rows),

@@ -10,11 +10,14 @@ to distrust the model's scores.
 
 What blocks (``DriftPolicy.assess``), in a real org where the clock moves between the two cutoffs:
 
-* the score's PSI, what the write-back would change;
-* the features' PSI weighted by the model's gain shares, so a column the model hardly uses cannot block;
-* a broken feature the model uses: all NULL where the reference was not, or one value where it had many (an
-  event type that stopped, a profile dataset that no longer joins);
+* the score's PSI: what the write-back would change;
+* a broken feature the model uses: all NULL where the reference was not (a profile dataset replaced), one value
+  where it had many (an event type or identity that stopped arriving), or many rows a whole validated range
+  outside it (a unit that changed);
 * a population that shrank below a share of the validated one (an identity that stopped matching).
+
+The features' PSI weighted by the model's gain shares warns: in a real org counts move with seasons and growth,
+and when that matters to the model, the score moves too. A column the model does not use never warns by itself.
 
 A time-since feature (recency, tenure, days or years since a date) grows with the clock alone: it is compared
 as it is and aged by the time between the two cutoffs, and the smaller PSI counts.
@@ -32,41 +35,61 @@ SCORE = "score"  # the calibrated propensity, under this name in a reference
 AGED = "@aged"  # counts of a time-since feature after taking the clock's shift off
 ALL_NULL, REFERENCE_NULL_AT_MOST = 0.99, 0.9
 ONE_VALUE, REFERENCE_SPREAD_AT_MOST = 0.999, 0.98
+FAR_SHARE = 0.05  # rows far outside the validated range that make a feature look broken
 
 
 @dataclass(frozen=True)
 class Histogram:
     edges: list[float]  # inner bin edges: bin i holds edges[i-1] <= x < edges[i]
     shares: list[float]  # one per bin, then the NULL share last
+    low: float | None = None  # the validated rows' smallest and largest value (None: all NULL, or an old reference)
+    high: float | None = None
 
     @staticmethod
     def fit(values: np.ndarray) -> "Histogram":
         finite = values[~np.isnan(values)]
         edges = np.unique(np.quantile(finite, np.linspace(0, 1, BINS + 1)[1:-1])) if finite.size else np.array([])
-        return Histogram([float(e) for e in edges], [float(s) for s in _shares(values, edges)])
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (None, None)
+        return Histogram([float(e) for e in edges], [float(s) for s in _shares(values, edges)], low, high)
 
     def psi(self, values: np.ndarray) -> float:
         return self.psi_of_counts(self.counts(values))
 
     def counts(self, values: np.ndarray) -> np.ndarray:
-        """Rows per bin, NULL last: what chunks add up before ``psi_of_counts``."""
-        return _counts(values, np.asarray(self.edges))
+        """Rows per bin, NULL next, then the rows far outside the validated range (what chunks add up)."""
+        counts = _counts(values, np.asarray(self.edges))
+        return np.append(counts, _far(values, self.low, self.high))
 
     def psi_of_counts(self, counts: np.ndarray) -> float:
+        counts = np.asarray(counts)[: len(self.shares)]
         expected = np.maximum(np.asarray(self.shares), FLOOR)
         actual = np.maximum(counts / max(counts.sum(), 1), FLOOR)
         return float(np.sum((actual - expected) * np.log(actual / expected)))
 
     def broken(self, counts: np.ndarray) -> str | None:
         """Why these counts look like a broken feed rather than a drift, or None."""
-        total = max(int(counts.sum()), 1)
-        null_now, null_then = counts[-1] / total, self.shares[-1]
+        counts = np.asarray(counts)
+        binned, far = counts[: len(self.shares)], counts[len(self.shares):]
+        total = max(int(binned.sum()), 1)
+        null_now, null_then = binned[-1] / total, self.shares[-1]
         if null_now >= ALL_NULL and null_then <= REFERENCE_NULL_AT_MOST:
             return f"{null_now:.0%} NULL, against {null_then:.0%} in the validated rows"
-        top_now, top_then = counts.max() / total, max(self.shares)
+        top_now, top_then = binned.max() / total, max(self.shares)
         if top_now >= ONE_VALUE and top_then <= REFERENCE_SPREAD_AT_MOST and len(self.shares) > 2:
             return f"{top_now:.1%} of rows in one bin, against at most {top_then:.0%} in the validated rows"
+        if far.size and far.sum() / total >= FAR_SHARE:
+            return (f"{far.sum() / total:.0%} of rows lie more than a whole validated range [{self.low:g}, "
+                    f"{self.high:g}] outside it (a unit or scale that changed?)")
         return None
+
+
+def _far(values: np.ndarray, low: float | None, high: float | None) -> int:
+    """Rows more than the range's own width below ``low`` or above ``high``."""
+    if low is None or high is None:
+        return 0
+    span = max(high - low, abs(high), abs(low), 1e-9)
+    finite = values[~np.isnan(values)]
+    return int(((finite > high + span) | (finite < low - span)).sum())
 
 
 def _counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -115,7 +138,8 @@ class DriftReference:
         return replace(self, shift_days=(_utc(cutoff) - _utc(self.cutoff)).total_seconds() / 86400)
 
     def to_json(self) -> dict:
-        return {"histograms": {name: {"edges": h.edges, "shares": h.shares} for name, h in self.histograms.items()},
+        return {"histograms": {name: {"edges": h.edges, "shares": h.shares, "low": h.low, "high": h.high}
+                               for name, h in self.histograms.items()},
                 "importance": self.importance, "clock": self.clock, "cutoff": self.cutoff, "rows": self.rows,
                 "shift_days": self.shift_days}
 
@@ -123,7 +147,8 @@ class DriftReference:
     def from_json(data: dict) -> "DriftReference":
         if "histograms" not in data:  # saved before the reference carried more than its histograms
             data = {"histograms": data}
-        return DriftReference({name: Histogram(h["edges"], h["shares"]) for name, h in data["histograms"].items()},
+        return DriftReference({name: Histogram(h["edges"], h["shares"], h.get("low"), h.get("high"))
+                               for name, h in data["histograms"].items()},
                               data.get("importance", {}), data.get("clock", {}), data.get("cutoff"),
                               data.get("rows", 0), data.get("shift_days", 0.0))
 
@@ -216,20 +241,17 @@ class DriftPolicy:
         blocks, warns = [], []
         if score > self.block:
             blocks.append(f"the score's PSI is {score:.3f} (block above {self.block})")
-        if weighted > self.block:
-            blocks.append(f"the features' PSI weighted by importance is {weighted:.3f} (block above {self.block})")
         blocks += [f"feature {k} looks broken: {why}" for k, why in used.items()]
         if reference.rows and rows < self.min_population_ratio * reference.rows:
             blocks.append(f"{rows} profiles scored against {reference.rows} validated "
                           f"({rows / reference.rows:.0%}, block below {self.min_population_ratio:.0%})")
-        if score > self.warn and score <= self.block:
+        if self.warn < score <= self.block:
             warns.append(f"the score's PSI is {score:.3f} (warn above {self.warn})")
-        if self.warn < weighted <= self.block:
-            warns.append(f"the features' PSI weighted by importance is {weighted:.3f} (warn above {self.warn})")
+        if weighted > self.warn:
+            moved = [k for k, v in psi.items() if k != SCORE and v > self.warn and reference.importance.get(k, 1) > 0]
+            warns.append(f"the features the model relies on moved: PSI {weighted:.3f} weighted by importance (warn "
+                         f"above {self.warn}; most: {', '.join(moved[:4])}), while the score's PSI is {score:.3f}")
         warns += [f"feature {k} (unused by the model) looks broken: {why}" for k, why in unused.items()]
-        moved = [k for k, v in psi.items() if k != SCORE and v > self.block]
-        if moved:
-            warns.append(f"{len(moved)} feature(s) moved past PSI {self.block} on their own: {', '.join(moved[:5])}")
         verdict = "block" if blocks else "warn" if warns else "ok"
         return DriftAssessment(verdict, psi, score, weighted, {**used, **unused}, rows, reference.rows,
                                tuple(blocks or warns))

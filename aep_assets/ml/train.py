@@ -1,8 +1,11 @@
 """Train a calibrated LightGBM propensity model and measure it on a temporal holdout.
 
 Rows of split ``train`` (cutoff T1) are divided by profile into fit, validation (early stopping and
-the hyperparameter search), calibration, and a random test fold. Rows of split ``test`` (cutoff T2,
-label windows disjoint from T1's) are the temporal holdout every headline metric comes from.
+the hyperparameter search) and a random test fold. Rows of split ``test`` (cutoff T2, label windows
+disjoint from T1's) are divided by profile in two: one part calibrates the probabilities, the other is the
+temporal holdout every headline metric comes from. Calibrating on the latest closed outcome window gives
+the probabilities today's base rate: in a real org traffic grows and seasons come, so the rate of T1's
+window is not the rate of the windows scored now.
 """
 
 import hashlib
@@ -47,7 +50,7 @@ class TrainingConfig:
     trials: int = 8  # hyperparameter settings tried; the first is DEFAULT_PARAMS
     calibration: str = "isotonic"  # or "platt"
     valid_share: float = 0.15
-    calibration_share: float = 0.15
+    calibration_share: float = 0.5  # of the temporal holdout's profiles (split 'test'): they calibrate
     random_test_share: float = 0.15
     num_boost_round: int = 3000
     early_stopping_rounds: int = 50
@@ -60,10 +63,13 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         if self.trials < 1:
             raise ValueError(f"trials must be at least 1, got {self.trials}.")
-        held = self.valid_share + self.calibration_share + self.random_test_share
+        held = self.valid_share + self.random_test_share
         if not 0 < held < 0.8:
-            raise ValueError(f"valid_share + calibration_share + random_test_share = {held:.2f}; keep it in "
-                             "(0, 0.8) so the fit fold keeps most rows.")
+            raise ValueError(f"valid_share + random_test_share = {held:.2f}; keep it in (0, 0.8) so the fit fold "
+                             "keeps most rows.")
+        if not 0.1 <= self.calibration_share <= 0.9:
+            raise ValueError(f"calibration_share = {self.calibration_share}: keep it in [0.1, 0.9] so both the "
+                             "calibration and the holdout keep rows.")
 
 
 @dataclass
@@ -106,8 +112,9 @@ class TrainedModel:
     def add_value(self, frame: pl.DataFrame, *, seed: int) -> None:
         """For a value goal: fit the value regressor on the training rows, and forecast the temporal holdout's
         value (``predicted_value`` beside ``goal_value`` in ``holdout``)."""
-        frame = frame.sort("split", ID, "cutoff")  # the holdout's order
-        train, test = frame.filter(pl.col("split") == "train"), frame.filter(pl.col("split") == "test")
+        train = frame.filter(pl.col("split") == "train")
+        test = self.holdout.select(ID).join(frame.filter(pl.col("split") == "test"), on=ID, how="left",
+                                            maintain_order="left")  # the holdout's rows, in its order
         self.value = train_value_model(train, self.features, seed=seed)
         predicted = expected_value(self.holdout["propensity"].to_numpy(), self.value.conditional(test))
         realised = test[GOAL_VALUE].cast(pl.Float64).fill_null(0.0).to_numpy()
@@ -150,12 +157,18 @@ def _split(y: np.ndarray, cfg: TrainingConfig) -> dict[str, np.ndarray]:
     idx = np.arange(len(y))
     folds = {}
     rest = idx
-    for name, share in (("random_test", cfg.random_test_share), ("calibration", cfg.calibration_share),
-                        ("valid", cfg.valid_share)):
+    for name, share in (("random_test", cfg.random_test_share), ("valid", cfg.valid_share)):
         rest, folds[name] = train_test_split(rest, test_size=share * len(y) / len(rest), stratify=y[rest],
                                              random_state=cfg.seed)
     folds["fit"] = rest
     return folds
+
+
+def _calibration_split(y_test: np.ndarray, cfg: TrainingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration, holdout) row indices of the temporal holdout, stratified by the label."""
+    holdout, calibration = train_test_split(np.arange(len(y_test)), test_size=cfg.calibration_share,
+                                            stratify=y_test, random_state=cfg.seed)
+    return np.sort(calibration), np.sort(holdout)
 
 
 def _search_rows(fit: np.ndarray, y: np.ndarray, cfg: TrainingConfig) -> np.ndarray:
@@ -282,8 +295,10 @@ def train_model(frame: pl.DataFrame, features: tuple[str, ...], config: Training
     if len(search) < len(folds["fit"]):
         booster = _fit(params, _Rows(x, y, folds["fit"], folds["valid"], features), cfg, REFIT_THREADS)
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
-    calibrator = fit_calibrator(booster.predict(x[folds["calibration"]]), y[folds["calibration"]], cfg.calibration)
-    p_test = calibrator.apply(booster.predict(x_test))
+    calibration, held = _calibration_split(y_test, cfg)
+    raw_test = booster.predict(x_test)
+    calibrator = fit_calibrator(raw_test[calibration], y_test[calibration], cfg.calibration)
+    p_test, y_test = calibrator.apply(raw_test[held]), y_test[held]
     p_random = calibrator.apply(booster.predict(x[folds["random_test"]]))
     gain = booster.feature_importance(importance_type="gain")
     total = gain.sum() or 1.0
@@ -293,8 +308,8 @@ def train_model(frame: pl.DataFrame, features: tuple[str, ...], config: Training
         version=model_version(frame, {**params, "calibration": cfg.calibration}, code), params=params,
         metrics=evaluate(y_test, p_test), random_split_metrics=evaluate(y[folds["random_test"]], p_random),
         trials=[t.record() for t in trials], rows={**{k: len(v) for k, v in folds.items()}, "search": len(search),
-                             "temporal_test": len(y_test)},
-        holdout=pl.DataFrame({ID: test[ID], "propensity": p_test, LABEL: y_test}),
+                                                   "calibration": len(calibration), "temporal_test": len(held)},
+        holdout=pl.DataFrame({ID: test[ID].gather(held), "propensity": p_test, LABEL: y_test}),
         feature_importance={f: float(g / total) for f, g in zip(features, gain, strict=True)}, code_version=code)
 
 

@@ -81,13 +81,16 @@ def train_propensity_model(client: AEPClient, store: Storage, registry: ModelReg
     model = train_model(frame, ADOBE_FEATURES if adobe else fs.names, config)
     if fs.goal_value:
         model.add_value(frame, seed=config.seed)
-    oracle = compare_with_oracle(store, names.simulation_truth, model, pointer.test_cutoff, pointer.horizon_days)
+    oracle = (compare_with_oracle(store, names.simulation_truth, model, pointer.test_cutoff, pointer.horizon_days)
+              if spec.simulated else OracleComparison(float("nan"), float("nan"), None, "no simulation: an org's data"))
     leakage = check_leakage(client, store, frame, fs, resolve_sources(client, spec, names), names,
                             per_split=leakage_sample_per_split, seed=config.seed)
     champion = compare_with_champion(store, previous, model, frame, names.models)
     design = "adobe_compatible" if adobe else "temporal"
     reference = drift_reference(model, frame, fs, pointer.test_cutoff)
-    card = {"design": design, "oracle_roc_auc": oracle.oracle_roc_auc, "auc_to_oracle": oracle.auc_to_oracle,
+    simulated = {"oracle_roc_auc": oracle.oracle_roc_auc, "auc_to_oracle": oracle.auc_to_oracle} if spec.simulated \
+        else {}
+    card = {"design": design, **simulated,
             "no_leakage": leakage.passed, "test_cutoff": pointer.test_cutoff, "horizon_days": pointer.horizon_days,
             "feature_set": fs.to_json(), "model": names.model}
     uris = save_model(store, model, pointer.keys, reference, root=names.models, extra_card=card)
@@ -105,7 +108,8 @@ def train_propensity_model(client: AEPClient, store: Storage, registry: ModelReg
                 "calibration": config.calibration, "design": design,
                 "horizon_days": pointer.horizon_days, "test_cutoff": pointer.test_cutoff,
                 "features": len(model.features)},
-        metrics={**{k: float(model.metrics[k]) for k in HEADLINE}, "oracle_roc_auc": oracle.oracle_roc_auc,
+        metrics={**{k: float(model.metrics[k]) for k in HEADLINE}, **{k: float(v) for k, v in simulated.items()
+                                                                         if k == "oracle_roc_auc"},
                  **{f"value_{k}": float(v) for k, v in model.value_metrics.items()},
                  **{f"random_split_{k}": float(model.random_split_metrics[k]) for k in ("roc_auc", "ece")}},
         tables={"gains_by_decile": table}, plots=pictures,

@@ -1,0 +1,159 @@
+"""The three goal kinds on two orgs' data shaped as real ones, first time, with the default gates and no run config.
+
+The models are the examples users copy (``examples/models/store_*.yaml``, ``site_*.yaml``), loaded as a user's
+``AEP_ASSETS_MODELS`` folder would load them. The data (real_orgs.py) is a closed cohort's purchase log over 18
+months and a growing Web SDK site over six months with a seasonal peak; its truth is planted, so each kind is
+measured against what really drives it, not only against the data.
+"""
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+from scipy.stats import spearmanr
+
+from aep_assets.components.propensity_model import PropensityModel
+from aep_assets.ml.feature_set import ID
+from aep_assets.pipeline.spec import ModelSpec, parse_time
+from aep_assets.resources import build_resources
+from aep_assets.sandbox.server import SandboxProcess
+
+from .conftest import client_for
+from .real_orgs import closed_cohort, cohort_truth, growing_site, site_truth
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "models"
+STORE = ("store_repeat_purchase", "store_churn", "store_value")
+SITE = ("site_first_purchase", "site_churn", "site_value")
+
+
+def example(name: str) -> ModelSpec:
+    return PropensityModel.from_file(EXAMPLES / f"{name}.yaml").spec
+
+
+def materialize(spec: ModelSpec, resources: dict, instance) -> dg.ExecuteInProcessResult:
+    defs = PropensityModel(spec).build_defs(None)
+    keys = [k for a in defs.assets if isinstance(a, dg.AssetsDefinition) for k in a.keys]
+    return dg.materialize(list(defs.assets), resources=resources, instance=instance, raise_on_error=False,
+                          selection=keys)
+
+
+def metadata(instance, model: str, asset: str) -> dict:
+    event = instance.get_latest_materialization_event(dg.AssetKey([model, asset]))
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def _run(tmp_path_factory, tag: str, make, models: tuple[str, ...]) -> dict:
+    root = tmp_path_factory.mktemp(tag)
+    with SandboxProcess(root / "aep") as sb:
+        org = make(client_for(sb))
+    resources = build_resources({"AEP_SANDBOX_DIR": str(root / "aep"), "AEP_STORAGE_DIR": str(root / "storage")})
+    out = {"root": root, "org": org, "resources": resources, "results": {}, "meta": {}, "scores": {}}
+    with dg.instance_for_test() as instance:
+        for name in models:
+            result = materialize(example(name), resources, instance)
+            out["results"][name] = result
+            out["meta"][name] = {a: metadata(instance, name, a)
+                                 for a in ("propensity_model", "scoring_features", "propensity_scores")
+                                 if instance.get_latest_materialization_event(dg.AssetKey([name, a]))}
+            scores = out["meta"][name].get("propensity_scores", {}).get("dagster/uri")
+            out["scores"][name] = pl.read_parquet(scores) if scores else None
+    return out
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return _run(tmp_path_factory, "store", closed_cohort, STORE)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    return _run(tmp_path_factory, "site", growing_site, SITE)
+
+
+def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+
+
+@pytest.mark.parametrize("name", STORE)
+def test_a_closed_cohort_runs_first_time_with_the_default_gates(store, name):
+    result = store["results"][name]
+    assert result.success
+    assert all(_checks(result).values()), _checks(result)
+
+
+@pytest.mark.parametrize("name", SITE)
+def test_a_growing_site_with_a_seasonal_peak_runs_first_time_with_the_default_gates(site, name):
+    result = site["results"][name]
+    assert result.success
+    assert all(_checks(result).values()), _checks(result)
+
+
+def _truth_at_now(run: dict, name: str, truth) -> pl.DataFrame:
+    spec = example(name)
+    scores = run["scores"][name].filter(pl.col("propensity").is_not_null())
+    as_of = parse_time("cutoff", run["meta"][name]["scoring_features"]["cutoff"])
+    return scores.join(truth(run["org"], as_of, spec.goal.outcome_days), on=ID, how="inner")
+
+
+@pytest.mark.parametrize(("fixture", "name", "truth"), [("store", "store_repeat_purchase", cohort_truth),
+                                                        ("site", "site_first_purchase", site_truth)])
+def test_a_conversion_score_ranks_the_planted_purchase_probability(request, fixture, name, truth):
+    joined = _truth_at_now(request.getfixturevalue(fixture), name, truth)
+    assert spearmanr(joined["propensity"], joined["p_purchase"]).statistic > 0.6
+    assert joined["propensity"].mean() == pytest.approx(joined["p_purchase"].mean(), rel=0.35)
+
+
+@pytest.mark.parametrize(("fixture", "name", "truth"), [("store", "store_churn", cohort_truth)])
+def test_a_churn_score_is_the_planted_probability_of_no_purchase(request, fixture, name, truth):
+    joined = _truth_at_now(request.getfixturevalue(fixture), name, truth)
+    assert spearmanr(joined["propensity"], 1 - joined["p_purchase"]).statistic > 0.6
+    assert joined["propensity"].mean() == pytest.approx((1 - joined["p_purchase"]).mean(), rel=0.35)
+
+
+def test_a_site_churn_model_scores_only_the_active_visitors(site):
+    scores = site["scores"]["site_churn"].filter(pl.col("propensity").is_not_null())
+    first = site["scores"]["site_first_purchase"]
+    assert 0 < scores.height < site["org"].truth.height  # lapsed visitors are not in a churn model's population
+    assert scores["propensity"].is_between(0, 1).all() and first is not None
+
+
+@pytest.mark.parametrize(("fixture", "name", "truth"), [("store", "store_value", cohort_truth),
+                                                        ("site", "site_value", site_truth)])
+def test_a_value_score_forecasts_the_planted_spend(request, fixture, name, truth):
+    run = request.getfixturevalue(fixture)
+    joined = _truth_at_now(run, name, truth)
+    assert {"predicted_value", "propensity", "percentile", "band"} <= set(joined.columns)
+    assert spearmanr(joined["predicted_value"], joined["expected_spend"]).statistic > 0.6
+    assert joined["predicted_value"].sum() == pytest.approx(joined["expected_spend"].sum(), rel=0.35)
+    # percentiles and bands rank the predicted value, not the probability of a purchase
+    top = joined.filter(pl.col("band") == "high")["predicted_value"].min()
+    assert top >= joined.filter(pl.col("band") == "low")["predicted_value"].max()
+
+
+@pytest.mark.parametrize(("fixture", "name"), [("store", "store_value"), ("site", "site_value")])
+def test_a_value_model_reports_what_a_clv_practitioner_reads(request, fixture, name):
+    meta = request.getfixturevalue(fixture)["meta"][name]["propensity_model"]
+    assert meta["goal_kind"] == "value"
+    assert meta["value_spearman"] > 0.3 and meta["value_normalized_gini"] > 0.3
+    assert meta["value_rmse_skill"] > 0 and 0.7 < meta["value_total_ratio"] < 1.3
+
+
+@pytest.mark.parametrize(("fixture", "names"), [("store", STORE), ("site", SITE)])
+def test_own_data_models_carry_no_simulation_metadata(request, fixture, names):
+    for name in names:
+        assert "oracle_note" not in request.getfixturevalue(fixture)["meta"][name]["propensity_model"]
+
+
+def test_the_site_scores_keep_profile_id_and_propensity_for_every_kind(site):
+    for name in SITE:
+        columns = set(site["scores"][name].columns)
+        assert {ID, "propensity"} <= columns and (("predicted_value" in columns) == name.endswith("value"))
+
+
+def test_churn_and_conversion_on_the_same_log_say_opposite_things(store):
+    conversion = store["scores"]["store_repeat_purchase"].select(ID, pl.col("propensity").alias("buy"))
+    churn = store["scores"]["store_churn"].select(ID, pl.col("propensity").alias("churn"))
+    both = conversion.join(churn, on=ID).drop_nulls()
+    assert both.height > 500 and np.corrcoef(both["buy"], both["churn"])[0, 1] < -0.5
