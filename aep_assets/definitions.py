@@ -1,34 +1,24 @@
 """The ``aep_assets`` code location: every model instance under defs/ and $AEP_ASSETS_MODELS."""
 
 import logging
-import os
 from pathlib import Path
 
 import dagster as dg
 
 from . import defs as defs_package
-from .components.propensity_model import PropensityModel
+from .model_files import load_user_models, serves_demo
 from .resources import build_resources, describe_target
 
 log = logging.getLogger(__name__)
-MODELS_ENV = "AEP_ASSETS_MODELS"
-
-
-def user_model_files(env: dict[str, str] | None = None) -> list[Path]:
-    folder = (env if env is not None else os.environ).get(MODELS_ENV)
-    if not folder:
-        return []
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"{MODELS_ENV}={folder!r} is not a folder; point it at the folder of your models' "
-                                "*.yaml files, or unset it.")
-    return sorted(root.rglob("*.yaml"))
 
 
 def build_definitions() -> dg.Definitions:
-    models = [dg.load_from_defs_folder(path_within_project=Path(defs_package.__file__).parent)]
-    for path in user_model_files():
-        models.append(PropensityModel.from_file(path).build_defs(None))
+    models = [dg.load_from_defs_folder(path_within_project=Path(defs_package.__file__).parent)] if serves_demo() \
+        else []
+    loaded, broken = load_user_models()
+    models += [m.build_defs(None) for m in loaded]
+    if broken:
+        models.append(dg.Definitions(assets=[b.asset() for b in broken]))
     resources = build_resources()
     log.info("aep_assets writes to %s", describe_target(resources))
     return dg.Definitions.merge(*models, dg.Definitions(resources=resources, executor=dg.in_process_executor))

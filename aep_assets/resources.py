@@ -2,8 +2,9 @@
 
 The keys are the same in both modes. ``build_resources()`` picks the implementations from the
 environment: ``AEP_CLIENT_ID`` set means real AEP, ``AEP_STORAGE=s3`` means S3, and
-``AEP_EXPORTS=dlz`` reads AEP's exports from its Data Landing Zone (on Azure Blob or S3) with the
-credentials AEP issues, for orgs that export there rather than to their own bucket.
+AEP's exports are read from its Data Landing Zone (on Azure Blob or S3) with the credentials AEP issues:
+by default against real AEP, and with ``AEP_EXPORTS=dlz`` on the sandbox; ``AEP_EXPORTS=storage`` reads
+them from the pipeline's own storage, for orgs that export to their own bucket.
 """
 
 import json
@@ -217,6 +218,12 @@ def describe_target(resources: dict) -> str:
     return f"the local AEP sandbox in {aep.data_dir}, sandbox '{aep.sandbox_name}'"
 
 
+def exports_from_dlz(env: dict[str, str]) -> bool:
+    """Whether the pipeline reads AEP's exports from its Data Landing Zone: by default against real AEP, whose
+    dataset exports land there; ``AEP_EXPORTS=storage`` when the org exports to the pipeline's own bucket."""
+    return env.get("AEP_EXPORTS", "dlz" if env.get("AEP_CLIENT_ID") else "storage") == "dlz"
+
+
 def build_resources(env: dict[str, str] | None = None) -> dict:
     env = dict(os.environ if env is None else env)
     if env.get("AEP_STORAGE", "local") == "s3":
@@ -230,8 +237,7 @@ def build_resources(env: dict[str, str] | None = None) -> dict:
     else:
         local = LocalStorageResource(base_dir=env.get("AEP_STORAGE_DIR", str(DATA_DIR / "storage")))
         # Exports to the sandbox's DLZ land inside local storage, unless the pipeline reads them from the DLZ.
-        exports_to_dlz = env.get("AEP_EXPORTS", "storage") == "dlz"
-        storage, landing = local, None if exports_to_dlz else str(LocalStorage(local.base_dir).landing_zone_dir)
+        storage, landing = local, None if exports_from_dlz(env) else str(LocalStorage(local.base_dir).landing_zone_dir)
     if env.get("AEP_CLIENT_ID"):
         if not env.get("AEP_SANDBOX_NAME"):
             raise ValueError("AEP_SANDBOX_NAME is not set: against real AEP, name the sandbox to write to (e.g. "
@@ -248,7 +254,7 @@ def build_resources(env: dict[str, str] | None = None) -> dict:
                               landing_zone_dir=landing, faults=env.get("AEP_SANDBOX_FAULTS", ""),
                               fault_seed=int(seed) if (seed := env.get("AEP_SANDBOX_FAULT_SEED")) else None,
                               dlz_bucket=env.get("AEP_SANDBOX_DLZ_BUCKET", ""), dlz=env.get("AEP_SANDBOX_DLZ", ""))
-    if env.get("AEP_EXPORTS", "storage") == "dlz":
+    if exports_from_dlz(env):
         storage = LandingZoneExportsResource(storage=storage, aep=aep, endpoint_url=env.get("AWS_ENDPOINT_URL"))
     return {"aep": aep, "storage": storage, "mlflow": _mlflow(env)}
 

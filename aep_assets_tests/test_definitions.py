@@ -1,6 +1,7 @@
 """The code location loads, and its graph has the keys, groups and lineage users rely on."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -138,5 +139,63 @@ def test_a_bad_model_file_names_the_file_the_field_and_the_fix(tmp_path, monkeyp
                                           "  goal: {condition: \"eventType = 'commerce.purchases'\"}\n"
                                           "  events: {datasets: [events]}\n")
     monkeypatch.setenv("AEP_ASSETS_MODELS", str(tmp_path))
-    with pytest.raises(ValueError, match=r"broken.yaml: attributes.name: name 'Shop-1' must be lowercase.*'cdnow'"):
-        build_definitions()
+    spec = _error_spec(build_definitions(), "broken")
+    assert "broken.yaml: attributes.name: name 'Shop-1' must be lowercase" in spec.description
+    assert "'cdnow'" in spec.metadata["error"]
+
+
+def _error_spec(defs: dg.Definitions, name: str) -> dg.AssetSpec:
+    key = dg.AssetKey(["model_errors", name])
+    return next(s for s in defs.resolve_assets_def(key).specs if s.key == key)
+
+
+def _examples(tmp_path: Path, *names: str) -> None:
+    for name in names:
+        (tmp_path / f"{name}.yaml").write_text((Path(__file__).parents[1] / f"examples/models/{name}.yaml").read_text())
+
+
+def test_a_broken_model_file_stops_no_other_model_and_is_reported_with_its_line(tmp_path, monkeypatch):
+    from aep_assets.definitions import build_definitions
+
+    _examples(tmp_path, "cdnow")
+    (tmp_path / "typo.yaml").write_text("type: aep_assets.PropensityModel\nattributes:\n  name: typo\n"
+                                        "  goal: {condition: \"eventType = 'x'\"\n  events: {datasets: [e]}\n")
+    monkeypatch.setenv("AEP_ASSETS_MODELS", str(tmp_path))
+    defs = build_definitions()
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {"cdnow/propensity_scores", "cmle_demo/propensity_scores", "model_errors/typo"} <= keys
+    error = _error_spec(defs, "typo").metadata["error"]
+    assert str(tmp_path / "typo.yaml") + ", line 5" in error and "Traceback" not in error
+    env = {**os.environ, "AEP_ASSETS_MODELS": str(tmp_path)}
+    cli = subprocess.run([sys.executable, "-m", "aep_assets.model_files", "typo"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert cli.returncode == 2 and "typo.yaml, line 5" in cli.stderr and "Traceback" not in cli.stderr
+    assert len(cli.stderr.splitlines()) <= 3
+    fine = subprocess.run([sys.executable, "-m", "aep_assets.model_files", "cdnow"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert fine.returncode == 0
+
+
+def test_the_demo_stays_out_of_a_code_location_that_serves_a_real_org(tmp_path, monkeypatch):
+    from aep_assets.definitions import build_definitions
+
+    _examples(tmp_path, "cdnow")
+    for name, value in {"AEP_ASSETS_MODELS": str(tmp_path), "AEP_CLIENT_ID": "id", "AEP_CLIENT_SECRET": "s",
+                        "AEP_ORG_ID": "o@AdobeOrg", "AEP_SANDBOX_NAME": "dev"}.items():
+        monkeypatch.setenv(name, value)
+    defs = build_definitions()
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert "cdnow/propensity_scores" in keys and not any(k.startswith("cmle_demo/") for k in keys)
+    assert all(not s.name.startswith("cmle_demo") for s in defs.sensors or [])
+    monkeypatch.setenv("AEP_ASSETS_DEMO", "1")
+    assert "cmle_demo/propensity_scores" in {k.to_user_string()
+                                             for k in build_definitions().resolve_asset_graph().get_all_asset_keys()}
+
+
+def test_exports_are_read_from_the_data_landing_zone_against_real_aep_by_default():
+    from aep_assets.resources import LandingZoneExportsResource
+
+    env = {"AEP_CLIENT_ID": "id", "AEP_CLIENT_SECRET": "s", "AEP_ORG_ID": "o@AdobeOrg", "AEP_SANDBOX_NAME": "dev"}
+    assert isinstance(build_resources(env)["storage"], LandingZoneExportsResource)
+    assert not isinstance(build_resources({**env, "AEP_EXPORTS": "storage"})["storage"], LandingZoneExportsResource)
+    assert not isinstance(build_resources({})["storage"], LandingZoneExportsResource)

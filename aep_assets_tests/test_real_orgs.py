@@ -76,18 +76,39 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     return {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
 
 
+def _first_run(result: dg.ExecuteInProcessResult) -> None:
+    """The run succeeded and no check failed but drift's warnings, which must say why."""
+    assert result.success
+    for c in result.get_asset_check_evaluations():
+        if not c.passed:
+            assert c.check_name == "drift" and c.severity == dg.AssetCheckSeverity.WARN, (c.check_name, c.description)
+            assert "moved" in c.description or "PSI" in c.description
+
+
 @pytest.mark.parametrize("name", STORE)
 def test_a_closed_cohort_runs_first_time_with_the_default_gates(store, name):
-    result = store["results"][name]
-    assert result.success
-    assert all(_checks(result).values()), _checks(result)
+    _first_run(store["results"][name])
 
 
 @pytest.mark.parametrize("name", SITE)
 def test_a_growing_site_with_a_seasonal_peak_runs_first_time_with_the_default_gates(site, name):
-    result = site["results"][name]
-    assert result.success
-    assert all(_checks(result).values()), _checks(result)
+    _first_run(site["results"][name])
+
+
+def test_the_seasonal_peak_is_reported_as_drift_in_the_features_while_the_write_back_runs(site):
+    result = site["results"]["site_churn"]
+    drift = next(c for c in result.get_asset_check_evaluations() if c.check_name == "drift")
+    assert not drift.passed and drift.severity == dg.AssetCheckSeverity.WARN
+    assert "pageViews" in drift.description and result.success
+
+
+def _holdout(run: dict, name: str, truth) -> pl.DataFrame:
+    """The model's temporal-holdout predictions at the test cutoff, beside the planted truth there."""
+    meta = run["meta"][name]["propensity_model"]
+    holdout = pl.read_parquet(str(Path(meta["model_card_uri"]).with_name("holdout.parquet")))
+    spec = example(name)
+    test_cutoff = spec.cutoff_times(run["org"].today)[1]
+    return holdout.join(truth(run["org"], test_cutoff, spec.goal.outcome_days), on=ID, how="inner")
 
 
 def _truth_at_now(run: dict, name: str, truth) -> pl.DataFrame:
@@ -99,17 +120,25 @@ def _truth_at_now(run: dict, name: str, truth) -> pl.DataFrame:
 
 @pytest.mark.parametrize(("fixture", "name", "truth"), [("store", "store_repeat_purchase", cohort_truth),
                                                         ("site", "site_first_purchase", site_truth)])
-def test_a_conversion_score_ranks_the_planted_purchase_probability(request, fixture, name, truth):
-    joined = _truth_at_now(request.getfixturevalue(fixture), name, truth)
-    assert spearmanr(joined["propensity"], joined["p_purchase"]).statistic > 0.6
-    assert joined["propensity"].mean() == pytest.approx(joined["p_purchase"].mean(), rel=0.35)
+def test_a_conversion_model_recovers_the_planted_purchase_probability(request, fixture, name, truth):
+    run = request.getfixturevalue(fixture)
+    held = _holdout(run, name, truth)
+    assert spearmanr(held["propensity"], held["p_purchase"]).statistic > 0.6
+    assert held["propensity"].mean() == pytest.approx(held["p_purchase"].mean(), rel=0.15)
+    now = _truth_at_now(run, name, truth)  # scored later: the ranking holds
+    assert spearmanr(now["propensity"], now["p_purchase"]).statistic > 0.6
 
 
-@pytest.mark.parametrize(("fixture", "name", "truth"), [("store", "store_churn", cohort_truth)])
-def test_a_churn_score_is_the_planted_probability_of_no_purchase(request, fixture, name, truth):
-    joined = _truth_at_now(request.getfixturevalue(fixture), name, truth)
-    assert spearmanr(joined["propensity"], 1 - joined["p_purchase"]).statistic > 0.6
-    assert joined["propensity"].mean() == pytest.approx((1 - joined["p_purchase"]).mean(), rel=0.35)
+@pytest.mark.parametrize(("fixture", "name", "truth"), [("store", "store_churn", cohort_truth),
+                                                        ("site", "site_churn", None)])
+def test_a_churn_score_is_the_probability_of_no_goal_event(request, fixture, name, truth):
+    run = request.getfixturevalue(fixture)
+    held = pl.read_parquet(str(Path(run["meta"][name]["propensity_model"]["model_card_uri"]).with_name(
+        "holdout.parquet")))
+    assert held["propensity"].mean() == pytest.approx(held["goal_occurred"].mean(), rel=0.1)  # churners
+    if truth is not None:
+        planted = _holdout(run, name, truth)
+        assert spearmanr(planted["propensity"], 1 - planted["p_purchase"]).statistic > 0.6
 
 
 def test_a_site_churn_model_scores_only_the_active_visitors(site):
@@ -121,15 +150,17 @@ def test_a_site_churn_model_scores_only_the_active_visitors(site):
 
 @pytest.mark.parametrize(("fixture", "name", "truth"), [("store", "store_value", cohort_truth),
                                                         ("site", "site_value", site_truth)])
-def test_a_value_score_forecasts_the_planted_spend(request, fixture, name, truth):
+def test_a_value_model_forecasts_the_planted_spend(request, fixture, name, truth):
     run = request.getfixturevalue(fixture)
-    joined = _truth_at_now(run, name, truth)
-    assert {"predicted_value", "propensity", "percentile", "band"} <= set(joined.columns)
-    assert spearmanr(joined["predicted_value"], joined["expected_spend"]).statistic > 0.6
-    assert joined["predicted_value"].sum() == pytest.approx(joined["expected_spend"].sum(), rel=0.35)
+    held = _holdout(run, name, truth)
+    assert spearmanr(held["predicted_value"], held["expected_spend"]).statistic > 0.6
+    assert held["predicted_value"].sum() == pytest.approx(held["expected_spend"].sum(), rel=0.2)
+    now = _truth_at_now(run, name, truth)
+    assert {"predicted_value", "propensity", "percentile", "band"} <= set(now.columns)
+    assert spearmanr(now["predicted_value"], now["expected_spend"]).statistic > 0.6
     # percentiles and bands rank the predicted value, not the probability of a purchase
-    top = joined.filter(pl.col("band") == "high")["predicted_value"].min()
-    assert top >= joined.filter(pl.col("band") == "low")["predicted_value"].max()
+    assert now.filter(pl.col("band") == "high")["predicted_value"].min() >= \
+        now.filter(pl.col("band") == "low")["predicted_value"].max()
 
 
 @pytest.mark.parametrize(("fixture", "name"), [("store", "store_value"), ("site", "site_value")])

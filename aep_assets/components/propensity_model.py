@@ -54,7 +54,17 @@ class PropensityModel(dg.Component):
         """An instance from a user's YAML file (``$AEP_ASSETS_MODELS``), checked like one under defs/."""
         import yaml
 
-        doc = yaml.safe_load(path.read_text()) or {}
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+            raise ValueError(f"{path}{where}: not valid YAML ({problem}); check the indentation and quotes there."
+                             ) from None
+        if not isinstance(doc, dict):
+            raise ValueError(f"{path}: holds {type(doc).__name__}, not a model; a model file is a mapping with "
+                             "'type: aep_assets.PropensityModel' and 'attributes'.")
         if doc.get("type") not in ("aep_assets.PropensityModel", "aep_assets.components.PropensityModel"):
             raise ValueError(f"{path}: 'type' is {doc.get('type')!r}; a model file says "
                              "'type: aep_assets.PropensityModel'.")

@@ -54,6 +54,7 @@ class ScoringJob:
     drift_reference: dict | None = None
     chunk_rows: int = CHUNK_ROWS
     value_model_path: str | None = None  # a value goal's E[value | some] regressor, LightGBM's text format
+    value_scale: float = 1.0  # and its calibration of the total
 
     @property
     def rank_key(self) -> str:
@@ -75,7 +76,7 @@ class ScoringJob:
         if value_text is None and self.value_model_path:
             value_text = Path(self.value_model_path).read_text()
         return Scorer(lgb.Booster(model_str=text), Calibrator.from_dict(self.calibrator), tuple(self.features),
-                      self.reason_method, lgb.Booster(model_str=value_text) if value_text else None)
+                      self.reason_method, lgb.Booster(model_str=value_text) if value_text else None, self.value_scale)
 
     def drift(self) -> DriftReference | None:
         return DriftReference.from_json(self.drift_reference) if self.drift_reference else None
@@ -114,6 +115,7 @@ class Scorer:
     features: tuple[str, ...]
     reason_method: str = "shap"
     value_booster: lgb.Booster | None = None  # a value goal's E[value | some] regressor
+    value_scale: float = 1.0
 
     def unranked(self, eligible: pl.DataFrame) -> pl.DataFrame:
         """Propensity, 0-100 score, reason codes (of the propensity) and, for a value goal, the predicted value of
@@ -124,7 +126,8 @@ class Scorer:
         x = feature_matrix(eligible, self.features)
         p = self.calibrator.apply(self.booster.predict(x))
         reasons = reason_codes(self.booster, x, self.features, contribute=self.contribute)
-        value = {PREDICTED_VALUE: expected_value(p, self.value_booster.predict(x))} if self.value_booster else {}
+        value = ({PREDICTED_VALUE: expected_value(p, self.value_scale * self.value_booster.predict(x))}
+                 if self.value_booster else {})
         return pl.DataFrame({
             ID: eligible[ID].cast(pl.Utf8), "propensity": p, "score": np.rint(100 * p).astype(np.int64),
             **{name: pl.Series(reasons[k], dtype=pl.Utf8) for k, name in enumerate(REASON_COLUMNS)}, **value},

@@ -249,8 +249,9 @@ class DriftPolicy:
             warns.append(f"the score's PSI is {score:.3f} (warn above {self.warn})")
         if weighted > self.warn:
             moved = [k for k, v in psi.items() if k != SCORE and v > self.warn and reference.importance.get(k, 1) > 0]
+            held = f", while the score's PSI is {score:.3f}" if score <= self.warn else ""
             warns.append(f"the features the model relies on moved: PSI {weighted:.3f} weighted by importance (warn "
-                         f"above {self.warn}; most: {', '.join(moved[:4])}), while the score's PSI is {score:.3f}")
+                         f"above {self.warn}; most: {', '.join(moved[:4])}){held}")
         warns += [f"feature {k} (unused by the model) looks broken: {why}" for k, why in unused.items()]
         verdict = "block" if blocks else "warn" if warns else "ok"
         return DriftAssessment(verdict, psi, score, weighted, {**used, **unused}, rows, reference.rows,

@@ -107,15 +107,16 @@ class TrainedModel:
                 "calibration": self.calibrator.to_dict(), "metrics": self.metrics,
                 "random_split_metrics": self.random_split_metrics, "trials": self.trials, "rows": self.rows,
                 "feature_importance": self.feature_importance, "code_version": self.code_version,
-                **({"value_metrics": self.value_metrics, "value_rows": self.value.rows} if self.value else {})}
+                **({"value_metrics": self.value_metrics, "value_rows": self.value.rows, "value_scale": self.value.scale}
+                   if self.value else {})}
 
     def add_value(self, frame: pl.DataFrame, *, seed: int) -> None:
         """For a value goal: fit the value regressor on the training rows, and forecast the temporal holdout's
         value (``predicted_value`` beside ``goal_value`` in ``holdout``)."""
-        train = frame.filter(pl.col("split") == "train")
-        test = self.holdout.select(ID).join(frame.filter(pl.col("split") == "test"), on=ID, how="left",
-                                            maintain_order="left")  # the holdout's rows, in its order
-        self.value = train_value_model(train, self.features, seed=seed)
+        train, latest = frame.filter(pl.col("split") == "train"), frame.filter(pl.col("split") == "test")
+        test = self.holdout.select(ID).join(latest, on=ID, how="left", maintain_order="left")  # in holdout order
+        calibration = latest.join(self.holdout.select(ID), on=ID, how="anti")
+        self.value = train_value_model(train, self.features, seed=seed).calibrated(calibration)
         predicted = expected_value(self.holdout["propensity"].to_numpy(), self.value.conditional(test))
         realised = test[GOAL_VALUE].cast(pl.Float64).fill_null(0.0).to_numpy()
         self.value_metrics = value_metrics(realised, predicted,

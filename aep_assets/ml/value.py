@@ -28,17 +28,27 @@ class ValueModel:
     booster: lgb.Booster
     features: tuple[str, ...]
     rows: int  # training rows with value
+    scale: float = 1.0  # calibration of the total on the latest closed window (``calibrated``)
 
     def conditional(self, frame: pl.DataFrame) -> np.ndarray:
         """E[value | some goal event in the window] of each row."""
-        return self.booster.predict(feature_matrix(frame, self.features))
+        return self.scale * self.booster.predict(feature_matrix(frame, self.features))
+
+    def calibrated(self, frame: pl.DataFrame) -> "ValueModel":
+        """The model scaled so that its total matches the realised one over ``frame``'s rows with value: the latest
+        closed window's profiles that calibrate the probabilities. A season or growth changes how much a buyer buys
+        in a window as much as how many buy, and the training window cannot know it."""
+        rows = frame.filter(pl.col(GOAL_VALUE) > 0)
+        predicted = self.booster.predict(feature_matrix(rows, self.features)).sum() if rows.height else 0.0
+        scale = float(rows[GOAL_VALUE].sum() / predicted) if predicted > 0 and rows.height >= MIN_ROWS else 1.0
+        return ValueModel(self.booster, self.features, self.rows, scale)
 
     def to_text(self) -> str:
         return self.booster.model_to_string()
 
     @staticmethod
-    def from_text(text: str, features: tuple[str, ...], rows: int = 0) -> "ValueModel":
-        return ValueModel(lgb.Booster(model_str=text), features, rows)
+    def from_text(text: str, features: tuple[str, ...], rows: int = 0, scale: float = 1.0) -> "ValueModel":
+        return ValueModel(lgb.Booster(model_str=text), features, rows, scale)
 
 
 def expected_value(propensity: np.ndarray, conditional: np.ndarray) -> np.ndarray:

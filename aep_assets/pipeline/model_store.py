@@ -65,7 +65,8 @@ def load_model_version(storage: Storage, version: str, root: str) -> StoredModel
     reference = (DriftReference.from_json(json.loads(storage.read_bytes(f"{base}/drift_reference.json")))
                  if storage.exists(f"{base}/drift_reference.json") else None)
     value = (ValueModel.from_text(storage.read_bytes(f"{base}/value_model.txt").decode(), features,
-                                  card.get("value_rows", 0)) if storage.exists(f"{base}/value_model.txt") else None)
+                                  card.get("value_rows", 0), card.get("value_scale", 1.0))
+             if storage.exists(f"{base}/value_model.txt") else None)
     return StoredModel(version, booster, calibrator, features, card, storage.read_parquet([f"{base}/holdout.parquet"]),
                        reference, value=value)
 

@@ -115,7 +115,8 @@ def scoring_job(model: StoredModel, bands: Bands, inputs: list[str], output_dir:
         expires_at=(scored_at + valid_for).isoformat(), reason_method=reason_method,
         holdout_share=spec.holdout.share if full else 0.0, holdout_salt=spec.holdout.salt or names.model,
         drift_reference=model.drift_reference.at(cutoff).to_json() if model.drift_reference and full else None,
-        chunk_rows=spec.scoring.chunk_rows, value_model_path=value_model_path)
+        chunk_rows=spec.scoring.chunk_rows, value_model_path=value_model_path,
+        value_scale=model.value.scale if model.value else 1.0)
 
 
 def run_job(store: Storage, export: ScoringExport, base: str, model_text: str, value_text: str | None,

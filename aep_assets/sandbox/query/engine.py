@@ -185,7 +185,9 @@ class QueryEngine:
         else:
             props, _ = self.registry.resolve(self.registry.get(ds["schemaRef"]["id"], "schemas"))
             con.register(f"{name}__empty", arrow_schema(props).empty_table())
-            con.execute(f'CREATE VIEW {quote_ident(name)} AS SELECT * FROM {quote_ident(name + "__empty")}')
+            # An empty dataset is a table with its schema's columns and Query Service's system columns, no rows.
+            con.execute(f'CREATE VIEW {quote_ident(name)} AS SELECT *, {system_columns(NO_BATCH)} '
+                        f'FROM {quote_ident(name + "__empty")}')
 
     def _run_one(self, statement: exp.Expression, fetch: bool, max_rows: int | None) -> QueryResult:
         try:
@@ -326,6 +328,9 @@ def _rows_sql(con: duckdb.DuckDBPyConnection, select: exp.Expression) -> str:
     if not system:
         return sql
     return f"SELECT * EXCLUDE ({', '.join(quote_ident(n) for n in system)}) FROM ({sql})"
+
+
+NO_BATCH = {"id": "", "completed": 0}
 
 
 def system_columns(batch: dict) -> str:
