@@ -24,7 +24,7 @@ from .features import (
 )
 from .handoff import FeatureTable, TrainingExport
 from .naming import Names
-from .preflight import check_model_sql
+from .preflight import check_model_data, check_model_sql
 from .spec import ModelSpec
 from .sufficiency import SufficiencyResult, check_source, check_training_rows
 
@@ -63,6 +63,7 @@ def explore_events(client: AEPClient, store: Storage, spec: ModelSpec, names: Na
     """Volumes, the funnel and each event type's relation to the goal, by a Query Service CTAS and export."""
     sources = resolve_sources(client, spec, names)
     check_model_sql(client, spec, sources)
+    check_model_data(client, spec, sources)
     fs = FeatureSet(identity=spec.events.identity, goal=spec.goal.condition, events=())
     # The two interactive SELECTs run on the PostgreSQL endpoint while the CTAS runs and exports: Query Service
     # serves them side by side, and each waits on the other's round trips less.
@@ -101,6 +102,7 @@ def build_feature_table(client: AEPClient, store: Storage, spec: ModelSpec, name
         raise ValueError(f"adobe_compatible is for the CMLE demo's simulated events, not model {spec.name!r}.")
     sources = resolve_sources(client, spec, names)
     check_model_sql(client, spec, sources)
+    check_model_data(client, spec, sources, design.train_cutoff)
     fs = resolve_feature_set(client, spec, sources, design.train_cutoff)
     store.write_bytes(names.feature_set, json.dumps(fs.to_json(), indent=1).encode())
     cutoffs = {"test": design.test_cutoff} if adobe_compatible else design.cutoffs

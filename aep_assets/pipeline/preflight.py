@@ -4,16 +4,17 @@ One ``SELECT ... LIMIT 0`` per source dataset binds every fragment that reads it
 value, eligibility, each feature's condition and value, the profile's identity and fields): Query Service
 parses and resolves the columns without reading a row. Only when that fails is each fragment tried alone, so
 the error names the YAML key (``features.events[2].value``), the expression, the engine's message and the
-dataset's nearest field names.
+dataset's nearest field names. ``check_model_data`` then says when the data cannot serve the model at all.
 """
 
 import difflib
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from ..aep import AEPClient
 from .feature_sql import tenant_sql
-from .features import Sources
+from .features import Sources, format_cutoff
 from .spec import ModelSpec
 
 IDENTIFIER = re.compile(r"(?<![\w.'\"])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?![\w'\"(])")
@@ -144,3 +145,44 @@ def nearest_fields(expression: str, fields: list[str], n: int = 3) -> list[str]:
             if lowered[match] not in out:
                 out.append(lowered[match])
     return out[:n]
+
+
+def check_model_data(client: AEPClient, spec: ModelSpec, sources: Sources, train_cutoff: datetime | None = None
+                     ) -> None:
+    """Raise ``ModelDefinitionError`` when the data cannot serve the model at all: an empty dataset, no event
+    before the train cutoff, or a goal that matches no event. One aggregate query per events dataset."""
+    if spec.simulated:
+        return
+    tenant = client.schemas.tenant_id()
+    goal = tenant_sql(spec.goal.condition).replace("$tenant_id", tenant)
+    totals = {"events": 0, "goal_events": 0, "before": 0}
+    first = []
+    for k, ds in enumerate(sources.events):
+        table = client.catalog.table_name(ds)
+        before = f"timestamp < TIMESTAMP '{format_cutoff(train_cutoff)}'" if train_cutoff else "TRUE"
+        row = client.query.select(
+            f"SELECT COUNT(*) AS events, COUNT(CASE WHEN ({goal}) THEN 1 END) AS goal_events, "
+            f"COUNT(CASE WHEN {before} THEN 1 END) AS before, MIN(timestamp) AS first_event FROM {table}")[0]
+        if not row["events"]:
+            raise ModelDefinitionError(
+                f"events.datasets[{k}] {ds.get('name', ds['id'])!r} is empty: no successful batch holds any event "
+                "(batches still loading or failed, or all reverted). Check its batches in AEP, or name the "
+                "dataset your Web SDK or source connector lands events in.")
+        for key in totals:
+            totals[key] += int(row[key] or 0)
+        if row["first_event"] is not None:
+            first.append(row["first_event"])
+    if train_cutoff and not totals["before"]:
+        raise ModelDefinitionError(
+            f"none of the {totals['events']} events lies before cutoffs.train {train_cutoff:%Y-%m-%d}: the data "
+            f"starts {min(first):%Y-%m-%d}. Move cutoffs.train and cutoffs.test later (cutoffs.test at least "
+            "goal.outcome_days before the last event), e.g. as days before today.")
+    if not totals["goal_events"]:
+        union = " UNION ALL ".join(f"SELECT eventType FROM {client.catalog.table_name(d)}" for d in sources.events)
+        common = client.query.select(f"SELECT eventType, COUNT(*) AS n FROM ({union}) AS e GROUP BY eventType "
+                                     "ORDER BY n DESC LIMIT 5")
+        seen = ", ".join(f"{r['eventType']} ({r['n']})" for r in common)
+        raise ModelDefinitionError(
+            f"goal.condition = {spec.goal.condition!r} matches none of the {totals['events']} events in "
+            f"events.datasets. The most frequent eventType values are: {seen}. Fix goal.condition in the model's "
+            "YAML.")
