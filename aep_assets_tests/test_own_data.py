@@ -273,3 +273,15 @@ def test_the_models_sensor_watches_its_own_source_datasets(org):
     assert [r.tags["aep_assets/event_batches"] for r in ticks["second"].run_requests] == [ticks["landed"]]
     assert ticks["second"].run_requests[0].tags["aep_assets/model"] == "shop"
     assert "No new successful batches in 'Web SDK events'" in ticks["quiet"].skip_message
+
+
+def test_the_models_runs_leave_only_its_current_tables(org, client):
+    from aep_assets.pipeline.naming import Names
+    from aep_assets.pipeline.ownership import owner_of
+
+    names = Names("shop")
+    owned = [d["name"] for d in client.catalog.iter_datasets() if owner_of(d) == "shop"]
+    for stage in ("eda", "leakage_sample", "score_outcomes"):  # read once, then dropped
+        assert not [n for n in owned if n.startswith(names.table_prefix(stage))], owned
+    for stage in ("feature_table", "scoring_features"):  # the assets' current tables, one each
+        assert len([n for n in owned if n.startswith(names.table_prefix(stage) + "_")]) == 1, owned

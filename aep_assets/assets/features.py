@@ -67,7 +67,7 @@ def build(m: Instance) -> list:
                 ("goal_correlation_plot", "Event types and the goal", plots.goal_correlation_plot(report)),
                 ("volume_plot", "Event volumes", plots.volume_plot(eda.daily)),
                 ("cooccurrence_plot", "Co-occurrence", plots.cooccurrence_plot(eda.cooccurrence)))},
-            "dagster/table_name": eda.build.table, "sql": sql_md(eda.build.sql),
+            "sql": sql_md(eda.build.sql),
             "query_id": eda.build.query["id"] if eda.build.query else "reused",
         })
 

@@ -21,6 +21,7 @@ from .features import (
     render,
     resolve_feature_set,
     resolve_sources,
+    transient_feature_dataset,
 )
 from .handoff import FeatureTable, TrainingExport
 from .naming import Names
@@ -70,15 +71,15 @@ def explore_events(client: AEPClient, store: Storage, spec: ModelSpec, names: Na
     with ThreadPoolExecutor(2, thread_name_prefix="eda-select") as pool:
         daily, pairs = (pool.submit(_interactive, client, fs, sources.event_tables, select)
                         for select in (EDA_DAILY, EDA_COOCCURRENCE))
-        build = build_feature_dataset(client, name="eda_report", owner=names.model,
-                                      table_prefix=names.table_prefix("eda"),
-                                      params={"tenant_id": client.schemas.tenant_id()},
-                                      fragments=feature_fragments(fs, sources),
-                                      input_dataset_ids=[ds["id"] for ds in sources.events])
-        export = export_dataset(client, store, build.dataset["id"], flow_name=names.flow("eda export"),
-                                path=names.export_path("eda"))
-        return EdaReport(build, store.read_parquet(export.keys).sort("events", descending=True), daily.result(),
-                         pairs.result())
+        with transient_feature_dataset(client, name="eda_report", owner=names.model,
+                                       table_prefix=names.table_prefix("eda"),
+                                       params={"tenant_id": client.schemas.tenant_id()},
+                                       fragments=feature_fragments(fs, sources),
+                                       input_dataset_ids=[ds["id"] for ds in sources.events]) as build:
+            export = export_dataset(client, store, build.dataset["id"], flow_name=names.flow("eda export"),
+                                    path=names.export_path("eda"))
+            report = store.read_parquet(export.keys).sort("events", descending=True)
+        return EdaReport(build, report, daily.result(), pairs.result())
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,10 @@ tables this model created).
 """
 
 import hashlib
+import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +24,7 @@ from .naming import Names
 from .ownership import mark_dataset, owner_of, require_owned
 from .spec import Attribute, ModelSpec
 
+log = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 INCLUDES = ("adobe_features", "goals_in_window")  # sql/{name}.sql, inlined where a statement says $name
 MAX_CATEGORIES = 20
@@ -200,7 +204,8 @@ def build_feature_dataset(client: AEPClient, *, name: str, owner: str, table_pre
                           input_dataset_ids: list[str], fragments: dict[str, str] | None = None,
                           timeout_s: float = 3600) -> FeatureBuild:
     """Run ``sql/{name}.sql`` as a CTAS into a table of ``owner``'s, unless an identical one exists; then drop
-    the owner's older tables of the same prefix."""
+    the owner's older tables of the same prefix. A CTAS that fails, or whose table cannot be marked, leaves no
+    table behind: the name is this call's own, so a table of that name that was not there before is its."""
     sql = compose(name, fragments)
     inputs = sorted(b for ds in input_dataset_ids for b in client.ingestion.active_batch_ids(ds))
     digest = hashlib.sha256("\n".join([sql, repr(sorted(params.items())), *inputs]).encode()).hexdigest()[:12]
@@ -211,17 +216,51 @@ def build_feature_dataset(client: AEPClient, *, name: str, owner: str, table_pre
     if existing is not None:
         require_owned(existing, owner, "reuse")
     else:
-        query = client.query.run(sql, name=f"aep_assets {owner} {name} {digest}", params=all_params,
-                                 timeout_s=timeout_s)
-        existing = client.catalog.find_dataset(table)
-        if existing is None:
-            raise LookupError(f"Query {query['id']} succeeded but Catalog has no dataset named {table}.")
-        existing = mark_dataset(client, existing, owner)
+        try:
+            query = client.query.run(sql, name=f"aep_assets {owner} {name} {digest}", params=all_params,
+                                     timeout_s=timeout_s)
+            existing = client.catalog.find_dataset(table)
+            if existing is None:
+                raise LookupError(f"Query {query['id']} succeeded but Catalog has no dataset named {table}.")
+            existing = mark_dataset(client, existing, owner)
+        except BaseException:
+            _discard(client, table, owner, timeout_s)
+            raise
+    dropped = drop_tables(client, owner, table_prefix, keep=table, timeout_s=timeout_s)
+    return FeatureBuild(table, existing, render(sql, all_params), all_params, query, dropped)
+
+
+def drop_tables(client: AEPClient, owner: str, table_prefix: str, *, keep: str | None = None,
+                timeout_s: float = 3600) -> list[str]:
+    """Drop ``owner``'s tables whose names start with ``table_prefix`` (but ``keep``): only the model's own, as
+    the prefix alone could match another project's dataset."""
     dropped = []
     for ds in client.catalog.iter_datasets(property=f"name~^{table_prefix}_"):
-        # Only this model's own older tables: the prefix alone could match another project's dataset.
-        if ds["name"] != table and ds["name"].startswith(table_prefix + "_") and owner_of(ds) == owner:
+        if ds["name"] != keep and ds["name"].startswith(table_prefix + "_") and owner_of(ds) == owner:
             client.query.run(f"DROP TABLE IF EXISTS {client.catalog.table_name(ds)}",
                              name=f"aep_assets {owner} drop {ds['name']}", timeout_s=timeout_s)
             dropped.append(ds["name"])
-    return FeatureBuild(table, existing, render(sql, all_params), all_params, query, dropped)
+    return dropped
+
+
+def _discard(client: AEPClient, table: str, owner: str, timeout_s: float) -> None:
+    """After a failed CTAS: drop its table if it made one (marked as this model's, or not marked yet)."""
+    try:
+        made = client.catalog.find_dataset(table)
+        if made is not None and owner_of(made) in (None, owner):
+            client.query.run(f"DROP TABLE IF EXISTS {client.catalog.table_name(made)}",
+                             name=f"aep_assets {owner} discard {table}", timeout_s=timeout_s)
+    except Exception:  # the CTAS's own error is the one to report; a table left here is dropped next run
+        log.warning("could not drop %s after its CTAS failed", table, exc_info=True)
+
+
+@contextmanager
+def transient_feature_dataset(client: AEPClient, **kwargs) -> Iterator[FeatureBuild]:
+    """A CTAS table that only serves to be exported and read (EDA, the leakage sample, outcomes): dropped once
+    read, whether the reading succeeded or not, so no run leaves it behind."""
+    build = build_feature_dataset(client, **kwargs)
+    try:
+        yield build
+    finally:
+        drop_tables(client, kwargs["owner"], kwargs["table_prefix"],
+                    timeout_s=kwargs.get("timeout_s", 3600))

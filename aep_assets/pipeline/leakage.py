@@ -18,7 +18,7 @@ from ..ml.feature_set import GOAL_VALUE, ID, LABEL, FeatureSet, reference_featur
 from ..storage import Storage
 from .exports import export_dataset
 from .feature_sql import quote_string
-from .features import Sources, build_feature_dataset, feature_fragments
+from .features import Sources, feature_fragments, transient_feature_dataset
 from .naming import Names
 
 
@@ -82,13 +82,14 @@ def check_leakage(client: AEPClient, storage: Storage, frame: pl.DataFrame, fs: 
                   names: Names, *, per_split: int = 100, seed: int = 0) -> LeakageResult:
     sample = sample_rows(frame, per_split, seed)
     ids = ", ".join(quote_string(str(u)) for u in sorted(sample[ID].unique()))
-    build = build_feature_dataset(
-        client, name="leakage_sample", owner=names.model, table_prefix=names.table_prefix("leakage_sample"),
-        params={"tenant_id": client.schemas.tenant_id(), "user_ids": ids},
-        fragments=feature_fragments(fs, sources), input_dataset_ids=[ds["id"] for ds in sources.events])
-    export = export_dataset(client, storage, build.dataset["id"], flow_name=names.flow("leakage sample export"),
-                            path=names.export_path("leakage"))
-    if not export.keys:
-        raise FileNotFoundError(f"The leakage sample export of {build.table} wrote no files, though every sampled "
-                                "profile has events; check the export flow's run in AEP.")
-    return compare(sample, storage.read_parquet(export.keys), fs)
+    with transient_feature_dataset(
+            client, name="leakage_sample", owner=names.model, table_prefix=names.table_prefix("leakage_sample"),
+            params={"tenant_id": client.schemas.tenant_id(), "user_ids": ids},
+            fragments=feature_fragments(fs, sources), input_dataset_ids=[ds["id"] for ds in sources.events]) as build:
+        export = export_dataset(client, storage, build.dataset["id"], flow_name=names.flow("leakage sample export"),
+                                path=names.export_path("leakage"))
+        if not export.keys:
+            raise FileNotFoundError(f"The leakage sample export of {build.table} wrote no files, though every "
+                                    "sampled profile has events; check the export flow's run in AEP.")
+        events = storage.read_parquet(export.keys)
+    return compare(sample, events, fs)

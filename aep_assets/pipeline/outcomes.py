@@ -20,7 +20,7 @@ from ..ml.outcomes import OutcomeComparison, compare_outcomes
 from ..storage import Storage
 from .audiences import BANDS
 from .exports import export_dataset
-from .features import FeatureBuild, build_feature_dataset, feature_params, goal_fragments, resolve_sources
+from .features import FeatureBuild, feature_params, goal_fragments, resolve_sources, transient_feature_dataset
 from .handoff import ActivationRun, Handoff, ScoreRun
 from .naming import Names
 from .scoring_stages import present
@@ -103,15 +103,14 @@ def realised_goals(client: AEPClient, store: Storage, spec: ModelSpec, names: Na
     sources = resolve_sources(client, spec, names)
     fs = FeatureSet(identity=spec.events.identity, goal=spec.goal.condition, events=(), goal_kind=spec.goal.kind,
                     goal_value=spec.goal.value)
-    build = build_feature_dataset(
-        client, name="score_outcomes", owner=names.model, table_prefix=names.table_prefix("score_outcomes"),
-        params=feature_params(client, sources, cutoffs, spec.goal.outcome_days),
-        fragments=goal_fragments(fs, sources),
-        input_dataset_ids=[ds["id"] for ds in sources.events])
-    export = export_dataset(client, store, build.dataset["id"], flow_name=names.flow("outcomes export"),
-                            path=names.export_path("outcomes"))
-    goals = (store.read_parquet(export.keys) if export.keys
-             else pl.DataFrame(schema={ID: pl.Utf8, "split": pl.Utf8, "goals": pl.Int64}))
+    with transient_feature_dataset(
+            client, name="score_outcomes", owner=names.model, table_prefix=names.table_prefix("score_outcomes"),
+            params=feature_params(client, sources, cutoffs, spec.goal.outcome_days),
+            fragments=goal_fragments(fs, sources), input_dataset_ids=[ds["id"] for ds in sources.events]) as build:
+        export = export_dataset(client, store, build.dataset["id"], flow_name=names.flow("outcomes export"),
+                                path=names.export_path("outcomes"))
+        goals = (store.read_parquet(export.keys) if export.keys
+                 else pl.DataFrame(schema={ID: pl.Utf8, "split": pl.Utf8, "goals": pl.Int64}))
     return goals.select(pl.col(ID).cast(pl.Utf8), "split", "goals"), build
 
 
