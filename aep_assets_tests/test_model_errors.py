@@ -15,7 +15,8 @@ from aep_assets.sandbox.server import SandboxProcess
 from .conftest import client_for
 from .org_data import create_org_dataset, create_profile_dataset
 
-FEATURES = [{"name": "purchases", "condition": "eventType = 'commerce.purchases'", "value": "commerce.order.priceTotal"},
+FEATURES = [{"name": "purchases", "condition": "eventType = 'commerce.purchases'",
+             "value": "commerce.order.priceTotal"},
             {"name": "productViews", "condition": "eventType = 'commerce.productViews'"},
             {"name": "cartAdds", "condition": "eventType = 'commerce.productListAdds'"}]
 
