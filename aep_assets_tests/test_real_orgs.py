@@ -11,6 +11,8 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from scipy.stats import spearmanr
 
@@ -21,7 +23,7 @@ from aep_assets.resources import build_resources
 from aep_assets.sandbox.server import SandboxProcess
 
 from .conftest import client_for
-from .real_orgs import closed_cohort, cohort_truth, growing_site, site_truth
+from .real_orgs import closed_cohort, cohort_truth, growing_site, profile_records, site_truth
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "models"
 STORE = ("store_repeat_purchase", "store_churn", "store_value")
@@ -188,3 +190,100 @@ def test_churn_and_conversion_on_the_same_log_say_opposite_things(store):
     churn = store["scores"]["store_churn"].select(ID, pl.col("propensity").alias("churn"))
     both = conversion.join(churn, on=ID).drop_nulls()
     assert both.height > 500 and np.corrcoef(both["buy"], both["churn"])[0, 1] < -0.5
+
+
+# What is really broken still blocks the write-back: each break lands as a user's broken feed would (the recent
+# batch replaced, or the CRM records), the model rescores everyone, and the drift gate names the cause.
+
+def _rescore(run: dict, name: str) -> tuple[dg.ExecuteInProcessResult, dg.AssetCheckEvaluation]:
+    spec = example(name)
+    defs = PropensityModel(spec).build_defs(None)
+    keys = [dg.AssetKey([name, a]) for a in ("scoring_features", "propensity_scores", "aep_score_dataset")]
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(list(defs.assets), resources=run["resources"], instance=instance,
+                                raise_on_error=False, selection=keys,
+                                run_config={"ops": {f"{name}__scoring_features": {"config": {"mode": "full"}}}})
+    drift = next(c for c in result.get_asset_check_evaluations() if c.check_name == "drift")
+    return result, drift
+
+
+def _blocked(result: dg.ExecuteInProcessResult, drift, *words: str) -> None:
+    assert not drift.passed and drift.severity == dg.AssetCheckSeverity.ERROR, drift.description
+    assert all(w in drift.description for w in words), drift.description
+    assert not result.success  # the blocking check stopped the write-back
+    assert not [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "aep_score_dataset"]
+
+
+@pytest.fixture
+def broken_site(site):
+    """The site's org, with a test-owned client; each break is put back after its test."""
+    with SandboxProcess(site["root"] / "aep") as sb:
+        client = client_for(sb)
+        yield site, client
+        site["org"].restore_recent(client)
+        site["org"].restore_profiles(client)
+
+
+def _recent(site) -> pl.DataFrame:
+    return pl.from_arrow(site["org"].tables["recent"])
+
+
+def test_an_identity_that_stopped_matching_blocks_the_write_back(broken_site):
+    site, client = broken_site
+    table = site["org"].tables["recent"]
+    renamed = pa.array([[("ecid", ids[0][1])] for ids in table["identityMap"].to_pylist()],
+                       table.schema.field("identityMap").type)
+    site["org"].replace_recent(client, table.set_column(table.schema.get_field_index("identityMap"), "identityMap",
+                                                        renamed))
+    result, drift = _rescore(site, "site_first_purchase")
+    _blocked(result, drift, "looks broken")
+
+
+def test_an_event_type_that_disappeared_blocks_the_write_back(broken_site):
+    site, client = broken_site
+    table = site["org"].tables["recent"]
+    site["org"].replace_recent(client, table.filter(pc.not_equal(table["eventType"], "commerce.productViews")))
+    result, drift = _rescore(site, "site_first_purchase")
+    _blocked(result, drift, "commerce_productViews", "one bin")
+
+
+def test_a_value_whose_unit_changed_blocks(broken_site):
+    site, client = broken_site
+    table = site["org"].tables["recent"]
+    commerce = table["commerce"].combine_chunks()
+    order = commerce.field("order")
+    cents = pa.StructArray.from_arrays(
+        [order.field("purchaseID"), pc.multiply(order.field("priceTotal"), 100.0), order.field("currencyCode")],
+        names=["purchaseID", "priceTotal", "currencyCode"], mask=order.is_null())
+    fields = [cents if f.name == "order" else commerce.field(f.name) for f in commerce.type]
+    broken = table.set_column(table.schema.get_field_index("commerce"), "commerce",
+                              pa.StructArray.from_arrays(fields, fields=list(commerce.type)))
+    site["org"].replace_recent(client, broken)
+    result, drift = _rescore(site, "site_value")
+    assert not drift.passed and drift.severity == dg.AssetCheckSeverity.ERROR, drift.description
+    assert "outside" in drift.description and "purchases_value" in drift.description
+
+
+def test_a_crm_field_that_became_all_null_blocks(broken_site):
+    site, client = broken_site
+    crm = site["org"].profile_table
+    ids = [m[0][1][0]["id"] for m in crm["identityMap"].to_pylist()]
+    site["org"].replace_profiles(client, profile_records(np.array(ids), np.full(len(ids), 1980),
+                                                         np.full(len(ids), np.nan)))
+    result, drift = _rescore(site, "site_first_purchase")
+    _blocked(result, drift, "loyalty_points", "NULL")
+
+
+def test_a_profile_dataset_replaced_by_another_blocks(broken_site):
+    site, client = broken_site
+    n = site["org"].profile_table.num_rows
+    other = np.array([f"crm-{i:06d}" for i in range(n)])  # another system's identities
+    site["org"].replace_profiles(client, profile_records(other, np.full(n, 1980), np.full(n, 500.0)))
+    result, drift = _rescore(site, "site_first_purchase")
+    _blocked(result, drift, "NULL")
+
+
+def test_the_source_datasets_keep_exactly_the_batches_the_user_left(broken_site):
+    site, client = broken_site
+    org = site["org"]
+    assert sorted(client.ingestion.active_batch_ids(org.dataset["id"])) == sorted(org.batches.values())
