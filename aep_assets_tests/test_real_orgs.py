@@ -6,6 +6,7 @@ months and a growing Web SDK site over six months with a seasonal peak; its trut
 measured against what really drives it, not only against the data.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -287,3 +288,16 @@ def test_the_source_datasets_keep_exactly_the_batches_the_user_left(broken_site)
     site, client = broken_site
     org = site["org"]
     assert sorted(client.ingestion.active_batch_ids(org.dataset["id"])) == sorted(org.batches.values())
+
+
+def test_a_value_models_forecast_is_checked_against_the_spend_its_window_realised(store):
+    # Scored 100 days ago, so its 90-day window has closed: score_outcomes compares predicted and realised spend.
+    past = example("store_value").model_copy(update={"name": "store_value_past"})
+    past = ModelSpec.model_validate({**past.model_dump(), "cutoffs": {"train": 290, "test": 200},
+                                     "scoring": {"as_of": (store["org"].today - timedelta(days=100)).isoformat()}})
+    with dg.instance_for_test() as instance:
+        result = materialize(past, store["resources"], instance)
+        meta = metadata(instance, "store_value_past", "score_outcomes")
+    assert result.success and meta["evaluated_runs"] == 1
+    assert 0.7 < meta["value_total_ratio"] < 1.3 and meta["value_spearman"] > 0.3
+    assert "value_by_band" in meta

@@ -65,6 +65,9 @@ def build(m: Instance) -> list:
             "expected_vs_realised": dg.MetadataValue.md(markdown_image("Expected vs realised",
                                                                        outcome_plot(comparison.by_decile))),
             "runs": md_table(history.with_columns(pl.col(pl.Float64).round(4)), rows=20),
+            **({f"value_{k}": float(v) for k, v in outcome.value.items() if k != "by_band"} if outcome.value else {}),
+            **({"value_by_band": md_table(pl.DataFrame(outcome.value["by_band"]).with_columns(
+                pl.col(pl.Float64).round(2)))} if outcome.value else {}),
             "across_runs": dg.MetadataValue.md(markdown_image("Across runs", outcome_history_plot(history))),
         })
         warned = [(o.scored_at, o.outside) for o, _ in report.evaluated if o.outside]

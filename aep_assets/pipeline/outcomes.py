@@ -8,15 +8,16 @@ present passes the window's end, one Query Service CTAS (``sql/score_outcomes.sq
 in the windows of every run due, the result is exported to storage and joined with each run's scores.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import polars as pl
 
 from ..aep import AEPClient
-from ..ml.feature_set import ID, FeatureSet
+from ..ml.feature_set import GOAL_VALUE, ID, PREDICTED_VALUE, FeatureSet
 from ..ml.holdout import CONTROL, Uplift, measure_uplift
 from ..ml.outcomes import OutcomeComparison, compare_outcomes
+from ..ml.value import value_metrics
 from ..storage import Storage
 from .audiences import BANDS
 from .exports import export_dataset
@@ -59,6 +60,7 @@ class RunOutcome(Handoff):
     by_decile: list[dict]
     by_band: list[dict]
     judged_on: str = EVERYONE  # or CONTROLS: the profiles no activation touched
+    value: dict = field(default_factory=dict)  # a value goal: predicted against realised value (ml/value.py)
 
     @property
     def calibrated(self) -> bool:
@@ -110,8 +112,10 @@ def realised_goals(client: AEPClient, store: Storage, spec: ModelSpec, names: Na
         export = export_dataset(client, store, build.dataset["id"], flow_name=names.flow("outcomes export"),
                                 path=names.export_path("outcomes"))
         goals = (store.read_parquet(export.keys) if export.keys
-                 else pl.DataFrame(schema={ID: pl.Utf8, "split": pl.Utf8, "goals": pl.Int64}))
-    return goals.select(pl.col(ID).cast(pl.Utf8), "split", "goals"), build
+                 else pl.DataFrame(schema={ID: pl.Utf8, "split": pl.Utf8, "goals": pl.Int64,
+                                           **({GOAL_VALUE: pl.Float64} if spec.goal.value else {})}))
+    value = [pl.col(GOAL_VALUE).cast(pl.Float64)] if spec.goal.value else []
+    return goals.select(pl.col(ID).cast(pl.Utf8), "split", "goals", *value), build
 
 
 @dataclass(frozen=True)
@@ -137,11 +141,16 @@ def evaluate_outcomes(client: AEPClient, store: Storage, spec: ModelSpec, names:
         reached = pl.col(ID).is_in(hits[ID].implode())
         # "converted": what the score forecast happened; for a churn model, that no goal event did.
         frame = scores.with_columns((~reached if spec.goal.kind == "churn" else reached).alias("converted"))
+        if spec.goal.value:  # what each profile's window realised, beside what its score forecast
+            frame = frame.join(goals.filter(pl.col("split") == label).select(ID, pl.col(GOAL_VALUE).alias(
+                "realised_value")), on=ID, how="left").with_columns(pl.col("realised_value").fill_null(0.0))
         judged, judged_on = untouched(store, names, run, frame)
         comparison = compare_outcomes(judged, alpha=spec.outcomes.alpha, calibration_rows=run.calibration_rows)
         stamp = names.run_stamp(run.scored_at)
+        value_columns = [PREDICTED_VALUE, "realised_value"] if spec.goal.value else []
         store.write_parquet(f"{names.outcomes}/{stamp}.parquet", frame.select(
-            ID, "propensity", "decile", "band", *(["group"] if "group" in frame.columns else []), "converted"))
+            ID, "propensity", "decile", "band", *(["group"] if "group" in frame.columns else []), "converted",
+            *value_columns))
         outcome = RunOutcome(
             scored_at=run.scored_at, cutoff=run.cutoff, window_end=window_end(run, spec).isoformat(),
             model_version=run.model_version, outcomes_key=f"{names.outcomes}/{stamp}.parquet",
@@ -149,10 +158,22 @@ def evaluate_outcomes(client: AEPClient, store: Storage, spec: ModelSpec, names:
             expected_rate=comparison.expected_rate, realised_rate=comparison.realised_rate,
             calibration_in_the_large=comparison.calibration_in_the_large, roc_auc=comparison.roc_auc,
             pr_auc=comparison.pr_auc, outside=comparison.outside,
-            by_decile=comparison.by_decile.to_dicts(), by_band=comparison.by_band.to_dicts(), judged_on=judged_on)
+            by_decile=comparison.by_decile.to_dicts(), by_band=comparison.by_band.to_dicts(), judged_on=judged_on,
+            value=compare_values(judged) if spec.goal.value else {})
         outcome.save(store, f"{names.outcomes}/{stamp}.json")
         evaluated.append((outcome, comparison))
     return OutcomeReport(due, evaluated, evaluated_runs(store, names), build)
+
+
+def compare_values(frame: pl.DataFrame) -> dict:
+    """A value goal's forecast against what the window realised: in total, ranked, and per band."""
+    live = frame.filter(pl.col(PREDICTED_VALUE).is_not_null())
+    metrics = value_metrics(live["realised_value"].to_numpy(), live[PREDICTED_VALUE].to_numpy(),
+                            float(live["realised_value"].mean() or 0.0))
+    bands = live.group_by("band").agg(pl.len().alias("profiles"), pl.col(PREDICTED_VALUE).sum().alias("expected"),
+                                      pl.col("realised_value").sum().alias("realised")).sort("band")
+    return {**{k: metrics[k] for k in ("predicted_total", "realised_total", "total_ratio", "spearman",
+                                       "normalized_gini")}, "by_band": bands.to_dicts()}
 
 
 @dataclass(frozen=True)
