@@ -34,6 +34,17 @@ def step_times(instance, run_id: str) -> dict[str, float]:
     return out
 
 
+def require_success(result, what: str) -> None:
+    """Stop with why a run failed: each failed check's figures and fix, or the step's error."""
+    if result.success:
+        return
+    why = [f"{c.asset_key.to_user_string()} {c.check_name}: {c.description}"
+           for c in result.get_asset_check_evaluations() if not c.passed]
+    why += [e.event_specific_data.error.message.strip() for e in result.all_events
+            if e.event_type_value == "STEP_FAILURE" and not why]
+    raise SystemExit(f"{what} failed:\n" + "\n".join(why))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profiles", type=int, default=100_000)
@@ -60,21 +71,28 @@ def main() -> None:
     as_of = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
     cutoff = (as_of + timedelta(days=1)).isoformat()
 
+    from aep_assets.components.propensity_model import PropensityModel
+
+    spec = PropensityModel.from_file(Path(__file__).resolve().parents[1] / "aep_assets/defs/cmle_demo/defs.yaml").spec
+    train_cutoff, test_cutoff = spec.cutoff_times(as_of)  # the demo's relative cutoffs, counted from as_of
+
     def rescore(instance, mode: str):
         started = time.time()
         result = dg.materialize(all_assets, selection=[dg.AssetKey(["cmle_demo", a]) for a in RESCORE_ASSETS],
                                 resources=resources, instance=instance, run_config=op_config("cmle_demo", {
                                     "scoring_features": {"config": {"cutoff": cutoff, "mode": mode}}}))
-        if not result.success:
-            raise SystemExit(f"The {mode} rescore failed; see the log above.")
+        require_success(result, f"the {mode} rescore")
         return time.time() - started, step_times(instance, result.run_id)
 
     with dg.instance_for_test() as instance:
         print(f"materialising the graph at {args.profiles} profiles, as of {as_of.date()} ...", flush=True)
-        assert dg.materialize(all_assets, resources=resources, instance=instance, run_config=op_config("cmle_demo", {
+        require_success(dg.materialize(all_assets, resources=resources, instance=instance, raise_on_error=False,
+                                       run_config=op_config("cmle_demo", {
             "synthetic_profiles": {"config": {"n_profiles": args.profiles, "seed": args.seed,
                                               "as_of": as_of.isoformat()}},
-            "scoring_features": {"config": {"cutoff": as_of.isoformat()}}})).success
+            "feature_table": {"config": {"train_cutoff": train_cutoff.isoformat(),
+                                         "test_cutoff": test_cutoff.isoformat()}},
+            "scoring_features": {"config": {"cutoff": as_of.isoformat()}}})), "the first materialisation")
         sim = load_simulation(storage, demo.simulation)
         last_day = sim.events.filter(pl.col("timestamp") >= as_of - timedelta(days=1))
         daily_active = last_day["profile_index"].n_unique() / args.profiles

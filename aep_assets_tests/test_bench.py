@@ -1,0 +1,34 @@
+"""Every benchmark script runs at a tiny size, so none can break unseen. The figures at full size are in
+docs/benchmarks.md; here only that each script completes and prints its last line."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+SCRIPTS = {
+    "pipeline.py": (["--profiles", "3000"], "total_s="),
+    "model_quality.py": (["--profiles", "3000", "--trials", "2"], "auc_to_oracle="),
+    "outcomes.py": (["--profiles", "3000"], "planted_uplift="),
+    "rescore.py": (["--profiles", "3000", "--changed", "0.05"], "speedup="),
+    "sandbox_load.py": (["--clients", "2", "--seconds", "2", "--ingest-profiles", "1000"], "rps="),
+    "scoring.py": (["--profiles", "5000", "--engine", "local", "--chunk-rows", "2000"], "engine=local rows=5000"),
+    "goal_kinds.py": (["--scale", "0.5"], "value_vs_bgnbd="),
+}
+
+
+def test_every_benchmark_script_is_run_here():
+    scripts = {p.name for p in BENCH.glob("*.py")} - {"measure.py"}  # measure.py is their shared helper
+    assert scripts == set(SCRIPTS)
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_a_benchmark_runs_at_a_tiny_size(script, tmp_path):
+    args, last = SCRIPTS[script]
+    run = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                         timeout=900, cwd=tmp_path, env={**os.environ, "DAGSTER_HOME": str(tmp_path)})
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    assert run.stdout.strip().splitlines()[-1].startswith(last), run.stdout[-2000:]
