@@ -57,6 +57,10 @@ class OrgHeaderMissing(SandboxError):
     status, code, title, style = 400, "400003", "Missing header: x-gw-ims-org-id", "gateway"
 
 
+class PayloadTooLarge(SandboxError):
+    status, code, title = 413, "GW-4130-413", "Payload too large"
+
+
 class Throttled(SandboxError):
     status, code, title, style = 429, "429001", "Too many requests", "gateway"
 

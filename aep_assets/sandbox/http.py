@@ -22,6 +22,12 @@ from .store import Scope
 log = logging.getLogger("aep_sandbox")
 
 MAX_HELD_READ_S = 30  # a read held for a change ends well within a client's usual timeout
+# Bodies are bounded before they are read. A file upload takes what Batch Ingestion documents: a file above
+# 512 MB must be sent in chunks (reference/aep_api.md §5). The JSON APIs document no limit; 10 MiB holds any
+# request the APIs take (a query, a schema, a flow), and a public endpoint (IMS) takes a small form.
+MAX_JSON_BODY = 10 * 1024 * 1024
+MAX_FILE_BODY = 512 * 1024 * 1024
+MAX_PUBLIC_BODY = 64 * 1024
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
 
 
@@ -164,8 +170,27 @@ def gateway_scope(platform: Platform, request: Request) -> Scope:
     return platform.store.scope(org, sandbox)
 
 
+async def bounded_body(request: Request, limit: int) -> bytes:
+    """The request's body, refused with 413 as soon as it is known to pass ``limit`` bytes: from its
+    Content-Length before a byte is read, or while a body without one streams in."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise errors.SandboxError(f"Content-Length {declared[:20]!r} is not a number of bytes.")
+        if int(declared) > limit:
+            raise errors.PayloadTooLarge(f"The request body of {int(declared)} bytes is larger than this endpoint "
+                                         f"takes ({limit} bytes); a file above 512 MB is uploaded in chunks.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise errors.PayloadTooLarge(f"The request body is larger than this endpoint takes ({limit} bytes).")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def endpoint(platform: Platform, faults: FaultInjector, handler: Callable[[Call], Result],
-             *, public: bool = False):
+             *, public: bool = False, max_body: int = MAX_JSON_BODY):
     async def asgi(request: Request) -> Response:
         request_id = errors.new_request_id()
         fault = faults.pick(request)
@@ -177,8 +202,9 @@ def endpoint(platform: Platform, faults: FaultInjector, handler: Callable[[Call]
             if fault.status:
                 return _fault_response(fault, request_id)
         try:
-            body = await request.body()
+            # The gateway's headers first: no work, not even reading the body, before a caller is known.
             scope = None if public else gateway_scope(platform, request)
+            body = await bounded_body(request, MAX_PUBLIC_BODY if public else max_body)
             call = Call(request, body, scope, platform, request_id)
             result = await run_in_threadpool(handler, call)
         except errors.SandboxError as exc:
@@ -245,6 +271,7 @@ class Router:
     def __init__(self, platform: Platform, faults: FaultInjector) -> None:
         self.platform, self.faults, self.routes = platform, faults, []
 
-    def add(self, path: str, methods: list[str], handler: Callable[[Call], Result], public: bool = False) -> None:
-        self.routes.append(Route(path, endpoint(self.platform, self.faults, handler, public=public),
-                                 methods=methods))
+    def add(self, path: str, methods: list[str], handler: Callable[[Call], Result], public: bool = False,
+            max_body: int = MAX_JSON_BODY) -> None:
+        self.routes.append(Route(path, endpoint(self.platform, self.faults, handler, public=public,
+                                                max_body=max_body), methods=methods))

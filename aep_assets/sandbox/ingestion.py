@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from . import errors, names
 from .catalog import CatalogBackend
-from .http import Call, Router
+from .http import MAX_FILE_BODY, Call, Router
 from .recovery import this_worker
 from .schema_registry import SchemaRegistryBackend
 from .store import Scope, now_ms
@@ -295,8 +295,8 @@ def register(router: Router) -> None:
 
     files = f"{BASE}/batches/{{batch}}/datasets/{{dataset}}/files/{{name:path}}"
     router.add(f"{BASE}/batches", ["POST"], create)
-    router.add(files, ["PUT"], upload)
+    router.add(files, ["PUT"], upload, max_body=MAX_FILE_BODY)
     router.add(files, ["POST"], file_action)
-    router.add(files, ["PATCH"], chunk)
+    router.add(files, ["PATCH"], chunk, max_body=MAX_FILE_BODY)
     router.add(files, ["HEAD"], file_head)
     router.add(f"{BASE}/batches/{{batch}}", ["POST"], action)

@@ -1,0 +1,82 @@
+"""Hostile HTTP requests: no work before authentication, every body bounded, expensive filters bounded.
+
+Each test writes the attack out over a raw socket or HTTP, against a sandbox process of its own where it needs
+one, and fails on a sandbox that reads a body before checking the token, or reads one past its bound.
+"""
+
+import socket
+import time
+from urllib.parse import urlparse
+
+import pytest
+import requests
+
+from .conftest import client_for
+from .contract import headers
+
+HUGE = 400 * 1024 * 1024  # what the body claims to be; the test sends only its first 64 KiB
+
+
+def _raw(url: str, method: str, path: str, extra: dict[str, str], declared: int | None, sent: bytes,
+         chunked: bool = False) -> tuple[int, float]:
+    """Send a request's headers and ``sent`` bytes of its body, then wait for the status line: (status, seconds)."""
+    host = urlparse(url)
+    with socket.create_connection((host.hostname, host.port), timeout=10) as s:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host.hostname}", "Content-Type: application/json",
+                 *(f"{k}: {v}" for k, v in extra.items())]
+        lines.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {declared}")
+        started = time.monotonic()
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        try:
+            if chunked:
+                block = b"x" * 1024 * 1024
+                for _ in range(11):  # 11 MiB in 1 MiB chunks, past the JSON APIs' 10 MiB
+                    s.sendall(f"{len(block):x}\r\n".encode() + block + b"\r\n")
+            else:
+                s.sendall(sent)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed without reading the rest: what the test wants
+        status = s.recv(64).split(b" ")[1]
+        return int(status), time.monotonic() - started
+
+
+def test_a_huge_body_without_a_token_is_refused_before_it_is_read(sandbox):
+    status, seconds = _raw(sandbox.url, "POST", "/data/foundation/catalog/dataSets", {}, HUGE, b"{" * 65536)
+    assert status == 401 and seconds < 5
+
+
+def test_a_huge_body_with_a_wrong_token_is_refused_before_it_is_read(sandbox, client):
+    h = {k: v for k, v in headers(client, Authorization="Bearer nope").items() if k.lower() != "content-type"}
+    status, _ = _raw(sandbox.url, "POST", "/data/foundation/query/queries", h, HUGE, b"{" * 65536)
+    assert status == 401
+
+
+def test_an_authenticated_json_body_past_its_bound_is_a_413_before_it_is_read(sandbox, client):
+    h = {k: v for k, v in headers(client).items() if k.lower() != "content-type"}
+    status, seconds = _raw(sandbox.url, "POST", "/data/foundation/query/queries", h, HUGE, b"{" * 65536)
+    assert status == 413 and seconds < 5
+
+
+def test_a_chunked_body_past_its_bound_is_cut_off(sandbox, client):
+    h = {k: v for k, v in headers(client).items() if k.lower() != "content-type"}
+    status, _ = _raw(sandbox.url, "POST", "/data/foundation/query/queries", h, None, b"x", chunked=True)
+    assert status == 413
+
+
+def test_the_413_is_in_aeps_error_shape(sandbox, client):
+    r = requests.post(f"{sandbox.url}/data/foundation/query/queries", headers=headers(client),
+                      data=b" " * (10 * 1024 * 1024 + 1))
+    assert r.status_code == 413 and r.json()["status"] == 413 and "10485760 bytes" in r.json()["detail"]
+
+
+def test_a_token_request_takes_only_a_small_form(sandbox):
+    r = requests.post(f"{sandbox.url}/ims/token/v3", data=b"a" * (65 * 1024),
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize("size", [1024, 1024 * 1024])
+def test_ordinary_bodies_still_pass(sandbox, size):
+    client = client_for(sandbox)
+    sql = "SELECT 1 AS one -- " + "x" * size
+    assert client.query.run(sql, name="a long comment")["state"] == "SUCCESS"
