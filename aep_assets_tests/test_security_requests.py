@@ -80,3 +80,30 @@ def test_ordinary_bodies_still_pass(sandbox, size):
     client = client_for(sandbox)
     sql = "SELECT 1 AS one -- " + "x" * size
     assert client.query.run(sql, name="a long comment")["state"] == "SUCCESS"
+
+
+def test_a_catastrophic_regex_filter_answers_at_once_and_others_are_served_meanwhile(sandbox, client):
+    schema = client.schemas.ensure_schema({"title": "redos schema", "type": "object",
+                                           "allOf": [{"$ref": "https://ns.adobe.com/xdm/context/experienceevent"}]})
+    client.catalog.ensure_dataset("a" * 40 + "!", schema[0]["$id"])
+    started = time.monotonic()
+    for pattern in ("(a+)+$", "(a|aa)+$", "(a*)*b"):
+        r = requests.get(f"{sandbox.url}/data/foundation/catalog/dataSets", headers=headers(client),
+                         params={"property": f"name~{pattern}"}, timeout=10)
+        assert r.status_code == 200 and r.json() == {}
+    wildcard = requests.get(f"{sandbox.url}/data/foundation/catalog/dataSets", headers=headers(client),
+                            params={"property": "name==" + "a*" * 30 + "b"}, timeout=10)
+    assert wildcard.status_code == 200 and wildcard.json() == {}
+    assert time.monotonic() - started < 5
+
+
+def test_a_regex_filter_still_finds_what_it_names_and_a_bad_one_is_a_400(sandbox, client):
+    schema = client.schemas.ensure_schema({"title": "regex schema", "type": "object",
+                                           "allOf": [{"$ref": "https://ns.adobe.com/xdm/context/experienceevent"}]})
+    ds, _ = client.catalog.ensure_dataset("regex target 42", schema[0]["$id"])
+    found = requests.get(f"{sandbox.url}/data/foundation/catalog/dataSets", headers=headers(client),
+                         params={"property": r"name~^regex target \d+$"}).json()
+    assert ds["id"] in found
+    bad = requests.get(f"{sandbox.url}/data/foundation/catalog/dataSets", headers=headers(client),
+                       params={"property": r"name~(a)\1"})
+    assert bad.status_code == 400 and "not valid" in bad.text

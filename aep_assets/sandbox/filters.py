@@ -1,8 +1,34 @@
-"""The ``property=`` list filters AEP services share: ``field==value``, ``!=``, ``<``, ``~regex``, existence."""
+"""The ``property=`` list filters AEP services share: ``field==value``, ``!=``, ``<``, ``~regex``, existence.
 
+A caller's regular expression (``~``) and wildcard (``==a*b``) run on RE2, whose time grows linearly with the
+text whatever the pattern: Python's backtracking ``re`` would let ``name~(a+)+$`` hold the server for seconds,
+doubling with every character. RE2 has no backreferences or lookaround; such a pattern is a 400.
+"""
+
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
+
+import re2
+
+from . import errors
+
+MAX_PATTERN = 1000  # characters of a caller's pattern
+_RE2 = re2.Options()
+_RE2.log_errors = False  # a caller's bad pattern is their 400, not a line in the sandbox's log
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str):
+    if len(pattern) > MAX_PATTERN:
+        raise errors.SandboxError(f"The filter's pattern is {len(pattern)} characters long; at most {MAX_PATTERN}.")
+    try:
+        return re2.compile(pattern, _RE2)
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise errors.SandboxError(f"The filter's regular expression {pattern[:80]!r} is not valid: {detail} "
+                                  "(no backreferences or lookaround).") from None
 
 _OPS = ("==", "!=", "<=", ">=", "<", ">", "~")
 
@@ -47,7 +73,7 @@ def matches(obj: dict, clauses: list[tuple[str, str | None, str | None]]) -> boo
         elif op == "missing":
             ok = actual is None
         elif op == "~":
-            ok = actual is not None and re.search(value or "", str(actual)) is not None
+            ok = actual is not None and _compiled(value or "").search(str(actual)) is not None
         else:
             ok = _compare(actual, op, value)
         if not ok:
@@ -73,6 +99,6 @@ def _compare(actual: Any, op: str | None, value: str | None) -> bool:
     else:
         left = str(actual)
         if op == "==" and value and "*" in value:
-            return re.fullmatch(re.escape(value).replace(r"\*", ".*"), left) is not None
+            return _compiled(re.escape(value).replace(r"\*", ".*")).fullmatch(left) is not None
     return {"==": left == right, "!=": left != right, "<": left < right, ">": left > right,
             "<=": left <= right, ">=": left >= right}[op or "=="]
