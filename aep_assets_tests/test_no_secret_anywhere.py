@@ -68,6 +68,7 @@ def test_a_whole_run_leaks_no_secret(tmp_path, own_moto):
                "AEP_CLIENT_ID": "sweep-client", "AEP_ORG_ID": creds["org_id"], "AEP_SANDBOX_NAME": "prod",
                "AEP_ALLOW_PRODUCTION": "1", "AEP_PLATFORM_URL": sandbox.url, "AEP_IMS_URL": sandbox.url,
                "AEP_STORAGE": "s3", "AEP_S3_BUCKET": "sweep", "AWS_ENDPOINT_URL": moto_s3,
+               "AEP_EXPORTS": "storage", "AEP_ASSETS_DEMO": "1",  # the org's S3 destination; the demo asked for
                "AWS_ACCESS_KEY_ID": "sweep", "AWS_DEFAULT_REGION": "us-east-1",
                "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
         done = subprocess.run([str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m",
