@@ -87,6 +87,9 @@ class SandboxConfig:
     dlz: str | None = None
     azurite_binary: str | None = None
     pg_max_connections: int | None = None  # sessions the PostgreSQL endpoint serves at once (default 64)
+    # PostgreSQL's authentication_timeout: a client that has not logged in by then is disconnected. At most
+    # pg_max_connections clients may be logging in at once; others are turned away at once.
+    pg_auth_timeout_s: float | None = None
     # Query Service's guardrails (help/query-service/guardrails.md): an ad hoc SELECT runs at most 10 minutes
     # (error 53400), a batch query (CTAS, INSERT INTO) at most 24 hours.
     adhoc_timeout_s: float | None = None
@@ -113,6 +116,8 @@ class SandboxConfig:
             self.batch_timeout_s = float(os.environ.get("AEP_SANDBOX_BATCH_TIMEOUT_S", "86400"))
         if self.pg_max_connections is None:
             self.pg_max_connections = int(os.environ.get("AEP_SANDBOX_PG_MAX_CONNECTIONS", "64"))
+        if self.pg_auth_timeout_s is None:
+            self.pg_auth_timeout_s = float(os.environ.get("AEP_SANDBOX_PG_AUTH_TIMEOUT_S", "60"))
 
     def _resolve_dlz(self, dir_given: bool) -> None:
         from .azurite import azurite_binary

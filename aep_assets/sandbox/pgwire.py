@@ -23,7 +23,9 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from .errors import SandboxError
+from .query.blocks import replace_in_code
 from .query.engine import QueryEngine, QueryError, QueryResult
+from .query.pg_catalog import PG_SETTINGS
 from .tls import server_context
 
 log = logging.getLogger("aep_sandbox.pgwire")
@@ -37,10 +39,7 @@ MAX_MESSAGE = 64 * 1024 * 1024
 CLIENT_CLOSED = "the client closed the connection"
 SSL_REQUEST, GSSENC_REQUEST, CANCEL_REQUEST, PROTOCOL_V3 = 80877103, 80877104, 80877102, 196608
 SET_STATEMENT = re.compile(r"^\s*SET\s+([A-Za-z_][\w.]*)\s*(?:=|\s+TO\s+)\s*(.+?)\s*;?\s*$", re.I | re.S)
-SERVER_SETTINGS = {"transaction isolation level": "read committed", "transaction_isolation": "read committed",
-                   "standard_conforming_strings": "on", "server_version": "15.0", "server_encoding": "UTF8",
-                   "client_encoding": "UTF8", "datestyle": "ISO, MDY", "timezone": "UTC", "search_path": "main",
-                   "integer_datetimes": "on", "max_identifier_length": "63"}
+SERVER_SETTINGS = {"transaction isolation level": "read committed", **PG_SETTINGS}
 NO_OPS = {"BEGIN", "START TRANSACTION", "COMMIT", "END", "ROLLBACK"}
 OIDS = {"BOOLEAN": 16, "BIGINT": 20, "HUGEINT": 1700, "INTEGER": 23, "SMALLINT": 21, "TINYINT": 21,
         "UBIGINT": 1700, "UINTEGER": 20, "USMALLINT": 23, "UTINYINT": 21, "DOUBLE": 701, "FLOAT": 700,
@@ -97,8 +96,19 @@ def literal(value: str | None) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+PARAMETER = re.compile(r"\$(\d+)\b")
+
+
 def bind(sql: str, values: list[str | None]) -> str:
-    return re.sub(r"\$(\d+)\b", lambda m: literal(values[int(m.group(1)) - 1]), sql)
+    """``$n`` replaced by its value as a literal, only where it is a parameter: never inside a string, a quoted
+    name or a comment, as PostgreSQL reads them."""
+    def value(m: re.Match) -> str:
+        n = int(m.group(1))
+        if not 1 <= n <= len(values):
+            raise QueryError("08P01", f"bind message supplies {len(values)} parameters, but the statement uses ${n}")
+        return literal(values[n - 1])
+
+    return replace_in_code(sql, PARAMETER, value)
 
 
 class Session(socketserver.StreamRequestHandler):
@@ -157,6 +167,9 @@ class Session(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         self.admitted = False
         self.encrypted = False
+        self.logging_in = True  # holds one of the server's login places until authenticated or gone
+        # PostgreSQL's authentication_timeout: the login must finish in time, or the connection goes.
+        self.connection.settimeout(self.server.auth_timeout_s)
         try:
             if not self._startup():
                 return
@@ -164,11 +177,21 @@ class Session(socketserver.StreamRequestHandler):
         except ProtocolError as exc:
             if str(exc) != CLIENT_CLOSED:  # one line, no traceback: a malformed packet is the client's fault
                 log.warning("closing the connection from %s: %s", self.client_address[0], exc)
+        except TimeoutError:
+            if self.logging_in:
+                log.warning("closing the connection from %s: no login within %gs (authentication_timeout)",
+                            self.client_address[0], self.server.auth_timeout_s)
         except (ConnectionError, OSError):
             return
         finally:
+            self._logged_in()
             if self.admitted:
                 self.server.release()
+
+    def _logged_in(self) -> None:
+        if self.logging_in:
+            self.logging_in = False
+            self.server.login_done()
 
     def _startup(self) -> bool:
         while True:
@@ -197,11 +220,6 @@ class Session(socketserver.StreamRequestHandler):
             except UnicodeDecodeError:
                 raise ProtocolError("the startup packet's parameters are not UTF-8") from None
             break
-        self.admitted = self.server.admit()
-        if not self.admitted:
-            self._error("53300", f"sorry, too many clients already (at most {self.server.max_connections})", "FATAL")
-            self.wfile.flush()
-            return False
         self._send(b"R", struct.pack("!i", 3))  # AuthenticationCleartextPassword
         self.wfile.flush()
         kind, body = self._message()
@@ -213,8 +231,9 @@ class Session(socketserver.StreamRequestHandler):
         platform = self.server.platform
         org, dbname = params.get("user", ""), params.get("database", "")
         if org != platform.credentials.org_id or platform.store.token_client(password) is None:
-            self._error("28P01", "password authentication failed: the user is the org id "
-                                 f"({platform.credentials.org_id}) and the password a valid IMS access token.",
+            # As PostgreSQL, the message names the user that was given, never the one that would have worked.
+            self._error("28P01", f'password authentication failed for user "{org[:64]}": the user is the org id '
+                                 "(connection_parameters' username) and the password a valid IMS access token.",
                         "FATAL")
             return False
         sandbox, _, scope = dbname.partition(":")
@@ -227,6 +246,13 @@ class Session(socketserver.StreamRequestHandler):
         except SandboxError as exc:  # the dbname becomes a folder: it must be a sandbox name
             self._error("3D000", f"database {dbname!r}: {exc.detail}", "FATAL")
             return False
+        self.admitted = self.server.admit()  # a session's place is taken once it has logged in
+        if not self.admitted:
+            self._error("53300", f"sorry, too many clients already (at most {self.server.max_connections})", "FATAL")
+            self.wfile.flush()
+            return False
+        self.connection.settimeout(None)
+        self._logged_in()
         self.engine = QueryEngine(scope, platform)
         self._send(b"R", struct.pack("!i", 0))
         for key, value in (("server_version", "15.0 (AEP Query Service, local sandbox)"),
@@ -234,7 +260,7 @@ class Session(socketserver.StreamRequestHandler):
                            ("TimeZone", "UTC"), ("integer_datetimes", "on"),
                            ("standard_conforming_strings", "on")):
             self._send(b"S", key.encode() + b"\0" + value.encode() + b"\0")
-        self._send(b"K", struct.pack("!ii", threading.get_ident() & 0x7FFFFFFF, secrets.randbits(31)))
+        self._send(b"K", struct.pack("!ii", secrets.randbits(31), secrets.randbits(31)))  # no thread id leaks
         self._ready()
         return True
 
@@ -253,7 +279,10 @@ class Session(socketserver.StreamRequestHandler):
             elif kind in handlers:
                 if self.failed and kind != b"Q":
                     continue
-                handlers[kind](body)
+                try:
+                    handlers[kind](body)
+                except (struct.error, IndexError, ValueError, UnicodeDecodeError) as exc:
+                    raise ProtocolError(f"malformed {kind.decode(errors='replace')!r} message ({exc})") from None
             else:
                 self._error("08P01", f"Unsupported message type {kind!r}.")
                 self._ready()
@@ -368,7 +397,13 @@ class Session(socketserver.StreamRequestHandler):
                 return
             values.append(rest[pos:pos + size].decode())
             pos += size
-        self.portals[portal.decode()] = (bind(self.statements.get(statement.decode(), ""), values), None)
+        try:
+            bound = bind(self.statements.get(statement.decode(), ""), values)
+        except QueryError as exc:
+            self._fail(exc)
+            self.failed = True
+            return
+        self.portals[portal.decode()] = (bound, None)
         self._send(b"2")
 
     def _portal_results(self, name: str) -> list[QueryResult] | None:
@@ -443,7 +478,21 @@ class PGServer(socketserver.ThreadingTCPServer):
         self.platform = platform
         self.ssl_context = server_context(platform.config.data_dir)
         self.max_connections = platform.config.pg_max_connections
+        self.auth_timeout_s = platform.config.pg_auth_timeout_s
         self._sessions = threading.BoundedSemaphore(self.max_connections)
+        # Clients still logging in: bounded, so unfinished logins hold neither sessions nor unbounded threads.
+        self._logins = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._logins.acquire(blocking=False):
+            log.warning("turning away %s: %d clients are already logging in", client_address[0],
+                        self.max_connections)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def login_done(self) -> None:
+        self._logins.release()
 
     def admit(self) -> bool:
         return self._sessions.acquire(blocking=False)

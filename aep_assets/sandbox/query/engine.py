@@ -221,12 +221,19 @@ class QueryEngine:
                 return self._drop(statement)
             if isinstance(statement, exp.Query):
                 sql = to_duckdb(statement)
-                cur = con.execute(pg_catalog.unqualify(sql) if pg_catalog.is_catalog_query(statement) else sql)
-                columns, types = [d[0] for d in cur.description], [str(d[1]) for d in cur.description]
+                sql = pg_catalog.unqualify(sql) if pg_catalog.is_catalog_query(statement) else sql
+                if not fetch:  # a REST query returns no rows, only their count: DuckDB counts, Python holds none
+                    described = con.sql(sql)
+                    count = con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0]
+                    columns, types = described.columns, [str(t) for t in described.types]
+                    rows = []
+                else:
+                    cur = con.execute(sql)
+                    columns, types = [d[0] for d in cur.description], [str(d[1]) for d in cur.description]
+                    rows = cur.fetchall() if max_rows is None else cur.fetchmany(max_rows)
+                    count = len(rows)
                 if accelerated.reads_store(statement):  # the accelerated store names columns in upper case
                     columns = [c.upper() for c in columns]
-                rows = (cur.fetchall() if max_rows is None else cur.fetchmany(max_rows)) if fetch else []
-                count = len(rows) if fetch else len(cur.fetchall())
                 return QueryResult(row_count=count, columns=columns, types=types, rows=rows)
             raise QueryError("0A000", f"Statement {statement.key.upper()} is not supported by the sandbox yet.")
         except duckdb.InterruptException:
