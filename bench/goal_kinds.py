@@ -115,6 +115,9 @@ def main() -> None:
                                                for k in a.keys])
             seconds = time.perf_counter() - started
             event = instance.get_latest_materialization_event(dg.AssetKey([name, "propensity_model"]))
+            if event is None:
+                why = [c.description for c in result.get_asset_check_evaluations() if not c.passed]
+                raise SystemExit(f"{name} trained no model: {'; '.join(filter(None, why)) or 'see the log above'}")
             meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
             holdouts[name] = pl.read_parquet(str(Path(meta["model_card_uri"]).with_name("holdout.parquet")))
             failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
