@@ -8,6 +8,7 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import requests
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import ContainerClient
 
@@ -17,7 +18,7 @@ from aep_assets.sandbox.config import SandboxConfig
 from aep_assets.sandbox.server import SandboxProcess
 
 from .conftest import client_for, replace_rows
-from .contract import event_dataset
+from .contract import event_dataset, headers
 
 
 def test_a_local_landing_zone_says_where_it_is(sandbox, client):
@@ -30,7 +31,8 @@ def test_a_local_landing_zone_says_where_it_is(sandbox, client):
 def test_an_s3_landing_zone_gives_credentials_an_aws_client_reads_exports_with(make_sandbox, s3_env):
     endpoint = s3_env["AWS_ENDPOINT_URL"]
     boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="sandbox-dlz")
-    sb = make_sandbox("dlz", dlz="s3", env={**s3_env, "AEP_SANDBOX_DLZ_BUCKET": "sandbox-dlz"})
+    sb = make_sandbox("dlz", dlz="s3", env={**s3_env, "AEP_SANDBOX_DLZ_BUCKET": "sandbox-dlz",
+                                            "AEP_SANDBOX_DLZ_ROLE_ARN": "arn:aws:iam::123456789012:role/dlz-reader"})
     client = client_for(sb)
     ds_id, tenant = event_dataset(client, "dlz export events")
     replace_rows(client, ds_id, [pa.table({
@@ -44,6 +46,9 @@ def test_an_s3_landing_zone_gives_credentials_an_aws_client_reads_exports_with(m
                                                                         "dlzFolder": "dlz-destination"}
     creds = client.landing_zone.credentials("dlz_destination")
     assert set(creds["credentials"]) == {"awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken"}
+    # Temporary keys of the role, scoped to the container's folder: never the keys the sandbox runs with.
+    assert creds["credentials"]["awsAccessKeyId"] != s3_env["AWS_ACCESS_KEY_ID"]
+    assert creds["credentials"]["awsSecretAccessKey"] != s3_env["AWS_SECRET_ACCESS_KEY"]
     assert creds["expiryTime"] > 0
     s3, bucket, folder = client.landing_zone.s3_client("dlz_destination", endpoint_url=endpoint)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"{folder}/exports/{ds_id}/")["Contents"]]
@@ -138,3 +143,29 @@ def test_without_azurite_the_landing_zone_falls_back_to_a_directory(tmp_path, mo
     assert SandboxConfig(data_dir=tmp_path).dlz == "azure"
     assert SandboxConfig(data_dir=tmp_path, dlz_bucket="b").dlz == "s3"
     assert SandboxConfig(data_dir=tmp_path, landing_zone_dir=tmp_path / "lz").dlz == "local"
+
+
+def test_an_s3_landing_zone_without_a_role_hands_out_no_credentials(make_sandbox, s3_env):
+    boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], region_name="us-east-1").create_bucket(
+        Bucket="norole-dlz")
+    sb = make_sandbox("dlz no role", dlz="s3", env={**s3_env, "AEP_SANDBOX_DLZ_BUCKET": "norole-dlz"})
+    r = requests.get(f"{sb.url}/data/foundation/connectors/landingzone/credentials",
+                     params={"type": "dlz_destination"}, headers=headers(client_for(sb)))
+    assert r.status_code == 403 and "AEP_SANDBOX_DLZ_ROLE_ARN" in r.text
+    assert s3_env["AWS_SECRET_ACCESS_KEY"] not in r.text
+
+
+def test_an_s3_destination_without_its_keys_writes_nothing_with_the_hosts(make_sandbox, s3_env):
+    s3 = boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    s3.create_bucket(Bucket="callers-choice")
+    sb = make_sandbox("s3 no keys", env=s3_env)
+    client = client_for(sb)
+    ds_id, tenant = event_dataset(client, "keyless export events")
+    replace_rows(client, ds_id, [pa.table({
+        "_id": ["k1"], "timestamp": pa.array([0], pa.timestamp("us", tz="UTC")),
+        f"_{tenant}": pa.StructArray.from_arrays([pa.array(["u1"])], names=["userid"])})])
+    target = ExportTarget(kind="s3", path="stolen", bucket="callers-choice", access_key="", secret_key="")
+    with pytest.raises(Exception, match="s3AccessKey"):
+        flow, _ = client.flows.ensure_dataset_export_flow("keyless export", ds_id, target)
+        client.flows.wait_for_run(client.flows.export_dataset_now(flow["id"], ds_id), timeout_s=30)
+    assert "Contents" not in s3.list_objects_v2(Bucket="callers-choice")

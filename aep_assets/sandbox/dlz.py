@@ -1,9 +1,11 @@
 """Where the Data Landing Zone's containers live, by the sandbox's ``dlz`` setting (see landing_zone.py)."""
 
+import json
 import os
 import secrets
 import time
 
+from . import errors
 from .config import SandboxConfig
 from .destinations import Destination, LandingZone, S3Bucket
 
@@ -40,12 +42,31 @@ class S3LandingZone:
                 "dataTTL": {"timeUnit": "days", "timeQuantity": TTL_DAYS}, "dlzProvider": "Amazon S3"}
 
     def credentials(self, container: str, refresh: bool = False) -> dict:
-        # The configured keys; the session token is a fresh one per call, as AEP's is.
-        return {"credentials": {"awsAccessKeyId": os.environ.get("AWS_ACCESS_KEY_ID", ""),
-                                "awsSecretAccessKey": os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
-                                "awsSessionToken": secrets.token_urlsafe(32)},
+        """Temporary credentials that read this container's folder and nothing else: STS AssumeRole on
+        ``AEP_SANDBOX_DLZ_ROLE_ARN`` with a session policy scoped to the folder, fresh on every call as AEP's
+        are. Without a role the sandbox refuses: it never hands out the keys it runs with."""
+        import boto3
+
+        role = os.environ.get("AEP_SANDBOX_DLZ_ROLE_ARN")
+        if not role:
+            raise errors.CredentialsRefused(
+                "This sandbox's S3 Data Landing Zone has no role to issue scoped credentials with; start it with "
+                "AEP_SANDBOX_DLZ_ROLE_ARN set to a role that may read the DLZ bucket. The keys the sandbox runs "
+                "with are never given out.")
+        policy = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetObject"],
+             "Resource": [f"arn:aws:s3:::{self.bucket}/{container}/*"]},
+            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{self.bucket}"],
+             "Condition": {"StringLike": {"s3:prefix": [f"{container}/*"]}}}]}
+        sts = boto3.client("sts", endpoint_url=self.endpoint_url,
+                           region_name=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")))
+        issued = sts.assume_role(RoleArn=role, RoleSessionName=f"aep-sandbox-dlz-{secrets.token_hex(4)}",
+                                 Policy=json.dumps(policy), DurationSeconds=CREDENTIALS_TTL_S)["Credentials"]
+        keys = {"awsAccessKeyId": issued["AccessKeyId"], "awsSecretAccessKey": issued["SecretAccessKey"],
+                "awsSessionToken": issued["SessionToken"]}
+        return {"credentials": keys,
                 "dlzPath": self.info(container)["dlzPath"], "dlzProvider": "Amazon S3",
-                "expiryTime": int(time.time()) + CREDENTIALS_TTL_S}
+                "expiryTime": int(issued["Expiration"].timestamp())}
 
     def writer(self, container: str) -> Destination:
         return S3Bucket(self.bucket, os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY"),

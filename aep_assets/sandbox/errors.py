@@ -57,6 +57,10 @@ class OrgHeaderMissing(SandboxError):
     status, code, title, style = 400, "400003", "Missing header: x-gw-ims-org-id", "gateway"
 
 
+class CredentialsRefused(SandboxError):
+    status, code, title = 403, "DLZ-4030-403", "No scoped credentials"
+
+
 class PayloadTooLarge(SandboxError):
     status, code, title = 413, "GW-4130-413", "Payload too large"
 

@@ -158,6 +158,10 @@ class FlowServiceBackend:
         bucket = params.get("bucketName")
         if not bucket:
             raise errors.FlowBadRequest("An Amazon S3 target connection needs params.bucketName.")
+        if not (auth.get("s3AccessKey") and auth.get("s3SecretKey")):
+            # Without them boto3 would sign with the host's own keys, into a bucket the caller chose.
+            raise errors.FlowBadRequest("An Amazon S3 destination needs its base connection's auth.params.s3AccessKey "
+                                        "and s3SecretKey; the sandbox never writes with its own credentials.")
         return S3Bucket(bucket, auth.get("s3AccessKey"), auth.get("s3SecretKey"),
                         self.platform.config.s3_endpoint_url), params
 
