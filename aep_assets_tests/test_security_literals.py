@@ -149,3 +149,21 @@ def test_a_pipeline_value_built_to_drop_a_table_is_only_data(org):
     rows = client.query.select(f"SELECT _id FROM {org['events']} WHERE _id IN ({ids}) ORDER BY _id")
     assert rows == [{"_id": "e1"}]
     assert _loc1_is_there(org)
+
+
+def test_insert_into_validates_the_rows_as_ingestion_does(org):
+    from aep_assets.aep.errors import QueryFailed
+
+    client, events = org["client"], org["events"]
+    before = client.query.select(f"SELECT count(*) AS n FROM {events}")
+    for bad, why in ((f"INSERT INTO {events} SELECT 'not-a-timestamp' AS timestamp, 'e9' AS _id, "
+                      "'web.webpagedetails.pageViews' AS eventType", "timestamp"),
+                     (f"INSERT INTO {events} SELECT TIMESTAMP '2026-01-01 00:00:00' AS timestamp, 'e9' AS _id, "
+                      "'x' AS injected_col", "injected_col")):
+        with pytest.raises(QueryFailed, match=why):
+            client.query.run(bad, name="insert that does not conform")
+    assert client.query.select(f"SELECT count(*) AS n FROM {events}") == before
+    assert client.query.select(f"SELECT max(timestamp) AS t FROM {events}")[0]["t"] is not None  # still readable
+    client.query.run(f"INSERT INTO {events} SELECT TIMESTAMP '2026-01-01 00:00:00' AS timestamp, 'e9' AS _id, "
+                     "'commerce.purchases' AS eventType", name="insert that conforms")
+    assert client.query.select(f"SELECT count(*) AS n FROM {events}")[0]["n"] == before[0]["n"] + 1

@@ -23,7 +23,7 @@ from .http import MAX_FILE_BODY, Call, Router
 from .recovery import this_worker
 from .schema_registry import SchemaRegistryBackend
 from .store import Scope, now_ms
-from .xdm import IDENTITY_MAP_PATH, RecordError, conform, conforms_as_stored
+from .xdm import RecordError, conform, conforms_as_stored, validation_contract
 
 BASE = "/data/foundation/import"
 FORMATS = ("json", "parquet", "csv")
@@ -195,13 +195,7 @@ class IngestionBackend:
     def _process(self, batch_id: str) -> None:
         batch = self.batch(batch_id)
         ds = self.catalog.dataset(batch["relatedObjects"][0]["id"])
-        schema = self.registry.get(ds["schemaRef"]["id"], "schemas")
-        props, required = self.registry.resolve(schema)
-        ident = self.registry.primary_identity(schema["$id"])
-        # Profile needs the primary identity on every record; the data lake alone does not.
-        profile = any(v.startswith("enabled:true") for v in ds["tags"].get("unifiedProfile", []))
-        ident_path = ((ident["xdm:sourceProperty"] if ident else IDENTITY_MAP_PATH if "identityMap" in props else None)
-                      if profile else None)
+        props, required, ident_path = validation_contract(self.registry, ds)
         fmt, multiline = batch["inputFormat"]["format"], batch["inputFormat"]["isMultiLineJson"]
         self._set(batch_id, status="processing", started=now_ms())
         writer = self.platform.lake.batch_writer(self.scope.org, self.scope.sandbox, ds["id"], batch_id)

@@ -238,6 +238,19 @@ class RecordError(ValueError):
         self.code, self.description, self.rows = code, description, rows or []
 
 
+def validation_contract(registry, dataset: dict) -> tuple[dict, list[str], str | None]:
+    """What a dataset's records are validated against, as batch ingestion does: the schema's resolved properties,
+    its required fields, and on a profile-enabled dataset the path of the primary identity."""
+    schema = registry.get(dataset["schemaRef"]["id"], "schemas")
+    props, required = registry.resolve(schema)
+    ident = registry.primary_identity(schema["$id"])
+    # Profile needs the primary identity on every record; the data lake alone does not.
+    profile = any(v.startswith("enabled:true") for v in (dataset.get("tags") or {}).get("unifiedProfile", []))
+    ident_path = ((ident["xdm:sourceProperty"] if ident else IDENTITY_MAP_PATH if "identityMap" in props else None)
+                  if profile else None)
+    return props, required, ident_path
+
+
 def conform(table: pa.Table, properties: dict, required: list[str], identity_path: str | None) -> pa.Table:
     """Validate ``table`` against XDM ``properties`` and cast it to the schema's Parquet types."""
     columns, names = [], []

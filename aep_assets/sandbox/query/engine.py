@@ -25,7 +25,7 @@ from ..names import quote_ident, quote_literal
 from ..recovery import staging_dir, this_worker
 from ..schema_registry import SchemaRegistryBackend
 from ..store import Scope
-from ..xdm import arrow_schema, infer_properties
+from ..xdm import RecordError, arrow_schema, conform, infer_properties, validation_contract
 from . import accelerated, blocks, lockdown, pg_catalog, snapshots
 from .translate import TranslationError, parse, substitute, to_duckdb
 
@@ -307,10 +307,34 @@ class QueryEngine:
             raise QueryError("42P01", f"Table '{name}' does not exist; create it with CREATE TABLE ... AS first.")
         staged = self._stage(con, statement.expression)
         try:
+            self._validate(staged, ds, name)
             _, rows = self._commit(staged, ds["id"])
         finally:
             shutil.rmtree(staged, ignore_errors=True)
         return QueryResult(row_count=rows, datasets_written=[ds["id"]], kind="INSERT")
+
+    def _validate(self, staged: Path, ds: dict, name: str) -> None:
+        """The staged rows checked against the dataset's XDM schema as batch ingestion checks a file, and
+        rewritten in the schema's types; a row that does not conform fails the INSERT, which writes nothing."""
+        part = staged / "part-00000.parquet"
+        props, required, ident_path = validation_contract(self.registry, ds)
+        source = pq.ParquetFile(part)
+        out = staged / "conformed.parquet"
+        writer = None
+        try:
+            for i in range(source.num_row_groups):
+                try:
+                    table = conform(source.read_row_group(i), props, required, ident_path)
+                except RecordError as exc:
+                    raise QueryError("22000", f"INSERT INTO {name}: the rows do not conform to the dataset's XDM "
+                                              f"schema ({exc.code}): {exc.description}") from None
+                writer = writer or pq.ParquetWriter(out, table.schema, compression="zstd")
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is not None:
+            out.replace(part)
 
     def _drop(self, statement: exp.Drop) -> QueryResult:
         for table in statement.find_all(exp.Table):
