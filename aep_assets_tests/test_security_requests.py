@@ -107,3 +107,46 @@ def test_a_regex_filter_still_finds_what_it_names_and_a_bad_one_is_a_400(sandbox
     bad = requests.get(f"{sandbox.url}/data/foundation/catalog/dataSets", headers=headers(client),
                        params={"property": r"name~(a)\1"})
     assert bad.status_code == 400 and "not valid" in bad.text
+
+
+def test_held_reads_do_not_take_the_workers_other_calls_need(make_sandbox):
+    import threading
+
+    sb = make_sandbox("held reads", lifecycles="query=delay:60")
+    client = client_for(sb)
+    query = client.query.submit("SELECT 1 AS one", name="a query that runs for a minute")
+    h = {**headers(client), "Prefer": "wait=30"}
+
+    def hold() -> None:
+        try:
+            requests.get(f"{sb.url}/data/foundation/query/queries/{query['id']}", headers=h, timeout=40)
+        except requests.RequestException:
+            pass  # the sandbox stops when the test ends
+
+    for _ in range(45):
+        threading.Thread(target=hold, daemon=True).start()
+    started = time.monotonic()
+    for _ in range(5):
+        r = requests.get(f"{sb.url}/data/foundation/schemaregistry/stats", headers=headers(client), timeout=20)
+        assert r.status_code == 200
+    assert time.monotonic() - started < 5
+
+
+def test_a_deeply_nested_body_or_expression_is_a_400_not_a_500(sandbox, client):
+    deep = b"[" * 200_000 + b"]" * 200_000
+    r = requests.post(f"{sandbox.url}/data/foundation/catalog/dataSets", headers=headers(client), data=deep)
+    assert r.status_code == 400 and r.json()["status"] == 400
+    pql = "(" * 3000 + "person.name.firstName = \"x\"" + ")" * 3000
+    r = requests.post(f"{sandbox.url}/data/core/ups/segment/definitions", headers=headers(client), json={
+        "name": "deep", "expression": {"type": "PQL", "format": "pql/text", "value": pql},
+        "schema": {"name": "_xdm.context.profile"}})
+    assert r.status_code == 400, r.text
+
+
+def test_what_the_sandbox_writes_is_its_owners_alone(sandbox, client):
+    client.query.run("CREATE TABLE mode_check AS SELECT 1 AS x", name="a dataset on disk")
+    files = [p for p in sandbox.data_dir.rglob("*.parquet")]
+    assert files
+    for path in files:
+        assert path.stat().st_mode & 0o077 == 0, path
+        assert path.parent.stat().st_mode & 0o077 == 0, path.parent

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    # Everything the sandbox writes (datasets, exports, its metadata, Azurite's blobs) is its owner's alone.
+    os.umask(0o077)
     if args.command == "credentials":
         print(json.dumps(SandboxConfig(data_dir=args.data_dir).credentials.__dict__, indent=2))
         return

@@ -22,6 +22,10 @@ from .store import Scope
 log = logging.getLogger("aep_sandbox")
 
 MAX_HELD_READ_S = 30  # a read held for a change ends well within a client's usual timeout
+# Held reads wait in the worker threads every request needs; at most this many hold one at a time, so they never
+# take the workers other calls need (Starlette's pool has 40). A read beyond them is answered at once.
+MAX_HELD_READS = 8
+_HELD_READS = threading.BoundedSemaphore(MAX_HELD_READS)
 # Bodies are bounded before they are read. A file upload takes what Batch Ingestion documents: a file above
 # 512 MB must be sent in chunks (reference/aep_api.md §5). The JSON APIs document no limit; 10 MiB holds any
 # request the APIs take (a query, a schema, a flow), and a public endpoint (IMS) takes a small form.
@@ -60,8 +64,13 @@ class Call:
         if match is None:
             return {}
         seconds = min(int(match.group(1)), MAX_HELD_READ_S)
-        return {"Preference-Applied": f"wait={seconds}"} if self.platform.lifecycles.settle(kind, obj_id, seconds) \
-            else {}
+        if not _HELD_READS.acquire(blocking=False):
+            return {}  # RFC 7240: a server may ignore a preference; the client polls again after its pause
+        try:
+            waited = self.platform.lifecycles.settle(kind, obj_id, seconds)
+        finally:
+            _HELD_READS.release()
+        return {"Preference-Applied": f"wait={seconds}"} if waited else {}
 
     def json(self, kind: type = dict) -> Any:
         """The JSON body, which must be a ``kind`` (an object, or a list for JSON Patch)."""
@@ -71,6 +80,8 @@ class Call:
             body = json.loads(self.body)
         except ValueError as exc:  # not JSON, or not UTF-8
             raise errors.SandboxError(f"The request body is not valid UTF-8 JSON: {exc}.") from None
+        except RecursionError:
+            raise errors.SandboxError("The request body nests arrays or objects too deeply.") from None
         if not isinstance(body, kind):
             expected = "a JSON object" if kind is dict else "a JSON array (of JSON Patch operations)"
             raise errors.SandboxError(f"The request body must be {expected}, not {type(body).__name__}.")
@@ -209,6 +220,9 @@ def endpoint(platform: Platform, faults: FaultInjector, handler: Callable[[Call]
             result = await run_in_threadpool(handler, call)
         except errors.SandboxError as exc:
             return render(exc, request_id)
+        except RecursionError:  # a body or an expression nested past any real one (a 3,000-level PQL, say)
+            return render(errors.SandboxError("The request nests too deeply to be read; no AEP request needs "
+                                              "that depth."), request_id)
         except (TypeError, AttributeError, KeyError, ValueError) as exc:
             # A field of the wrong type deep in a body (a number where a string goes, a list for an object)
             # that a handler did not check by name: still the caller's 400, and the log keeps where it broke.
