@@ -154,8 +154,9 @@ def register(router: Router) -> None:
         limit, start = call.int_param("limit", 20), call.int_param("start", 0)
         page = items[start:start + limit]
         more = start + limit < len(items)
+        # Segmentation's spec: next is the start of the next page, an integer, present only when there is one.
         return 200, {"children": page, "_page": {"totalCount": len(items), "pageSize": len(page),
-                                                 "next": str(start + limit) if more else None}}
+                                                 **({"next": start + limit} if more else {})}}
 
     def get_audience(call: Call):
         return 200, audience_view(SegmentationBackend(call.scope, platform).get(call.path["id"]))
@@ -166,7 +167,7 @@ def register(router: Router) -> None:
         return 204, None
 
     def merge_policies(call: Call):
-        return 200, {"children": [merge_policy(call.scope)], "_page": {"totalCount": 1, "pageSize": 1},
+        return 200, {"children": [merge_policy(call.scope)], "_page": {"totalCount": 1, "pageSize": 1, "count": 1},
                      "_links": {}}
 
     def get_merge_policy(call: Call):

@@ -313,7 +313,7 @@ def _masked(obj: dict) -> dict:
     """Connections come back with their secrets masked, as AEP returns them."""
     auth = obj.get("auth") or {}
     if not auth.get("params"):
-        return obj
+        return {k: v for k, v in obj.items() if not (k == "auth" and v is None)}  # no auth: no auth object
     params = {k: ("***" if "secret" in k.lower() or "password" in k.lower() else v) for k, v in auth["params"].items()}
     return {**obj, "auth": {**auth, "params": params}}
 

@@ -29,8 +29,13 @@ class QueryServiceBackend:
         self.scope, self.platform = scope, platform
 
     def create_template(self, body: dict) -> dict:
-        if not body.get("sql") or not body.get("name"):
-            raise errors.QueryBadRequest("A query template needs 'sql' and 'name'.")
+        if not isinstance(body.get("sql"), str) or not body["sql"] or not isinstance(body.get("name"), str) \
+                or not body["name"]:
+            raise errors.QueryBadRequest("A query template needs 'sql' and 'name', each a non-empty string.")
+        params = body.get("queryParameters") or {}
+        if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+            raise errors.QueryBadRequest("A query template's 'queryParameters' is an object of names and string "
+                                         "values, e.g. {\"table\": \"events\"}.")
         now = _iso()
         tpl = {"id": str(uuid.uuid4()), "sql": body["sql"], "name": body["name"],
                "queryParameters": body.get("queryParameters") or {}, "userId": "aep-sandbox",
@@ -160,7 +165,10 @@ def register(router: Router) -> None:
         items.sort(key=lambda q: q.get(order.lstrip("-+"), ""), reverse=order.startswith("-"))
         limit, start = call.int_param("limit", 20), call.int_param("start", 0)
         page = items[start:start + limit]
-        return 200, {"queries": page, "_page": {"orderby": order, "start": start, "count": len(page)},
+        # Query Service's spec: start and next are strings (its docs page by a value of the sort key; the sandbox
+        # pages by position, and gives it as text).
+        more = {"next": str(start + limit)} if start + limit < len(items) else {}
+        return 200, {"queries": page, "_page": {"orderby": order, "start": str(start), **more, "count": len(page)},
                      "_links": {}}
 
     def create_template(call: Call):

@@ -14,7 +14,7 @@ def describe(name: str) -> dict:
     production = name == "prod"
     return {"name": name, "title": "Production" if production else name, "state": "active",
             "type": "production" if production else "development", "isDefault": production, "region": "VA7",
-            "eTag": 1, "createdDate": "2026-01-01 00:00:00", "lastModifiedDate": "2026-01-01 00:00:00",
+            "eTag": 1, "createdDate": "2026-01-01T00:00:00Z", "lastModifiedDate": "2026-01-01T00:00:00Z",
             "createdBy": "aep-sandbox", "lastModifiedBy": "aep-sandbox"}
 
 

@@ -237,8 +237,9 @@ def _list_response(call: Call, items: list[dict]) -> tuple[int, dict]:
     page = items[start:start + limit]
     full = "xed-id" not in call.headers.get("accept", "")
     results = page if full else [_summary(r) for r in page]
-    nxt = start + limit if start + limit < len(items) else None
-    return 200, {"results": results, "_page": {"orderby": order or "", "next": nxt, "count": len(results)},
+    # Schema Registry's spec: next is a string, the start of the next page, present only when there is one.
+    more = {"next": str(start + limit)} if start + limit < len(items) else {}
+    return 200, {"results": results, "_page": {"orderby": order or "", **more, "count": len(results)},
                  "_links": {}}
 
 
@@ -253,7 +254,7 @@ def register(router: Router) -> None:
         return 200, {"imsOrg": call.scope.org, "tenantId": b.tenant,
                      "counts": {"schemas": len(b.list("schemas")), "mixins": len(b.list("mixins")),
                                 "descriptors": len(b.descriptors())},
-                     "recentlyCreatedResources": [], "classUsage": {}}
+                     "recentlyCreatedResources": [], "classUsage": []}
 
     def create_fieldgroup(call: Call):
         return 201, backend(call).create_fieldgroup(call.json())

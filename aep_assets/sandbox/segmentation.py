@@ -84,11 +84,18 @@ class SegmentationBackend:
             self.get(seg_id)
         now = now_ms()
         job = {"id": str(uuid.uuid4()), "imsOrgId": self.scope.org, "status": "NEW",
-               "segments": [{"segmentId": s} for s in ids], "creationTime": now, "updateTime": now,
-               "metrics": {}, "errors": []}
+               "segments": [self._job_segment(s) for s in ids], "creationTime": now, "updateTime": now,
+               "metrics": {"totalTime": {"startTimeInMs": now}, "profileSegmentationTime": {}}, "errors": []}
         self.scope.put(JOB, job["id"], job)
         self.platform.lifecycles.begin("segment_job", job["id"], lambda: self.run_job(job["id"]))
         return job
+
+    def _job_segment(self, seg_id: str) -> dict:
+        """A job's entry for one segment, as AEP's job lists it: the id and the definition it evaluates."""
+        seg = self.get(seg_id)
+        return {"segmentId": seg_id, "segment": {"id": seg_id, "expression": seg["expression"],
+                                                  "mergePolicy": {"id": "default", "version": 1},
+                                                  "mergePolicyId": "default"}}
 
     def members_path(self, seg_id: str):
         return members_path(self.platform, self.scope, seg_id)
@@ -131,6 +138,8 @@ class SegmentationBackend:
             log.exception("could not refresh qsaccel.profile_agg after segment job %s", job_id)
         end = now_ms()
         metrics = {"totalTime": {"startTimeInMs": start, "endTimeInMs": end, "totalTimeInMs": end - start},
+                   "profileSegmentationTime": {"startTimeInMs": start, "endTimeInMs": end,
+                                               "totalTimeInMs": end - start},
                    "totalProfiles": total, "segmentedProfileCounter": counts,
                    "segmentedProfileByStatusCounter": by_status}
         self.scope.update(JOB, job_id, lambda j: {**j, "status": "SUCCEEDED", "updateTime": end, "metrics": metrics})
