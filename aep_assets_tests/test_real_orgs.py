@@ -301,3 +301,32 @@ def test_a_value_models_forecast_is_checked_against_the_spend_its_window_realise
     assert result.success and meta["evaluated_runs"] == 1
     assert 0.7 < meta["value_total_ratio"] < 1.3 and meta["value_spearman"] > 0.3
     assert "value_by_band" in meta
+
+
+def test_a_dry_run_scores_and_warns_where_a_write_back_would_block(store):
+    # store_value is a dry run: a unit that changed in its recent purchases blocks nothing, it warns.
+    org = store["org"]
+    with SandboxProcess(store["root"] / "aep") as sb:
+        client = client_for(sb)
+        table = org.tables["recent"]
+        commerce = table["commerce"].combine_chunks()
+        order = commerce.field("order")
+        cents = pa.StructArray.from_arrays(
+            [order.field("purchaseID"), pc.multiply(order.field("priceTotal"), 100.0), order.field("currencyCode")],
+            names=["purchaseID", "priceTotal", "currencyCode"], mask=order.is_null())
+        fields = [cents if f.name == "order" else commerce.field(f.name) for f in commerce.type]
+        org.replace_recent(client, table.set_column(table.schema.get_field_index("commerce"), "commerce",
+                                                    pa.StructArray.from_arrays(fields, fields=list(commerce.type))))
+        try:
+            spec = example("store_value")
+            defs = PropensityModel(spec).build_defs(None)
+            with dg.instance_for_test() as instance:
+                result = dg.materialize(
+                    list(defs.assets), resources=store["resources"], instance=instance, raise_on_error=False,
+                    selection=[dg.AssetKey(["store_value", a]) for a in ("scoring_features", "propensity_scores")],
+                    run_config={"ops": {"store_value__scoring_features": {"config": {"mode": "full"}}}})
+            drift = next(c for c in result.get_asset_check_evaluations() if c.check_name == "drift")
+        finally:
+            org.restore_recent(client)
+    assert result.success and not drift.passed and drift.severity == dg.AssetCheckSeverity.WARN
+    assert "outside" in drift.description
