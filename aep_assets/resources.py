@@ -47,13 +47,16 @@ class LocalSandboxAEP(AEPResource):
                                                      "AWS_ENDPOINT_URL) instead of a local directory.")
     dlz: str = Field(default="", description="Where the sandbox's Data Landing Zone lives: azure (on Azurite), s3 "
                                              "(dlz_bucket) or local; empty: the sandbox's default (docs/sandbox.md).")
+    dlz_role_arn: str = Field(default="", description="The role an S3 landing zone issues scoped credentials of "
+                                                       "(STS AssumeRole); without it the DLZ hands out none.")
     _process: SandboxProcess | None = PrivateAttr(default=None)
     _client: AEPClient | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         landing_zone = Path(self.landing_zone_dir) if self.landing_zone_dir else None
         faults = json.loads(self.faults) if self.faults else None
-        env = {"AEP_SANDBOX_DLZ_BUCKET": self.dlz_bucket} if self.dlz_bucket else None
+        env = {**({"AEP_SANDBOX_DLZ_BUCKET": self.dlz_bucket} if self.dlz_bucket else {}),
+               **({"AEP_SANDBOX_DLZ_ROLE_ARN": self.dlz_role_arn} if self.dlz_role_arn else {})} or None
         self._process = SandboxProcess(Path(self.data_dir), landing_zone_dir=landing_zone, dlz=self.dlz or None,
                                        faults=faults,
                                        fault_seed=self.fault_seed, env=env).start()
@@ -253,7 +256,8 @@ def build_resources(env: dict[str, str] | None = None) -> dict:
         aep = LocalSandboxAEP(data_dir=env.get("AEP_SANDBOX_DIR", str(DATA_DIR / "aep-sandbox")),
                               landing_zone_dir=landing, faults=env.get("AEP_SANDBOX_FAULTS", ""),
                               fault_seed=int(seed) if (seed := env.get("AEP_SANDBOX_FAULT_SEED")) else None,
-                              dlz_bucket=env.get("AEP_SANDBOX_DLZ_BUCKET", ""), dlz=env.get("AEP_SANDBOX_DLZ", ""))
+                              dlz_bucket=env.get("AEP_SANDBOX_DLZ_BUCKET", ""), dlz=env.get("AEP_SANDBOX_DLZ", ""),
+                              dlz_role_arn=env.get("AEP_SANDBOX_DLZ_ROLE_ARN", ""))
     if exports_from_dlz(env):
         storage = LandingZoneExportsResource(storage=storage, aep=aep, endpoint_url=env.get("AWS_ENDPOINT_URL"))
     return {"aep": aep, "storage": storage, "mlflow": _mlflow(env)}

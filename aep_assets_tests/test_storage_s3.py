@@ -55,6 +55,7 @@ def test_whole_graph_reading_exports_from_an_s3_landing_zone(s3_env, tmp_path):
     # Exports go to AEP's DLZ; the pipeline reads them there with the credentials AEP issues.
     _bucket(s3_env["AWS_ENDPOINT_URL"], "aep-dlz")
     resources = build_resources({**s3_env, "AEP_EXPORTS": "dlz", "AEP_SANDBOX_DLZ_BUCKET": "aep-dlz",
+                                 "AEP_SANDBOX_DLZ_ROLE_ARN": "arn:aws:iam::123456789012:role/aep-dlz-reader",
                                  "AEP_SANDBOX_DIR": str(tmp_path / "aep"), "AEP_STORAGE_DIR": str(tmp_path / "files")})
     with dg.instance_for_test() as instance:
         assert dg.materialize(ALL_ASSETS, resources=resources, instance=instance, run_config=RUN_CONFIG).success
