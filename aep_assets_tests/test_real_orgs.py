@@ -225,8 +225,16 @@ def broken_site(site):
         site["org"].restore_profiles(client)
 
 
-def _recent(site) -> pl.DataFrame:
-    return pl.from_arrow(site["org"].tables["recent"])
+def in_cents(table: pa.Table) -> pa.Table:
+    """The events with every order's priceTotal a hundred times larger: a feed that switched to cents."""
+    commerce = table["commerce"].combine_chunks()
+    order = commerce.field("order")
+    cents = pa.StructArray.from_arrays(
+        [order.field("purchaseID"), pc.multiply(order.field("priceTotal"), 100.0), order.field("currencyCode")],
+        names=["purchaseID", "priceTotal", "currencyCode"], mask=order.is_null())
+    fields = [cents if f.name == "order" else commerce.field(f.name) for f in commerce.type]
+    return table.set_column(table.schema.get_field_index("commerce"), "commerce",
+                            pa.StructArray.from_arrays(fields, fields=list(commerce.type)))
 
 
 def test_an_identity_that_stopped_matching_blocks_the_write_back(broken_site):
@@ -250,16 +258,7 @@ def test_an_event_type_that_disappeared_blocks_the_write_back(broken_site):
 
 def test_a_value_whose_unit_changed_blocks(broken_site):
     site, client = broken_site
-    table = site["org"].tables["recent"]
-    commerce = table["commerce"].combine_chunks()
-    order = commerce.field("order")
-    cents = pa.StructArray.from_arrays(
-        [order.field("purchaseID"), pc.multiply(order.field("priceTotal"), 100.0), order.field("currencyCode")],
-        names=["purchaseID", "priceTotal", "currencyCode"], mask=order.is_null())
-    fields = [cents if f.name == "order" else commerce.field(f.name) for f in commerce.type]
-    broken = table.set_column(table.schema.get_field_index("commerce"), "commerce",
-                              pa.StructArray.from_arrays(fields, fields=list(commerce.type)))
-    site["org"].replace_recent(client, broken)
+    site["org"].replace_recent(client, in_cents(site["org"].tables["recent"]))
     result, drift = _rescore(site, "site_value")
     assert not drift.passed and drift.severity == dg.AssetCheckSeverity.ERROR, drift.description
     assert "outside" in drift.description and "purchases_value" in drift.description
@@ -308,15 +307,7 @@ def test_a_dry_run_scores_and_warns_where_a_write_back_would_block(store):
     org = store["org"]
     with SandboxProcess(store["root"] / "aep") as sb:
         client = client_for(sb)
-        table = org.tables["recent"]
-        commerce = table["commerce"].combine_chunks()
-        order = commerce.field("order")
-        cents = pa.StructArray.from_arrays(
-            [order.field("purchaseID"), pc.multiply(order.field("priceTotal"), 100.0), order.field("currencyCode")],
-            names=["purchaseID", "priceTotal", "currencyCode"], mask=order.is_null())
-        fields = [cents if f.name == "order" else commerce.field(f.name) for f in commerce.type]
-        org.replace_recent(client, table.set_column(table.schema.get_field_index("commerce"), "commerce",
-                                                    pa.StructArray.from_arrays(fields, fields=list(commerce.type))))
+        org.replace_recent(client, in_cents(org.tables["recent"]))
         try:
             spec = example("store_value")
             defs = PropensityModel(spec).build_defs(None)
