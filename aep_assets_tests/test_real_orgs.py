@@ -18,7 +18,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from aep_assets.components.propensity_model import PropensityModel
-from aep_assets.ml.feature_set import ID
+from aep_assets.ml.feature_set import ID, PREDICTED_VALUE
 from aep_assets.pipeline.spec import ModelSpec, parse_time
 from aep_assets.resources import build_resources
 from aep_assets.sandbox.server import SandboxProcess
@@ -321,3 +321,31 @@ def test_a_dry_run_scores_and_warns_where_a_write_back_would_block(store):
             org.restore_recent(client)
     assert result.success and not drift.passed and drift.severity == dg.AssetCheckSeverity.WARN
     assert "outside" in drift.description
+
+
+@pytest.mark.parametrize("name", ["site_value", "site_churn"])
+def test_a_value_or_churn_model_rescores_only_the_profiles_with_new_events(site, name):
+    from aep_assets.jobs import RESCORE_ASSETS
+    from aep_assets.pipeline.ingest import ingest_batch
+
+    from .org_data import page_views
+
+    org, spec = site["org"], example(name)
+    scored = site["scores"][name].filter(pl.col("propensity").is_not_null())[ID].head(20).to_list()
+    with SandboxProcess(site["root"] / "aep") as sb:
+        client = client_for(sb)
+        landed = ingest_batch(client, org.dataset["id"], [page_views(scored, org.today - timedelta(hours=2),
+                                                                     tag=f"rescore-{name}")],
+                              replace=None, timeout_s=60)["id"]
+        try:
+            defs = PropensityModel(spec).build_defs(None)
+            with dg.instance_for_test() as instance:
+                result = dg.materialize(list(defs.assets), resources=site["resources"], instance=instance,
+                                        raise_on_error=False,
+                                        selection=[dg.AssetKey([name, a]) for a in RESCORE_ASSETS])
+                meta = metadata(instance, name, "propensity_scores")
+        finally:
+            client.ingestion.revert_batch(landed)
+    assert result.success and meta["mode"] == "incremental" and 0 < meta["rescored_profiles"] <= 20
+    scores = pl.read_parquet(meta["dagster/uri"])
+    assert (PREDICTED_VALUE in scores.columns) == (name == "site_value")
