@@ -332,17 +332,19 @@ def test_a_value_or_churn_model_rescores_only_the_profiles_with_new_events(site,
 
     org, spec = site["org"], example(name)
     scored = site["scores"][name].filter(pl.col("propensity").is_not_null())[ID].head(20).to_list()
+    defs = PropensityModel(spec).build_defs(None)
+    keys = [dg.AssetKey([name, a]) for a in RESCORE_ASSETS]
+    with dg.instance_for_test() as instance:  # published scores in step with the batches as they are now
+        dg.materialize(list(defs.assets), resources=site["resources"], instance=instance, selection=keys)
     with SandboxProcess(site["root"] / "aep") as sb:
         client = client_for(sb)
         landed = ingest_batch(client, org.dataset["id"], [page_views(scored, org.today - timedelta(hours=2),
                                                                      tag=f"rescore-{name}")],
                               replace=None, timeout_s=60)["id"]
         try:
-            defs = PropensityModel(spec).build_defs(None)
             with dg.instance_for_test() as instance:
                 result = dg.materialize(list(defs.assets), resources=site["resources"], instance=instance,
-                                        raise_on_error=False,
-                                        selection=[dg.AssetKey([name, a]) for a in RESCORE_ASSETS])
+                                        raise_on_error=False, selection=keys)
                 meta = metadata(instance, name, "propensity_scores")
         finally:
             client.ingestion.revert_batch(landed)
