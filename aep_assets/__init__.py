@@ -2,8 +2,8 @@
 
 
 def __getattr__(name: str):
-    # ``type: aep_assets.PropensityModel`` in a defs.yaml; imported lazily so that the sandbox, which
-    # shares this package, starts without loading Dagster.
+    # ``type: aep_assets.PropensityModel`` in a defs.yaml; imported lazily so that the plain packages (the
+    # scoring jobs that Pipes hands to a subprocess or Spark executors, the AEP client) load without Dagster.
     if name == "PropensityModel":
         from .components import PropensityModel
 

@@ -18,10 +18,11 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
+from aep_sandbox import SandboxProcess
+
 from .aep import AEPClient, AEPConfig
 from .aep.config import DEFAULT_SCOPES
 from .constants import DATA_DIR
-from .sandbox.server import SandboxProcess
 from .storage import LandingZoneExports, LocalStorage, S3Storage, Storage
 
 
@@ -40,7 +41,7 @@ class LocalSandboxAEP(AEPResource):
     sandbox_name: str = "prod"
     faults: str = Field(default="", description='Faults the sandbox injects, as JSON, e.g. [{"status": 503, '
                                                 '"rate": 0.1}, {"drop": true, "times": 1}, {"target": "batch", '
-                                                '"times": 1}] (see sandbox/config.py: Fault).')
+                                                '"times": 1}] (see aep_sandbox/config.py: Fault).')
     fault_seed: int | None = Field(default=None, description="Seed of the faults drawn at a rate; the sandbox's "
                                    "log names the seed a run used, so a failing fault run can be replayed.")
     dlz_bucket: str = Field(default="", description="Keep the sandbox's Data Landing Zone in this S3 bucket (on "

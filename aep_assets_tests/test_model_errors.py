@@ -10,7 +10,7 @@ from aep_assets.components.propensity_model import build_model_defs
 from aep_assets.pipeline.ownership import OWNER_TAG
 from aep_assets.pipeline.spec import ModelSpec
 from aep_assets.resources import build_resources
-from aep_assets.sandbox.server import SandboxProcess
+from aep_sandbox.process import SandboxProcess
 
 from .conftest import client_for
 from .org_data import create_org_dataset, create_profile_dataset

@@ -14,8 +14,8 @@ import dagster as dg
 import pytest
 
 from aep_assets.resources import build_resources
-from aep_assets.sandbox.config import CREDENTIALS_FILE
-from aep_assets.sandbox.server import SandboxProcess
+from aep_sandbox.config import CREDENTIALS_FILE
+from aep_sandbox.process import SandboxProcess
 
 from .conftest import _free_port, wait_for_http
 from .test_pipeline_e2e import RUN_CONFIG

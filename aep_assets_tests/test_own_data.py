@@ -18,7 +18,7 @@ from aep_assets.pipeline.ingest import ingest_batch, replace_dataset_rows
 from aep_assets.pipeline.ownership import OWNER_TAG, NotOwned, ensure_owned_dataset
 from aep_assets.pipeline.spec import ModelSpec
 from aep_assets.resources import AdobeAEP, build_resources
-from aep_assets.sandbox.server import SandboxProcess
+from aep_sandbox.process import SandboxProcess
 
 from .conftest import client_for
 from .org_data import TIERS, create_org_dataset, create_profile_dataset, page_views

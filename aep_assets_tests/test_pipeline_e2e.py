@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 
 from aep_assets.resources import build_resources
-from aep_assets.sandbox.server import SandboxProcess
 from aep_assets.storage import LocalStorage
+from aep_sandbox.process import SandboxProcess
 
 from .conftest import client_for
 from .demo import ALL_ASSETS, EVENT_DATASET, NAMES, PROFILE_DATASET, SCORE_DATASET, SCORES_POINTER, ops

@@ -21,7 +21,7 @@ from aep_assets.components.propensity_model import PropensityModel
 from aep_assets.ml.feature_set import ID, PREDICTED_VALUE
 from aep_assets.pipeline.spec import ModelSpec, parse_time
 from aep_assets.resources import build_resources
-from aep_assets.sandbox.server import SandboxProcess
+from aep_sandbox.process import SandboxProcess
 
 from .conftest import client_for
 from .real_orgs import closed_cohort, cohort_truth, growing_site, profile_records, site_truth

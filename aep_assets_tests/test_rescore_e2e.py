@@ -13,9 +13,9 @@ import pytest
 from aep_assets.ml.feature_set import ELIGIBLE, ID
 from aep_assets.pipeline.synthetic import load_simulation
 from aep_assets.resources import AdobeAEP, build_resources
-from aep_assets.sandbox.datalake import DataLake
-from aep_assets.sandbox.server import SandboxProcess
 from aep_assets.storage import LocalStorage
+from aep_sandbox.datalake import DataLake
+from aep_sandbox.process import SandboxProcess
 
 from .conftest import _free_port, client_for
 from .demo import (

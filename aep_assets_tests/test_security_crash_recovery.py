@@ -9,7 +9,7 @@ from aep_assets.aep import errors
 from aep_assets.pipeline.ingest import ingest_batch, parquet_bytes
 from aep_assets.pipeline.platform import ensure_schemas
 from aep_assets.resources import build_resources
-from aep_assets.sandbox.server import SandboxProcess
+from aep_sandbox.process import SandboxProcess
 
 from .conftest import client_for, replace_rows
 from .demo import ALL_ASSETS

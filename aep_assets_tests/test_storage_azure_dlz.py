@@ -2,16 +2,19 @@
 orgs have it: AEP exports there, and the pipeline reads the exports with the SAS credentials AEP issues."""
 
 import dagster as dg
+import pytest
 from azure.storage.blob import ContainerClient
 
 from aep_assets.resources import build_resources
-from aep_assets.sandbox.server import SandboxProcess
+from aep_sandbox.azurite import azurite_binary
+from aep_sandbox.process import SandboxProcess
 
 from .conftest import client_for
 from .demo import ALL_ASSETS
 from .test_pipeline_e2e import RUN_CONFIG
-from .test_sandbox_landing_zone import needs_azurite
 
+needs_azurite = pytest.mark.skipif(azurite_binary() is None, reason="Azurite is not installed (npm install -g azurite; "
+                                                                    ".ci/run installs it)")
 
 @needs_azurite
 def test_whole_graph_reading_exports_from_an_azure_landing_zone(tmp_path):

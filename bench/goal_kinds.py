@@ -93,9 +93,9 @@ def main() -> None:
     from aep_assets.components.propensity_model import PropensityModel
     from aep_assets.ml.value import normalized_gini, value_metrics
     from aep_assets.resources import build_resources
-    from aep_assets.sandbox.server import SandboxProcess
     from aep_assets_tests.conftest import client_for
     from aep_assets_tests.real_orgs import closed_cohort, cohort_truth, growing_site, site_truth
+    from aep_sandbox.process import SandboxProcess
 
     root = Path(tempfile.mkdtemp(prefix="aep-bench-kinds-"))
     with SandboxProcess(root / "aep") as sb:

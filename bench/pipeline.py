@@ -55,10 +55,10 @@ def feature_sql_direct(data_dir: Path) -> float:
     from sqlglot import exp
 
     from aep_assets.aep import AEPClient, AEPConfig
-    from aep_assets.sandbox.datalake import DataLake, scan_sql
-    from aep_assets.sandbox.query.engine import system_columns
-    from aep_assets.sandbox.query.translate import parse, substitute, to_duckdb
-    from aep_assets.sandbox.server import SandboxProcess
+    from aep_sandbox.datalake import DataLake, scan_sql
+    from aep_sandbox.process import SandboxProcess
+    from aep_sandbox.query.engine import system_columns
+    from aep_sandbox.query.translate import parse, substitute, to_duckdb
 
     with SandboxProcess(data_dir, dlz="local") as sandbox:
         creds = sandbox.credentials

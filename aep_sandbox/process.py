@@ -1,0 +1,82 @@
+"""Start and stop a sandbox in its own process on a free local port."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .config import Credentials
+from .ports import free_port
+
+
+class SandboxProcess:
+    """``with SandboxProcess(data_dir) as sb: sb.url`` runs ``aep-sandbox serve`` until the block ends."""
+
+    def __init__(self, data_dir: Path, *, landing_zone_dir: Path | None = None, token_ttl: int | None = None,
+                 async_delay: float = 0.0, lifecycles: str = "", dlz: str | None = None,
+                 faults: list[dict] | None = None, fault_seed: int | None = None, env: dict | None = None) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.port, self.pg_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "aep_sandbox.cli", "serve", "--port", str(self.port),
+               "--pg-port", str(self.pg_port), "--data-dir", str(self.data_dir), "--async-delay", str(async_delay)]
+        if landing_zone_dir:
+            cmd += ["--landing-zone-dir", str(landing_zone_dir)]
+        if dlz:
+            cmd += ["--dlz", dlz]
+        cmd += [f"--lifecycle={item}" for item in lifecycles.split(",") if item]
+        if token_ttl is not None:
+            cmd += ["--token-ttl", str(token_ttl)]
+        if faults:
+            cmd += ["--faults", json.dumps(faults)]
+        if fault_seed is not None:
+            cmd += ["--fault-seed", str(fault_seed)]
+        self._cmd, self._env = cmd, {**os.environ, **(env or {})}
+        self._proc: subprocess.Popen | None = None
+        self._log = self.data_dir / f"sandbox-{self.port}.log"
+
+    @property
+    def credentials(self) -> Credentials:
+        return Credentials.load_or_create(self.data_dir)
+
+    def start(self, timeout: float = 60.0) -> "SandboxProcess":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.credentials  # noqa: B018 - create them before the server reads them
+        log = open(self._log, "ab")
+        self._proc = subprocess.Popen(self._cmd, stdout=log, stderr=log, env=self._env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"The AEP sandbox exited with {self._proc.returncode}; see {self._log}.")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"The AEP sandbox did not listen on port {self.port} within {timeout}s; see {self._log}.")
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        self._proc = None
+
+    def kill(self) -> None:
+        """Stop the process at once, as a crash would (SIGKILL): nothing is cleaned up."""
+        if self._proc and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(10)
+        self._proc = None
+
+    def __enter__(self) -> "SandboxProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
