@@ -153,6 +153,12 @@ class SchemaRegistryBackend:
                "created": now_ms()}
         return self.scope.put(DESCRIPTOR_KIND, res["@id"], res, name=schema["$id"])
 
+    def descriptor(self, descriptor_id: str) -> dict:
+        d = self.scope.get(DESCRIPTOR_KIND, descriptor_id)
+        if d is None:
+            raise errors.XdmNotFound(f"No descriptor with id {descriptor_id!r}.")
+        return d
+
     def descriptors(self, schema_id: str | None = None) -> list[dict]:
         return self.scope.list(DESCRIPTOR_KIND, name=schema_id)
 
@@ -312,10 +318,7 @@ def register(router: Router) -> None:
         return 200, grouped
 
     def get_descriptor(call: Call):
-        d = call.scope.get(DESCRIPTOR_KIND, call.path["id"])
-        if d is None:
-            raise errors.XdmNotFound(f"No descriptor with id {call.path['id']!r}.")
-        return 200, d
+        return 200, backend(call).descriptor(call.path["id"])
 
     def get_global(call: Call):
         _check_lookup_accept(call)
