@@ -73,7 +73,7 @@ class NewEventsConfig(dg.Config):
 
 def simulate_new_events_job(m: Instance) -> dg.JobDefinition:
     """The demo's new data: continue the simulation and land the events as a new batch."""
-    names, spec = m.names, m.spec
+    spec = m.spec
 
     @dg.op(name=f"{m.name}__continue_events",
            description="Continue the simulation from the state it left every profile in, and ingest the new "
@@ -81,11 +81,11 @@ def simulate_new_events_job(m: Instance) -> dg.JobDefinition:
     def continue_events(context: dg.OpExecutionContext, config: NewEventsConfig, aep: AEPResource,
                         storage: StorageResource) -> None:
         uplift = spec.simulation.planted_uplift if config.planted_uplift < 0 else config.planted_uplift
-        a = advance_simulation(aep.client(), storage.get(), spec, names,
+        advanced = advance_simulation(m.stage(storage, aep=aep),
                                days=spec.goal.outcome_days if config.outcome_window else config.days,
                                profile_share=config.profile_share, seed=config.seed, planted_uplift=uplift,
                                past_now=config.outcome_window)
-        cont, published = a.continuation, a.published
+        cont, published = advanced.continuation, advanced.published
         context.log.info("%d new events for %d profiles in (%s, %s], batch %s", published.rows,
                          cont.changed_profiles, cont.start.isoformat(), cont.end.isoformat(), published.batch["id"])
         context.log_event(dg.AssetMaterialization(
@@ -95,7 +95,7 @@ def simulate_new_events_job(m: Instance) -> dg.JobDefinition:
                       "changed_profiles": cont.changed_profiles, "period_start": cont.start.isoformat(),
                       "period_end": cont.end.isoformat(),
                       "period_hours": (cont.end - cont.start).total_seconds() / 3600,
-                      "planted_uplift": uplift if a.treated else 0.0, "treated_members": a.treated,
+                      "planted_uplift": uplift if advanced.treated else 0.0, "treated_members": advanced.treated,
                       "campaign_conversions": cont.treated_conversions}))
 
     @dg.job(name=f"{m.name}_simulate_new_events",

@@ -11,9 +11,9 @@ import requests
 from .aep.errors import AEPError
 from .assets.instance import Instance
 from .jobs import ModelJobs
-from .pipeline.features import resolve_sources
 from .pipeline.outcomes import runs_due
 from .pipeline.rescoring import load_published
+from .pipeline.sources import resolve_sources
 from .resources import AEPResource, StorageResource
 
 LOOKBACK_MS = 3_600_000  # a batch is created before it succeeds: look back this far for late successes
@@ -79,10 +79,10 @@ def model_automation(m: Instance, jobs: ModelJobs) -> tuple[list[dg.SensorDefini
                 return dg.SkipReason(f"{exc}")
             after = str(max(cursor.created - LOOKBACK_MS, 0))
             recent = [b for ds in sources.events for b in client.catalog.iter_batches(
-                ds["id"], status="success", orderBy="asc:created", createdAfter=after)]
+                ds.id, status="success", orderBy="asc:created", createdAfter=after)]
         except (AEPError, requests.RequestException) as exc:
             return dg.SkipReason(f"AEP is unreachable ({exc}); the cursor is kept and the next tick tries again.")
-        watched = ", ".join(repr(ds["name"]) for ds in sources.events)
+        watched = ", ".join(repr(ds.name) for ds in sources.events)
         new = [b for b in recent if b["id"] not in cursor.seen]
         published = load_published(storage.get(), names.scores_pointer)
         if not new:

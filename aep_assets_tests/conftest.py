@@ -3,6 +3,7 @@ moto's S3 server): the pipeline meets the sandbox as a user's does, through the 
 
 from aep_sandbox_tests.conftest import (  # noqa: F401 - fixtures, found by name
     TEST_OWNER,
+    _free_port,
     client,
     client_for,
     make_sandbox,
@@ -11,4 +12,5 @@ from aep_sandbox_tests.conftest import (  # noqa: F401 - fixtures, found by name
     s3_env,
     sandbox,
     wait_for_http,
+    wait_until,
 )

@@ -11,7 +11,7 @@ import pytest
 from aep_assets.aep import auth, errors
 from aep_assets.aep.polling import poll
 from aep_assets.pipeline import ingest
-from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.pipeline.schemas import ensure_schemas
 
 from .conftest import client_for, replace_rows
 

@@ -5,9 +5,9 @@ import pyarrow as pa
 import pytest
 
 from aep_assets.aep.errors import AEPStatusError
-from aep_assets.pipeline.features import build_feature_dataset, transient_feature_dataset
+from aep_assets.pipeline.feature_builds import build_feature_dataset, transient_feature_dataset
 from aep_assets.pipeline.ownership import OWNER_TAG, owner_of
-from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.pipeline.schemas import ensure_schemas
 
 from .conftest import client_for, replace_rows
 

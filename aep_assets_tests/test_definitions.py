@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from aep_assets.assets.features import FeatureConfig
+from aep_assets.assets.model import ModelConfig
 from aep_assets.definitions import defs
 from aep_assets.resources import AdobeAEP, LocalSandboxAEP, LocalStorageResource, build_resources
 
@@ -78,12 +79,24 @@ def test_real_aep_needs_the_sandbox_named():
 
 def test_bad_config_names_the_field_the_value_and_the_fix():
     spec = feature_set_spec()
-    with pytest.raises(ValueError, match=r"'train_cutoff' = 'yesterday'.*2026-10-29"):
-        FeatureConfig(train_cutoff="yesterday").split(spec)
-    split = FeatureConfig(train_cutoff="2026-10-01", test_cutoff="2026-10-29").split(spec)
+    named = r"train_cutoff \(for cutoffs.train\).*'cutoffs.train' = 'yesterday'.*2026-10-29"
+    with pytest.raises(ValueError, match=named):
+        FeatureConfig(train_cutoff="yesterday").apply(spec)
+    split = FeatureConfig(train_cutoff="2026-10-01", test_cutoff="2026-10-29").apply(spec).temporal_split()
     assert split.test_cutoff.isoformat() == "2026-10-29T00:00:00+00:00" and split.horizon_days == 14
     with pytest.raises(ValueError, match="overlap"):
-        FeatureConfig(train_cutoff="2026-10-20", test_cutoff="2026-10-29").split(spec)
+        FeatureConfig(train_cutoff="2026-10-20", test_cutoff="2026-10-29").apply(spec).temporal_split()
+
+
+def test_run_config_overrides_yaml_keys_in_one_place_and_only_for_that_run():
+    spec = feature_set_spec()
+    run = ModelConfig(auc_floor=0.5, champion_tolerance=0.2).apply(spec)
+    assert (run.gates.auc_floor.min, run.gates.champion.tolerance) == (0.5, 0.2)
+    assert run.gates.calibration.max_ece == spec.gates.calibration.max_ece  # not overridden: the YAML's
+    assert spec.gates.auc_floor.min == 0.65  # the YAML itself is untouched
+    assert FeatureConfig(horizon_days=0).apply(spec).goal.outcome_days == spec.goal.outcome_days
+    with pytest.raises(ValueError, match=r"max_ece \(for gates.calibration.max_ece\).*gates.calibration.max_ece = 2"):
+        ModelConfig(max_ece=2.0).apply(spec)
 
 
 def test_the_new_events_sensor_is_on_and_retraining_is_off_by_default():

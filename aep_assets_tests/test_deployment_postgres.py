@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +17,7 @@ import pytest
 import requests
 from dagster_graphql import DagsterGraphQLClient
 
-from .conftest import _free_port, wait_for_http
+from .conftest import _free_port, wait_for_http, wait_until
 from .test_pipeline_e2e import RUN_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,26 +121,22 @@ def test_the_webserver_loads_the_code_location(deployment):
 
 
 def test_the_daemon_runs_the_sensors_the_scheduler_and_the_queue(deployment):
-    deadline = time.monotonic() + 120
-    while True:
+    wanted = ("SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR")
+
+    def all_healthy() -> bool:
         data = _graphql(deployment, "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }")
         healthy = {d["daemonType"]: d["healthy"] for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]}
-        wanted = ("SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR")
-        if all(healthy.get(d) for d in wanted) or time.monotonic() > deadline:
-            break
-        time.sleep(3)
-    assert all(healthy.get(d) for d in wanted), healthy
+        return all(healthy.get(d) for d in wanted)
+
+    assert wait_until(all_healthy, timeout_s=120, what=f"the daemons {wanted} to report healthy")
 
 
 def test_a_submitted_run_is_queued_launched_and_kept_in_postgres(deployment):
     client = DagsterGraphQLClient("127.0.0.1", port_number=deployment["port"])
     run_id = client.submit_job_execution("cmle_demo", run_config=RUN_CONFIG, repository_location_name="aep_assets")
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        status = client.get_run_status(run_id)
-        if status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
-            break
-        time.sleep(3)
+    ended = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+    status = wait_until(lambda: (s := client.get_run_status(run_id)) in ended and s, timeout_s=600,
+                        what=f"run {run_id} to end")
     assert status == dg.DagsterRunStatus.SUCCESS, deployment["log"].read_text()[-4000:]
     os.environ.setdefault("DAGSTER_PG_PASSWORD", PG_PASSWORD)
     with dg.DagsterInstance.from_config(str(deployment["home"])) as instance:
@@ -156,10 +151,9 @@ def test_the_new_events_sensor_ticks_under_the_daemon(deployment):
     query = """{ sensorOrError(sensorSelector: {repositoryLocationName: "aep_assets",
         repositoryName: "__repository__", sensorName: "cmle_demo_new_events_sensor"}) {
         ... on Sensor { sensorState { status ticks(limit: 5) { status } } } } }"""
-    deadline = time.monotonic() + 120
-    while True:
+    def ticked():
         state = _graphql(deployment, query)["sensorOrError"]["sensorState"]
-        if state["ticks"] or time.monotonic() > deadline:
-            break
-        time.sleep(5)
-    assert state["status"] == "RUNNING" and state["ticks"], json.dumps(state)
+        return state if state["ticks"] else None
+
+    state = wait_until(ticked, timeout_s=120, what="a tick of the new-events sensor")
+    assert state["status"] == "RUNNING", json.dumps(state)

@@ -8,8 +8,9 @@ import pytest
 
 from aep_assets.ml.feature_set import ID, LABEL, reference_features
 from aep_assets.pipeline.exports import export_dataset
-from aep_assets.pipeline.features import Sources, build_feature_dataset, cutoff_values, feature_fragments
-from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.pipeline.feature_builds import build_feature_dataset, cutoff_values, feature_fragments
+from aep_assets.pipeline.schemas import ensure_schemas
+from aep_assets.pipeline.sources import SourceDataset, Sources
 from aep_assets.storage import LocalStorage
 
 from .conftest import TEST_OWNER, client_for, replace_rows
@@ -63,7 +64,8 @@ def features(sandbox, tmp_path_factory):
         "eventType": [e for _, e, _ in EVENTS],
         f"_{tenant}": pa.StructArray.from_arrays([pa.array([p for p, _, _ in EVENTS])], names=["userid"]),
     })])
-    sources = Sources((client.catalog.get_dataset(events_ds["id"]),), client.catalog.get_dataset(profiles_ds["id"]))
+    sources = Sources((SourceDataset.of(client.catalog.get_dataset(events_ds["id"])),),
+                      SourceDataset.of(client.catalog.get_dataset(profiles_ds["id"])))
     params = {"tenant_id": tenant, "events_table": client.catalog.table_name(events_ds),
               "cutoffs": cutoff_values({"train": T, "test": T2}), "horizon_days": 14, "scope": "TRUE"}
     build = _build(client, "feature_table", "features_test_table", params, sources)

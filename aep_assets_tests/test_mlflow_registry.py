@@ -1,7 +1,6 @@
 """MLflow tracking and registry on an in-process SQLite store: versions, the champion and challenger aliases
 after passing and failing models, and scoring loading the champion."""
 
-import json
 import os
 import re
 import subprocess
@@ -14,10 +13,9 @@ import pytest
 from mlflow import MlflowClient
 
 from aep_assets.resources import MLflowResource, build_resources, local_mlflow
-from aep_assets.storage import LocalStorage
 from aep_assets.tracking.registry import CHALLENGER, CHAMPION, TrainingLog
 
-from .demo import ALL_ASSETS, NAMES, RESCORE_KEYS, key, ops
+from .demo import ALL_ASSETS, RESCORE_KEYS, key, ops
 from .test_pipeline_e2e import RUN_CONFIG
 
 FEATURES = ("a", "b", "c")
@@ -54,11 +52,14 @@ def test_a_passing_version_becomes_champion_and_a_failing_one_challenger(registr
     assert registry.aliases("m") == {CHAMPION: third.version}  # the older challenger lost its alias
 
 
-def test_the_champion_loads_as_the_booster_that_was_logged(registry):
+def test_the_champion_loads_as_the_booster_that_was_logged_even_after_the_alias_moves(registry):
     booster = _booster(4)
     registry.log_training("m", booster, FEATURES, "v", _log(), promote=True)
+    champion = registry.champion("m")  # resolved once, as a scoring run resolves it
+    registry.log_training("m", _booster(9), FEATURES, "w", _log(), promote=True)  # promoted in between
     x = np.random.default_rng(0).normal(size=(50, 3))
-    assert np.array_equal(registry.load_champion("m").predict(x), booster.predict(x))
+    assert np.array_equal(registry.load_booster(champion).predict(x), booster.predict(x))
+    assert registry.champion("m").model_version == "w"
 
 
 def test_retraining_the_same_version_reuses_it_and_each_run_is_logged(registry):
@@ -84,7 +85,6 @@ def _meta(instance, asset: str) -> dict:
 
 def test_the_pipeline_registers_its_model_and_scores_with_the_champion(tmp_path):
     resources = build_resources({"AEP_SANDBOX_DIR": str(tmp_path / "aep"), "AEP_STORAGE_DIR": str(tmp_path / "s")})
-    storage = LocalStorage(tmp_path / "s")
     with dg.instance_for_test() as instance:
         result = dg.materialize(ALL_ASSETS, resources=resources, instance=instance, run_config=RUN_CONFIG)
         assert result.success
@@ -108,13 +108,38 @@ def test_the_pipeline_registers_its_model_and_scores_with_the_champion(tmp_path)
                        raise_on_error=False)
         assert _meta(instance, "propensity_model")["mlflow_alias"] == CHALLENGER
         assert resources["mlflow"].registry().aliases("cmle_demo") == {CHAMPION: "1", CHALLENGER: "2"}
-        pointer = json.loads(storage.read_bytes(NAMES.model_pointer))
-        assert pointer["version"] == model["model_version"]  # storage follows the champion, not the newest
+        assert resources["mlflow"].registry().champion("cmle_demo").model_version == model["model_version"]
         full = ops({"scoring_features": {"config": {"cutoff": "2026-06-01", "mode": "full"}}})
         assert dg.materialize(ALL_ASSETS, selection=RESCORE_KEYS, resources=resources, instance=instance,
                               run_config=full).success
         scores = _meta(instance, "propensity_scores")
         assert scores["mlflow_model_version"] == "1" and scores["model_version"] == model["model_version"]
+
+        # A champion promoted between scoring_features and propensity_scores: the scores refuse features built for
+        # the model before it, and name the step to run again.
+        assert dg.materialize(ALL_ASSETS, selection=[key("scoring_features")], resources=resources,
+                              instance=instance, run_config=full).success
+        gates_open = {"seed": 9, "auc_floor": 0.5, "max_ece": 1.0, "champion_tolerance": 1.0}
+        assert dg.materialize(ALL_ASSETS, selection=[key("propensity_model")], resources=resources, instance=instance,
+                              run_config=ops({"propensity_model": {"config": gates_open}})).success
+        assert _meta(instance, "propensity_model")["mlflow_alias"] == CHAMPION
+        stale = dg.materialize(ALL_ASSETS, selection=[key("propensity_scores")], resources=resources,
+                               instance=instance, raise_on_error=False)
+        assert not stale.success
+        assert "scoring_features were built for model version" in _failure_text(stale)
+        assert "materialise scoring_features again" in _failure_text(stale)
+
+
+def _failure_text(result) -> str:
+    """Every step failure's error, with its causes."""
+    texts = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error is not None:
+                texts.append(error.message)
+                error = error.cause
+    return "\n".join(texts)
 
 
 def test_the_store_a_run_opens_in_the_background_is_the_one_its_steps_use(tmp_path):

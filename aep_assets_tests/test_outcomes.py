@@ -10,6 +10,7 @@ from scipy.stats import chi2_contingency
 
 from aep_assets.ml.holdout import (
     CONTROL,
+    HoldoutGroups,
     assign_groups,
     control_share_needed,
     detectable_uplift,
@@ -18,7 +19,6 @@ from aep_assets.ml.holdout import (
 )
 from aep_assets.ml.outcomes import compare_outcomes
 from aep_assets.pipeline.audiences import holdout_groups
-from aep_assets.pipeline.spec import Holdout
 
 
 def _scores(n: int, seed: int, scale: float = 1.0) -> pl.DataFrame:
@@ -66,12 +66,13 @@ def test_assignment_is_stable_per_audience_and_matches_the_share():
 
 def test_assignment_does_not_depend_on_the_score():
     scores = _scores(40_000, seed=3).with_columns(pl.lit("high").alias("band"))
-    grouped = holdout_groups(scores, Holdout(share=0.25), "model")
+    grouped = holdout_groups(scores, HoldoutGroups(0.25, "model"))
     top = grouped.filter(pl.col("decile") == 10)["group"]
     bottom = grouped.filter(pl.col("decile") == 1)["group"]
     table = [[(top == CONTROL).sum(), (top != CONTROL).sum()], [(bottom == CONTROL).sum(), (bottom != CONTROL).sum()]]
     assert chi2_contingency(table).pvalue > 0.001
-    unscored = holdout_groups(scores.head(3).with_columns(pl.lit("converted").alias("band")), Holdout(share=0.25), "m")
+    unscored = holdout_groups(scores.head(3).with_columns(pl.lit("converted").alias("band")),
+                              HoldoutGroups(0.25, "m"))
     assert unscored["group"].to_list() == [None, None, None]  # converted markers belong to no audience
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from aep_assets.aep import errors
 from aep_assets.pipeline.ingest import ingest_batch, parquet_bytes
-from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.pipeline.schemas import ensure_schemas
 from aep_assets.resources import build_resources
 from aep_sandbox.process import SandboxProcess
 

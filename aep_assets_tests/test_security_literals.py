@@ -13,7 +13,7 @@ import sqlglot
 from sqlglot.dialects.spark import Spark
 
 from aep_assets.pipeline.feature_sql import quote_string
-from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.pipeline.schemas import ensure_schemas
 from aep_sandbox.process import SandboxProcess
 
 from .conftest import client_for, replace_rows

@@ -7,8 +7,9 @@ import pytest
 
 from aep_assets.ml.design import TemporalSplit
 from aep_assets.ml.feature_set import LABEL
-from aep_assets.pipeline.features import resolve_feature_set, resolve_sources
+from aep_assets.pipeline.feature_builds import resolve_feature_set
 from aep_assets.pipeline.naming import Names
+from aep_assets.pipeline.sources import resolve_sources
 from aep_assets.pipeline.spec import ModelSpec, Sufficiency
 from aep_assets.pipeline.sufficiency import check_source, check_training_rows
 

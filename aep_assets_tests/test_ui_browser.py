@@ -8,13 +8,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from .conftest import _free_port, wait_for_http
+from .conftest import _free_port, wait_for_http, wait_until
 from .test_pipeline_e2e import RUN_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,12 +68,14 @@ def ui(tmp_path_factory):
 
 def _wait_for_runs(home, timeout_s: float = 240) -> None:
     """Until no run of this instance is queued or in progress (or the timeout passes)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def finished() -> bool:
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            if all(r.is_finished for r in instance.get_runs()):
-                return
-        time.sleep(2)
+            return all(r.is_finished for r in instance.get_runs())
+
+    try:
+        wait_until(finished, timeout_s=timeout_s, what="the sensor's runs to finish")
+    except AssertionError:
+        pass  # stopping dagster dev then interrupts them, which the tests after this one do not read
 
 
 def _open(ui, path: str):
@@ -120,16 +121,15 @@ def test_the_asset_checks_show_their_results(ui):
 
 def test_the_sensor_ticks(ui):
     """The daemon evaluates the new-events sensor (on by default) and the UI lists its ticks."""
-    deadline = time.monotonic() + 150
-    while True:
+    def sensor_page() -> str | None:
         page = _open(ui, "/automation")
         page.get_by_text("cmle_demo_new_events_sensor").first.click(timeout=60_000)
         page.get_by_text("Latest tick").first.wait_for(timeout=60_000)
         text = page.locator("body").inner_text()
-        if "runs requested" in text or "run requested" in text or time.monotonic() > deadline:
-            break
-        time.sleep(5)
-    assert "Running" in text and ("runs requested" in text or "run requested" in text), text[:2000]
+        return text if "runs requested" in text or "run requested" in text else None
+
+    text = wait_until(sensor_page, timeout_s=150, what="a tick of the new-events sensor that requested runs")
+    assert "Running" in text
 
 
 def test_a_materialisation_launched_from_the_ui_succeeds(ui):
@@ -137,13 +137,14 @@ def test_a_materialisation_launched_from_the_ui_succeeds(ui):
         before = {r.run_id for r in instance.get_runs()}
     page = _open(ui, "/assets/cmle_demo/propensity_scores")
     page.locator("button", has_text="Materialize").first.click(timeout=60_000)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
+
+    def finished_run():
         with dg.DagsterInstance.from_config(str(ui["home"])) as instance:
             new = [r for r in instance.get_runs() if r.run_id not in before]
-            if new and new[0].is_finished:
-                break
-        time.sleep(3)
-    assert new and new[0].status == dg.DagsterRunStatus.SUCCESS, new
+            return new[0] if new and new[0].is_finished else None
+
+    run = wait_until(finished_run, timeout_s=300, what="the run launched from the UI to finish")
+    new = [run]
+    assert run.status == dg.DagsterRunStatus.SUCCESS, run
     page = _open(ui, f"/runs/{new[0].run_id}")
     page.get_by_text("Success").first.wait_for(timeout=60_000)

@@ -57,21 +57,37 @@ def make_sandbox(tmp_path: Path):
         sb.stop()
 
 
-def wait_for_http(url: str, timeout_s: float = 180) -> bool:
-    """Whether a server started by a test answers ``url`` within ``timeout_s``."""
+def wait_until(check, *, timeout_s: float, what: str):
+    """Poll ``check`` until it returns something true, and return that; for the lifecycles of other processes (a
+    server starting, a daemon's tick, a run) that tell no one when they move. The polls start at once and back off
+    to 2 s; past ``timeout_s`` the test fails, naming ``what`` it waited for."""
     import time
 
+    deadline, interval = time.monotonic() + timeout_s, 0.05
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(interval)
+        interval = min(interval * 2, 2.0)
+
+
+def wait_for_http(url: str, timeout_s: float = 180) -> bool:
+    """Whether a server started by a test answers ``url`` within ``timeout_s``."""
     import requests
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         try:
-            if requests.get(url, timeout=2).ok:
-                return True
+            return requests.get(url, timeout=2).ok
         except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    return False
+            return False
+
+    try:
+        return wait_until(answers, timeout_s=timeout_s, what=url)
+    except AssertionError:
+        return False
 
 
 def _free_port() -> int:

@@ -1,6 +1,6 @@
 """Helpers shared by the sandbox contract tests: headers, a dataset, records, one JSON batch."""
 
-from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.pipeline.schemas import ensure_schemas
 
 
 def headers(client, **extra) -> dict:

@@ -21,7 +21,7 @@ from schemathesis import openapi
 from schemathesis.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
 from aep_assets.aep.flow import ExportTarget
-from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.pipeline.schemas import ensure_schemas
 from aep_sandbox.process import SandboxProcess
 
 from .conftest import client_for, replace_rows

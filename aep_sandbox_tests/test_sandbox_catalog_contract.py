@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import requests
 
-from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.pipeline.schemas import ensure_schemas
 
 from .conftest import client_for, replace_rows
 from .contract import headers

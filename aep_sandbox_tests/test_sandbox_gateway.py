@@ -2,7 +2,7 @@
 
 import requests
 
-from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.pipeline.schemas import ensure_schemas
 from aep_sandbox.process import SandboxProcess
 
 from .conftest import client_for

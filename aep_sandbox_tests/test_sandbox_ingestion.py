@@ -12,7 +12,7 @@ import requests
 from aep_assets.aep import errors
 from aep_assets.pipeline.ingest import parquet_bytes
 from aep_assets.pipeline.naming import Names
-from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.pipeline.schemas import ensure_schemas
 from aep_assets.pipeline.synthetic import publish_events
 from aep_assets.simulation import SimulationConfig, simulate
 from aep_assets.simulation.xdm import events_to_xdm

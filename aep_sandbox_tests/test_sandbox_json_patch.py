@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from aep_assets.aep import errors
-from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.pipeline.schemas import ensure_schemas
 
 from .conftest import client_for
 from .contract import event_dataset, headers, ingest_json, records

@@ -1,13 +1,12 @@
 """The Query Accelerated Store, ``qsaccel.profile_agg``, read over PostgreSQL with the SQL of Adobe's own
 dashboards (help/dashboards/data-models/cdp-insights-data-model-b2c.md), which must return true counts."""
 
-import datetime as dt
 
 import psycopg
 import pytest
 
 from aep_assets.aep.flow import ExportTarget
-from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.pipeline.schemas import ensure_schemas
 
 from .conftest import client_for, replace_rows
 from .contract import scored_profiles
@@ -64,8 +63,9 @@ def test_dashboard_queries_return_true_counts_and_follow_each_segment_job(org):
     _segment_job(client, high["id"], low["id"])
     s3 = ExportTarget(kind="s3", path="activations", bucket="qsaccel-bucket", access_key="k", secret_key="s")
     client.flows.ensure_audience_flow("qsaccel activation", [high, low], s3, [f"_{org['tenant']}.propensity"])
-    today = dt.datetime.now(dt.UTC).date().isoformat()
     with _connect(client) as conn:
+        # The snapshot's own day, not the test's clock: a segment job just before midnight UTC stays comparable.
+        today = _rows(conn, f"SELECT max(date_key) FROM {Q}.adwh_fact_profile")[0][0].isoformat()
         policy = _rows(conn, f"SELECT merge_policy_id FROM {Q}.adwh_dim_merge_policies")[0][0]
         seg_id = dict(_rows(conn, f"SELECT segment, segment_id FROM {Q}.adwh_dim_segments"))
         # The profile model's "Profile count" widget, as documented.

@@ -2,7 +2,7 @@
 
 import requests
 
-from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.pipeline.schemas import ensure_schemas
 
 from .contract import headers, profile_schema_without_identity
 

@@ -5,7 +5,7 @@ import requests
 
 from aep_assets.aep import errors
 from aep_assets.aep.polling import poll
-from aep_assets.pipeline.platform import SCORE_FIELDS, ensure_schemas
+from aep_assets.pipeline.schemas import SCORE_FIELDS, ensure_schemas
 
 from .conftest import client_for
 from .contract import headers, scored_profiles

@@ -7,7 +7,7 @@ import pytest
 from aep_assets.aep import errors
 from aep_assets.aep.polling import poll
 from aep_assets.pipeline.ingest import ingest_batch
-from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.pipeline.schemas import ensure_schemas
 
 from .conftest import client_for
 

@@ -6,7 +6,7 @@ import pytest
 
 from aep_assets.aep.flow import ExportTarget
 from aep_assets.aep.polling import poll
-from aep_assets.pipeline.platform import ensure_schemas
+from aep_assets.pipeline.schemas import ensure_schemas
 from aep_sandbox.process import SandboxProcess
 
 from .conftest import client_for

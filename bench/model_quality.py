@@ -42,8 +42,8 @@ def materialize(instance, resources, run_config: dict) -> tuple[dict, dict]:
 
 def adobe_features_only(storage_dir: Path) -> dict:
     """The same temporal design trained on Adobe's 14 features alone (a baseline from the same data)."""
+    from aep_assets.ml.adobe_features import ADOBE_FEATURES
     from aep_assets.ml.feature_set import ID, LABEL
-    from aep_assets.ml.features import ADOBE_FEATURES
     from aep_assets.ml.train import train_model
     from aep_assets.pipeline.naming import Names
     from aep_assets.storage import LocalStorage

@@ -39,7 +39,7 @@ def main() -> None:
 
     from aep_assets.aep import AEPClient, AEPConfig
     from aep_assets.pipeline.ingest import ingest_batch, parquet_bytes
-    from aep_assets.pipeline.platform import ensure_schemas
+    from aep_assets.pipeline.schemas import ensure_schemas
     from aep_assets.simulation import SimulationConfig, simulate
     from aep_assets.simulation.xdm import events_to_xdm
     from aep_sandbox.process import SandboxProcess

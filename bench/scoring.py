@@ -167,12 +167,13 @@ def demo_feature_names() -> tuple[str, ...]:
     """The CMLE demo's 45 features, resolved from its defs.yaml (it lists them all; no query needed)."""
     import yaml
 
-    from aep_assets.pipeline.features import Sources, resolve_feature_set
+    from aep_assets.pipeline.feature_builds import resolve_feature_set
+    from aep_assets.pipeline.sources import SourceDataset, Sources
     from aep_assets.pipeline.spec import ModelSpec
 
     doc = yaml.safe_load((Path(__file__).parents[1] / "aep_assets/defs/cmle_demo/defs.yaml").read_text())
     spec = ModelSpec.model_validate(doc["attributes"])
-    table = {"id": "t", "tags": {"adobe/pqs/table": ["t"]}}
+    table = SourceDataset("t", "t", "t", "")
     return resolve_feature_set(None, spec, Sources((table,), table), spec.cutoff_times()[0]).names
 
 

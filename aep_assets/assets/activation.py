@@ -15,7 +15,7 @@ from .instance import ACTIVATION, Instance
 
 
 def build(m: Instance) -> list:
-    names, spec = m.names, m.spec
+    spec = m.spec
     score_key = m.key("aep_score_dataset")
 
     @dg.asset(key=score_key, group_name=m.group(ACTIVATION), deps=[m.key("propensity_scores")], kinds={"adobe"},
@@ -27,23 +27,27 @@ def build(m: Instance) -> list:
         namespace as the primary identity. A full rescore's batch replaces the earlier ones; an incremental
         rescore adds a batch with only the changed profiles' rows, which Profile merges over their previous
         scores. The dataset carries the model's ownership tag; one of that name it did not create is refused."""
-        client = aep.client()
-        p = publish_scores(client, storage.get(), spec, names)
-        meta = {"dataset_id": p.dataset["id"], "dagster/table_name": client.catalog.table_name(p.dataset),
-                "mode": p.candidate.mode, "model_version": p.candidate.model_version, "profiles_written": p.rows}
-        if p.batch is None:
+        stage = m.stage(storage, aep=aep)
+        published = publish_scores(stage)
+        meta = {"dataset_id": published.dataset["id"],
+                "dagster/table_name": stage.client.catalog.table_name(published.dataset),
+                "mode": published.candidate.mode, "model_version": published.candidate.model_version,
+                "profiles_written": published.rows}
+        if published.batch is None:
             meta.update({"dagster/row_count": 0, "batch_id": "none"})
         else:
-            meta.update({"batch_id": p.batch["id"], "batch_status": p.batch["status"], "dagster/row_count": p.written})
+            meta.update({"batch_id": published.batch["id"], "batch_status": published.batch["status"],
+                         "dagster/row_count": published.written})
         return dg.MaterializeResult(metadata=meta, check_results=[dg.AssetCheckResult(
-            check_name="batch_succeeded", passed=p.succeeded, metadata={"written": p.written, "rows": p.rows})])
+            check_name="batch_succeeded", passed=published.succeeded,
+            metadata={"written": published.written, "rows": published.rows})])
 
     @dg.asset(key=m.key("propensity_audiences"), group_name=m.group(ACTIVATION), deps=[score_key],
               kinds={"adobe", "pql"})
     def propensity_audiences(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResult:
         """High, medium and low propensity audiences as PQL segment definitions on the score band (percentile
         thresholds chosen from held-out gains), evaluated by a segment job."""
-        refresh = refresh_audiences(aep.client(), storage.get(), spec, names)
+        refresh = refresh_audiences(m.stage(storage, aep=aep))
         audiences, published = refresh.audiences, refresh.published
         expected = published.expected_conversion_rate
         return dg.MaterializeResult(metadata={
@@ -66,8 +70,9 @@ def build(m: Instance) -> list:
     def audience_activation(aep: AEPResource, storage: StorageResource) -> dg.MaterializeResult:
         """Each audience's members written to storage by an AEP file destination flow (CSV per audience); the
         control groups (holdout.share) stay in AEP and are never activated."""
-        store = storage.get()
-        done, segments = activate_model_audiences(aep.client(), store, spec, names)
+        stage = m.stage(storage, aep=aep)
+        done, segments = activate_model_audiences(stage)
+        store = stage.store
         return dg.MaterializeResult(metadata={
             "flow_id": done.flow["id"],
             "run_ids": dg.MetadataValue.json({s["name"]: done.runs[s["id"]]["id"] for s in segments.values()}),

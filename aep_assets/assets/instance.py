@@ -1,11 +1,14 @@
 """One model instance as the asset factories see it: its definition, its names, its keys and groups."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import dagster as dg
 
 from ..pipeline.naming import Names
 from ..pipeline.spec import ModelSpec
+from ..pipeline.stage_context import StageContext
+from ..resources import AEPResource, MLflowResource, StorageResource
 
 PLATFORM, SOURCE, FEATURES, MODEL, SCORING, ACTIVATION, OUTCOMES = (
     "platform", "source", "features", "model", "scoring", "activation", "outcomes")
@@ -21,7 +24,16 @@ class Instance:
 
     @property
     def names(self) -> Names:
-        return Names(self.spec.name, self.spec.write_back.dataset)
+        return self.spec.names
+
+    def stage(self, storage: StorageResource, *, aep: AEPResource | None = None, mlflow: MLflowResource | None = None,
+              config: "RunConfig | None" = None) -> StageContext:
+        """What the step's stage works with: the definition as this run sees it (the run config's overrides of
+        YAML keys written over the YAML, in this one place), storage, and the AEP client and the registry when the
+        step has them."""
+        spec = config.apply(self.spec) if config is not None else self.spec
+        return StageContext(spec, storage.get(), aep.client() if aep is not None else None,
+                            mlflow.registry() if mlflow is not None else None)
 
     def key(self, asset: str) -> dg.AssetKey:
         return dg.AssetKey([self.spec.name, asset])
@@ -42,3 +54,23 @@ class Instance:
     @property
     def writes_back(self) -> bool:
         return self.spec.write_back.enabled
+
+
+class RunConfig(dg.Config):
+    """A step's run config. Fields that stand in for a YAML key for one run say which in ``YAML_KEYS``; an empty
+    value (None, "", 0) leaves the YAML's."""
+
+    YAML_KEYS: ClassVar[dict[str, str]] = {}  # field -> the YAML key it overrides, dotted
+
+    def yaml_overrides(self) -> dict[str, object]:
+        return {key: value for field, key in self.YAML_KEYS.items()
+                if (value := getattr(self, field)) not in (None, "", 0)}
+
+    def apply(self, spec: ModelSpec) -> ModelSpec:
+        """The model's definition for this run: the YAML with this run config's overrides."""
+        try:
+            return spec.for_run(self.yaml_overrides())
+        except ValueError as exc:
+            fields = ", ".join(f"{field} (for {key})" for field, key in self.YAML_KEYS.items()
+                               if getattr(self, field) not in (None, "", 0))
+            raise ValueError(f"Run config {fields}: {exc}") from None

@@ -1,7 +1,11 @@
-"""Metadata helpers: markdown previews, column schemas, SQL blocks."""
+"""Dagster metadata from what a stage's result shows of itself (pipeline/report.py), and the helpers behind it."""
 
 import dagster as dg
 import polars as pl
+
+from ..ml.plots import markdown_image
+from ..pipeline import report
+from .checks import check_result
 
 
 def md_table(frame: pl.DataFrame, rows: int = 10) -> dg.MetadataValue:
@@ -27,3 +31,38 @@ def xdm_column_schema(properties: dict) -> dg.TableSchema:
 
     return dg.TableSchema(columns=[dg.TableColumn(name, kind(spec), description=spec.get("description"))
                                    for name, spec in properties.items()])
+
+
+def metadata_value(value):
+    """One value of a result's metadata as Dagster shows it; plain numbers and strings as they are."""
+    match value:
+        case report.Markdown(text):
+            return dg.MetadataValue.md(text)
+        case report.Json(data):
+            return dg.MetadataValue.json(data)
+        case report.Url(url):
+            return dg.MetadataValue.url(url)
+        case report.Table(frame, rows):
+            return md_table(frame, rows)
+        case report.Sql(sql):
+            return sql_md(sql)
+        case report.Image(title, png):
+            return dg.MetadataValue.md(markdown_image(title, png))
+        case report.Columns(frame):
+            return column_schema(frame)
+        case report.XdmColumns(properties):
+            return xdm_column_schema(properties)
+    return value
+
+
+def dagster_metadata(metadata: dict) -> dict:
+    return {key: metadata_value(value) for key, value in metadata.items()}
+
+
+def materialized(context: dg.AssetExecutionContext, metadata: dict, checks: list[report.Check] = ()
+                 ) -> dg.MaterializeResult:
+    """A stage's result as the asset's materialization: its metadata and its checks."""
+    return dg.MaterializeResult(
+        metadata=dagster_metadata(metadata),
+        check_results=[check_result(context, c.name, c.passed, dagster_metadata(c.figures), why=c.why, fix=c.fix,
+                                    severity=c.severity) for c in checks])

@@ -19,7 +19,6 @@ def _rates(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def build(m: Instance) -> list:
-    names, spec = m.names, m.spec
     outcomes_key = m.key("score_outcomes")
     scored = m.key("aep_score_dataset") if m.writes_back else m.key("propensity_scores")
 
@@ -37,7 +36,7 @@ def build(m: Instance) -> list:
         AUC. Once audiences were activated with control groups, the forecast is judged on the controls,
         whose outcomes no campaign moved. Runs whose window is still open wait; the outcome sensor
         materialises this when one closes."""
-        report = evaluate_outcomes(aep.client(), storage.get(), spec, names)
+        report = evaluate_outcomes(m.stage(storage, aep=aep))
         due = report.due
         meta = {"present": due.present.isoformat(), "evaluated_runs": len(report.evaluated),
                 "runs_waiting": len(due.waiting), "runs_evaluated_so_far": len(report.history)}
@@ -87,7 +86,7 @@ def build(m: Instance) -> list:
 
 
 def _uplift_asset(m: Instance):
-    names, spec = m.names, m.spec
+    spec = m.spec
 
     @dg.asset(key=m.key("audience_uplift"), group_name=m.group(OUTCOMES),
               deps=[m.key("score_outcomes"), m.key("audience_activation")], kinds={"polars"})
@@ -95,7 +94,7 @@ def _uplift_asset(m: Instance):
         """Per audience, once its window closed: the activated members' conversion rate against the control
         group's (held out by holdout.share), the absolute and relative uplift with 95 % intervals, and the
         p-value of 'no effect'; with the uplift the control group could detect."""
-        found = measure_audience_uplift(storage.get(), names)
+        found = measure_audience_uplift(m.stage(storage))
         meta = {"runs_measured": len(found), "holdout_share": spec.holdout.share}
         if not found:
             reason = ("holdout.share is 0: every member is activated, so no control group measures the uplift"

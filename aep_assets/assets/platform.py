@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ..pipeline.platform import ROLES, ensure_schemas
+from ..pipeline.schemas import ROLES, ensure_schemas
 from ..resources import AEPResource
 from .instance import PLATFORM, SOURCE, Instance
 

@@ -107,17 +107,6 @@ class Databricks:
                                                                        extras={"job": job.to_json()}))
 
 
-def scoring_settings(scoring: Scoring, engine: str) -> Scoring:
-    """The YAML's scoring settings, with a run's choice of engine if it makes one."""
-    if not engine or engine == scoring.engine:
-        return scoring
-    engines = Scoring.model_fields["engine"].annotation.__args__
-    if engine not in engines:
-        raise ValueError(f"Config 'engine' = {engine!r} is not one of {engines}; leave it empty for the YAML's "
-                         f"scoring.engine ({scoring.engine!r}).")
-    return scoring.model_copy(update={"engine": engine})
-
-
 def job_runner(context: dg.AssetExecutionContext, scoring: Scoring):
     """The runner scoring.engine (and scoring.spark.platform) asks for."""
     if scoring.engine == "local":

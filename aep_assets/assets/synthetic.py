@@ -88,14 +88,14 @@ def build(m: Instance) -> list:
         """The ground truth AEP never sees, at the temporal holdout's cutoff T: each profile's latent state,
         the oracle probability P(conversion in (T, T+H] | true state at T) from K simulated futures, and
         the realised outcome. The model is measured against the oracle."""
-        t = oracle_truth(storage.get(), names, config.futures)
-        truth, uri, cutoff, horizon = t.truth, t.uri, t.cutoff, t.horizon_days
+        oracle = oracle_truth(storage.get(), names, config.futures)
+        truth, uri, cutoff, horizon = oracle.truth, oracle.uri, oracle.cutoff, oracle.horizon_days
         context.log.info("oracle for %d profiles at %s, H=%d days, K=%d", truth.height, cutoff.isoformat(),
                          horizon, config.futures)
         eligible = truth.filter(~pl.col("converted_before_cutoff"))
         return dg.MaterializeResult(metadata={
             "dagster/row_count": truth.height, "dagster/uri": uri, "cutoff": cutoff.isoformat(),
-            "horizon_days": horizon, "futures": config.futures, "behaviour_model": t.behaviour_model,
+            "horizon_days": horizon, "futures": config.futures, "behaviour_model": oracle.behaviour_model,
             "conversion_rate": float(truth["converted"].mean()),
             "eligible_profiles": eligible.height,
             "horizon_conversion_rate": float(eligible["converted_in_horizon"].mean()),

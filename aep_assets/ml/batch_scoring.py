@@ -22,7 +22,7 @@ from .calibration import Calibrator
 from .drift import DriftReference
 from .explain import REASON_COLUMNS, contributions, reason_codes
 from .feature_set import ELIGIBLE, ID, PREDICTED_VALUE, feature_matrix
-from .holdout import band_groups
+from .holdout import HoldoutGroups
 from .ranking import PROPENSITY, RankThresholds, thresholds_duckdb, thresholds_in_memory
 from .score_summary import ScoreSummary
 from .scoring import Bands
@@ -69,7 +69,7 @@ class ScoringJob:
 
     def stamp(self) -> "Stamp":
         return Stamp(Bands(**self.bands), self.model_version, datetime.fromisoformat(self.scored_at),
-                     datetime.fromisoformat(self.expires_at), self.holdout_share, self.holdout_salt)
+                     datetime.fromisoformat(self.expires_at), HoldoutGroups(self.holdout_share, self.holdout_salt))
 
     def scorer(self, model_text: str | None = None, value_text: str | None = None) -> "Scorer":
         text = model_text if model_text is not None else Path(self.model_path).read_text()
@@ -104,8 +104,7 @@ class Stamp:
     model_version: str
     scored_at: datetime
     expires_at: datetime
-    holdout_share: float = 0.0
-    holdout_salt: str = ""
+    holdout: HoldoutGroups = HoldoutGroups()
 
 
 @dataclass(frozen=True)
@@ -147,7 +146,7 @@ def finish(unranked: pl.DataFrame, thresholds: RankThresholds, stamp: Stamp) -> 
     pct = thresholds.percentiles(unranked)
     band = stamp.bands.of(pct)
     n = unranked.height
-    groups = band_groups(unranked[ID].to_list(), band, stamp.holdout_share, stamp.holdout_salt)
+    groups = stamp.holdout.of(unranked[ID].to_list(), band)
     return pl.DataFrame({
         ID: unranked[ID], "propensity": unranked["propensity"], "score": unranked["score"], "percentile": pct,
         "decile": np.minimum(pct // 10 + 1, 10), "band": pl.Series(band, dtype=pl.Utf8),

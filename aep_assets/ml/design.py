@@ -33,8 +33,3 @@ class TemporalSplit:
         if end > now:
             raise ValueError(f"The test label window ends {end:%Y-%m-%d %H:%M} UTC, after now; set test_cutoff at "
                              f"least horizon_days ({self.horizon_days}) before today.")
-
-    @classmethod
-    def days_ago(cls, train_days: int, test_days: int, horizon_days: int, today: datetime | None = None):
-        today = today or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        return cls(today - timedelta(days=train_days), today - timedelta(days=test_days), horizon_days)

@@ -43,6 +43,19 @@ def band_groups(identities: list[str | None], bands, share: float, salt: str) ->
     return assign_groups(identities, [b if b in BANDS else None for b in bands], share, salt)
 
 
+@dataclass(frozen=True)
+class HoldoutGroups:
+    """How a model's scores split each band audience into treatment and control: ``share`` held out by a hash
+    salted with ``salt`` and the band. One value per model (``ModelSpec.holdout_groups``), which the scoring job
+    and an incremental merge both apply."""
+
+    share: float = 0.0
+    salt: str = ""
+
+    def of(self, identities: list[str | None], bands) -> np.ndarray:
+        return band_groups(identities, bands, self.share, self.salt)
+
+
 def _normal():
     # Imported on first use: scoring jobs import this module for band_groups and start faster without SciPy.
     from scipy.stats import norm

@@ -7,11 +7,10 @@ import polars as pl
 
 from ..aep import AEPClient
 from ..ml.feature_set import ID
-from ..ml.holdout import CONTROL, TREATMENT, band_groups
+from ..ml.holdout import CONTROL, TREATMENT, HoldoutGroups
 from ..ml.scoring import BANDS, Bands
 from ..storage import Storage
 from .naming import Names
-from .spec import Holdout
 
 
 def band_pql(tenant: str, bands: Bands, group: str | None = None) -> dict[str, str]:
@@ -24,10 +23,10 @@ def band_pql(tenant: str, bands: Bands, group: str | None = None) -> dict[str, s
     return {band: f'_{tenant}.propensityBand = "{band}"{only}' for band in BANDS}
 
 
-def holdout_groups(scores: pl.DataFrame, holdout: Holdout, model: str) -> pl.DataFrame:
-    """The scores with a ``group`` column: each band audience's members split by a stable hash salted with
-    the model (or ``holdout.salt``) and the band; None for rows in no audience (converted markers)."""
-    groups = band_groups(scores[ID].to_list(), scores["band"].to_list(), holdout.share, holdout.salt or model)
+def holdout_groups(scores: pl.DataFrame, holdout: HoldoutGroups) -> pl.DataFrame:
+    """The scores with a ``group`` column: each band audience's members split as the model's holdout says; None
+    for rows in no audience (converted markers)."""
+    groups = holdout.of(scores[ID].to_list(), scores["band"].to_list())
     return scores.with_columns(pl.Series("group", groups, dtype=pl.Utf8))
 
 

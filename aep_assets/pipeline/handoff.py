@@ -1,27 +1,54 @@
 """What one asset hands the next, kept in storage as small JSON documents.
 
-Each is a frozen dataclass with ``to_json``/``from_json``, so a field is spelled in one place.
+Each is a frozen dataclass with ``to_json``/``from_json``, so a field is spelled in one place; a field that is
+itself a typed value (a feature set, a rescore plan, band thresholds) is written as its JSON and read back as
+its type. The graph shows every hand-off: an asset that loads one depends on the asset that saves it.
 """
 
+import dataclasses
 import io
 import json
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Self
 
 import polars as pl
 
+from ..ml.feature_set import FeatureSet
 from ..ml.scoring import Bands
 from ..storage import Storage
 
 
+class MismatchedHandoff(ValueError):
+    """A hand-off was made for another model version or feature set than the one its reader works with."""
+
+
+def _encode(value):
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    if dataclasses.is_dataclass(value):
+        return asdict(value)
+    return value
+
+
+def _decode(kind, value):
+    if value is None or not isinstance(kind, type):
+        return value
+    if hasattr(kind, "from_json"):
+        return kind.from_json(value)
+    if dataclasses.is_dataclass(kind):
+        return kind(**value)
+    return value
+
+
 class Handoff:
     def to_json(self) -> dict:
-        return asdict(self)
+        return {f.name: _encode(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_json(cls, data: dict) -> Self:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        hints = typing.get_type_hints(cls)
+        return cls(**{f.name: _decode(hints[f.name], data[f.name]) for f in fields(cls) if f.name in data})
 
     def save(self, storage: Storage, key: str) -> str:
         return storage.write_bytes(key, json.dumps(self.to_json(), indent=1).encode())
@@ -30,41 +57,76 @@ class Handoff:
     def load(cls, storage: Storage, key: str, *, asset: str) -> Self:
         if not storage.exists(key):
             raise FileNotFoundError(f"Nothing at {storage.uri(key)}; materialise {asset} first.")
-        return cls.from_json(json.loads(storage.read_bytes(key)))
+        try:
+            return cls.from_json(json.loads(storage.read_bytes(key)))
+        except TypeError as exc:  # a field missing: written by an earlier version of the project
+            raise MismatchedHandoff(f"{storage.uri(key)} is not a {cls.__name__} this version reads ({exc}); "
+                                    f"materialise {asset} again.") from None
 
     @classmethod
     def load_if_any(cls, storage: Storage, key: str) -> Self | None:
         return cls.from_json(json.loads(storage.read_bytes(key))) if storage.exists(key) else None
 
 
+TEMPORAL, ADOBE_COMPATIBLE = "temporal", "adobe_compatible"  # a feature table's design
+
+
 @dataclass(frozen=True)
 class FeatureTable(Handoff):
-    """The feature table a training run reads: its dataset and table, and the design it was built with."""
+    """The feature table a training run reads: its dataset and table, the feature set its columns are, and the
+    design it was built with (``temporal``, or ``adobe_compatible``: Adobe's notebook columns)."""
 
     dataset_id: str
     table: str
     design: str
+    feature_set: FeatureSet
 
 
 @dataclass(frozen=True)
 class TrainingExport(Handoff):
-    """The feature table's rows, exported to storage."""
+    """The feature table's rows, exported to storage, with the feature set and design they were built with."""
 
     dataset_id: str
     keys: list[str]
     run_id: str
     test_cutoff: str
     horizon_days: int
+    feature_set: FeatureSet
+    design: str
+
+
+@dataclass(frozen=True)
+class RescorePlan:
+    """Which profiles a scoring run covers (rescoring.py decides): ``full``, or ``incremental`` over the profiles
+    with events in ``new_batches``."""
+
+    mode: str
+    reason: str
+    event_batches: list[str]  # every active event batch: what the new scores will reflect
+    profile_batches: list[str]
+    new_batches: list[str] = field(default_factory=list)  # incremental: the batches not yet reflected
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
 class ScoringExport(Handoff):
-    """The scoring features as of ``cutoff``: every profile, or those an incremental plan covers."""
+    """The scoring features as of ``cutoff`` for the champion ``model_version``: every profile, or those an
+    incremental plan covers."""
 
     cutoff: str
-    plan: dict  # RescorePlan.to_json()
+    plan: RescorePlan
+    model_version: str
     keys: list[str] = field(default_factory=list)  # empty: nothing to rescore
     dataset_id: str = ""
+
+    def require_model(self, model_version: str) -> None:
+        """Scores come only from features built for the model that scores them."""
+        if self.model_version != model_version:
+            raise MismatchedHandoff(
+                f"scoring_features were built for model version {self.model_version}, but the champion is now "
+                f"{model_version} (promoted since); materialise scoring_features again, then propensity_scores.")
 
 
 @dataclass(frozen=True)
@@ -76,7 +138,7 @@ class ScoreRun(Handoff):
     features_key: str
     changes_key: str
     model_version: str
-    bands: dict
+    bands: Bands
     expected_conversion_rate: dict
     horizon_days: int | None
     cutoff: str
@@ -90,10 +152,6 @@ class ScoreRun(Handoff):
     batch_id: str = ""
     calibration_rows: int = 0  # labelled rows the model's calibration was fitted on (for outcome intervals)
     expected_value: dict = field(default_factory=dict)  # a value goal: held-out mean value per band
-
-    @property
-    def band_thresholds(self) -> Bands:
-        return Bands(**self.bands)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ from ..aep import AEPClient
 from ..ml.feature_set import GOAL_VALUE, ID, LABEL, FeatureSet, reference_features
 from ..storage import Storage
 from .exports import export_dataset
+from .feature_builds import feature_fragments, transient_feature_dataset
 from .feature_sql import quote_string
-from .features import Sources, feature_fragments, transient_feature_dataset
 from .naming import Names
+from .sources import Sources
 
 
 @dataclass
@@ -85,7 +86,7 @@ def check_leakage(client: AEPClient, storage: Storage, frame: pl.DataFrame, fs: 
     with transient_feature_dataset(
             client, name="leakage_sample", owner=names.model, table_prefix=names.table_prefix("leakage_sample"),
             params={"tenant_id": client.schemas.tenant_id(), "user_ids": ids},
-            fragments=feature_fragments(fs, sources), input_dataset_ids=[ds["id"] for ds in sources.events]) as build:
+            fragments=feature_fragments(fs, sources), input_dataset_ids=sources.event_dataset_ids) as build:
         export = export_dataset(client, storage, build.dataset["id"], flow_name=names.flow("leakage sample export"),
                                 path=names.export_path("leakage"))
         if not export.keys:

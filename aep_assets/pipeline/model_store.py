@@ -1,4 +1,5 @@
-"""Models in storage: LightGBM's text format plus JSON, never pickled. Every version is kept.
+"""Models in storage: LightGBM's text format plus JSON, never pickled. Every version is kept; which one scores
+is MLflow's to say (the registered model's ``champion`` alias, tracking/registry.py), and nothing here.
 
 ``<model>/models/{version}/`` holds model.txt, model.json, model_card.json (with the calibration map) and
 holdout.parquet (the temporal holdout's predictions, from which audience bands are chosen) and
@@ -19,6 +20,18 @@ from ..ml.value import ValueModel
 from ..storage import Storage
 
 
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where a version's files are (URIs)."""
+
+    model_text: str
+    model_json: str
+    model_card: str
+    holdout: str
+    drift_reference: str
+    value_model: str | None = None  # a value goal's regressor
+
+
 @dataclass
 class StoredModel:
     version: str
@@ -33,29 +46,18 @@ class StoredModel:
 
 
 def save_model(storage: Storage, model: TrainedModel, training_keys: list[str], reference: DriftReference, *,
-               root: str, extra_card: dict | None = None) -> dict[str, str]:
-    """The version's folder. It becomes current only once promoted (``set_current``)."""
+               root: str, extra_card: dict | None = None) -> ModelFiles:
+    """The version's folder; it scores once MLflow names it champion."""
     base = f"{root}/{model.version}"
     card = {**model.card(), "training_files": training_keys, **(extra_card or {})}
-    uris = {
-        "model_text": storage.write_bytes(f"{base}/model.txt", model.to_text().encode()),
-        "model_json": storage.write_bytes(f"{base}/model.json", model.to_json().encode()),
-        "model_card": storage.write_bytes(f"{base}/model_card.json", json.dumps(card, indent=2).encode()),
-        "holdout": storage.write_parquet(f"{base}/holdout.parquet", model.holdout),
-        "drift_reference": storage.write_bytes(f"{base}/drift_reference.json",
-                                               json.dumps(reference.to_json()).encode()),
-    }
-    if model.value is not None:
-        uris["value_model"] = storage.write_bytes(f"{base}/value_model.txt", model.value.to_text().encode())
-    return uris
-
-
-def set_current(storage: Storage, pointer: str, version: str, *, root: str) -> None:
-    storage.write_bytes(pointer, json.dumps({"version": version, "path": f"{root}/{version}"}).encode())
-
-
-def current_version(storage: Storage, pointer: str) -> str | None:
-    return json.loads(storage.read_bytes(pointer))["version"] if storage.exists(pointer) else None
+    return ModelFiles(
+        model_text=storage.write_bytes(f"{base}/model.txt", model.to_text().encode()),
+        model_json=storage.write_bytes(f"{base}/model.json", model.to_json().encode()),
+        model_card=storage.write_bytes(f"{base}/model_card.json", json.dumps(card, indent=2).encode()),
+        holdout=storage.write_parquet(f"{base}/holdout.parquet", model.holdout),
+        drift_reference=storage.write_bytes(f"{base}/drift_reference.json", json.dumps(reference.to_json()).encode()),
+        value_model=(storage.write_bytes(f"{base}/value_model.txt", model.value.to_text().encode())
+                     if model.value is not None else None))
 
 
 def load_model_version(storage: Storage, version: str, root: str) -> StoredModel:
@@ -69,10 +71,3 @@ def load_model_version(storage: Storage, version: str, root: str) -> StoredModel
              if storage.exists(f"{base}/value_model.txt") else None)
     return StoredModel(version, booster, calibrator, features, card, storage.read_parquet([f"{base}/holdout.parquet"]),
                        reference, value=value)
-
-
-def load_current_model(storage: Storage, pointer: str, root: str) -> StoredModel:
-    version = current_version(storage, pointer)
-    if version is None:
-        raise FileNotFoundError(f"No model at {storage.uri(pointer)}; materialise propensity_model first.")
-    return load_model_version(storage, version, root)

@@ -63,14 +63,6 @@ class Names:
         return self.key("exports/scoring_features.json")
 
     @property
-    def feature_set(self) -> str:
-        return self.key("features/feature_set.json")
-
-    @property
-    def model_pointer(self) -> str:
-        return self.key("models/current.json")
-
-    @property
     def models(self) -> str:
         return self.key("models")
 

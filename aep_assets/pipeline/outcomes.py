@@ -21,11 +21,13 @@ from ..ml.value import value_metrics
 from ..storage import Storage
 from .audiences import BANDS
 from .exports import export_dataset
-from .features import FeatureBuild, feature_params, goal_fragments, resolve_sources, transient_feature_dataset
+from .feature_builds import FeatureBuild, feature_params, goal_fragments, transient_feature_dataset
 from .handoff import ActivationRun, Handoff, ScoreRun
 from .naming import Names
 from .scoring_stages import present
+from .sources import resolve_sources
 from .spec import ModelSpec
+from .stage_context import StageContext
 
 EVERYONE, CONTROLS = "every scored profile", "the control groups"
 
@@ -91,7 +93,7 @@ class Due:
 
 
 def runs_due(store: Storage, spec: ModelSpec, names: Names, now: datetime | None = None) -> Due:
-    now = now or present(store, spec, names)
+    now = now or present(store, spec)
     done = {o.scored_at for o in evaluated_runs(store, names)}
     runs = [r for r in scoring_runs(store, names) if r.scored_at not in done]
     waiting = [r for r in runs if window_end(r, spec) > now]
@@ -108,7 +110,7 @@ def realised_goals(client: AEPClient, store: Storage, spec: ModelSpec, names: Na
     with transient_feature_dataset(
             client, name="score_outcomes", owner=names.model, table_prefix=names.table_prefix("score_outcomes"),
             params=feature_params(client, sources, cutoffs, spec.goal.outcome_days),
-            fragments=goal_fragments(fs, sources), input_dataset_ids=[ds["id"] for ds in sources.events]) as build:
+            fragments=goal_fragments(fs, sources), input_dataset_ids=sources.event_dataset_ids) as build:
         export = export_dataset(client, store, build.dataset["id"], flow_name=names.flow("outcomes export"),
                                 path=names.export_path("outcomes"))
         goals = (store.read_parquet(export.keys) if export.keys
@@ -126,8 +128,9 @@ class OutcomeReport:
     build: FeatureBuild | None = None
 
 
-def evaluate_outcomes(client: AEPClient, store: Storage, spec: ModelSpec, names: Names) -> OutcomeReport:
+def evaluate_outcomes(stage: StageContext) -> OutcomeReport:
     """Compare every due run's scores with what happened in its window, and keep the result per run."""
+    client, store, spec, names = stage.client, stage.store, stage.spec, stage.names
     due = runs_due(store, spec, names)
     if not due.due:
         return OutcomeReport(due, [], evaluated_runs(store, names))
@@ -184,9 +187,10 @@ class AudienceUplift:
     bands: dict[str, Uplift]
 
 
-def measure_audience_uplift(store: Storage, names: Names) -> list[AudienceUplift]:
+def measure_audience_uplift(stage: StageContext) -> list[AudienceUplift]:
     """For every evaluated run whose audiences were activated with a control group: per band, the activated
     members' conversion against their control group's, oldest run first."""
+    store, names = stage.store, stage.names
     found = []
     for outcome in evaluated_runs(store, names):
         activation = ActivationRun.load_if_any(store, names.activation_run(outcome.scored_at))

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..aep import AEPClient
+from .feature_builds import format_cutoff
 from .feature_sql import tenant_sql
-from .features import Sources, format_cutoff
+from .sources import SourceDataset, Sources
 from .spec import ModelSpec
 
 IDENTIFIER = re.compile(r"(?<![\w.'\"])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?![\w'\"(])")
@@ -87,8 +88,9 @@ def check_model_sql(client: AEPClient, spec: ModelSpec, sources: Sources) -> Non
             f"- {p}" for p in problems))
 
 
-def _check_source(client: AEPClient, tenant: str, key: str, dataset: dict, fragments: list[Fragment]) -> list[str]:
-    table = client.catalog.table_name(dataset)
+def _check_source(client: AEPClient, tenant: str, key: str, dataset: SourceDataset,
+                  fragments: list[Fragment]) -> list[str]:
+    table = dataset.table
     if _error(client, tenant, table, fragments) is None:
         return []
     fields = dataset_fields(client, dataset)
@@ -99,9 +101,9 @@ def _check_source(client: AEPClient, tenant: str, key: str, dataset: dict, fragm
             continue
         near = nearest_fields(f.sql.replace("{tenant}", tenant), fields)
         hint = f" Nearest fields: {', '.join(near)}." if near else ""
-        problems.append(f"{f.key} = {f.sql!r} does not run on {key} {dataset.get('name', dataset['id'])!r}: "
+        problems.append(f"{f.key} = {f.sql!r} does not run on {key} {dataset.name!r}: "
                         f"{message}.{hint} Fix it in the model's YAML.")
-    return problems or [f"{key} {dataset.get('name')!r}: the fragments run one by one but not together: "
+    return problems or [f"{key} {dataset.name!r}: the fragments run one by one but not together: "
                         f"{_error(client, tenant, table, fragments)}"]
 
 
@@ -117,9 +119,9 @@ def _error(client: AEPClient, tenant: str, table: str, fragments: list[Fragment]
     return None
 
 
-def dataset_fields(client: AEPClient, dataset: dict) -> list[str]:
+def dataset_fields(client: AEPClient, dataset: SourceDataset) -> list[str]:
     """Every field path of the dataset's schema, dotted (``commerce.order.priceTotal``)."""
-    schema = client.schemas.get_schema(dataset["schemaRef"]["id"], full=True)
+    schema = client.schemas.get_schema(dataset.schema_id, full=True)
     out: list[str] = []
 
     def walk(props: dict, prefix: str) -> None:
@@ -158,14 +160,14 @@ def check_model_data(client: AEPClient, spec: ModelSpec, sources: Sources, train
     totals = {"events": 0, "goal_events": 0, "before": 0}
     first = []
     for k, ds in enumerate(sources.events):
-        table = client.catalog.table_name(ds)
+        table = ds.table
         before = f"timestamp < TIMESTAMP '{format_cutoff(train_cutoff)}'" if train_cutoff else "TRUE"
         row = client.query.select(
             f"SELECT COUNT(*) AS events, COUNT(CASE WHEN ({goal}) THEN 1 END) AS goal_events, "
             f"COUNT(CASE WHEN {before} THEN 1 END) AS before, MIN(timestamp) AS first_event FROM {table}")[0]
         if not row["events"]:
             raise ModelDefinitionError(
-                f"events.datasets[{k}] {ds.get('name', ds['id'])!r} is empty: no successful batch holds any event "
+                f"events.datasets[{k}] {ds.name!r} is empty: no successful batch holds any event "
                 "(batches still loading or failed, or all reverted). Check its batches in AEP, or name the "
                 "dataset your Web SDK or source connector lands events in.")
         for key in totals:
@@ -178,7 +180,7 @@ def check_model_data(client: AEPClient, spec: ModelSpec, sources: Sources, train
             f"starts {min(first):%Y-%m-%d}. Move cutoffs.train and cutoffs.test later (cutoffs.test at least "
             "goal.outcome_days before the last event), e.g. as days before today.")
     if not totals["goal_events"]:
-        union = " UNION ALL ".join(f"SELECT eventType FROM {client.catalog.table_name(d)}" for d in sources.events)
+        union = " UNION ALL ".join(f"SELECT eventType FROM {d.table}" for d in sources.events)
         common = client.query.select(f"SELECT eventType, COUNT(*) AS n FROM ({union}) AS e GROUP BY eventType "
                                      "ORDER BY n DESC LIMIT 5")
         seen = ", ".join(f"{r['eventType']} ({r['n']})" for r in common)

@@ -7,7 +7,7 @@ every score stale: another model version, changed profile attributes, replaced e
 scores past ``expires_at``.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -18,23 +18,11 @@ from ..ml.ranking import thresholds_in_memory
 from ..ml.scoring import Bands
 from ..storage import Storage
 from .feature_sql import scope_in_batches
-from .handoff import ScoreRun
+from .handoff import RescorePlan, ScoreRun
 
 FULL, INCREMENTAL = "full", "incremental"
 MODES = ("auto", FULL)
 CONVERTED_BAND = "converted"  # written over a profile's last score once it has converted
-
-
-@dataclass
-class RescorePlan:
-    mode: str
-    reason: str
-    event_batches: list[str]  # every active event batch: what the new scores will reflect
-    profile_batches: list[str]
-    new_batches: list[str] = field(default_factory=list)  # incremental: the batches not yet reflected
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 def plan_rescore(published: ScoreRun | None, *, model_version: str, event_batches: list[str],

@@ -8,7 +8,11 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..ml.design import TemporalSplit
+from ..ml.holdout import HoldoutGroups
+from .naming import Names
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 FEATURE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
@@ -127,6 +131,13 @@ class Cutoffs(Strict):
     test: str | int = Field(default=30, description="ISO date, or days before today; at least outcome_days after "
                                                     "train.")
 
+    @field_validator("train", "test")
+    @classmethod
+    def _iso(cls, v: str | int, info) -> str | int:
+        if isinstance(v, str):
+            parse_time(f"cutoffs.{info.field_name}", v)
+        return v
+
 
 class SparkScoring(Strict):
     """Where the Spark scoring job runs (README: Scoring on Spark)."""
@@ -164,6 +175,13 @@ class Scoring(Strict):
     chunk_rows: int = Field(default=100_000, ge=1_000, le=5_000_000, description="Rows per chunk of the "
                             "subprocess and local engines: memory grows with it, not with the population.")
     spark: SparkScoring = Field(default_factory=SparkScoring)
+
+    @field_validator("as_of")
+    @classmethod
+    def _iso(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_time("scoring.as_of", v)
+        return v
 
 
 class WriteBack(Strict):
@@ -310,6 +328,32 @@ class ModelSpec(Strict):
         return self.simulation is not None
 
     @property
+    def names(self) -> Names:
+        """Every name the model gives AEP objects and storage keys."""
+        return Names(self.name, self.write_back.dataset)
+
+    def for_run(self, overrides: dict[str, object]) -> "ModelSpec":
+        """The definition one run works with: each override (a YAML key's dotted path and a value; None: not set)
+        written over the YAML, and checked as the YAML is. Run config never decides anything else."""
+        data = self.model_dump()
+        for path, value in overrides.items():
+            if value is None:
+                continue
+            *parents, leaf = path.split(".")
+            node = data
+            for part in parents:
+                node = node[part]
+            if leaf not in node:
+                raise KeyError(f"{path} is not a key of a model's YAML")
+            node[leaf] = value
+        try:
+            return ModelSpec.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])} = {e['input']!r}: {e['msg']}"
+                                 for e in exc.errors())
+            raise ValueError(f"model {self.name!r}: {problems}") from None
+
+    @property
     def excludes_prior_goal(self) -> bool:
         e = self.eligibility.exclude_prior_goal
         return self.goal.kind == "conversion" if e is None else e
@@ -318,6 +362,15 @@ class ModelSpec(Strict):
     def active_within_days(self) -> int | None:
         e = self.eligibility.active_within_days
         return (self.goal.outcome_days if self.goal.kind == "churn" else None) if e is None else e
+
+    @property
+    def holdout_groups(self) -> HoldoutGroups:
+        """The control groups every scoring run of this model assigns (holdout.salt defaults to the name)."""
+        return HoldoutGroups(self.holdout.share, self.holdout.salt or self.name)
+
+    def temporal_split(self) -> TemporalSplit:
+        """T1, T2 and the outcome window the feature table is built with."""
+        return TemporalSplit(*self.cutoff_times(), self.goal.outcome_days)
 
     def cutoff_times(self, today: datetime | None = None) -> tuple[datetime, datetime]:
         today = today or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -14,8 +14,9 @@ import polars as pl
 from ..aep import AEPClient
 from ..ml.design import TemporalSplit
 from ..ml.feature_set import LABEL, FeatureSet
+from .feature_builds import format_cutoff, render
 from .feature_sql import count_where, source_events_cte
-from .features import Sources, format_cutoff, render
+from .sources import Sources
 from .spec import ModelSpec, Sufficiency, parse_time
 
 

@@ -17,7 +17,7 @@ from ..storage import Storage
 from .ingest import append_dataset_rows, replace_dataset_rows
 from .naming import Names
 from .ownership import ensure_owned_dataset
-from .platform import require_schema
+from .schemas import require_schema
 
 PROFILES_PER_CHUNK = 50_000
 

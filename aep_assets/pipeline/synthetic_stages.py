@@ -14,7 +14,7 @@ from ..simulation.oracle import oracle_frame, state_at
 from ..storage import Storage
 from .handoff import ActivationRun, TrainingExport
 from .naming import Names
-from .spec import ModelSpec
+from .stage_context import StageContext
 from .synthetic import Published, load_simulation, publish_events, publish_new_events, publish_profiles, save_simulation
 
 
@@ -61,11 +61,11 @@ class Advanced:
     treated: int  # activated members the planted effect applied to (0: none)
 
 
-def campaign_treatment(store: Storage, spec: ModelSpec, names: Names, sim: Simulation,
-                       uplift: float) -> Treatment | None:
+def campaign_treatment(stage: StageContext, sim: Simulation, uplift: float) -> Treatment | None:
     """The planted effect of the last activation: its ``simulation.planted_band`` members' rows, treated from the
     activated scores' cutoff over the goal's outcome window."""
-    activation = ActivationRun.load_if_any(store, names.activation_pointer)
+    store, spec = stage.store, stage.spec
+    activation = ActivationRun.load_if_any(store, stage.names.activation_pointer)
     if uplift <= 0 or activation is None or spec.simulation.planted_band not in activation.files:
         return None
     members = activation.members(store, spec.simulation.planted_band)
@@ -74,12 +74,12 @@ def campaign_treatment(store: Storage, spec: ModelSpec, names: Names, sim: Simul
     return Treatment(rows, uplift, datetime.fromisoformat(activation.cutoff), timedelta(days=spec.goal.outcome_days))
 
 
-def advance_simulation(client: AEPClient, store: Storage, spec: ModelSpec, names: Names, *, days: float,
-                       profile_share: float, seed: int | None, planted_uplift: float,
-                       past_now: bool) -> Advanced:
+def advance_simulation(stage: StageContext, *, days: float, profile_share: float, seed: int | None,
+                       planted_uplift: float, past_now: bool) -> Advanced:
     """Continue the simulated world by ``days`` and land its new events as a new batch. Without ``past_now`` the
     period stops at the current time; with it the simulated present may run ahead of the clock, which is how
     the demo lets an outcome window close today."""
+    store, names = stage.store, stage.names
     sim = load_simulation(store, names.simulation)
     period = timedelta(days=days)
     if not past_now:
@@ -88,8 +88,8 @@ def advance_simulation(client: AEPClient, store: Storage, spec: ModelSpec, names
         raise ValueError(f"The simulation already reaches {sim.until.isoformat()}, and new events cannot lie in "
                          f"the future. Wait, set 'outcome_window: true' to let the simulated present run ahead of "
                          f"the clock, or re-materialise {names.model}/synthetic_profiles with an earlier 'as_of'.")
-    treatment = campaign_treatment(store, spec, names, sim, planted_uplift)
+    treatment = campaign_treatment(stage, sim, planted_uplift)
     cont = continue_simulation(sim, period, share=profile_share, seed=seed, treatment=treatment)
-    published = publish_new_events(client, cont, names)
+    published = publish_new_events(stage.client, cont, names)
     save_simulation(store, names.simulation, cont.simulation)
     return Advanced(cont, published, treatment.rows.size if treatment else 0)

@@ -8,17 +8,14 @@ from datetime import UTC, datetime
 import polars as pl
 import pyarrow as pa
 
-from ..aep import AEPClient
 from ..ml.feature_set import ID, PREDICTED_VALUE
-from ..storage import Storage
 from .audiences import BANDS, Activation, Audiences, activate_audiences, build_audiences
 from .handoff import ActivationRun, ScoreRun
 from .ingest import append_dataset_rows, replace_dataset_rows
-from .naming import Names
 from .ownership import ensure_owned_dataset
-from .platform import require_schema
 from .rescoring import FULL
-from .spec import ModelSpec
+from .schemas import require_schema
+from .stage_context import StageContext
 
 
 def score_records(scores: pl.DataFrame, tenant: str) -> pa.Table:
@@ -48,10 +45,11 @@ class PublishedScores:
         return self.batch is None or (self.batch["status"] == "success" and self.written == self.rows)
 
 
-def publish_scores(client: AEPClient, store: Storage, spec: ModelSpec, names: Names) -> PublishedScores:
+def publish_scores(stage: StageContext) -> PublishedScores:
     """The candidate scores into the model's profile-enabled score dataset (a full rescore replays the
     dataset's batches, an incremental one adds a batch of the changed rows); once AEP holds them they are
     the published scores. A dataset of that name the model did not create is refused."""
+    client, store, spec, names = stage.client, stage.store, stage.spec, stage.names
     candidate = ScoreRun.load(store, names.scores_candidate, asset=f"{names.model}/propensity_scores")
     full = candidate.mode == FULL
     rows = store.read_parquet([candidate.key if full else candidate.changes_key])
@@ -78,11 +76,12 @@ class AudienceRefresh:
     history: list[dict]  # every evaluation so far: {"scored_at", "evaluated_at", <band>: size}, oldest first
 
 
-def refresh_audiences(client: AEPClient, store: Storage, spec: ModelSpec, names: Names) -> AudienceRefresh:
+def refresh_audiences(stage: StageContext) -> AudienceRefresh:
     """The model's band audiences over the published scores (and their control groups), evaluated by a
     segment job; their sizes join the history kept for plotting them across runs."""
+    client, store, spec, names = stage.client, stage.store, stage.spec, stage.names
     published = ScoreRun.load(store, names.scores_pointer, asset=f"{names.model}/aep_score_dataset")
-    audiences = build_audiences(client, names, published.band_thresholds, holdout_share=spec.holdout.share)
+    audiences = build_audiences(client, names, published.bands, holdout_share=spec.holdout.share)
     key = names.audience_sizes
     history = json.loads(store.read_bytes(key)) if store.exists(key) else []
     history.append({"scored_at": published.scored_at, "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -91,10 +90,10 @@ def refresh_audiences(client: AEPClient, store: Storage, spec: ModelSpec, names:
     return AudienceRefresh(audiences, published, history[-200:])
 
 
-def activate_model_audiences(client: AEPClient, store: Storage, spec: ModelSpec,
-                             names: Names) -> tuple[Activation, dict[str, dict]]:
+def activate_model_audiences(stage: StageContext) -> tuple[Activation, dict[str, dict]]:
     """Each band audience's members (never its control group) written to storage by the model's file
     destination flow; the activation is kept so outcome tracking knows who was treated."""
+    client, store, spec, names = stage.client, stage.store, stage.spec, stage.names
     tenant = client.schemas.tenant_id()
     segments = {band: client.segmentation.find_segment(names.audience(band)) for band in BANDS}
     if any(s is None for s in segments.values()):

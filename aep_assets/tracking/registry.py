@@ -159,10 +159,12 @@ class ModelRegistry:
         return RegisteredVersion(name, str(mv.version), mv.run_id, run.info.experiment_id, CHAMPION,
                                  mv.tags.get(VERSION_TAG, ""))
 
-    def load_champion(self, model: str) -> lgb.Booster:
+    def load_booster(self, version: RegisteredVersion) -> lgb.Booster:
+        """The booster of exactly ``version`` (``models:/<name>/<number>``): an alias moved since it was
+        resolved changes nothing."""
         import mlflow.lightgbm
 
-        return mlflow.lightgbm.load_model(f"models:/{self.registered_name(model)}@{CHAMPION}")
+        return mlflow.lightgbm.load_model(version.uri)
 
     def aliases(self, model: str) -> dict[str, str]:
         """alias -> MLflow version number."""

@@ -17,11 +17,10 @@ from datetime import datetime
 from pathlib import Path
 
 from ..aep import AEPClient
-from ..aep.catalog import Catalog
 from ..ml.feature_set import GOAL_VALUE, AttributeFeature, EventFeature, FeatureSet, RatioFeature
 from .feature_sql import feature_ctes, goal_value_sum, label_columns, quote_string, source_events_cte, tenant_sql
-from .naming import Names
 from .ownership import mark_dataset, owner_of, require_owned
+from .sources import Sources
 from .spec import Attribute, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -65,39 +64,6 @@ def cutoff_values(cutoffs: dict[str, datetime]) -> str:
     if not cutoffs:
         raise ValueError("At least one cutoff is needed.")
     return ", ".join(f"(TIMESTAMP '{format_cutoff(t)}', '{split}')" for split, t in cutoffs.items())
-
-
-@dataclass(frozen=True)
-class Sources:
-    """The datasets a model reads: one or more event datasets, and an optional profile dataset."""
-
-    events: tuple[dict, ...]
-    profiles: dict | None = None
-
-    @property
-    def event_tables(self) -> list[str]:
-        return [Catalog.table_name(ds) for ds in self.events]
-
-    @property
-    def profile_table(self) -> str | None:
-        return Catalog.table_name(self.profiles) if self.profiles else None
-
-    @property
-    def dataset_ids(self) -> list[str]:
-        return [ds["id"] for ds in (*self.events, *([self.profiles] if self.profiles else []))]
-
-
-def resolve_sources(client: AEPClient, spec: ModelSpec, names: Names) -> Sources:
-    if spec.simulated:
-        events = client.catalog.find_dataset(names.event_dataset)
-        profiles = client.catalog.find_dataset(names.profile_dataset)
-        if events is None or profiles is None:
-            raise LookupError(f"The simulated datasets of model {spec.name!r} do not exist yet; materialise "
-                              f"{spec.name}/synthetic_profiles first.")
-        return Sources((events,), profiles)
-    events = tuple(client.catalog.resolve_dataset(d) for d in spec.events.datasets)
-    profiles = client.catalog.resolve_dataset(spec.profile.dataset) if spec.profile.dataset else None
-    return Sources(events, profiles)
 
 
 def _feature_name(text: str) -> str:
