@@ -1,6 +1,5 @@
 """Where AEP is and who is calling."""
 
-import os
 from dataclasses import dataclass, field
 
 DEFAULT_SCOPES = "openid,AdobeID,read_organizations,additional_info.projectedProductContext,session"
@@ -17,19 +16,3 @@ class AEPConfig:
     scopes: str = DEFAULT_SCOPES
     timeout_s: float = 60.0
     max_retries: int = 6
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "AEPConfig":
-        """Read the ``AEP_*`` variables (see README and .env.example)."""
-        env = dict(os.environ if env is None else env)
-        missing = [k for k in ("AEP_CLIENT_ID", "AEP_CLIENT_SECRET", "AEP_ORG_ID") if not env.get(k)]
-        if missing:
-            raise ValueError(f"Set {', '.join(missing)} to reach AEP (see .env.example), or unset AEP_CLIENT_ID "
-                             "to use the local sandbox.")
-        return cls(
-            platform_url=env.get("AEP_PLATFORM_URL", "https://platform.adobe.io"),
-            ims_url=env.get("AEP_IMS_URL", "https://ims-na1.adobelogin.com"),
-            client_id=env["AEP_CLIENT_ID"], client_secret=env["AEP_CLIENT_SECRET"], org_id=env["AEP_ORG_ID"],
-            sandbox_name=env.get("AEP_SANDBOX_NAME", "prod"),
-            scopes=env.get("AEP_SCOPES", DEFAULT_SCOPES).replace(" ", ""),
-        )
