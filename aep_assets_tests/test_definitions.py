@@ -31,8 +31,9 @@ EXPECTED = {
     D + "propensity_scores": ("cmle_demo_scoring", {D + "scoring_features", D + "propensity_model"}),
     D + "aep_score_dataset": ("cmle_demo_activation", {D + "propensity_scores"}),
     D + "propensity_audiences": ("cmle_demo_activation", {D + "aep_score_dataset"}),
-    D + "audience_activation": ("cmle_demo_activation", {D + "propensity_audiences"}),
-    D + "score_outcomes": ("cmle_demo_outcomes", {D + "aep_score_dataset", D + "synthetic_events"}),
+    D + "audience_activation": ("cmle_demo_activation", {D + "propensity_audiences", D + "aep_score_dataset"}),
+    D + "score_outcomes": ("cmle_demo_outcomes", {D + "aep_score_dataset", D + "synthetic_events",
+                                                 D + "audience_activation"}),
     D + "audience_uplift": ("cmle_demo_outcomes", {D + "score_outcomes", D + "audience_activation"}),
 }
 

@@ -15,10 +15,12 @@ import polars as pl
 
 from ..aep import AEPClient
 from ..ml.feature_set import GOAL_VALUE, ID, PREDICTED_VALUE, FeatureSet
-from ..ml.holdout import CONTROL, Uplift, measure_uplift
+from ..ml.holdout import CONTROL, Uplift, detectable_uplift, measure_uplift
 from ..ml.outcomes import OutcomeComparison, compare_outcomes
+from ..ml.plots import outcome_history_plot, outcome_plot, uplift_plot
 from ..ml.value import value_metrics
 from ..storage import Storage
+from . import report
 from .audiences import BANDS
 from .exports import export_dataset
 from .feature_builds import FeatureBuild, feature_params, goal_fragments, transient_feature_dataset
@@ -26,7 +28,7 @@ from .handoff import ActivationRun, Handoff, ScoreRun
 from .naming import Names
 from .scoring_stages import present
 from .sources import resolve_sources
-from .spec import ModelSpec
+from .spec import Holdout, ModelSpec
 from .stage_context import StageContext
 
 EVERYONE, CONTROLS = "every scored profile", "the control groups"
@@ -126,6 +128,63 @@ class OutcomeReport:
     evaluated: list[tuple[RunOutcome, OutcomeComparison]]  # the runs this materialisation looked back at
     history: list[RunOutcome]  # every run evaluated so far, oldest first
     build: FeatureBuild | None = None
+    uri: str = ""  # the latest evaluated run's outcomes
+
+    @property
+    def warned(self) -> list[tuple[str, list[str]]]:
+        """(scored_at, where the realised rate left its interval) of each run that did."""
+        return [(o.scored_at, o.outside) for o, _ in self.evaluated if o.outside]
+
+    def metadata(self) -> dict:
+        due = self.due
+        meta = {"present": due.present.isoformat(), "evaluated_runs": len(self.evaluated),
+                "runs_waiting": len(due.waiting), "runs_evaluated_so_far": len(self.history),
+                **({"next_window_closes": due.next_close.isoformat()} if due.next_close is not None else {})}
+        if not self.evaluated:
+            return meta
+        outcome, comparison = self.evaluated[-1]
+        history = pl.DataFrame([{k: getattr(o, k) for k in ("scored_at", "cutoff", "profiles", "expected_rate",
+                                                              "realised_rate", "calibration_in_the_large",
+                                                              "roc_auc", "pr_auc")} for o in self.history])
+        value = outcome.value
+        return {
+            **meta, "scored_at": outcome.scored_at, "cutoff": outcome.cutoff, "window_end": outcome.window_end,
+            "model_version": outcome.model_version, "dagster/row_count": outcome.profiles,
+            "judged_on": outcome.judged_on, "conversions": outcome.conversions,
+            "expected_rate": outcome.expected_rate, "realised_rate": outcome.realised_rate,
+            "calibration_in_the_large": outcome.calibration_in_the_large, "roc_auc": outcome.roc_auc,
+            "pr_auc": outcome.pr_auc, "dagster/uri": self.uri,
+            "by_decile": report.Table(_rates(comparison.by_decile), rows=10),
+            "by_band": report.Table(_rates(comparison.by_band), rows=3),
+            "expected_vs_realised": report.Image("Expected vs realised", outcome_plot(comparison.by_decile)),
+            "runs": report.Table(history.with_columns(pl.col(pl.Float64).round(4)), rows=20),
+            **({f"value_{k}": float(v) for k, v in value.items() if k != "by_band"} if value else {}),
+            **({"value_by_band": report.Table(pl.DataFrame(value["by_band"]).with_columns(
+                pl.col(pl.Float64).round(2)))} if value else {}),
+            "across_runs": report.Image("Across runs", outcome_history_plot(history)),
+        }
+
+    def checks(self) -> list[report.Check]:
+        if not self.evaluated:
+            return [report.Check("realised_within_expected", True,
+                                 {"status": "nothing to check: no outcome window has closed yet"})]
+        outcome, comparison = self.evaluated[-1]
+        warned = self.warned
+        return [report.Check(
+            "realised_within_expected", not warned, {
+                "runs_checked": len(self.evaluated), "z": comparison.z, "outside": report.Json(dict(warned)),
+                "calibration_in_the_large": outcome.calibration_in_the_large},
+            why="; ".join(f"run {s}: realised conversion left its expected interval in {', '.join(o)}"
+                          for s, o in warned),
+            fix="a few deciles outside now and then is chance (the interval is 1 - outcomes.alpha); outside run "
+                "after run, the model's calibration has moved: retrain it",
+            severity="warn")]
+
+
+def _rates(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.select(pl.col(frame.columns[0]), "profiles", "conversions",
+                        *[pl.col(c).round(4) for c in ("expected_rate", "expected_low", "expected_high",
+                                                        "realised_rate", "realised_low", "realised_high")], "inside")
 
 
 def evaluate_outcomes(stage: StageContext) -> OutcomeReport:
@@ -165,7 +224,7 @@ def evaluate_outcomes(stage: StageContext) -> OutcomeReport:
             value=compare_values(judged) if spec.goal.value else {})
         outcome.save(store, f"{names.outcomes}/{stamp}.json")
         evaluated.append((outcome, comparison))
-    return OutcomeReport(due, evaluated, evaluated_runs(store, names), build)
+    return OutcomeReport(due, evaluated, evaluated_runs(store, names), build, store.uri(evaluated[-1][0].outcomes_key))
 
 
 def compare_values(frame: pl.DataFrame) -> dict:
@@ -187,7 +246,43 @@ class AudienceUplift:
     bands: dict[str, Uplift]
 
 
-def measure_audience_uplift(stage: StageContext) -> list[AudienceUplift]:
+@dataclass(frozen=True)
+class UpliftReport:
+    """Every activated run's uplift per audience, oldest first, and the model's holdout settings."""
+
+    runs: list[AudienceUplift]
+    holdout: Holdout
+
+    def metadata(self) -> dict:
+        h = self.holdout
+        meta = {"runs_measured": len(self.runs), "holdout_share": h.share}
+        if not self.runs:
+            return {**meta, "status": "holdout.share is 0: every member is activated, so no control group "
+                                      "measures the uplift" if h.share <= 0
+                    else "no activated run's outcome window has closed yet"}
+        latest = self.runs[-1]
+        rows = []
+        for band, u in latest.bands.items():
+            rows.append({"band": band, "treated": u.treated, "control": u.control,
+                         "treated_rate": u.treated_rate, "control_rate": u.control_rate, "uplift": u.absolute,
+                         "ci_low": u.ci_low, "ci_high": u.ci_high, "relative": u.relative, "p_value": u.p_value,
+                         "detectable_uplift": detectable_uplift(u.treated + u.control, u.control_rate,
+                                                                u.control / (u.treated + u.control),
+                                                                power=h.power, alpha=h.alpha)})
+            meta.update({f"{band}_uplift": u.absolute, f"{band}_uplift_ci_low": u.ci_low,
+                         f"{band}_uplift_ci_high": u.ci_high, f"{band}_relative_uplift": u.relative,
+                         f"{band}_p_value": u.p_value, f"{band}_treated_rate": u.treated_rate,
+                         f"{band}_control_rate": u.control_rate, f"{band}_treated": u.treated,
+                         f"{band}_control": u.control})
+        table = pl.DataFrame(rows)
+        curve = [table[c].to_numpy().astype(float) for c in ("uplift", "ci_low", "ci_high")]
+        return {**meta, "scored_at": latest.scored_at, "window_end": latest.window_end,
+                "uplift": report.Table(table.with_columns(pl.col(pl.Float64).round(4)), rows=3),
+                "uplift_plot": report.Image("Uplift", uplift_plot(table["band"].to_list(), *curve)),
+                "results": report.Json({b: u.to_json() for b, u in latest.bands.items()})}
+
+
+def measure_audience_uplift(stage: StageContext) -> UpliftReport:
     """For every evaluated run whose audiences were activated with a control group: per band, the activated
     members' conversion against their control group's, oldest run first."""
     store, names = stage.store, stage.names
@@ -206,4 +301,4 @@ def measure_audience_uplift(stage: StageContext) -> list[AudienceUplift]:
                 bands[band] = measure_uplift(treated.height, int(treated["converted"].sum()),
                                              control.height, int(control["converted"].sum()))
         found.append(AudienceUplift(outcome.scored_at, outcome.window_end, activation.holdout_share, bands))
-    return found
+    return UpliftReport(found, stage.spec.holdout)

@@ -8,13 +8,18 @@ from datetime import UTC, datetime
 import polars as pl
 import pyarrow as pa
 
+from ..aep.catalog import Catalog
 from ..ml.feature_set import ID, PREDICTED_VALUE
+from ..ml.holdout import size_control_group
+from ..ml.plots import audience_sizes_plot
+from . import report
 from .audiences import BANDS, Activation, Audiences, activate_audiences, build_audiences
 from .handoff import ActivationRun, ScoreRun
 from .ingest import append_dataset_rows, replace_dataset_rows
 from .ownership import ensure_owned_dataset
 from .rescoring import FULL
 from .schemas import require_schema
+from .spec import Holdout
 from .stage_context import StageContext
 
 
@@ -43,6 +48,21 @@ class PublishedScores:
     @property
     def succeeded(self) -> bool:
         return self.batch is None or (self.batch["status"] == "success" and self.written == self.rows)
+
+    def metadata(self) -> dict:
+        batch = self.batch
+        return {"dataset_id": self.dataset["id"], "dagster/table_name": Catalog.table_name(self.dataset),
+                "mode": self.candidate.mode, "model_version": self.candidate.model_version,
+                "profiles_written": self.rows,
+                **({"dagster/row_count": 0, "batch_id": "none"} if batch is None else
+                   {"batch_id": batch["id"], "batch_status": batch["status"], "dagster/row_count": self.written})}
+
+    def checks(self) -> list[report.Check]:
+        status = self.batch["status"] if self.batch else "none"
+        return [report.Check("batch_succeeded", self.succeeded, {"written": self.written, "rows": self.rows},
+                             why=f"the score batch ended {status} with {self.written} of {self.rows} rows written",
+                             fix="the batch's errors in AEP (Catalog: the batch's failed files) say which rows; "
+                                 "materialise aep_score_dataset again once fixed")]
 
 
 def publish_scores(stage: StageContext) -> PublishedScores:
@@ -74,6 +94,38 @@ class AudienceRefresh:
     audiences: Audiences
     published: ScoreRun
     history: list[dict]  # every evaluation so far: {"scored_at", "evaluated_at", <band>: size}, oldest first
+    holdout: Holdout
+
+    def metadata(self) -> dict:
+        audiences, published = self.audiences, self.published
+        expected = published.expected_conversion_rate
+        return {
+            **self._holdout_metadata(),
+            **{f"{band}_size": audiences.size(band) for band in BANDS},
+            **{f"{band}_expected_conversion_rate": float(expected.get(band, float("nan"))) for band in BANDS},
+            "expected_conversion_horizon_days": published.horizon_days or 0,
+            "segments": report.Json({band: {"id": s["id"], "name": s["name"], "pql": s["expression"]["value"],
+                                            "change": audiences.changes[band]}
+                                     for band, s in audiences.segments.items()}),
+            "segment_job_id": audiences.job["id"],
+            "sizes_across_runs": report.Image("Audience sizes", audience_sizes_plot(self.history)),
+            "total_profiles": int(audiences.job["metrics"].get("totalProfiles", 0)),
+        }
+
+    def _holdout_metadata(self) -> dict:
+        """Per band: the control group's size, the uplift it can detect, and the share the target uplift needs."""
+        h, expected = self.holdout, self.published.expected_conversion_rate
+        if h.share <= 0:
+            return {"holdout": "none: every member is activated (set holdout.share to measure uplift)"}
+        meta = {"holdout_share": h.share, "target_uplift": h.target_uplift}
+        for band in BANDS:
+            control = self.audiences.control_size(band)
+            sizing = size_control_group(self.audiences.size(band) + control, float(expected.get(band, float("nan"))),
+                                        h.share, h.target_uplift, power=h.power, alpha=h.alpha)
+            meta.update({f"{band}_control_size": control, f"{band}_detectable_uplift": sizing.detectable_uplift,
+                         f"{band}_control_share_needed": sizing.share_needed if sizing.share_needed is not None
+                         else float("nan")})
+        return meta
 
 
 def refresh_audiences(stage: StageContext) -> AudienceRefresh:
@@ -87,10 +139,25 @@ def refresh_audiences(stage: StageContext) -> AudienceRefresh:
     history.append({"scored_at": published.scored_at, "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     **{band: audiences.size(band) for band in BANDS}})
     store.write_bytes(key, json.dumps(history[-200:]).encode())
-    return AudienceRefresh(audiences, published, history[-200:])
+    return AudienceRefresh(audiences, published, history[-200:], spec.holdout)
 
 
-def activate_model_audiences(stage: StageContext) -> tuple[Activation, dict[str, dict]]:
+@dataclass(frozen=True)
+class ActivatedAudiences:
+    activation: Activation
+    segments: dict[str, dict]  # band -> its segment
+    uris: dict[str, str]  # band -> its member file
+
+    def metadata(self) -> dict:
+        done, segments = self.activation, self.segments
+        return {"flow_id": done.flow["id"],
+                "run_ids": report.Json({s["name"]: done.runs[s["id"]]["id"] for s in segments.values()}),
+                "files": report.Json([done.files[s["id"]] for s in segments.values()]),
+                **{f"{band}_members": done.members(s["id"]) for band, s in segments.items()},
+                **{f"{band}_uri": uri for band, uri in self.uris.items()}}
+
+
+def activate_model_audiences(stage: StageContext) -> ActivatedAudiences:
     """Each band audience's members (never its control group) written to storage by the model's file
     destination flow; the activation is kept so outcome tracking knows who was treated."""
     client, store, spec, names = stage.client, stage.store, stage.spec, stage.names
@@ -107,4 +174,4 @@ def activate_model_audiences(stage: StageContext) -> tuple[Activation, dict[str,
                                {band: done.files[s["id"]] for band, s in segments.items()}, spec.holdout.share)
     activation.save(store, names.activation_pointer)
     activation.save(store, names.activation_run(published.scored_at))
-    return done, segments
+    return ActivatedAudiences(done, segments, {band: store.uri(done.files[s["id"]]) for band, s in segments.items()})
