@@ -141,7 +141,10 @@ class S3Storage(Storage):
         return self.uri(key)
 
     def read_bytes(self, key: str) -> bytes:
-        return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except self.client.exceptions.NoSuchKey:  # as a missing local file reads: callers handle one kind
+            raise FileNotFoundError(f"Nothing at {self.uri(key)}") from None
 
     def download(self, key: str, path: Path) -> None:
         self.client.download_file(self.bucket, self._key(key), str(path))  # streamed, in parts

@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from aep_assets.pipeline.scoring_stages import load_champion
+from aep_assets.pipeline.stage_context import StageContext
 from aep_assets.resources import MLflowResource, build_resources, local_mlflow
+from aep_assets.storage import LocalStorage
 from aep_assets.tracking.registry import CHALLENGER, CHAMPION, TrainingLog
 
-from .demo import ALL_ASSETS, RESCORE_KEYS, key, ops
+from .demo import ALL_ASSETS, RESCORE_KEYS, key, ops, spec
 from .test_pipeline_e2e import RUN_CONFIG
 
 FEATURES = ("a", "b", "c")
@@ -71,6 +74,13 @@ def test_retraining_the_same_version_reuses_it_and_each_run_is_logged(registry):
     assert run.data.params["num_leaves"] == "31" and run.data.metrics == {"roc_auc": 0.8}  # NaN is not logged
     artifacts = {f.path for f in client.list_artifacts(a.run_id, "evaluation")}
     assert artifacts == {"evaluation/gains_by_decile.csv", "evaluation/model_card.json"}
+
+
+def test_a_champion_whose_files_are_in_another_storage_is_named_with_the_fix(registry, tmp_path):
+    registry.log_training("cmle_demo", _booster(7), FEATURES, "v-elsewhere", _log(), promote=True)
+    stage = StageContext(spec(), LocalStorage(tmp_path / "other-storage"), registry=registry)
+    with pytest.raises(FileNotFoundError, match="whose files are not in this storage.*MLFLOW_TRACKING_URI"):
+        load_champion(stage)
 
 
 def test_no_champion_yet(registry):

@@ -5,8 +5,9 @@ import json
 import boto3
 import dagster as dg
 import polars as pl
+import pytest
 
-from aep_assets.resources import S3StorageResource, build_resources
+from aep_assets.resources import S3StorageResource, build_resources, local_mlflow
 
 from .demo import ALL_ASSETS
 from .test_pipeline_e2e import RUN_CONFIG
@@ -27,12 +28,15 @@ def test_s3_storage_round_trips_bytes_and_parquet(s3_env):
     assert store.list_keys("x") == ["x/f.parquet", "x/g.json"]
     assert store.read_parquet(["x/f.parquet"]).equals(frame)
     assert store.exists("x/g.json") and not store.exists("x/h.json")
+    with pytest.raises(FileNotFoundError, match="s3://roundtrip/p/x/h.json"):
+        store.read_bytes("x/h.json")  # a missing key reads as a missing local file does
 
 
 def test_whole_graph_with_s3_storage(s3_env, tmp_path):
     _bucket(s3_env["AWS_ENDPOINT_URL"], "aep-e2e")
-    resources = build_resources({**s3_env, "AEP_STORAGE": "s3", "AEP_S3_BUCKET": "aep-e2e",
-                                 "AEP_SANDBOX_DIR": str(tmp_path / "aep")})
+    resources = {**build_resources({**s3_env, "AEP_STORAGE": "s3", "AEP_S3_BUCKET": "aep-e2e",
+                                    "AEP_SANDBOX_DIR": str(tmp_path / "aep")}),
+                 "mlflow": local_mlflow(tmp_path)}  # this test's own registry, not the one under data/
     with dg.instance_for_test() as instance:
         assert dg.materialize(ALL_ASSETS, resources=resources, instance=instance, run_config=RUN_CONFIG).success
         export = instance.get_latest_materialization_event(dg.AssetKey(["cmle_demo", "training_export"]))

@@ -60,7 +60,15 @@ def load_champion(stage: StageContext) -> StoredModel:
     if champion is None:
         raise FileNotFoundError(f"Model {names.model!r} has no champion version in MLflow yet: materialise "
                                 f"{names.model}/propensity_model; a version becomes champion once every gate passes.")
-    stored = load_model_version(stage.store, champion.model_version, names.models)
+    try:
+        stored = load_model_version(stage.store, champion.model_version, names.models)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"MLflow's champion of model {names.model!r} is version {champion.version} (model version "
+            f"{champion.model_version}), whose files are not in this storage ({stage.store.uri(names.models)}): the "
+            "MLflow store and the storage belong to different deployments. Point MLFLOW_TRACKING_URI and the "
+            f"storage (AEP_STORAGE_DIR, or AEP_STORAGE=s3 with AEP_S3_BUCKET) at the same one, or materialise "
+            f"{names.model}/propensity_model to train a champion here.") from None
     return replace(stored, booster=stage.registry.load_booster(champion), registered_version=champion.version)
 
 
