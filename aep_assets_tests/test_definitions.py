@@ -96,6 +96,7 @@ def test_run_config_overrides_yaml_keys_in_one_place_and_only_for_that_run():
     assert run.gates.calibration.max_ece == spec.gates.calibration.max_ece  # not overridden: the YAML's
     assert spec.gates.auc_floor.min == 0.65  # the YAML itself is untouched
     assert FeatureConfig(horizon_days=0).apply(spec).goal.outcome_days == spec.goal.outcome_days
+    assert ModelConfig(champion_tolerance=0.0).apply(spec).gates.champion.tolerance == 0.0  # given, not a default
     with pytest.raises(ValueError, match=r"max_ece \(for gates.calibration.max_ece\).*gates.calibration.max_ece = 2"):
         ModelConfig(max_ece=2.0).apply(spec)
 

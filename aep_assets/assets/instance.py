@@ -57,20 +57,23 @@ class Instance:
 
 
 class RunConfig(dg.Config):
-    """A step's run config. Fields that stand in for a YAML key for one run say which in ``YAML_KEYS``; an empty
-    value (None, "", 0) leaves the YAML's."""
+    """A step's run config. Fields that stand in for a YAML key for one run say which in ``YAML_KEYS``; a field
+    left at its default leaves the YAML's value (so 0.0 given for a field whose default is None does override)."""
 
     YAML_KEYS: ClassVar[dict[str, str]] = {}  # field -> the YAML key it overrides, dotted
 
+    def _given(self) -> dict[str, str]:
+        """field -> YAML key, for the fields this run sets."""
+        return {field: key for field, key in self.YAML_KEYS.items()
+                if getattr(self, field) != type(self).model_fields[field].default}
+
     def yaml_overrides(self) -> dict[str, object]:
-        return {key: value for field, key in self.YAML_KEYS.items()
-                if (value := getattr(self, field)) not in (None, "", 0)}
+        return {key: getattr(self, field) for field, key in self._given().items()}
 
     def apply(self, spec: ModelSpec) -> ModelSpec:
         """The model's definition for this run: the YAML with this run config's overrides."""
         try:
             return spec.for_run(self.yaml_overrides())
         except ValueError as exc:
-            fields = ", ".join(f"{field} (for {key})" for field, key in self.YAML_KEYS.items()
-                               if getattr(self, field) not in (None, "", 0))
+            fields = ", ".join(f"{field} (for {key})" for field, key in self._given().items())
             raise ValueError(f"Run config {fields}: {exc}") from None

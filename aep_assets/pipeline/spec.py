@@ -335,6 +335,8 @@ class ModelSpec(Strict):
     def for_run(self, overrides: dict[str, object]) -> "ModelSpec":
         """The definition one run works with: each override (a YAML key's dotted path and a value; None: not set)
         written over the YAML, and checked as the YAML is. Run config never decides anything else."""
+        if all(value is None for value in overrides.values()):
+            return self
         data = self.model_dump()
         for path, value in overrides.items():
             if value is None:
