@@ -9,12 +9,14 @@ sandbox seeded with one object of each kind, so that requests reach real objects
 - an operation it does not serve answers as AEP's gateway does: 404 with the gateway's error body.
 """
 
+import re
 import warnings
 from pathlib import Path
 from urllib.parse import quote
 
 import pyarrow as pa
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import openapi
@@ -57,7 +59,8 @@ def seeded(tmp_path_factory) -> dict:
         "_id": ["o1"], "timestamp": pa.array([0], pa.timestamp("us", tz="UTC")),
         f"_{platform.tenant_id}": pa.StructArray.from_arrays([pa.array(["u1"])], names=["userid"])})])
     query = client.query.run("SELECT 1 AS one", name="openapi query")
-    segment, _ = client.segmentation.ensure_segment("openapi audience", f"_{platform.tenant_id}.userid = \"u1\"")
+    pql = f"_{platform.tenant_id}.userid = \"u1\""
+    segment, _ = client.segmentation.ensure_segment("openapi audience", pql)
     job = client.segmentation.evaluate([segment["id"]], timeout_s=30)
     flow, _ = client.flows.ensure_dataset_export_flow("openapi export", ds["id"], ExportTarget(kind="dlz", path="x"))
     run = client.flows.export_dataset_now(flow["id"], ds["id"])
@@ -72,7 +75,7 @@ def seeded(tmp_path_factory) -> dict:
            "SCHEMA_ID": quote(schema_id, safe=""), "FIELD_GROUP_ID": quote(fieldgroup, safe=""),
            "MIXIN_ID": quote(fieldgroup, safe=""), "RESOURCE_ID": quote(schema_id, safe=""),
            "CONTAINER_ID": "tenant", "sandboxName": "prod", "mergePolicyId": "default"}
-    yield {"url": sb.url, "headers": headers(client), "ids": {k: v for k, v in ids.items() if v}}
+    yield {"url": sb.url, "headers": headers(client), "ids": {k: v for k, v in ids.items() if v}, "pql": pql}
     sb.stop()
 
 
@@ -125,53 +128,84 @@ def _served(response) -> bool:
     return not (response.status_code == 404 and GATEWAY_404 in response.text)
 
 
+class Exchanged:
+    """The generated requests of one spec and the sandbox's answers, made once per spec and read by each test
+    below: generating them is most of the suite's time, and each test asserts its own property of the same answers.
+
+    An operation the sandbox does not serve gets one plain request instead of generated ones: the gateway answers
+    an unserved path before it reads a parameter or a body, so generated values would change nothing (and one
+    identity-service body, a ``oneOf`` of two schemas that require nothing, takes hypothesis a minute)."""
+
+    def __init__(self, seeded: dict) -> None:
+        self.seeded, self.made = seeded, {}
+
+    def of(self, spec: str) -> list[tuple[object, schemathesis.GenerationMode, bool, str, object, object]]:
+        """(operation, mode, real_ids, path, case or None, response) for every operation: both modes, random and
+        seeded ids when it is served, the one plain request when it is not."""
+        if spec not in self.made:
+            made = []
+            for op in _operations(spec):
+                path, probe = self._probe(spec, op)
+                if not _served(probe):
+                    made.append((op, schemathesis.GenerationMode.POSITIVE, False, path, None, probe))
+                    continue
+                made += [(op, mode, real_ids, case.formatted_path, case, response)
+                         for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)
+                         for real_ids in (False, True)
+                         for case, response in _exchanges(self.seeded, spec, op, mode, real_ids=real_ids)]
+            self.made[spec] = made
+        return self.made[spec]
+
+    def _probe(self, spec: str, op) -> tuple[str, requests.Response]:
+        """The operation's path with the seeded ids (or a made-up one) and no body, requested once."""
+        path = re.sub(r"\{([^}]+)\}", lambda m: self.seeded["ids"].get(m[1], "probe"), op.path)
+        return path, requests.request(op.method.upper(), self.seeded["url"] + BASE_PATHS[spec] + path,
+                                      headers=self.seeded["headers"], timeout=30)
+
+
+@pytest.fixture(scope="module")
+def exchanged(seeded) -> Exchanged:
+    return Exchanged(seeded)
+
+
 @pytest.mark.parametrize("spec", sorted(BASE_PATHS))
-def test_no_generated_request_gets_a_server_error(seeded, spec):
-    errors = []
-    for op in _operations(spec):
-        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
-            for real_ids in (False, True):
-                for case, response in _exchanges(seeded, spec, op, mode, real_ids=real_ids):
-                    if response.status_code >= 500:
-                        errors.append(f"{op.method.upper()} {case.formatted_path} -> {response.status_code}: "
-                                      f"{response.text[:200]}")
+def test_no_generated_request_gets_a_server_error(exchanged, spec):
+    errors = [f"{op.method.upper()} {path} -> {response.status_code}: {response.text[:200]}"
+              for op, _mode, _real_ids, path, _case, response in exchanged.of(spec) if response.status_code >= 500]
     assert not errors, "\n".join(errors)
 
 
 @pytest.mark.parametrize("spec", sorted(BASE_PATHS))
-def test_served_operations_answer_as_documented(seeded, spec):
+def test_served_operations_answer_as_documented(exchanged, spec):
     failures = []
-    for op in _operations(spec):
+    for op, mode, _real_ids, _path, case, response in exchanged.of(spec):
+        if mode != schemathesis.GenerationMode.POSITIVE or not _served(response):
+            continue
         label = f"{op.method.upper()} {op.path}"
-        for real_ids in (False, True):
-            for case, response in _exchanges(seeded, spec, op, schemathesis.GenerationMode.POSITIVE,
-                                             real_ids=real_ids):
-                if not _served(response):
-                    continue
-                for name, check in CHECKS.items():
-                    if (spec, label, name) in EXCEPTIONS:
-                        continue
-                    if name == "status_code" and response.status_code in ERROR_STATUSES and _aep_error(response):
-                        continue
-                    try:
-                        case.validate_response(response, checks=[check])
-                    except (Exception, BaseExceptionGroup) as exc:  # schemathesis raises a group of failures
-                        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-                        why = [line for line in lines if line.startswith("- ST") or " is not " in line
-                               or "required property" in line or line.startswith("Schema at")]
-                        failures.append(f"{label} [{name}] {response.status_code}: {' / '.join(why[:4])[:300]}")
+        for name, check in CHECKS.items():
+            if (spec, label, name) in EXCEPTIONS:
+                continue
+            if name == "status_code" and response.status_code in ERROR_STATUSES and _aep_error(response):
+                continue
+            try:
+                case.validate_response(response, checks=[check])
+            except (Exception, BaseExceptionGroup) as exc:  # schemathesis raises a group of failures
+                lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+                why = [line for line in lines if line.startswith("- ST") or " is not " in line
+                       or "required property" in line or line.startswith("Schema at")]
+                failures.append(f"{label} [{name}] {response.status_code}: {' / '.join(why[:4])[:300]}")
     assert not failures, "\n".join(sorted(set(failures)))
 
 
 @pytest.mark.parametrize("spec", sorted(BASE_PATHS))
-def test_operations_the_sandbox_does_not_serve_answer_as_the_gateway(seeded, spec):
-    for op in _operations(spec):
-        for _case, response in _exchanges(seeded, spec, op, schemathesis.GenerationMode.POSITIVE, real_ids=False):
-            if not _served(response):
-                body = response.json()
-                assert body["status"] == 404 and body["title"] == "Not found"
-                assert _header(response, "content-type").startswith("application/json")
-                assert _header(response, "x-request-id")
+def test_operations_the_sandbox_does_not_serve_answer_as_the_gateway(exchanged, spec):
+    unserved = [response for _op, mode, real_ids, _path, _case, response in exchanged.of(spec)
+                if mode == schemathesis.GenerationMode.POSITIVE and not real_ids and not _served(response)]
+    for response in unserved:
+        body = response.json()
+        assert body["status"] == 404 and body["title"] == "Not found"
+        assert _header(response, "content-type").startswith("application/json")
+        assert _header(response, "x-request-id")
 
 
 def test_every_exception_names_an_operation_and_a_reason():
@@ -186,8 +220,11 @@ def test_a_listed_audience_is_a_platform_generated_audience(seeded):
     import yaml
 
     spec = yaml.safe_load((SPECS / "segmentation.yaml").read_text())
-    import requests
-
+    # Its own audience: the generated requests of the other tests may have deleted the seeded one.
+    created = requests.post(f"{seeded['url']}/data/core/ups/segment/definitions", headers=seeded["headers"], json={
+        "name": "listed audience", "profileInstanceId": "ups", "schema": {"name": "_xdm.context.profile"},
+        "expression": {"type": "PQL", "format": "pql/text", "value": seeded["pql"]}}, timeout=30)
+    assert created.status_code in (200, 201), created.text
     listed = requests.get(f"{seeded['url']}/data/core/ups/audiences", headers=seeded["headers"], timeout=30).json()
     assert listed["children"]
     schema = {"$ref": "#/components/schemas/PlatformGeneratedAudience", "components": spec["components"]}
