@@ -16,7 +16,8 @@ SCRIPTS = {
     "rescore.py": (["--profiles", "3000", "--changed", "0.05"], "speedup="),
     "sandbox_load.py": (["--clients", "2", "--seconds", "2", "--ingest-profiles", "1000"], "rps="),
     "scoring.py": (["--profiles", "5000", "--engine", "local", "--chunk-rows", "2000"], "engine=local rows=5000"),
-    "goal_kinds.py": (["--scale", "1"], "value_vs_bgnbd="),  # smaller orgs fall below the 500-profile floors
+    # A third of the orgs of test_real_orgs.py, with the sufficiency floors lowered to fit them.
+    "goal_kinds.py": (["--scale", "0.3", "--min-goal-profiles", "100"], "value_vs_bgnbd="),
 }
 
 

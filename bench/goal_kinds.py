@@ -85,6 +85,9 @@ def gamma_gamma_spend(params, n: np.ndarray, m: np.ndarray) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="data size, 1 = the tests' (5,000 and 16,000)")
+    parser.add_argument("--min-goal-profiles", type=int, default=None,
+                        help="lower each model's sufficiency floors (500 goal and 500 non-goal profiles per split) "
+                             "to fit a smaller scale; the test suite's quick run does, the figures keep the YAML's")
     args = parser.parse_args()
 
     import dagster as dg
@@ -108,6 +111,9 @@ def main() -> None:
         for name in ("store_repeat_purchase", "store_churn", "store_value", "site_first_purchase", "site_churn",
                      "site_value"):
             spec = PropensityModel.from_file(ROOT / "examples" / "models" / f"{name}.yaml").spec
+            if args.min_goal_profiles:
+                floors = {"min_goal_profiles": args.min_goal_profiles, "min_non_goal_profiles": args.min_goal_profiles}
+                spec = spec.model_copy(update={"sufficiency": spec.sufficiency.model_copy(update=floors)})
             defs = PropensityModel(spec).build_defs(None)
             started = time.perf_counter()
             result = dg.materialize(list(defs.assets), resources=resources, instance=instance, raise_on_error=False,
