@@ -10,7 +10,7 @@ from ..ml.adobe_features import ADOBE_FEATURES
 from ..ml.drift import DriftReference
 from ..ml.feature_set import LABEL, FeatureSet
 from ..ml.metrics import gains, reliability
-from ..ml.train import TrainedModel, TrainingConfig, train_model
+from ..ml.train import TrainedModel, TrainingConfig, temporal_holdout, train_model
 from ..tracking.registry import RegisteredVersion, TrainingLog
 from . import report
 from .evaluation import ChampionComparison, OracleComparison, compare_with_champion, compare_with_oracle
@@ -148,8 +148,8 @@ class ModelRun:
 def drift_reference(model: TrainedModel, frame: pl.DataFrame, fs: FeatureSet, test_cutoff: str) -> DriftReference:
     """The rows the model was validated on (the temporal holdout at the test cutoff): what its gates passed on, and
     what scoring is compared with."""
-    validated = frame.filter(pl.col("split") == "test")
-    return DriftReference.fit(validated, model.features, model.predict(validated),
+    validated = temporal_holdout(frame)
+    return DriftReference.fit(validated, model.features, model.validated_propensity,
                               importance=model.feature_importance, clock=fs.clock, cutoff=test_cutoff)
 
 
