@@ -12,7 +12,7 @@ from aep_assets.simulation.continuation import continue_simulation
 from aep_assets.simulation.engine import Events, Walk
 from aep_assets.simulation.identity import _pad, ecid
 from aep_assets.simulation.oracle import oracle_frame, oracle_probability, state_at
-from aep_assets.simulation.taxonomy import CONVERSION_EVENT, DEPENDENCIES, EVENT_TYPES
+from aep_assets.simulation.taxonomy import CODE, CONVERSION_EVENT, DEPENDENCIES, EVENT_TYPES
 from aep_assets.simulation.xdm import events_to_xdm, profiles_to_xdm
 
 AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
@@ -64,16 +64,19 @@ def test_events_come_in_the_order_of_a_stable_sort_with_conversions_after_ties()
     converting = rng.choice(np.unique(lanes), 100, replace=False)
     converted_at[converting] = 1.7e9 + rng.integers(0, 50, converting.size) + rng.choice([0.0, 0.0002], 100)
     done = Walk(rng.random(events.size), converted_at, np.zeros(300), np.zeros(300))
-    frame = event_frame(events, done, first_profile_index=10)
+    original = Events(events.lane.copy(), events.code.copy(), events.time.copy())
+    after = np.concatenate([done.propensity_after, np.full(converting.size, np.nan)])
+    frame = event_frame(events, done, first_profile_index=10)  # consumes events and done
 
-    conv = np.sort(converting)
+    events, conv = original, np.sort(converting)
     all_lanes = np.concatenate([events.lane, conv])
     all_times = np.concatenate([events.time, converted_at[conv]])
     order = np.lexsort((all_times, all_lanes))
     assert np.array_equal(frame["profile_index"].to_numpy(), all_lanes[order] + 10)
     assert np.array_equal(frame["timestamp"].dt.epoch("us").to_numpy(), (all_times[order] * 1e6).astype(np.int64))
-    after = np.concatenate([done.propensity_after, np.full(conv.size, np.nan)])
     assert np.array_equal(frame["latent_propensity"].to_numpy(), after[order], equal_nan=True)
+    codes = np.concatenate([events.code, np.full(conv.size, CODE[CONVERSION_EVENT], np.int8)])
+    assert np.array_equal(frame["event_type"].to_physical().to_numpy(), codes[order])
 
 
 def test_the_state_at_a_cutoff_is_the_same_read_in_slices_of_profiles(extended, monkeypatch):

@@ -95,38 +95,48 @@ def simulate(config: SimulationConfig) -> Simulation:
 
 
 def _times(seconds: np.ndarray) -> pl.Series:
-    return pl.Series((seconds * 1e6).astype(np.int64)).cast(pl.Datetime("us", "UTC"))
+    """Epoch seconds as UTC microseconds; scales ``seconds`` in place (the callers' arrays are their own)."""
+    seconds *= 1e6
+    return pl.Series(seconds.astype(np.int64)).cast(pl.Datetime("us", "UTC"))
 
 
 def event_frame(events: Events, done: Walk, first_profile_index: int) -> pl.DataFrame:
     """The walked events plus one conversion event per converting lane, sorted by (profile, time): the order a
-    stable sort of the walked events followed by the conversions gives, so a tie keeps walked events first."""
-    order = _stable_order(events.lane, events.time)
-    lanes, codes, times = events.lane[order], events.code[order], events.time[order]
-    after = done.propensity_after[order]
+    stable sort of the walked events followed by the conversions gives, so a tie keeps walked events first.
+
+    Consumes its input: ``events`` and ``done.propensity_after`` are put in that order in place, and the frame is
+    built a column at a time. A million profiles have some 70 million events; a sorted copy of every array beside
+    the inserted ones took the simulation's peak memory from 4 GB to 6.6 GB."""
+    _stable_sort_in_place(events, done.propensity_after)
     conv = np.nonzero(~np.isnan(done.converted_at))[0]
-    at = _insertion_points(lanes, times, conv, done.converted_at[conv])
-    return pl.DataFrame({
-        "profile_index": np.insert(lanes, at, conv) + first_profile_index,
-        "event_type": pl.Series(np.insert(codes, at, np.int8(CODE[CONVERSION_EVENT]))).replace_strict(
-            dict(enumerate(NAMES)), return_dtype=pl.Enum(NAMES)),
-        "timestamp": _times(np.insert(times, at, done.converted_at[conv])),
-        "latent_propensity": np.insert(after, at, np.nan),
-    })
+    at = _insertion_points(events.lane, events.time, conv, done.converted_at[conv])
+    timestamp = _times(np.insert(events.time, at, done.converted_at[conv]))
+    profile_index = np.insert(events.lane, at, conv)
+    profile_index += first_profile_index
+    event_type = pl.Series(np.insert(events.code, at, np.int8(CODE[CONVERSION_EVENT]))).replace_strict(
+        dict(enumerate(NAMES)), return_dtype=pl.Enum(NAMES))
+    latent = np.insert(done.propensity_after, at, np.nan)
+    return pl.DataFrame({"profile_index": profile_index, "event_type": event_type, "timestamp": timestamp,
+                         "latent_propensity": latent})
 
 
-def _stable_order(lane: np.ndarray, time: np.ndarray) -> np.ndarray:
-    """``np.lexsort((time, lane))``, in linear time for events already sorted by lane and nearly by time (as
-    ``Events.sorted`` leaves them: by millisecond). Only the lanes with an inversion are sorted again."""
+def _stable_sort_in_place(events: Events, *per_event: np.ndarray) -> None:
+    """Reorders ``events`` and the ``per_event`` arrays as ``np.lexsort((time, lane))`` would, in linear time for
+    events already sorted by lane and nearly by time (as ``Events.sorted`` leaves them: by millisecond). Only the
+    lanes with an inversion are sorted again."""
+    arrays = (events.lane, events.code, events.time, *per_event)
+    lane, time = events.lane, events.time
     if lane.size and (lane[1:] < lane[:-1]).any():
-        return np.lexsort((time, lane))
-    order = np.arange(lane.size)
+        order = np.lexsort((time, lane))
+        for a in arrays:
+            a[:] = a[order]
+        return
     inverted = np.nonzero((lane[1:] == lane[:-1]) & (time[1:] < time[:-1]))[0]
     if inverted.size:
-        affected = np.isin(lane, lane[inverted])
-        rows = np.nonzero(affected)[0]  # whole lanes, each a contiguous block
-        order[rows] = rows[np.lexsort((time[rows], lane[rows]))]
-    return order
+        rows = np.nonzero(np.isin(lane, lane[inverted]))[0]  # whole lanes, each a contiguous block
+        source = rows[np.lexsort((time[rows], lane[rows]))]
+        for a in arrays:
+            a[rows] = a[source]
 
 
 def _insertion_points(lanes: np.ndarray, times: np.ndarray, new_lanes: np.ndarray, new_times: np.ndarray) -> np.ndarray:
