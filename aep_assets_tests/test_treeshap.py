@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aep_assets.ml.explain import reason_codes
-from aep_assets.ml.treeshap import shap_values, tree_splits
+from aep_assets.ml.treeshap import TreeShap, shap_values, tree_splits
 
 
 def _data(n: int = 6000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -53,3 +53,18 @@ def test_categorical_splits_and_early_stopping_follow_lightgbm():
     assert np.abs(shap_values(booster, scored) - booster.predict(scored, pred_contrib=True)[:, :-1]).max() < 1e-12
     text = lgb.Booster(model_str=booster.model_to_string())  # as the scoring job loads it
     assert np.abs(shap_values(text, scored) - text.predict(scored, pred_contrib=True)[:, :-1]).max() < 1e-12
+
+
+def test_a_later_chunk_reuses_the_patterns_an_earlier_one_computed():
+    x, y = _data()
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 15}, lgb.Dataset(x, y), num_boost_round=40)
+    shap = TreeShap(booster)
+    first, second = _data(20_000, seed=1)[0], _data(20_000, seed=3)[0]
+    assert np.abs(shap(first) - booster.predict(first, pred_contrib=True)[:, :-1]).max() < 1e-12
+    known = sum(t.codes.size for t in shap.tables)
+    assert np.abs(shap(second) - booster.predict(second, pred_contrib=True)[:, :-1]).max() < 1e-12
+    grown = sum(t.codes.size for t in shap.tables)
+    assert known < grown < 1.5 * known  # a few new patterns; most were seen in the first chunk
+    again = shap(second[:5000])
+    assert sum(t.codes.size for t in shap.tables) == grown  # nothing new to ask LightGBM
+    assert np.abs(again - booster.predict(second[:5000], pred_contrib=True)[:, :-1]).max() < 1e-12

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from .calibration import Calibrator
 from .drift import DriftReference
-from .explain import REASON_COLUMNS, contributions, reason_codes
+from .explain import REASON_COLUMNS, contributions, reason_indices
 from .feature_set import ELIGIBLE, ID, PREDICTED_VALUE, feature_matrix
 from .holdout import HoldoutGroups
 from .ranking import PROPENSITY, RankThresholds, thresholds_duckdb, thresholds_in_memory
@@ -124,12 +124,13 @@ class Scorer:
             return pl.DataFrame(schema=schema)
         x = feature_matrix(eligible, self.features)
         p = self.calibrator.apply(self.booster.predict(x))
-        reasons = reason_codes(self.booster, x, self.features, contribute=self.contribute)
+        reasons = reason_indices(self.booster, x, contribute=self.contribute)
+        names = pl.Series(self.features, dtype=pl.Utf8)
         value = ({PREDICTED_VALUE: expected_value(p, self.value_scale * self.value_booster.predict(x))}
                  if self.value_booster else {})
         return pl.DataFrame({
             ID: eligible[ID].cast(pl.Utf8), "propensity": p, "score": np.rint(100 * p).astype(np.int64),
-            **{name: pl.Series(reasons[k], dtype=pl.Utf8) for k, name in enumerate(REASON_COLUMNS)}, **value},
+            **{name: names.gather(reasons[k]) for k, name in enumerate(REASON_COLUMNS)}, **value},
             schema=schema)
 
     @cached_property
@@ -150,9 +151,9 @@ def finish(unranked: pl.DataFrame, thresholds: RankThresholds, stamp: Stamp) -> 
     return pl.DataFrame({
         ID: unranked[ID], "propensity": unranked["propensity"], "score": unranked["score"], "percentile": pct,
         "decile": np.minimum(pct // 10 + 1, 10), "band": pl.Series(band, dtype=pl.Utf8),
-        "model_version": pl.Series([stamp.model_version] * n, dtype=pl.Utf8),
-        "scored_at": pl.Series([stamp.scored_at] * n, dtype=TIMESTAMP),
-        "expires_at": pl.Series([stamp.expires_at] * n, dtype=TIMESTAMP),
+        "model_version": pl.repeat(stamp.model_version, n, dtype=pl.Utf8, eager=True),
+        "scored_at": pl.repeat(stamp.scored_at, n, dtype=TIMESTAMP, eager=True),
+        "expires_at": pl.repeat(stamp.expires_at, n, dtype=TIMESTAMP, eager=True),
         **{name: unranked[name] for name in REASON_COLUMNS},
         "group": pl.Series(groups, dtype=pl.Utf8),
         **({PREDICTED_VALUE: unranked[PREDICTED_VALUE]} if PREDICTED_VALUE in unranked.columns else {}),

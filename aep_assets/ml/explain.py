@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import lightgbm as lgb
 import numpy as np
 
-from .treeshap import shap_values, tree_splits
+from .treeshap import TreeShap
 
 REASONS = 3
 REASON_COLUMNS = tuple(f"reason_{k + 1}" for k in range(REASONS))
@@ -90,8 +90,7 @@ def contributions(booster: lgb.Booster, method: str = "shap") -> Callable[[np.nd
     if method == "path":
         credits = leaf_credits(booster)
         return lambda x: path_contributions(booster, x, credits)
-    splits = tree_splits(booster)
-    return lambda x: shap_values(booster, x, splits)
+    return TreeShap(booster)
 
 
 def reason_codes(booster: lgb.Booster, x: np.ndarray, features: tuple[str, ...], top: int = REASONS,
@@ -99,11 +98,17 @@ def reason_codes(booster: lgb.Booster, x: np.ndarray, features: tuple[str, ...],
                  ) -> list[np.ndarray]:
     """``top`` arrays of feature names: per row, the features with the largest contributions to the
     raw score, largest first."""
-    contribute = contribute or contributions(booster, method)
     names = np.asarray(features, dtype=object)
-    picks = [np.empty(len(x), dtype=object) for _ in range(top)]
+    return [names[k] for k in reason_indices(booster, x, top, method, contribute)]
+
+
+def reason_indices(booster: lgb.Booster, x: np.ndarray, top: int = REASONS, method: str = "shap",
+                   contribute: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
+    """As ``reason_codes``, the features' column indices."""
+    contribute = contribute or contributions(booster, method)
+    picks = [np.empty(len(x), dtype=np.int64) for _ in range(top)]
     for lo in range(0, len(x), CHUNK_ROWS):
         order = np.argsort(-contribute(x[lo:lo + CHUNK_ROWS]), axis=1, kind="stable")[:, :top]
         for k in range(top):
-            picks[k][lo:lo + CHUNK_ROWS] = names[order[:, k]]
+            picks[k][lo:lo + CHUNK_ROWS] = order[:, k]
     return picks
