@@ -152,8 +152,8 @@ def oracle_frame(sim: Simulation, cutoff: datetime, horizon_days: int, k: int = 
     conv = sim.truth["conversion_time"]
     return pl.DataFrame({
         "profile_index": sim.truth["profile_index"], "userid": sim.truth["userid"],
-        "cutoff": pl.Series([cutoff] * sim.truth.height, dtype=pl.Datetime("us", "UTC")),
-        "horizon_days": pl.Series([horizon_days] * sim.truth.height, dtype=pl.Int32),
+        "cutoff": pl.repeat(cutoff, sim.truth.height, dtype=pl.Datetime("us", "UTC"), eager=True),
+        "horizon_days": pl.repeat(horizon_days, sim.truth.height, dtype=pl.Int32, eager=True),
         "latent_propensity_at_cutoff": state.propensity, "converted_before_cutoff": state.converted,
         "pending_events": np.bincount(state.pending.lane, minlength=sim.truth.height),
         "oracle_probability": oracle_probability(sim, cutoff, horizon_days, k, state=state),
