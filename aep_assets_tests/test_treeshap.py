@@ -5,7 +5,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from aep_assets.ml.explain import reason_codes
+from aep_assets.ml.explain import binary_sigmoid, predict_with_reasons, reason_codes, reason_indices
 from aep_assets.ml.treeshap import TreeShap, shap_values, tree_splits
 
 
@@ -35,8 +35,10 @@ def test_shap_values_equal_pred_contrib(params):
     if params.get("num_leaves") == 127:  # the case must reach the packed, more-than-64-bit codes
         assert max(len(s.features) for s in tree_splits(booster)) > 63
     exact = booster.predict(scored, pred_contrib=True)[:, :-1]
-    fast = shap_values(booster, scored)
+    fast, raw = TreeShap(booster).explain(scored)
     assert np.abs(fast - exact).max() < 1e-12
+    assert np.array_equal(raw, booster.predict(scored, raw_score=True))  # LightGBM's sum, to the bit
+    _assert_scores_equal_lightgbm(booster, scored)
     names = tuple(f"f{i}" for i in range(x.shape[1]))
     assert all(np.array_equal(a, b) for a, b in zip(
         reason_codes(booster, scored, names), [np.asarray(names, dtype=object)[o] for o in
@@ -53,6 +55,16 @@ def test_categorical_splits_and_early_stopping_follow_lightgbm():
     assert np.abs(shap_values(booster, scored) - booster.predict(scored, pred_contrib=True)[:, :-1]).max() < 1e-12
     text = lgb.Booster(model_str=booster.model_to_string())  # as the scoring job loads it
     assert np.abs(shap_values(text, scored) - text.predict(scored, pred_contrib=True)[:, :-1]).max() < 1e-12
+    _assert_scores_equal_lightgbm(booster, scored)
+    _assert_scores_equal_lightgbm(text, scored)
+
+
+def _assert_scores_equal_lightgbm(booster: lgb.Booster, x: np.ndarray) -> None:
+    """The scoring job's probabilities are LightGBM's to the bit, and its reasons those of pred_contrib."""
+    shap = TreeShap(booster)
+    probability, reasons = predict_with_reasons(booster, x, shap, binary_sigmoid(booster))
+    assert np.array_equal(probability, booster.predict(x))
+    assert all(np.array_equal(a, b) for a, b in zip(reasons, reason_indices(booster, x, contribute=shap), strict=True))
 
 
 def test_a_later_chunk_reuses_the_patterns_an_earlier_one_computed():
@@ -68,3 +80,14 @@ def test_a_later_chunk_reuses_the_patterns_an_earlier_one_computed():
     again = shap(second[:5000])
     assert sum(t.codes.size for t in shap.tables) == grown  # nothing new to ask LightGBM
     assert np.abs(again - booster.predict(second[:5000], pred_contrib=True)[:, :-1]).max() < 1e-12
+
+
+def test_a_model_that_is_not_binary_is_predicted_by_lightgbm():
+    x, y = _data()
+    regression = lgb.train({"objective": "regression", "verbose": -1}, lgb.Dataset(x, y * 3.0), num_boost_round=20)
+    assert binary_sigmoid(regression) is None
+    probability, _ = predict_with_reasons(regression, x, TreeShap(regression), binary_sigmoid(regression))
+    assert np.array_equal(probability, regression.predict(x))
+    scaled = lgb.train({"objective": "binary", "sigmoid": 0.5, "verbose": -1}, lgb.Dataset(x, y), num_boost_round=20)
+    probability, _ = predict_with_reasons(scaled, x, TreeShap(scaled), binary_sigmoid(scaled))
+    assert np.array_equal(probability, scaled.predict(x))

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from .calibration import Calibrator
 from .drift import DriftReference
-from .explain import REASON_COLUMNS, contributions, reason_indices
+from .explain import REASON_COLUMNS, binary_sigmoid, contributions, predict_with_reasons
 from .feature_set import ELIGIBLE, ID, PREDICTED_VALUE, feature_matrix
 from .holdout import HoldoutGroups
 from .ranking import PROPENSITY, RankThresholds, thresholds_duckdb, thresholds_in_memory
@@ -123,8 +123,8 @@ class Scorer:
         if eligible.height == 0:
             return pl.DataFrame(schema=schema)
         x = feature_matrix(eligible, self.features)
-        p = self.calibrator.apply(self.booster.predict(x))
-        reasons = reason_indices(self.booster, x, contribute=self.contribute)
+        probability, reasons = predict_with_reasons(self.booster, x, self.contribute, self.sigmoid)
+        p = self.calibrator.apply(probability)
         names = pl.Series(self.features, dtype=pl.Utf8)
         value = ({PREDICTED_VALUE: expected_value(p, self.value_scale * self.value_booster.predict(x))}
                  if self.value_booster else {})
@@ -136,6 +136,10 @@ class Scorer:
     @cached_property
     def contribute(self):
         return contributions(self.booster, self.reason_method)
+
+    @cached_property
+    def sigmoid(self):
+        return binary_sigmoid(self.booster)
 
     def features_frame(self, eligible: pl.DataFrame) -> pl.DataFrame:
         """The scored rows' features, with one type per column whichever file they came from."""

@@ -97,13 +97,14 @@ def tree_splits(booster: lgb.Booster) -> list[Splits]:
 
 
 class PatternValues:
-    """One tree's SHAP values of the decision patterns seen so far (codes sorted), so that a scoring job asks
-    LightGBM once per pattern, not once per pattern and chunk of rows. A tree with more than 63 splits has no
-    stable codes across chunks and keeps nothing."""
+    """One tree's values of the decision patterns seen so far (codes sorted): the SHAP value of each feature the
+    tree uses, then the tree's output (its leaf's value), so that a scoring job asks LightGBM once per pattern,
+    not once per pattern and chunk of rows. A tree with more than 63 splits has no stable codes across chunks and
+    keeps nothing."""
 
-    def __init__(self, used: int) -> None:
+    def __init__(self, columns: int) -> None:
         self.codes = np.empty(0, dtype=np.uint64)
-        self.values = np.empty((0, used))
+        self.values = np.empty((0, columns))
 
     def lookup(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where each of ``codes`` (unique) is in the table, and which are not there yet."""
@@ -119,39 +120,60 @@ class PatternValues:
 
 class TreeShap:
     """(rows x features) exact TreeSHAP of the raw score, without the bias column, chunk after chunk of one
-    model's rows: the trees are read once, and each tree's pattern values are kept between chunks."""
+    model's rows: the trees are read once, and each tree's pattern values are kept between chunks.
+
+    ``explain`` also gives each row's raw score, LightGBM's to the bit: the trees' outputs summed in tree order
+    from zero, as LightGBM's prediction sums them, each tree's output being its pattern's leaf. So scoring needs no
+    second pass of every row through every tree."""
 
     def __init__(self, booster: lgb.Booster, splits: list[Splits] | None = None) -> None:
         self.booster, self.splits = booster, splits if splits is not None else tree_splits(booster)
         self.trees = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
-        self.tables = [PatternValues(s.used.size) if len(s.features) <= 63 else None for s in self.splits]
+        self.tables = [PatternValues(s.used.size + 1) if len(s.features) <= 63 else None for s in self.splits]
+        self._single_leaf: dict[int, float] = {}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.explain(x)[0]
+
+    def explain(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The (rows x features) SHAP values and each row's raw score."""
         booster, columns = self.booster, Columns(x)
         out = np.zeros((booster.num_feature(), len(x)))  # feature-major: each feature's sum is contiguous
+        raw = np.zeros(len(x))
         for t in range(self.trees):
             tree = self.splits[t]
-            if not tree.features.size:
-                continue  # a single leaf: all of it is bias
+            if not tree.features.size:  # a single leaf: all of it is bias
+                raw += self._leaf_of_single_leaf_tree(t, x)
+                continue
             if tree.categorical:
                 out += booster.predict(x, pred_contrib=True, start_iteration=t, num_iteration=1)[:, :-1].T
+                raw += booster.predict(x, raw_score=True, start_iteration=t, num_iteration=1)
                 continue
             pattern_of_row, codes = pd.factorize(tree.patterns(columns))  # hashing: no sort
             values = self._pattern_values(t, x, pattern_of_row, np.asarray(codes, dtype=np.uint64))
             for k, f in enumerate(tree.used):
                 out[f] += values[:, k][pattern_of_row]
-        return out.T
+            raw += values[:, -1][pattern_of_row]
+        return out.T, raw
+
+    def _leaf_of_single_leaf_tree(self, t: int, x: np.ndarray) -> float:
+        if t not in self._single_leaf:
+            self._single_leaf[t] = float(self.booster.predict(x[:1], raw_score=True, start_iteration=t,
+                                                              num_iteration=1)[0])
+        return self._single_leaf[t]
 
     def _pattern_values(self, t: int, x: np.ndarray, pattern_of_row: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """(patterns x used features): the tree's SHAP values of each pattern, asked of LightGBM for the new ones
-        with one row of each standing for all of its rows."""
+        """(patterns x (used features + 1)): the tree's SHAP values of each pattern and its output, asked of LightGBM
+        for the new ones with one row of each standing for all of its rows."""
         table, used = self.tables[t], self.splits[t].used
         at, new = table.lookup(codes) if table is not None else (None, np.ones(codes.size, dtype=bool))
         if new.any():
             representative = np.empty(codes.size, dtype=np.int64)
             representative[pattern_of_row] = np.arange(len(x))  # any row of a pattern stands for all of it
-            fresh = self.booster.predict(x[representative[new]], pred_contrib=True, start_iteration=t,
-                                         num_iteration=1)[:, used]
+            rows = x[representative[new]]
+            contrib = self.booster.predict(rows, pred_contrib=True, start_iteration=t, num_iteration=1)[:, used]
+            leaf = self.booster.predict(rows, raw_score=True, start_iteration=t, num_iteration=1)
+            fresh = np.column_stack([contrib, leaf])
             if table is None:
                 return fresh
             table.add(codes[new], fresh)
