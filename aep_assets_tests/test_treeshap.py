@@ -5,7 +5,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from aep_assets.ml.explain import binary_sigmoid, predict_with_reasons, reason_codes, reason_indices
+from aep_assets.ml.explain import binary_sigmoid, predict_with_reasons, reason_indices
 from aep_assets.ml.treeshap import TreeShap, shap_values, tree_splits
 
 
@@ -35,14 +35,16 @@ def test_shap_values_equal_pred_contrib(params):
     if params.get("num_leaves") == 127:  # the case must reach the packed, more-than-64-bit codes
         assert max(len(s.features) for s in tree_splits(booster)) > 63
     exact = booster.predict(scored, pred_contrib=True)[:, :-1]
-    fast, raw = TreeShap(booster).explain(scored)
+    shap = TreeShap(booster)
+    fast, raw = shap.explain(scored)
     assert np.abs(fast - exact).max() < 1e-12
     assert np.array_equal(raw, booster.predict(scored, raw_score=True))  # LightGBM's sum, to the bit
-    _assert_scores_equal_lightgbm(booster, scored)
-    names = tuple(f"f{i}" for i in range(x.shape[1]))
-    assert all(np.array_equal(a, b) for a, b in zip(
-        reason_codes(booster, scored, names), [np.asarray(names, dtype=object)[o] for o in
-                                              np.argsort(-exact, axis=1, kind="stable")[:, :3].T], strict=True))
+    # What the scoring job keeps: LightGBM's probability to the bit, and the reasons pred_contrib gives.
+    probability, reasons = predict_with_reasons(booster, scored, shap, binary_sigmoid(booster))
+    assert np.array_equal(probability, booster.predict(scored))
+    names = np.asarray([f"f{i}" for i in range(x.shape[1])], dtype=object)
+    expected = [names[o] for o in np.argsort(-exact, axis=1, kind="stable")[:, :3].T]
+    assert all(np.array_equal(names[a], b) for a, b in zip(reasons, expected, strict=True))
 
 
 def test_categorical_splits_and_early_stopping_follow_lightgbm():
