@@ -114,3 +114,15 @@ def test_sizing_round_trips():
     assert control_share_needed(500, 0.1, 0.01) is None  # too small to detect one point, however split
     sized = size_control_group(20_000, 0.1, 0.2, 0.02)
     assert sized.detectable_uplift < 0.02 and sized.share_needed == pytest.approx(share)
+
+
+def test_the_plots_draw_a_decile_that_never_converted():
+    """A Wilson interval at a rate of 0 ends a rounding error above it; the plot must still draw (it failed
+    once on a second window at 3,000 profiles)."""
+    from aep_assets.ml.plots import outcome_plot
+
+    scores = _scores(3_000, seed=2).with_columns((pl.col("converted") & (pl.col("decile") > 1)).alias("converted"))
+    by_decile = compare_outcomes(scores).by_decile
+    assert by_decile.filter(pl.col("decile") == 1)["conversions"].item() == 0
+    assert (by_decile["realised_rate"] - by_decile["realised_low"]).min() < 0  # what matplotlib refused
+    assert outcome_plot(by_decile)

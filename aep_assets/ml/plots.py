@@ -64,6 +64,12 @@ def histogram_plot(y: np.ndarray, p: np.ndarray) -> str:
     return _png(fig)
 
 
+def _spread(mid: np.ndarray, low: np.ndarray, high: np.ndarray) -> list[np.ndarray]:
+    """Error bar lengths below and above ``mid``. A Wilson interval at a rate of 0 or 1 ends at the rate itself,
+    give or take a rounding error that matplotlib would refuse as a negative length."""
+    return [np.maximum(mid - low, 0), np.maximum(high - mid, 0)]
+
+
 def outcome_plot(by_decile: pl.DataFrame) -> str:
     """Expected (with the interval the check allows) and realised conversion (with its Wilson interval) per
     decile, like Customer AI's performance summary."""
@@ -71,10 +77,9 @@ def outcome_plot(by_decile: pl.DataFrame) -> str:
     d = by_decile["decile"].to_numpy()
     exp, real = by_decile["expected_rate"].to_numpy(), by_decile["realised_rate"].to_numpy()
     ax.bar(d - 0.2, exp, width=0.4, label="expected", color="#9ecae1",
-           yerr=[exp - by_decile["expected_low"].to_numpy(), by_decile["expected_high"].to_numpy() - exp], capsize=2)
+           yerr=_spread(exp, by_decile["expected_low"].to_numpy(), by_decile["expected_high"].to_numpy()), capsize=2)
     ax.bar(d + 0.2, real, width=0.4, label="realised", color="#3182bd",
-           yerr=[real - by_decile["realised_low"].to_numpy(), by_decile["realised_high"].to_numpy() - real],
-           capsize=2)
+           yerr=_spread(real, by_decile["realised_low"].to_numpy(), by_decile["realised_high"].to_numpy()), capsize=2)
     ax.set(xlabel="score decile (10 = highest)", ylabel="conversion rate in the outcome window",
            title="Expected vs realised", xticks=d)
     ax.legend(loc="upper left")
@@ -100,7 +105,7 @@ def uplift_plot(bands: list[str], absolute: np.ndarray, low: np.ndarray, high: n
     fig, ax = plt.subplots(figsize=(5, 3))
     y = np.arange(len(bands))
     ax.axvline(0, color="grey", linewidth=0.5)
-    ax.errorbar(absolute, y, xerr=[absolute - low, high - absolute], fmt="o", capsize=3)
+    ax.errorbar(absolute, y, xerr=_spread(absolute, low, high), fmt="o", capsize=3)
     ax.set(yticks=y, yticklabels=bands, xlabel="treated - control conversion rate", title="Audience uplift")
     return _png(fig)
 
@@ -190,4 +195,17 @@ def audience_sizes_plot(history: list[dict]) -> str:
     if len(runs) <= 20:
         ax.set_xticks(runs)
     ax.legend()
+    return _png(fig)
+
+
+def qini_plot(curves: dict) -> str:
+    """Uplift curves (ml/uplift.UpliftCurve) of several rankings, with random targeting's line."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for name, curve in curves.items():
+        ax.plot(curve.fraction, curve.gain, label=f"{name} (Qini {curve.qini:.4f})")
+    first = next(iter(curves.values()))
+    ax.plot([0, 1], [0, first.gain[-1]], color="grey", linestyle="--", linewidth=0.8, label="random targeting")
+    ax.set(xlabel="share of profiles targeted, by ranking", ylabel="incremental goals per profile",
+           title="Uplift curves, evaluation profiles")
+    ax.legend(loc="best", fontsize=7)
     return _png(fig)
