@@ -19,13 +19,17 @@ from .oracle import state_at
 
 @dataclass(frozen=True)
 class Treatment:
-    """A planted campaign effect: over (start, start + window], the campaign converts ``uplift`` x (treated
-    members) profiles that would not have converted on their own, spread evenly over the window."""
+    """A planted campaign effect over (start, start + window]. Uniform: the campaign converts ``uplift`` x
+    (treated members) profiles that would not have converted on their own, spread evenly over the window.
+    Per member (``lift`` and ``damp``, aligned with ``rows``; see campaign.py): it converts each member who would
+    not have converted with chance ``lift``, and cancels each member's own conversion with chance ``damp``."""
 
     rows: np.ndarray  # profile rows (positions in ``Simulation.profiles``) of the treated members
     uplift: float
     start: datetime  # the activation
     window: timedelta
+    lift: np.ndarray | None = None
+    damp: np.ndarray | None = None
 
     def share_within(self, t0: float, t1: float) -> float:
         """The part of the window inside (t0, t1]."""
@@ -41,6 +45,7 @@ class Continuation:
     end: datetime
 
     treated_conversions: int = 0  # conversions the planted campaign effect caused in the period
+    prevented_conversions: int = 0  # members' own conversions it cancelled (do-not-disturbs)
 
     @property
     def changed_profiles(self) -> int:
@@ -69,6 +74,7 @@ def continue_simulation(sim: Simulation, period: timedelta, *, share: float = 1.
     new = new.sorted()
     done = walk(rng, sim.config.behaviour, new, baseline=sim.traits.baseline, propensity=state.propensity,
                 start=t0, end=t1, converted=state.converted)
+    prevented = _cancelled_conversions(rng, treatment, done.converted_at)
     caused = _campaign_conversions(rng, treatment, done.converted_at, state.converted, t0, t1)
     first = sim.config.first_profile_index
     new_events = event_frame(new, done, first)
@@ -83,7 +89,21 @@ def continue_simulation(sim: Simulation, period: timedelta, *, share: float = 1.
         .otherwise(pl.col("conversion_time")).alias("conversion_time"),
         (pl.col("n_events") + pl.Series(counts)).alias("n_events"),
     )
-    return Continuation(replace(sim, events=events, truth=truth, until=end), new_events, start, end, caused)
+    return Continuation(replace(sim, events=events, truth=truth, until=end), new_events, start, end, caused,
+                        prevented)
+
+
+def _cancelled_conversions(rng: np.random.Generator, treatment: Treatment | None, converted_at: np.ndarray) -> int:
+    """Cancel, in place in ``converted_at``, the members' own conversions inside the treatment's window, each with
+    its member's ``damp``."""
+    if treatment is None or treatment.damp is None or not treatment.rows.size:
+        return 0
+    lo, hi = treatment.start.timestamp(), (treatment.start + treatment.window).timestamp()
+    at = converted_at[treatment.rows]
+    inside = ~np.isnan(at) & (at > lo) & (at <= hi)
+    hit = inside & (rng.random(treatment.rows.size) < treatment.damp)
+    converted_at[treatment.rows[hit]] = np.nan
+    return int(hit.sum())
 
 
 def _campaign_conversions(rng: np.random.Generator, treatment: Treatment | None, converted_at: np.ndarray,
@@ -95,10 +115,14 @@ def _campaign_conversions(rng: np.random.Generator, treatment: Treatment | None,
     if treatment is None or treatment.uplift <= 0 or not treatment.rows.size:
         return 0
     part = treatment.share_within(t0, t1)
-    pool = treatment.rows[~converted_before[treatment.rows] & np.isnan(converted_at[treatment.rows])]
+    open_ = ~converted_before[treatment.rows] & np.isnan(converted_at[treatment.rows])
+    pool = treatment.rows[open_]
     if part <= 0 or not pool.size:
         return 0
-    chance = min(1.0, treatment.uplift * part * treatment.rows.size / pool.size)
+    if treatment.lift is None:
+        chance = min(1.0, treatment.uplift * part * treatment.rows.size / pool.size)
+    else:  # per member; a window split over periods gets its share of the chance in each
+        chance = np.minimum(1.0, treatment.lift[open_] * part)
     hit = pool[rng.random(pool.size) < chance]
     lo = max(t0, treatment.start.timestamp())
     hi = min(t1, (treatment.start + treatment.window).timestamp()) - CONVERSION_LAG_S

@@ -102,9 +102,11 @@ class Futures:
 
 
 def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: int = 64,
-                       seed: int | None = None, state: State | None = None, workers: int | None = None) -> np.ndarray:
+                       seed: int | None = None, state: State | None = None, workers: int | None = None,
+                       continued: bool = False) -> np.ndarray:
     """Per profile row: the mean over ``k`` simulated futures of the chance of converting in (T, T+H]
-    along each; NaN for profiles that converted before T (no population scores them).
+    along each; NaN for profiles that converted before T (no population scores them). ``continued``: the horizon
+    lies past the history, where a continuation keeps the base events coming (continuation.py).
 
     Each future draws the events; the conversion draws along them are integrated out exactly
     (1 - prod(1 - chance)), which removes most of the Monte Carlo noise of counting conversions.
@@ -123,7 +125,7 @@ def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: 
     pending = state.pending.take(np.nonzero(~state.converted[state.pending.lane])[0])
     futures = Futures(cfg.behaviour, tr.activity[eligible], tr.baseline[eligible], state.propensity[eligible],
                       np.bincount(np.searchsorted(eligible, pending.lane), minlength=eligible.size), pending,
-                      state.cutoff, min(t1, cfg.end.timestamp()), t1)
+                      state.cutoff, t1 if continued else min(t1, cfg.end.timestamp()), t1)
     copies = _chunk_sizes(k, eligible.size)
     seeds = np.random.SeedSequence([cfg.seed if seed is None else seed, int(state.cutoff), horizon_days]).spawn(
         len(copies))
