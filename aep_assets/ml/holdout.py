@@ -63,7 +63,8 @@ def _normal():
     return norm
 
 
-def _z(alpha: float, power: float) -> float:
+def two_sided_z(alpha: float, power: float) -> float:
+    """z of a two-sided test at ``alpha`` plus z of ``power``: a detectable effect is this many standard errors."""
     norm = _normal()
     return float(norm.ppf(1 - alpha / 2) + norm.ppf(power))
 
@@ -75,7 +76,7 @@ def detectable_uplift(size: int, rate: float, share: float, *, power: float = 0.
     if control < 1 or treated < 1:
         return math.inf
     p = min(max(rate, 1e-6), 1 - 1e-6)
-    return _z(alpha, power) * math.sqrt(p * (1 - p) * (1 / control + 1 / treated))
+    return two_sided_z(alpha, power) * math.sqrt(p * (1 - p) * (1 / control + 1 / treated))
 
 
 def control_share_needed(size: int, rate: float, uplift: float, *, power: float = 0.8,
@@ -86,7 +87,7 @@ def control_share_needed(size: int, rate: float, uplift: float, *, power: float 
         raise ValueError(f"uplift = {uplift} must be positive, e.g. 0.02 for two points of conversion rate.")
     p = min(max(rate, 1e-6), 1 - 1e-6)
     # 1/(sN) + 1/((1-s)N) <= k  <=>  k N s^2 - k N s + 1 <= 0
-    k = (uplift / _z(alpha, power)) ** 2 / (p * (1 - p))
+    k = (uplift / two_sided_z(alpha, power)) ** 2 / (p * (1 - p))
     disc = 1 - 4 / (k * size) if size > 0 else -1.0
     if disc < 0:
         return None
