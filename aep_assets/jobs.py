@@ -14,8 +14,13 @@ RESCORE_ASSETS = ("scoring_features", "propensity_scores", "aep_score_dataset", 
 WRITE_BACK_ASSETS = ("aep_score_dataset", "propensity_audiences", "audience_activation")
 
 
+UPLIFT_SCORING_ASSETS = ("uplift_scores", "persuadable_audiences")
+UPLIFT_OUTCOME_ASSETS = ("uplift_model", "targeting_comparison")
+
+
 def rescore_assets(m: Instance) -> list[dg.AssetKey]:
-    return [m.key(a) for a in RESCORE_ASSETS if m.writes_back or a not in WRITE_BACK_ASSETS]
+    return [*(m.key(a) for a in RESCORE_ASSETS if m.writes_back or a not in WRITE_BACK_ASSETS),
+            *(m.key(a) for a in UPLIFT_SCORING_ASSETS if m.learns_uplift)]
 
 
 class ModelJobs(NamedTuple):
@@ -33,7 +38,8 @@ class ModelJobs(NamedTuple):
 
 
 def outcome_assets(m: Instance) -> list[dg.AssetKey]:
-    return [m.key("score_outcomes"), *([m.key("audience_uplift")] if m.writes_back else [])]
+    return [m.key("score_outcomes"), *([m.key("audience_uplift")] if m.writes_back else []),
+            *(m.key(a) for a in UPLIFT_OUTCOME_ASSETS if m.learns_uplift)]
 
 
 def model_jobs(m: Instance) -> ModelJobs:
@@ -54,7 +60,8 @@ def model_jobs(m: Instance) -> ModelJobs:
         outcomes=dg.define_asset_job(
             f"{m.name}_outcomes", selection=dg.AssetSelection.assets(*outcome_assets(m)),
             description="Look back at the scoring runs whose outcome window has closed: expected versus realised "
-                        "conversion, and each audience's uplift against its control group."),
+                        "conversion, each audience's uplift against its control group, and (learning uplift) the "
+                        "uplift model and whether targeting by uplift beat targeting by propensity."),
     )
 
 
@@ -69,6 +76,8 @@ class NewEventsConfig(dg.Config):
                                  "clock, so the last scoring run's outcomes can be checked today.")
     planted_uplift: float = Field(default=-1.0, description="The planted effect of the last activation (see "
                                   "simulation.planted_uplift); -1: the model's value.")
+    planted_effect: str = Field(default="", description="'uniform' or 'heterogeneous' (see "
+                                "simulation.planted_effect); empty: the model's value.")
 
 
 def simulate_new_events_job(m: Instance) -> dg.JobDefinition:
@@ -84,7 +93,7 @@ def simulate_new_events_job(m: Instance) -> dg.JobDefinition:
         advanced = advance_simulation(m.stage(storage, aep=aep),
                                days=spec.goal.outcome_days if config.outcome_window else config.days,
                                profile_share=config.profile_share, seed=config.seed, planted_uplift=uplift,
-                               past_now=config.outcome_window)
+                               past_now=config.outcome_window, planted_effect=config.planted_effect or None)
         cont, published = advanced.continuation, advanced.published
         context.log.info("%d new events for %d profiles in (%s, %s], batch %s", published.rows,
                          cont.changed_profiles, cont.start.isoformat(), cont.end.isoformat(), published.batch["id"])
@@ -96,7 +105,8 @@ def simulate_new_events_job(m: Instance) -> dg.JobDefinition:
                       "period_end": cont.end.isoformat(),
                       "period_hours": (cont.end - cont.start).total_seconds() / 3600,
                       "planted_uplift": uplift if advanced.treated else 0.0, "treated_members": advanced.treated,
-                      "campaign_conversions": cont.treated_conversions}))
+                      "campaign_conversions": cont.treated_conversions,
+                      "prevented_conversions": cont.prevented_conversions}))
 
     @dg.job(name=f"{m.name}_simulate_new_events",
             description="Continue the simulation by a period (default one day, or the goal's outcome window) and "

@@ -13,6 +13,7 @@ SCRIPTS = {
     "pipeline.py": (["--profiles", "3000"], "total_s="),
     "model_quality.py": (["--profiles", "3000", "--trials", "2"], "auc_to_oracle="),
     "outcomes.py": (["--profiles", "3000"], "planted_uplift="),
+    "uplift.py": (["--profiles", "3000"], "qini_model="),
     "rescore.py": (["--profiles", "3000", "--changed", "0.05"], "speedup="),
     "sandbox_load.py": (["--clients", "2", "--seconds", "2", "--ingest-profiles", "1000"], "rps="),
     "scoring.py": (["--profiles", "5000", "--engine", "local", "--chunk-rows", "2000"], "engine=local rows=5000"),

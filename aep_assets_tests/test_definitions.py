@@ -35,6 +35,10 @@ EXPECTED = {
     D + "score_outcomes": ("cmle_demo_outcomes", {D + "aep_score_dataset", D + "synthetic_events",
                                                  D + "audience_activation"}),
     D + "audience_uplift": ("cmle_demo_outcomes", {D + "score_outcomes", D + "audience_activation"}),
+    D + "uplift_model": ("cmle_demo_uplift", {D + "score_outcomes", D + "audience_activation"}),
+    D + "uplift_scores": ("cmle_demo_uplift", {D + "uplift_model", D + "aep_score_dataset"}),
+    D + "persuadable_audiences": ("cmle_demo_uplift", {D + "uplift_scores", D + "audience_activation"}),
+    D + "targeting_comparison": ("cmle_demo_uplift", {D + "score_outcomes", D + "persuadable_audiences"}),
 }
 
 
@@ -110,22 +114,24 @@ def test_the_new_events_sensor_is_on_and_retraining_is_off_by_default():
     assert schedule.job_name == "cmle_demo_retrain"
 
 
-def test_the_rescore_job_covers_scoring_through_activation():
+def test_the_rescore_job_covers_scoring_through_activation_and_the_uplift_scores():
     graph = defs.resolve_asset_graph()
     job = defs.resolve_job_def("cmle_demo_rescore")
     keys = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
     assert keys == {D + a for a in ("scoring_features", "propensity_scores", "aep_score_dataset",
-                                    "propensity_audiences", "audience_activation")}
-    assert all(graph.get(dg.AssetKey.from_user_string(k)).group_name in ("cmle_demo_scoring", "cmle_demo_activation")
-               for k in keys)
+                                    "propensity_audiences", "audience_activation", "uplift_scores",
+                                    "persuadable_audiences")}
+    assert all(graph.get(dg.AssetKey.from_user_string(k)).group_name in
+               ("cmle_demo_scoring", "cmle_demo_activation", "cmle_demo_uplift") for k in keys)
 
 
 def test_outcome_tracking_has_its_own_job_and_sensor_and_stays_out_of_retraining():
     outcomes = defs.resolve_job_def("cmle_demo_outcomes")
     assert {k.to_user_string() for k in outcomes.asset_layer.selected_asset_keys} == {
-        D + "score_outcomes", D + "audience_uplift"}
+        D + "score_outcomes", D + "audience_uplift", D + "uplift_model", D + "targeting_comparison"}
     retrain = defs.resolve_job_def("cmle_demo_retrain")
-    assert not {k.path[-1] for k in retrain.asset_layer.selected_asset_keys} & {"score_outcomes", "audience_uplift"}
+    assert not {k.path[-1] for k in retrain.asset_layer.selected_asset_keys} & {
+        "score_outcomes", "audience_uplift", "uplift_model", "targeting_comparison"}
     sensor = defs.resolve_sensor_def("cmle_demo_outcome_window_sensor")
     assert sensor.job_name == "cmle_demo_outcomes" and sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
@@ -214,3 +220,20 @@ def test_exports_are_read_from_the_data_landing_zone_against_real_aep_by_default
     assert isinstance(build_resources(env)["storage"], LandingZoneExportsResource)
     assert not isinstance(build_resources({**env, "AEP_EXPORTS": "storage"})["storage"], LandingZoneExportsResource)
     assert not isinstance(build_resources({})["storage"], LandingZoneExportsResource)
+
+
+def test_a_model_learns_uplift_by_default_only_with_control_groups_and_the_write_back():
+    from aep_assets.components.propensity_model import build_model_defs
+
+    spec = feature_set_spec()
+    assert spec.holdout.share == 0.2 and spec.learns_uplift
+    data = spec.model_dump()
+    without = spec.model_validate({**data, "holdout": {**data["holdout"], "share": 0.0}})
+    dry = spec.model_validate({**data, "write_back": {"enabled": False}})
+    assert not without.learns_uplift and not dry.learns_uplift
+    keys = {k.path[-1] for a in build_model_defs(without).assets for k in a.keys}
+    assert "score_outcomes" in keys and not keys & {"uplift_model", "uplift_scores", "persuadable_audiences"}
+    off = spec.model_validate({**data, "uplift": {"enabled": False}})
+    assert not off.learns_uplift
+    with pytest.raises(ValueError, match=r"uplift.enabled is true.*holdout.share = 0.0.*set holdout.share above 0"):
+        spec.model_validate({**data, "holdout": {**data["holdout"], "share": 0.0}, "uplift": {"enabled": True}})

@@ -51,7 +51,8 @@ def _world(root, planted: float):
                   "check": _check(instance, "realised_within_expected")}
         advanced = simulate_new_events().execute_in_process(
             instance=instance, resources=resources,
-            run_config=ops({"continue_events": {"config": {"outcome_window": True, "planted_uplift": planted}}}))
+            run_config=ops({"continue_events": {"config": {"outcome_window": True, "planted_uplift": planted,
+                                                           "planted_effect": "uniform"}}}))
         assert advanced.success
         landed = advanced.asset_materializations_for_node(f"{DEMO}__continue_events")[-1].metadata
         request = _tick(instance, resources)

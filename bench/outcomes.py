@@ -53,7 +53,8 @@ def main() -> None:
         print(f"  {pipeline_s:.1f} s; advancing the simulation by the outcome window ...", flush=True)
         advance = defs.resolve_job_def("cmle_demo_simulate_new_events").execute_in_process(
             instance=instance, resources=resources, run_config=op_config("cmle_demo", {"continue_events": {
-                "config": {"outcome_window": True, "planted_uplift": args.planted_uplift}}}))
+                "config": {"outcome_window": True, "planted_uplift": args.planted_uplift,
+                           "planted_effect": "uniform"}}}))
         if not advance.success:
             raise SystemExit("Advancing the simulation failed; see the log above.")
         landed = [m for m in advance.asset_materializations_for_node("cmle_demo__continue_events")][-1].metadata

@@ -10,8 +10,8 @@ from ..pipeline.spec import ModelSpec
 from ..pipeline.stage_context import StageContext
 from ..resources import AEPResource, MLflowResource, StorageResource
 
-PLATFORM, SOURCE, FEATURES, MODEL, SCORING, ACTIVATION, OUTCOMES = (
-    "platform", "source", "features", "model", "scoring", "activation", "outcomes")
+PLATFORM, SOURCE, FEATURES, MODEL, SCORING, ACTIVATION, OUTCOMES, UPLIFT = (
+    "platform", "source", "features", "model", "scoring", "activation", "outcomes", "uplift")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,10 @@ class Instance:
     @property
     def writes_back(self) -> bool:
         return self.spec.write_back.enabled
+
+    @property
+    def learns_uplift(self) -> bool:
+        return self.spec.learns_uplift
 
 
 class RunConfig(dg.Config):

@@ -9,14 +9,14 @@ from .instance import PLATFORM, SOURCE, Instance
 
 def build(m: Instance) -> list:
     spec = m.spec
-    roles = ROLES if spec.simulated else ("score",)
+    roles = ROLES if spec.simulated else ("score", "uplift")
     assets: list = []
 
     @dg.asset(key=m.key("xdm_schemas"), group_name=m.group(PLATFORM), kinds={"adobe", "xdm"})
     def xdm_schemas(context: dg.AssetExecutionContext, aep: AEPResource) -> dg.MaterializeResult:
-        """The project's tenant field groups and schemas (for the demo: profile, experience event and score;
-        for a model over the org's own data: the score schema only), their primary identities in the model's
-        namespace and Profile union tags, got or created by title."""
+        """The project's tenant field groups and schemas (for the demo: profile, experience event, score and
+        uplift score; for a model over the org's own data: the score and uplift score schemas), their primary
+        identities in the model's namespace and Profile union tags, got or created by title."""
         result = ensure_schemas(aep.client(), roles=roles, namespace=spec.events.namespace)
         for line in result.created:
             context.log.info("created %s", line)

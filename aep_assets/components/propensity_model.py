@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import BaseModel, ValidationError
 
-from ..assets import activation, features, model, outcomes, platform, scoring, synthetic
+from ..assets import activation, features, model, outcomes, platform, scoring, synthetic, uplift
 from ..assets.instance import Instance
 from ..jobs import model_jobs, simulate_new_events_job
 from ..pipeline.spec import ModelSpec
@@ -22,7 +22,8 @@ from ..sensors import model_automation
 def build_model_defs(spec: ModelSpec) -> dg.Definitions:
     m = Instance(spec)
     assets = [*platform.build(m), *(synthetic.build(m) if spec.simulated else []), *features.build(m),
-              *model.build(m), *scoring.build(m), *(activation.build(m) if m.writes_back else []), *outcomes.build(m)]
+              *model.build(m), *scoring.build(m), *(activation.build(m) if m.writes_back else []), *outcomes.build(m),
+              *(uplift.build(m) if m.learns_uplift else [])]
     jobs = model_jobs(m)
     sensors, schedule = model_automation(m, jobs)
     extra_jobs = [simulate_new_events_job(m)] if spec.simulated else []

@@ -168,3 +168,50 @@ class ActivationRun(Handoff):
         """The identities activated in ``band``'s audience."""
         data = io.BytesIO(storage.read_bytes(self.files[band]))
         return pl.read_csv(data, columns=["identity"], schema_overrides={"identity": pl.Utf8})["identity"]
+
+
+@dataclass(frozen=True)
+class UpliftModelRun(Handoff):
+    """The latest uplift model: what it learnt from, how it was sized and judged, and whether it may steer
+    audiences (``gated``: it beat random targeting with confidence). ``model_key`` is empty when no model was
+    trained (too few randomised profiles, or no closed window)."""
+
+    version: str
+    trained_at: str
+    status: str
+    model_key: str
+    runs: list[str]  # scored_at of the scoring runs whose windows it learnt from
+    sizing: dict
+    rows: dict  # treated / control profiles in training and evaluation
+    evaluation: dict  # the model's ranking on the evaluation profiles (ml/uplift.RankingEvaluation.summary)
+    propensity_evaluation: dict  # the propensity used as an uplift ranking, on the same profiles
+    gated: bool = False
+
+
+@dataclass(frozen=True)
+class UpliftScoreRun(Handoff):
+    """Uplift scores of one published scoring run: per profile the predicted uplift and band (``persuadable`` or
+    ``other``; ``none`` for every profile when no gated model exists, so nothing is steered)."""
+
+    scored_at: str
+    model_version: str
+    gated: bool
+    key: str  # Parquet: identity, uplift, uplift_band, group
+    persuadable: int
+    threshold: float  # the lowest predicted uplift in the persuadable audience
+    batch_id: str = ""
+
+
+@dataclass(frozen=True)
+class UpliftActivation(Handoff):
+    """The persuadable audience of one published run, activated: its member file and its segments' sizes."""
+
+    scored_at: str
+    activated_at: str
+    file: str  # storage key of the CSV of activated members
+    members: int
+    controls: int
+
+    def identities(self, storage: Storage) -> pl.Series:
+        data = io.BytesIO(storage.read_bytes(self.file))
+        return pl.read_csv(data, columns=["identity"], schema_overrides={"identity": pl.Utf8})["identity"]

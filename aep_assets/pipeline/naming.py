@@ -37,6 +37,16 @@ class Names:
     def control_audience(self, band: str) -> str:
         return f"{self.audience(band)} control"
 
+    def persuadable_audience(self) -> str:
+        return f"{PROJECT} {self.model} persuadable"
+
+    def persuadable_control(self) -> str:
+        return f"{self.persuadable_audience()} control"
+
+    @property
+    def uplift_dataset(self) -> str:
+        return f"{PROJECT} {self.model} Uplift Scores"
+
     @property
     def score_dataset(self) -> str:
         return self.score_dataset_name or f"{PROJECT} {self.model} Propensity Scores"
@@ -108,6 +118,29 @@ class Names:
     @property
     def simulation(self) -> str:
         return self.key("simulation")
+
+    @property
+    def uplift_model(self) -> str:  # the latest uplift model's record (UpliftModelRun)
+        return self.key("uplift/model.json")
+
+    def uplift_model_file(self, version: str) -> str:
+        return self.key(f"uplift/models/{version}.json")
+
+    def uplift_scores(self, scored_at: str) -> str:  # one published run's uplift scores (UpliftScoreRun)
+        return self.key(f"uplift/scores/{self.run_stamp(scored_at)}.json")
+
+    def uplift_scores_file(self, scored_at: str) -> str:  # Parquet: identity, uplift, uplift_band, group
+        return self.key(f"uplift/scores/{self.run_stamp(scored_at)}.parquet")
+
+    def uplift_activation(self, scored_at: str) -> str:  # the persuadable audience's activation (UpliftActivation)
+        return self.key(f"uplift/activation/{self.run_stamp(scored_at)}.json")
+
+    @property
+    def uplift_scores_pointer(self) -> str:
+        return self.key("uplift/scores/current.json")
+
+    def uplift_truth(self, scored_at: str) -> str:  # the demo's true uplift per profile, at an activation
+        return self.key(f"simulation/uplift_truth/{self.run_stamp(scored_at)}.parquet")
 
     @property
     def simulation_truth(self) -> str:

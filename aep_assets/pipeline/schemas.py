@@ -17,7 +17,7 @@ STANDARD_EVENT_GROUPS = (
     "https://ns.adobe.com/xdm/context/experienceevent-directmarketing",
 )
 IDENTITY_NAMESPACE = "ECID"
-ROLES = ("profile", "event", "score")
+ROLES = ("profile", "event", "score", "uplift")
 
 SCORE_FIELDS = {
     "userid": {"title": "User ID", "type": "string",
@@ -43,6 +43,21 @@ SCORE_FIELDS = {
     **{f"propensityReason{k}": {"title": f"Reason {k}", "type": "string",
                                 "description": f"The feature with the {nth} largest contribution to the score."}
        for k, nth in ((1, "first"), (2, "second"), (3, "third"))},
+}
+
+
+UPLIFT_FIELDS = {
+    "userid": SCORE_FIELDS["userid"],
+    "upliftScore": {"title": "Uplift score", "type": "number",
+                    "description": "Predicted change in the probability of the model's goal that activating the "
+                                   "profile causes (an uplift model learnt from the control groups)."},
+    "upliftBand": {"title": "Uplift band", "type": "string",
+                   "description": "persuadable (the highest predicted uplift), other, or none (no uplift model has "
+                                  "beaten random targeting: nothing is steered)."},
+    "upliftGroup": {"title": "Uplift holdout group", "type": "string",
+                    "description": "treatment or control, as in propensityGroup for the same scoring run."},
+    "upliftModelVersion": {"title": "Uplift model version", "type": "string"},
+    "upliftScoredAt": {"title": "Uplift scored at", "type": "string", "format": "date-time"},
 }
 
 
@@ -90,6 +105,7 @@ def ensure_schemas(client: AEPClient, *, roles: tuple[str, ...] = ROLES,
         "event": (EVENT_CLASS, _fieldgroup(f"{PREFIX} Event identity", tenant, EVENT_CLASS, identity),
                   STANDARD_EVENT_GROUPS),
         "score": (PROFILE_CLASS, _fieldgroup(f"{PREFIX} Propensity score", tenant, PROFILE_CLASS, SCORE_FIELDS), ()),
+        "uplift": (PROFILE_CLASS, _fieldgroup(f"{PREFIX} Uplift score", tenant, PROFILE_CLASS, UPLIFT_FIELDS), ()),
     }
     for role, (cls, fg_body, standard) in plans.items():
         if role not in roles:

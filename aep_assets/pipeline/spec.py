@@ -203,6 +203,21 @@ class Holdout(Strict):
     alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance of the uplift test (two-sided).")
 
 
+class UpliftSettings(Strict):
+    """An uplift model learnt from the control groups of past activations (docs/model.md, 'Uplift')."""
+
+    enabled: bool | None = Field(default=None, description="Default: on when holdout.share > 0 and the write-back "
+                                 "is enabled (the control groups are what it learns from).")
+    evaluation_share: float = Field(default=0.5, ge=0.1, le=0.9, description="Share of the randomised profiles "
+                                    "(chosen by a hash of the identity) kept out of training to evaluate the model.")
+    audience_share: float = Field(default=0.2, gt=0, le=0.5, description="The persuadable audience: this share of "
+                                  "the scored profiles with the highest predicted uplift (above zero).")
+    resamples: int = Field(default=200, ge=20, le=5000, description="Bootstrap resamples of the Qini coefficient's "
+                           "interval.")
+    confidence: float = Field(default=0.95, gt=0.5, lt=1, description="The interval's confidence: a model whose Qini "
+                              "interval does not lie above zero steers no audience.")
+
+
 class Outcomes(Strict):
     alpha: float = Field(default=0.05, gt=0, lt=1, description="The score_outcomes check warns when a realised "
                          "rate leaves its expected interval; with every decile and band inside, a calibrated run "
@@ -284,8 +299,12 @@ class Simulation(Strict):
     planted_uplift: float = Field(default=0.0, ge=0, le=0.5, description="The true effect of being activated: over "
                                   "an outcome window after an activation, the simulation converts this share of the "
                                   "band's activated members who would not have converted on their own.")
-    planted_band: Literal["high", "medium", "low"] = Field(default="high", description="The audience whose "
-                                                                                        "activation has that effect.")
+    planted_band: Literal["high", "medium", "low"] = Field(default="high", description="planted_effect uniform: "
+                                                            "the audience whose activation has that effect.")
+    planted_effect: Literal["uniform", "heterogeneous"] = Field(
+        default="uniform", description="uniform: planted_uplift on planted_band's members. heterogeneous: on every "
+        "activated member, as its segment responds (persuadables +planted_uplift, do-not-disturbs lose "
+        "5 x planted_uplift of their own conversions, sure things and lost causes nothing; docs/model.md).")
 
 
 class ModelSpec(Strict):
@@ -302,6 +321,7 @@ class ModelSpec(Strict):
     sufficiency: Sufficiency = Field(default_factory=Sufficiency)
     holdout: Holdout = Field(default_factory=Holdout)
     outcomes: Outcomes = Field(default_factory=Outcomes)
+    uplift: UpliftSettings = Field(default_factory=UpliftSettings)
     gates: Gates = Field(default_factory=Gates)
     simulation: Simulation | None = Field(default=None, description="Set only for a simulated source (the demo).")
 
@@ -318,6 +338,11 @@ class ModelSpec(Strict):
         if self.simulation is None and not self.events.datasets:
             raise ValueError(f"model {self.name!r}: events.datasets is empty; name one or more Experience Event "
                              "datasets by id or name.")
+        if self.uplift.enabled and not (self.holdout.share > 0 and self.write_back.enabled):
+            raise ValueError(f"model {self.name!r}: uplift.enabled is true, but an uplift model learns from the "
+                             f"control groups of activated audiences, and holdout.share = {self.holdout.share}, "
+                             f"write_back.enabled = {self.write_back.enabled}; set holdout.share above 0 (e.g. 0.2) "
+                             "with the write-back on, or remove uplift.enabled.")
         if self.simulation is not None and self.events.datasets:
             raise ValueError(f"model {self.name!r}: a simulated source makes its own datasets; remove "
                              "events.datasets or simulation.")
@@ -354,6 +379,12 @@ class ModelSpec(Strict):
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])} = {e['input']!r}: {e['msg']}"
                                  for e in exc.errors())
             raise ValueError(f"model {self.name!r}: {problems}") from None
+
+    @property
+    def learns_uplift(self) -> bool:
+        """An uplift model needs control groups, and activations to measure them against."""
+        default = self.holdout.share > 0 and self.write_back.enabled
+        return default if self.uplift.enabled is None else self.uplift.enabled
 
     @property
     def excludes_prior_goal(self) -> bool:

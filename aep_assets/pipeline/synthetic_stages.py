@@ -9,6 +9,7 @@ import polars as pl
 
 from ..aep import AEPClient
 from ..simulation import Simulation, SimulationConfig, simulate
+from ..simulation.campaign import campaign_effect, uplift_truth
 from ..simulation.continuation import Continuation, Treatment, continue_simulation
 from ..simulation.oracle import oracle_frame, state_at
 from ..storage import Storage
@@ -16,6 +17,7 @@ from .handoff import ActivationRun, TrainingExport
 from .naming import Names
 from .stage_context import StageContext
 from .synthetic import Published, load_simulation, publish_events, publish_new_events, publish_profiles, save_simulation
+from .uplift import treated_members
 
 
 @dataclass(frozen=True)
@@ -61,21 +63,40 @@ class Advanced:
     treated: int  # activated members the planted effect applied to (0: none)
 
 
-def campaign_treatment(stage: StageContext, sim: Simulation, uplift: float) -> Treatment | None:
-    """The planted effect of the last activation: its ``simulation.planted_band`` members' rows, treated from the
-    activated scores' cutoff over the goal's outcome window."""
-    store, spec = stage.store, stage.spec
-    activation = ActivationRun.load_if_any(store, stage.names.activation_pointer)
-    if uplift <= 0 or activation is None or spec.simulation.planted_band not in activation.files:
+def campaign_treatment(stage: StageContext, sim: Simulation, uplift: float, effect: str) -> Treatment | None:
+    """The planted effect of the last activation, from the activated scores' cutoff over the goal's outcome window.
+    ``uniform``: on its ``simulation.planted_band`` members. ``heterogeneous``: on every activated member, each as
+    its segment responds (simulation/campaign.py); the first time, every profile's true uplift (0 with no effect)
+    is kept beside the simulation for the oracle's side of the uplift model's evaluation."""
+    store, spec, names = stage.store, stage.spec, stage.names
+    if effect not in ("uniform", "heterogeneous"):
+        raise ValueError(f"planted_effect = {effect!r}: use 'uniform' or 'heterogeneous' (simulation.planted_effect).")
+    activation = ActivationRun.load_if_any(store, names.activation_pointer)
+    if activation is None or (uplift <= 0 and effect == "uniform"):
         return None
-    members = activation.members(store, spec.simulation.planted_band)
-    rows = (sim.profiles.with_row_index("row").filter(pl.col("userid").is_in(members.implode()))["row"]
+    start, window = datetime.fromisoformat(activation.cutoff), timedelta(days=spec.goal.outcome_days)
+    if effect == "uniform":
+        if spec.simulation.planted_band not in activation.files:
+            return None
+        return Treatment(_rows(sim, activation.members(store, spec.simulation.planted_band)), uplift, start, window)
+    response = campaign_effect(sim, start, max(uplift, 0.0))
+    truth_key = names.uplift_truth(activation.scored_at)
+    if not store.exists(truth_key) and sim.until == start:  # the state at the activation is the present
+        store.write_parquet(truth_key, uplift_truth(sim, start, spec.goal.outcome_days, response))
+    if uplift <= 0:
+        return None
+    rows = _rows(sim, treated_members(store, names, activation))
+    return Treatment(rows, uplift, start, window, lift=response.lift[rows], damp=response.damp[rows])
+
+
+def _rows(sim: Simulation, identities: pl.Series) -> np.ndarray:
+    """The profile rows (positions in ``sim.profiles``) of ``identities``."""
+    return (sim.profiles.with_row_index("row").filter(pl.col("userid").is_in(identities.implode()))["row"]
             .to_numpy().astype(np.int64))
-    return Treatment(rows, uplift, datetime.fromisoformat(activation.cutoff), timedelta(days=spec.goal.outcome_days))
 
 
 def advance_simulation(stage: StageContext, *, days: float, profile_share: float, seed: int | None,
-                       planted_uplift: float, past_now: bool) -> Advanced:
+                       planted_uplift: float, past_now: bool, planted_effect: str | None = None) -> Advanced:
     """Continue the simulated world by ``days`` and land its new events as a new batch. Without ``past_now`` the
     period stops at the current time; with it the simulated present may run ahead of the clock, which is how
     the demo lets an outcome window close today."""
@@ -88,7 +109,7 @@ def advance_simulation(stage: StageContext, *, days: float, profile_share: float
         raise ValueError(f"The simulation already reaches {sim.until.isoformat()}, and new events cannot lie in "
                          f"the future. Wait, set 'outcome_window: true' to let the simulated present run ahead of "
                          f"the clock, or re-materialise {names.model}/synthetic_profiles with an earlier 'as_of'.")
-    treatment = campaign_treatment(stage, sim, planted_uplift)
+    treatment = campaign_treatment(stage, sim, planted_uplift, planted_effect or stage.spec.simulation.planted_effect)
     cont = continue_simulation(sim, period, share=profile_share, seed=seed, treatment=treatment)
     published = publish_new_events(stage.client, cont, names)
     save_simulation(store, names.simulation, cont.simulation)
