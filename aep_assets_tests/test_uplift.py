@@ -138,7 +138,7 @@ def test_each_segment_realises_its_true_uplift(campaign):
         assert abs(realised - part["true_uplift"].mean()) < 4 * se + 0.003, (segment, realised, se)
 
 
-def test_no_planted_uplift_changes_nobody(campaign):
+def test_no_planted_uplift_changes_nobody():
     effect = campaign_effect(simulate(SimulationConfig(n_profiles=2_000, seed=4, as_of=AS_OF)), AS_OF, 0.0)
     assert not effect.lift.any() and not effect.damp.any()
 

@@ -7,7 +7,6 @@ Built when the model learns uplift (uplift.enabled; by default, when holdout.sha
 
 import dagster as dg
 
-from ..pipeline import report
 from ..pipeline.uplift import train_uplift
 from ..pipeline.uplift_outcomes import compare_targeting
 from ..pipeline.uplift_scoring import publish_uplift, steer_persuadable
@@ -33,7 +32,7 @@ def build(m: Instance) -> list:
         uplift in the top 10/20/30 % with intervals, next to the propensity used as an uplift ranking."""
         trained = train_uplift(m.stage(storage))
         context.log.info("uplift model: %s", trained.run.status)
-        return materialized(context, trained.metadata(), [_gate(trained.run)])
+        return materialized(context, trained.metadata(), trained.checks())
 
     @dg.asset(key=m.key("uplift_scores"), group_name=m.group(UPLIFT), deps=[model_key, m.key("aep_score_dataset")],
               kinds={"adobe", "lightgbm"})
@@ -63,14 +62,3 @@ def build(m: Instance) -> list:
 
     return [uplift_model, uplift_scores, persuadable_audiences, targeting_comparison]
 
-
-def _gate(run) -> report.Check:
-    if not run.model_key:
-        return report.Check("beats_random", True, {"status": f"nothing to judge: {run.status}"})
-    e = run.evaluation
-    return report.Check("beats_random", run.gated, {"qini": e["qini"], "qini_ci_low": e["qini_ci_low"],
-                                                    "qini_ci_high": e["qini_ci_high"]},
-                        why=f"the Qini coefficient's interval [{e['qini_ci_low']:.4f}, {e['qini_ci_high']:.4f}] does "
-                            "not lie above zero: the model does not beat random targeting with confidence",
-                        fix="nothing to do: the uplift model steers no audience until one does; more closed windows "
-                            "or a larger holdout.share give it more to learn from", severity="warn")

@@ -166,8 +166,13 @@ class ActivationRun(Handoff):
 
     def members(self, storage: Storage, band: str) -> pl.Series:
         """The identities activated in ``band``'s audience."""
-        data = io.BytesIO(storage.read_bytes(self.files[band]))
-        return pl.read_csv(data, columns=["identity"], schema_overrides={"identity": pl.Utf8})["identity"]
+        return member_file(storage, self.files[band])
+
+
+def member_file(storage: Storage, key: str) -> pl.Series:
+    """The identities in an activated audience's file (the destination flow's CSV)."""
+    data = io.BytesIO(storage.read_bytes(key))
+    return pl.read_csv(data, columns=["identity"], schema_overrides={"identity": pl.Utf8})["identity"]
 
 
 @dataclass(frozen=True)
@@ -213,5 +218,4 @@ class UpliftActivation(Handoff):
     controls: int
 
     def identities(self, storage: Storage) -> pl.Series:
-        data = io.BytesIO(storage.read_bytes(self.file))
-        return pl.read_csv(data, columns=["identity"], schema_overrides={"identity": pl.Utf8})["identity"]
+        return member_file(storage, self.file)

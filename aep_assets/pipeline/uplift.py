@@ -22,7 +22,7 @@ from ..storage import Storage
 from . import report
 from .handoff import ActivationRun, ScoreRun, UpliftActivation, UpliftModelRun
 from .naming import Names
-from .outcomes import evaluated_runs
+from .outcomes import RunOutcome, evaluated_runs
 from .spec import ModelSpec
 from .stage_context import StageContext
 
@@ -37,9 +37,16 @@ def treated_members(store: Storage, names: Names, activation: ActivationRun) -> 
                       *([persuadable.identities(store)] if persuadable else [])]).unique()
 
 
-def _reached(frame: pl.DataFrame, spec: ModelSpec) -> pl.Expr:
-    """What the campaign wants: the goal reached (conversion, value) or, for churn, no churn."""
-    return ~pl.col("converted") if spec.goal.kind == "churn" else pl.col("converted")
+def randomised_outcomes(store: Storage, names: Names, spec: ModelSpec, outcome: RunOutcome,
+                        activation: ActivationRun) -> pl.DataFrame:
+    """An evaluated run's randomised profiles: ``propensity``, ``treated`` (activated) or control (held out), and
+    ``y``, what the campaign wants: the goal reached (conversion, value) or, for churn, no churn."""
+    members = treated_members(store, names, activation)
+    wanted = ~pl.col("converted") if spec.goal.kind == "churn" else pl.col("converted")
+    return (store.read_parquet([outcome.outcomes_key])
+            .with_columns(pl.col(ID).is_in(members.implode()).alias(TREATED))
+            .filter((pl.col("group") == CONTROL) | ((pl.col("group") == TREATMENT) & pl.col(TREATED)))
+            .select(ID, "propensity", TREATED, wanted.cast(pl.Int8).alias("y")))
 
 
 def uplift_rows(stage: StageContext) -> tuple[pl.DataFrame, tuple[str, ...], list[str]]:
@@ -52,14 +59,9 @@ def uplift_rows(stage: StageContext) -> tuple[pl.DataFrame, tuple[str, ...], lis
         if activation is None or activation.holdout_share <= 0:
             continue
         run = ScoreRun.load(store, names.score_run(outcome.scored_at), asset=f"{names.model}/aep_score_dataset")
-        members = treated_members(store, names, activation)
-        result = store.read_parquet([outcome.outcomes_key]).with_columns(
-            pl.col(ID).is_in(members.implode()).alias(TREATED))
-        randomised = result.filter((pl.col("group") == CONTROL) | ((pl.col("group") == TREATMENT) & pl.col(TREATED)))
-        features = store.read_parquet([run.features_key])
-        frames.append(randomised.select(ID, TREATED, _reached(randomised, spec).cast(pl.Int8).alias("y"),
-                                        pl.col("propensity"), pl.lit(outcome.scored_at).alias("run"))
-                      .join(features, on=ID, how="inner"))
+        randomised = randomised_outcomes(store, names, spec, outcome, activation)
+        frames.append(randomised.with_columns(pl.lit(outcome.scored_at).alias("run"))
+                      .join(store.read_parquet([run.features_key]), on=ID, how="inner"))
         runs.append(outcome.scored_at)
     if not frames:
         return pl.DataFrame(), (), []
@@ -97,6 +99,19 @@ class UpliftTraining:
                 **({f"oracle_{k}": v for k, v in self.oracle.summary().items()} if self.oracle else {}),
                 "qini_plot": report.Image("Uplift curves", qini_plot(curves))}
 
+    def checks(self) -> list[report.Check]:
+        run = self.run
+        if not run.model_key:
+            return [report.Check("beats_random", True, {"status": f"nothing to judge: {run.status}"})]
+        e = run.evaluation
+        return [report.Check(
+            "beats_random", run.gated, {"qini": e["qini"], "qini_ci_low": e["qini_ci_low"],
+                                        "qini_ci_high": e["qini_ci_high"]},
+            why=f"the Qini coefficient's interval [{e['qini_ci_low']:.4f}, {e['qini_ci_high']:.4f}] does not lie "
+                "above zero: the model does not beat random targeting with confidence",
+            fix="nothing to do: the uplift model steers no audience until one does; more closed windows or a larger "
+                "holdout.share give it more to learn from", severity="warn")]
+
 
 def train_uplift(stage: StageContext) -> UpliftTraining:
     """Size the randomised profiles first; with enough, train the X-learner on a hashed part of them and judge it
@@ -128,8 +143,9 @@ def train_uplift(stage: StageContext) -> UpliftTraining:
     model = evaluate_ranking(learner.predict(x[held]), treated[held], y[held], **judge)
     propensity = evaluate_ranking(evaluation["propensity"].to_numpy(), treated[held], y[held], **judge)
     oracle = _oracle_ranking(stage, evaluation, treated[held], y[held], judge)
-    version = _version(runs, rows.height, learner)
-    store.write_bytes(names.uplift_model_file(version), learner.dumps())
+    model_bytes = learner.dumps()
+    version = hashlib.sha256(("|".join(runs) + f"|{rows.height}|").encode() + model_bytes).hexdigest()[:12]
+    store.write_bytes(names.uplift_model_file(version), model_bytes)
     gated = model.beats_random
     status = ("beats random targeting: its persuadable audiences are built" if gated else
               "does not beat random targeting with confidence: it steers no audience")
@@ -144,11 +160,6 @@ def _too_few(sizing: LearnerSizing) -> str:
             f"{sizing.control_needed} are needed for the uplift in the top 30 % of the evaluation part to be "
             f"measurable down to holdout.target_uplift = {sizing.target_uplift} (it can measure "
             f"{sizing.detectable_uplift:.4f}); let more windows close, or raise holdout.share")
-
-
-def _version(runs: list[str], rows: int, learner: XLearner) -> str:
-    digest = hashlib.sha256(("|".join(runs) + f"|{rows}|").encode() + learner.dumps()).hexdigest()
-    return digest[:12]
 
 
 def _oracle_ranking(stage: StageContext, evaluation: pl.DataFrame, treated: np.ndarray, y: np.ndarray,

@@ -14,13 +14,13 @@ import numpy as np
 import polars as pl
 
 from ..ml.feature_set import ID
-from ..ml.holdout import CONTROL, TREATMENT, Uplift, measure_uplift
+from ..ml.holdout import Uplift, measure_uplift
 from ..ml.plots import uplift_plot
 from . import report
 from .handoff import ActivationRun, UpliftScoreRun
 from .outcomes import evaluated_runs
 from .stage_context import StageContext
-from .uplift import TREATED, treated_members
+from .uplift import TREATED, randomised_outcomes
 from .uplift_scoring import PERSUADABLE
 
 RESAMPLES = 500
@@ -49,7 +49,12 @@ class TargetingComparison:
 
 
 def _uplift(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    return frame["_t"].to_numpy(), frame["_y"].to_numpy()
+    return frame[TREATED].to_numpy(), frame["y"].to_numpy()
+
+
+def propensity_audience(frame: pl.DataFrame, size: int) -> pl.DataFrame:
+    """The run's top ``size`` profiles by propensity (ties by identity): what propensity targeting would pick."""
+    return frame.sort(["propensity", ID], descending=[True, False]).head(size)
 
 
 def _rate_gap(t: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
@@ -58,10 +63,10 @@ def _rate_gap(t: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
 
 
 def compare_run(frame: pl.DataFrame, size_of: int, seed: int = 5) -> tuple[Uplift, Uplift, float, float, float]:
-    """``frame``: the run's randomised profiles with ``_t`` (treated), ``_y`` (reached the goal), ``propensity``
+    """``frame``: the run's randomised profiles with ``treated``, ``y`` (what the campaign wants), ``propensity``
     and ``persuadable``; the propensity audience is the top ``size_of`` by propensity."""
     persuadable = frame.filter(pl.col(PERSUADABLE))
-    by_propensity = frame.sort(["propensity", ID], descending=[True, False]).head(size_of)
+    by_propensity = propensity_audience(frame, size_of)
     ups = []
     for audience in (persuadable, by_propensity):
         t, y = _uplift(audience)
@@ -117,15 +122,10 @@ def compare_targeting(stage: StageContext) -> TargetingReport:
         steered = store.exists(names.uplift_activation(outcome.scored_at))
         if scores_run is None or activation is None or not steered:
             continue
-        members = treated_members(store, names, activation)
-        reached = ~pl.col("converted") if stage.spec.goal.kind == "churn" else pl.col("converted")
-        frame = (store.read_parquet([outcome.outcomes_key])
+        frame = (randomised_outcomes(store, names, stage.spec, outcome, activation)
                  .join(store.read_parquet([scores_run.key]).select(ID, "uplift_band"), on=ID, how="left",
                        maintain_order="left")
-                 .with_columns(pl.col(ID).is_in(members.implode()).alias(TREATED))
-                 .filter((pl.col("group") == CONTROL) | ((pl.col("group") == TREATMENT) & pl.col(TREATED)))
-                 .select(ID, "propensity", (pl.col("uplift_band") == PERSUADABLE).fill_null(False).alias(PERSUADABLE),
-                         pl.col(TREATED).alias("_t"), reached.cast(pl.Int8).alias("_y")))
+                 .with_columns((pl.col("uplift_band") == PERSUADABLE).fill_null(False).alias(PERSUADABLE)))
         size = int(frame[PERSUADABLE].sum())
         persuadable, propensity, diff, low, high = compare_run(frame, size)
         truth = _true_uplift(stage, outcome.scored_at, frame, size)
@@ -141,5 +141,5 @@ def _true_uplift(stage: StageContext, scored_at: str, frame: pl.DataFrame, size:
         return math.nan, math.nan
     truth = stage.store.read_parquet([key]).select(pl.col("userid").alias(ID), "true_uplift")
     joined = frame.join(truth, on=ID, how="left")
-    top = joined.sort(["propensity", ID], descending=[True, False]).head(size)
+    top = propensity_audience(joined, size)
     return (float(joined.filter(pl.col(PERSUADABLE))["true_uplift"].mean()), float(top["true_uplift"].mean()))

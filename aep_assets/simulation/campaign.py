@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from .behaviour import Simulation
+from .oracle import oracle_probability
 
 RECENT = timedelta(days=28)
 DISTURB_DAMPING = 5.0
@@ -70,8 +71,6 @@ def campaign_effect(sim: Simulation, at: datetime, uplift: float) -> CampaignEff
 def uplift_truth(sim: Simulation, at: datetime, window_days: int, effect: CampaignEffect, k: int = 32) -> pl.DataFrame:
     """Per profile: its segment, the effect's parameters, its own chance of converting in (at, at + window] (the
     oracle's, from its true state at ``at``; NaN once converted) and so its true uplift."""
-    from .oracle import oracle_probability  # the oracle imports the behaviour model too; keep this module light
-
     own = oracle_probability(sim, at, window_days, k, continued=True)
     return pl.DataFrame({"profile_index": sim.profiles["profile_index"], "userid": sim.profiles["userid"],
                          "segment": effect.segment_names(), "lift": effect.lift, "damp": effect.damp,
