@@ -9,9 +9,12 @@ them from the pipeline's own storage, for orgs that export to their own bucket.
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
+from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -31,6 +34,11 @@ class AEPResource(dg.ConfigurableResource):
 
     def client(self) -> AEPClient:
         raise NotImplementedError
+
+    def client_with_limits(self, *, timeout_s: float, max_retries: int) -> AEPClient:
+        """The same AEP with a shorter patience from the first request on, for callers that must answer quickly
+        (a sensor's tick)."""
+        return self.client().with_limits(timeout_s=timeout_s, max_retries=max_retries)
 
 
 class LocalSandboxAEP(AEPResource):
@@ -94,19 +102,31 @@ class AdobeAEP(AEPResource):
 
     def client(self) -> AEPClient:
         if self._client is None:
-            client = AEPClient(AEPConfig(
-                platform_url=self.platform_url, ims_url=self.ims_url, client_id=self.client_id,
-                client_secret=self.client_secret, org_id=self.org_id, sandbox_name=self.sandbox_name,
-                scopes=self.scopes.replace(" ", "")))
-            sandbox = client.sandboxes.get(self.sandbox_name)
-            if sandbox.get("type") == "production" and not self.allow_production:
-                raise PermissionError(f"AEP sandbox '{self.sandbox_name}' is a production sandbox; aep_assets writes "
-                                      "datasets, audiences and flows there only with AEP_ALLOW_PRODUCTION=1. Use a "
-                                      "development sandbox, or set the variable if you mean it.")
-            dg.get_dagster_logger().info("writing to AEP org %s, sandbox '%s' (type %s) at %s", self.org_id,
-                                         self.sandbox_name, sandbox.get("type", "unknown"), self.platform_url)
-            self._client = client
+            self._client = self._checked(self._config())
         return self._client
+
+    def client_with_limits(self, *, timeout_s: float, max_retries: int) -> AEPClient:
+        # The sandbox's check is the first request, so it must already be patient only that long.
+        if self._client is not None:
+            return self._client.with_limits(timeout_s=timeout_s, max_retries=max_retries)
+        return self._checked(replace(self._config(), timeout_s=timeout_s, max_retries=max_retries))
+
+    def _config(self) -> AEPConfig:
+        return AEPConfig(platform_url=self.platform_url, ims_url=self.ims_url, client_id=self.client_id,
+                         client_secret=self.client_secret, org_id=self.org_id, sandbox_name=self.sandbox_name,
+                         scopes=self.scopes.replace(" ", ""))
+
+    def _checked(self, config: AEPConfig) -> AEPClient:
+        """A client for the configured sandbox, once it is known not to be a production one (unless allowed)."""
+        client = AEPClient(config)
+        sandbox = client.sandboxes.get(self.sandbox_name)
+        if sandbox.get("type") == "production" and not self.allow_production:
+            raise PermissionError(f"AEP sandbox '{self.sandbox_name}' is a production sandbox; aep_assets writes "
+                                  "datasets, audiences and flows there only with AEP_ALLOW_PRODUCTION=1. Use a "
+                                  "development sandbox, or set the variable if you mean it.")
+        dg.get_dagster_logger().info("writing to AEP org %s, sandbox '%s' (type %s) at %s", self.org_id,
+                                     self.sandbox_name, sandbox.get("type", "unknown"), self.platform_url)
+        return client
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -151,6 +171,22 @@ class LandingZoneExportsResource(StorageResource):
 DATABASE_STORES = ("sqlite", "postgresql", "mysql", "mssql")
 
 
+def may_need_migrating(tracking_uri: str) -> bool:
+    """Whether opening the store may create its tables or migrate them: any database store, except a SQLite file
+    that already has its tables (an existing one at an older schema is MLflow's to report, with its fix)."""
+    scheme = tracking_uri.split(":", 1)[0].split("+", 1)[0]
+    if scheme not in DATABASE_STORES:
+        return False
+    if scheme != "sqlite" or not tracking_uri.startswith("sqlite:///"):
+        return True
+    path = Path(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0])
+    if not path.is_file():
+        return True
+    with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+        tables = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'")
+        return tables.fetchone() is None
+
+
 class MLflowResource(dg.ConfigurableResource):
     """MLflow tracking and model registry. Only the tracking URI says where MLflow lives: by default a SQLite
     database under data/ with artifacts beside it; ``MLFLOW_TRACKING_URI`` points it at a tracking server or
@@ -169,7 +205,7 @@ class MLflowResource(dg.ConfigurableResource):
         # creating its tables and running its migrations. Both start with the run and overlap the steps
         # before training; the migrations in a child process, so as not to hold this process's GIL.
         migrating = None
-        if self.tracking_uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_STORES:
+        if may_need_migrating(self.tracking_uri):
             migrating = subprocess.Popen(
                 [sys.executable, "-m", "aep_assets.tracking.open_store"],
                 env={**os.environ, "MLFLOW_TRACKING_URI": self.tracking_uri},

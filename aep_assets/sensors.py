@@ -72,7 +72,7 @@ def model_automation(m: Instance, jobs: ModelJobs) -> tuple[list[dg.SensorDefini
     def new_events_sensor(context: dg.SensorEvaluationContext, aep: AEPResource, storage: StorageResource):
         cursor = BatchCursor.parse(context.cursor)
         try:
-            client = aep.client().with_limits(timeout_s=SENSOR_TIMEOUT_S, max_retries=1)
+            client = aep.client_with_limits(timeout_s=SENSOR_TIMEOUT_S, max_retries=1)
             try:
                 sources = resolve_sources(client, spec, names)
             except LookupError as exc:

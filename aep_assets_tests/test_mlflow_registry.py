@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from aep_assets.pipeline.scoring_stages import load_champion
 from aep_assets.pipeline.stage_context import StageContext
-from aep_assets.resources import MLflowResource, build_resources, local_mlflow
+from aep_assets.resources import MLflowResource, build_resources, local_mlflow, may_need_migrating
 from aep_assets.storage import LocalStorage
 from aep_assets.tracking.registry import CHALLENGER, CHAMPION, TrainingLog
 
@@ -171,6 +171,19 @@ def test_the_child_process_creates_and_migrates_a_database_store(tmp_path):
                    env={**os.environ, "MLFLOW_TRACKING_URI": uri})
     assert (tmp_path / "mlflow.db").is_file()
     assert MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models() == []
+
+
+def test_a_run_starts_the_child_only_for_a_store_that_may_need_migrating(tmp_path):
+    # Every run would otherwise pay a second interpreter importing MLflow (seconds of a core) for nothing.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert may_need_migrating(uri)  # no file yet
+    (tmp_path / "mlflow.db").touch()
+    assert may_need_migrating(uri)  # a file without MLflow's tables
+    subprocess.run([sys.executable, "-m", "aep_assets.tracking.open_store"], check=True,
+                   env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    assert not may_need_migrating(uri)
+    assert may_need_migrating("postgresql://mlflow@127.0.0.1/mlflow")  # a server's schema is the server's to say
+    assert not may_need_migrating("http://127.0.0.1:5000") and not may_need_migrating("databricks")
 
 
 def test_a_store_that_cannot_open_fails_the_step_that_needs_it(tmp_path):
