@@ -1,5 +1,5 @@
 """With no planted effect, the uplift model does not beat random targeting, and nothing is steered: no uplift
-dataset, no persuadable audience, nothing activated by uplift (100,000 profiles, the demo's loop)."""
+dataset, no persuadable audience, nothing activated by uplift (40,000 profiles, the demo's loop)."""
 
 import pytest
 
@@ -11,7 +11,7 @@ from .uplift_loop import uplift_loop
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    return uplift_loop(tmp_path_factory.mktemp("uplift_gate"), profiles=100_000, planted=0.0, windows=1)
+    return uplift_loop(tmp_path_factory.mktemp("uplift_gate"), profiles=40_000, planted=0.0, windows=1)
 
 
 def test_a_model_that_does_not_beat_random_steers_nothing(world):
