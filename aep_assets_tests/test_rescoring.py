@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from aep_assets.ml.drift import DriftPolicy, DriftReference, Histogram
+from aep_assets.ml.holdout import HoldoutGroups
 from aep_assets.ml.scoring import Bands
 from aep_assets.pipeline.handoff import ScoreRun
 from aep_assets.pipeline.rescoring import FULL, INCREMENTAL, merge_rescored, plan_rescore, scope_predicate
@@ -71,8 +72,10 @@ def test_rescored_rows_replace_theirs_rank_in_the_whole_population_and_converter
                        [i * 10 for i in range(10)], before)
     features = pl.DataFrame({"profile_id": ids, "pageViews": list(range(10))})
     rescored = _scores(["u0"], [0.5], ["low"], [0], NOW)  # u0 is now the highest propensity
+    holdout = HoldoutGroups(0.5, "salt")
+    previous = previous.with_columns(pl.Series("group", holdout.of(ids, previous["band"].to_list())))
     merged = merge_rescored(previous, features, rescored, pl.DataFrame({"profile_id": ["u0"], "pageViews": [99]}),
-                            pl.Series(["u5"]), Bands(90, 60), model_version="m1", scored_at=NOW,
+                            pl.Series(["u5"]), Bands(90, 60), holdout, model_version="m1", scored_at=NOW,
                             expires_at=NOW + timedelta(days=7))
     s = merged.scores
     assert s.height == 9 and "u5" not in s["profile_id"]  # converted: no longer scored
@@ -84,6 +87,10 @@ def test_rescored_rows_replace_theirs_rank_in_the_whole_population_and_converter
     assert sorted(changes["profile_id"]) == ["u0", "u5"]
     marker = changes.filter(pl.col("profile_id") == "u5").row(0, named=True)
     assert marker["band"] == "converted" and marker["propensity"] is None and marker["model_version"] == "m1"
+    assert marker["group"] is None  # in no audience
+    # each row's control group is the one the model's holdout gives its identity and band, as a full rescore's
+    assert s["group"].to_list() == list(holdout.of(s["profile_id"].to_list(), s["band"].to_list()))
+    assert changes.filter(pl.col("profile_id") == "u0")["group"][0] == holdout.of(["u0"], ["medium"])[0]
 
 
 def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shift():

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from ..ml.feature_set import ID
+from ..ml.holdout import HoldoutGroups
 from ..ml.ranking import thresholds_in_memory
 from ..ml.scoring import Bands
 from ..storage import Storage
@@ -70,29 +71,38 @@ class Merged:
 
 
 def merge_rescored(previous_scores: pl.DataFrame, previous_features: pl.DataFrame, rescored: pl.DataFrame,
-                   eligible_features: pl.DataFrame, converted_ids: pl.Series, bands: Bands, *,
+                   eligible_features: pl.DataFrame, converted_ids: pl.Series, bands: Bands, holdout: HoldoutGroups, *,
                    model_version: str, scored_at: datetime, expires_at: datetime) -> Merged:
     """Rescored rows replace their profiles' previous rows; converted profiles leave the scores.
 
     Percentiles are ranks in the whole merged population, as a full rescore would give, so the new
-    rows land in the right band; the other profiles keep the percentile AEP already holds."""
+    rows land in the right band, and in that band's control group or not as the model's holdout says; the
+    other profiles keep the percentile, band and group AEP already holds (a group follows from the identity
+    and the band alone, so hashing them again would give the same)."""
+    if "group" not in previous_scores.columns:
+        previous_scores = previous_scores.with_columns(
+            pl.Series("group", holdout.of(previous_scores[ID].to_list(), previous_scores["band"].to_list()),
+                      dtype=pl.Utf8))
     touched = pl.concat([rescored[ID], converted_ids]).unique()
     kept = previous_scores.filter(~pl.col(ID).is_in(touched.implode()))
     merged = pl.concat([kept.with_columns(pl.lit(False).alias("_new")),
-                        rescored.with_columns(pl.lit(True).alias("_new"))], how="vertical_relaxed")
+                        rescored.drop("group", strict=False).with_columns(pl.lit(True).alias("_new"))],
+                       how="diagonal_relaxed")
     pct = thresholds_in_memory(merged).percentiles(merged)
     is_new = merged["_new"].to_numpy()
-    pct = np.where(is_new, pct, merged["percentile"].to_numpy())
-    merged = merged.with_columns(
-        pl.Series("percentile", pct), pl.Series("decile", np.minimum(pct // 10 + 1, 10)),
-        pl.when(pl.col("_new")).then(pl.Series(bands.of(pct))).otherwise(pl.col("band")).alias("band"))
-    new_rows = merged.filter(pl.col("_new")).drop("_new")
+    new_pct = pct[is_new]
+    new_rows = merged.filter(pl.col("_new")).drop("_new").with_columns(
+        pl.Series("percentile", new_pct), pl.Series("decile", np.minimum(new_pct // 10 + 1, 10)),
+        pl.Series("band", bands.of(new_pct)))
+    new_rows = new_rows.with_columns(
+        pl.Series("group", holdout.of(new_rows[ID].to_list(), new_rows["band"].to_list()), dtype=pl.Utf8))
     gone = previous_scores.filter(pl.col(ID).is_in(converted_ids.implode()))[ID]
-    markers = converted_markers(gone, rescored.schema, model_version=model_version, scored_at=scored_at,
+    markers = converted_markers(gone, new_rows.schema, model_version=model_version, scored_at=scored_at,
                                 expires_at=expires_at)
     features = pl.concat([previous_features.filter(~pl.col(ID).is_in(touched.implode())), eligible_features],
                          how="diagonal_relaxed")
-    return Merged(merged.drop("_new"), features, pl.concat([new_rows, markers], how="vertical_relaxed"))
+    scores = pl.concat([kept, new_rows], how="diagonal_relaxed").select(new_rows.columns)
+    return Merged(scores, features, pl.concat([new_rows, markers], how="vertical_relaxed"))
 
 
 def converted_markers(ids: pl.Series, schema: pl.Schema, *, model_version: str, scored_at: datetime,
@@ -107,13 +117,13 @@ def converted_markers(ids: pl.Series, schema: pl.Schema, *, model_version: str, 
 
 
 def merge_into_published(rescored: pl.DataFrame, eligible_features: pl.DataFrame, ineligible_ids: pl.Series,
-                         published: ScoreRun, storage: Storage, bands: Bands, *, model_version: str,
-                         scored_at: datetime, expires_at: datetime) -> tuple[Merged, int]:
+                         published: ScoreRun, storage: Storage, bands: Bands, holdout: HoldoutGroups, *,
+                         model_version: str, scored_at: datetime, expires_at: datetime) -> tuple[Merged, int]:
     """An incremental rescore's rows merged into the published scores, and how many published profiles it
     withdraws because they converted since (``ineligible_ids``: covered profiles out of the population)."""
-    previous = storage.read_parquet([published.key]).drop("group", strict=False)  # reassigned after the merge
+    previous = storage.read_parquet([published.key])
     converted = ineligible_ids.filter(ineligible_ids.is_in(previous[ID].implode()))
-    merged = merge_rescored(previous, storage.read_parquet([published.features_key]),
-                            rescored.drop("group", strict=False), eligible_features, converted, bands,
-                            model_version=model_version, scored_at=scored_at, expires_at=expires_at)
+    merged = merge_rescored(previous, storage.read_parquet([published.features_key]), rescored, eligible_features,
+                            converted, bands, holdout, model_version=model_version, scored_at=scored_at,
+                            expires_at=expires_at)
     return merged, converted.len()

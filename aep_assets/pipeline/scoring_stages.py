@@ -17,7 +17,6 @@ from ..ml.score_summary import ScoreSummary
 from ..ml.scoring import BandPolicy, Bands, choose_bands, expected_values
 from ..storage import Storage
 from . import report
-from .audiences import holdout_groups
 from .exports import Export, export_dataset
 from .feature_builds import FeatureBuild, build_feature_dataset, feature_fragments, feature_params
 from .handoff import RescorePlan, ScoreRun, ScoringExport
@@ -360,12 +359,9 @@ def _incremental(store: Storage, run: ScoringRun, published: ScoreRun, job: JobO
     covered = store.read_parquet(run.export.keys).select(ID, ELIGIBLE)
     merged, converted = merge_into_published(
         rescored, store.read_parquet([job_files.features]), covered.filter(pl.col(ELIGIBLE) == 0)[ID], published,
-        store, run.bands, model_version=run.model.version, scored_at=run.scored_at, expires_at=run.expires_at)
-    # A merge moves percentiles, so bands, so groups: the model's control groups are assigned again, as the job
-    # assigns them.
-    scores = holdout_groups(merged.scores, run.holdout)
-    # The changed rows are scores too (or converted markers, in no audience): one hash per identity.
-    changes = merged.changes.drop("group", strict=False).join(scores.select(ID, "group"), on=ID, how="left")
+        store, run.bands, run.holdout, model_version=run.model.version, scored_at=run.scored_at,
+        expires_at=run.expires_at)
+    scores, changes = merged.scores, merged.changes
     files = ScoreFiles(*(f"{base}/{name}.parquet" for name in ("scores", "features", "changes")))
     store.write_parquet(files.scores, scores)
     store.write_parquet(files.features, merged.features)
