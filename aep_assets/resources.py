@@ -9,11 +9,9 @@ them from the pipeline's own storage, for orgs that export to their own bucket.
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
-from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from .aep import AEPClient, AEPConfig
 from .aep.config import DEFAULT_SCOPES
 from .constants import DATA_DIR
 from .storage import LandingZoneExports, LocalStorage, S3Storage, Storage
+from .tracking.sqlite_store import TEMPLATE_ENV, may_need_migrating, seed_from_template, sqlite_path, template_path
 
 
 class AEPResource(dg.ConfigurableResource):
@@ -167,26 +166,6 @@ class LandingZoneExportsResource(StorageResource):
         return LandingZoneExports(self.storage.get(), self.aep.client().landing_zone, self.endpoint_url)
 
 
-# The URI schemes of MLflow's SQLAlchemy stores (a dialect may carry a driver: postgresql+psycopg2).
-DATABASE_STORES = ("sqlite", "postgresql", "mysql", "mssql")
-
-
-def may_need_migrating(tracking_uri: str) -> bool:
-    """Whether opening the store may create its tables or migrate them: any database store, except a SQLite file
-    that already has its tables (an existing one at an older schema is MLflow's to report, with its fix)."""
-    scheme = tracking_uri.split(":", 1)[0].split("+", 1)[0]
-    if scheme not in DATABASE_STORES:
-        return False
-    if scheme != "sqlite" or not tracking_uri.startswith("sqlite:///"):
-        return True
-    path = Path(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0])
-    if not path.is_file():
-        return True
-    with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
-        tables = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'")
-        return tables.fetchone() is None
-
-
 class MLflowResource(dg.ConfigurableResource):
     """MLflow tracking and model registry. Only the tracking URI says where MLflow lives: by default a SQLite
     database under data/ with artifacts beside it; ``MLFLOW_TRACKING_URI`` points it at a tracking server or
@@ -205,10 +184,12 @@ class MLflowResource(dg.ConfigurableResource):
         # creating its tables and running its migrations. Both start with the run and overlap the steps
         # before training; the migrations in a child process, so as not to hold this process's GIL.
         migrating = None
-        if may_need_migrating(self.tracking_uri):
+        if may_need_migrating(self.tracking_uri) and not seed_from_template(self.tracking_uri, self.artifact_root):
+            template = template_path() if sqlite_path(self.tracking_uri) else None
             migrating = subprocess.Popen(
                 [sys.executable, "-m", "aep_assets.tracking.open_store"],
-                env={**os.environ, "MLFLOW_TRACKING_URI": self.tracking_uri},
+                env={**os.environ, "MLFLOW_TRACKING_URI": self.tracking_uri,
+                     **({TEMPLATE_ENV: str(template)} if template else {})},
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._opening = threading.Thread(target=self._open_store, args=(migrating,), name="mlflow-open", daemon=True)
         self._opening.start()

@@ -14,9 +14,10 @@ from mlflow import MlflowClient
 
 from aep_assets.pipeline.scoring_stages import load_champion
 from aep_assets.pipeline.stage_context import StageContext
-from aep_assets.resources import MLflowResource, build_resources, local_mlflow, may_need_migrating
+from aep_assets.resources import MLflowResource, build_resources, local_mlflow
 from aep_assets.storage import LocalStorage
 from aep_assets.tracking.registry import CHALLENGER, CHAMPION, TrainingLog
+from aep_assets.tracking.sqlite_store import may_need_migrating, seed_from_template, template_path
 
 from .demo import ALL_ASSETS, RESCORE_KEYS, key, ops, spec
 from .test_pipeline_e2e import RUN_CONFIG
@@ -184,6 +185,27 @@ def test_a_run_starts_the_child_only_for_a_store_that_may_need_migrating(tmp_pat
     assert not may_need_migrating(uri)
     assert may_need_migrating("postgresql://mlflow@127.0.0.1/mlflow")  # a server's schema is the server's to say
     assert not may_need_migrating("http://127.0.0.1:5000") and not may_need_migrating("databricks")
+
+
+def test_a_new_store_after_the_first_is_a_copy_of_an_empty_one_and_works_as_a_migrated_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("AEP_ASSETS_CACHE_DIR", str(tmp_path / "cache"))
+    first = local_mlflow(tmp_path / "first")
+    with dg.build_resources({"mlflow": first}) as resources:  # migrated by the child, then kept as the template
+        resources.mlflow.registry()
+    assert list((tmp_path / "cache").iterdir()) == [template_path()]
+    second = local_mlflow(tmp_path / "second")
+    assert seed_from_template(second.tracking_uri, second.artifact_root)
+    assert not seed_from_template(second.tracking_uri, second.artifact_root)  # never over an existing store
+    with dg.build_resources({"mlflow": second}) as resources:
+        registry = resources.mlflow.registry()
+        registry.log_training("m", _booster(5), FEATURES, "v", _log(), promote=True)
+        assert registry.champion("m").model_version == "v"
+    client = MlflowClient(tracking_uri=second.tracking_uri, registry_uri=second.tracking_uri)
+    default = client.get_experiment("0")  # the copy's default experiment keeps its artifacts in this store's root
+    assert default.artifact_location == (tmp_path / "second" / "mlflow" / "artifacts" / "0").resolve().as_uri()
+    assert [e.name for e in client.search_experiments()] == ["aep_assets/m", "Default"]
+    first_client = MlflowClient(tracking_uri=first.tracking_uri, registry_uri=first.tracking_uri)
+    assert first_client.search_registered_models() == []  # the template's source is untouched
 
 
 def test_a_store_that_cannot_open_fails_the_step_that_needs_it(tmp_path):
