@@ -153,9 +153,9 @@ def _failure_text(result) -> str:
     return "\n".join(texts)
 
 
-def test_the_store_a_run_opens_in_the_background_is_the_one_its_steps_use(tmp_path):
-    """The resource starts opening (creating, on a first run) the store when the run starts; the registry a step
-    gets afterwards works on that store."""
+def test_the_store_a_run_creates_beside_its_steps_is_the_one_they_use(tmp_path):
+    """The resource starts creating the store when the run starts; the registry a step gets afterwards works on
+    that store."""
     resource = local_mlflow(tmp_path)
     with dg.build_resources({"mlflow": resource}) as resources:
         registry = resources.mlflow.registry()
