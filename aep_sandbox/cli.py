@@ -4,6 +4,7 @@ import argparse
 import json
 import logging
 import os
+import socket
 import sys
 
 import uvicorn
@@ -55,6 +56,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "credentials":
         print(json.dumps(SandboxConfig(data_dir=args.data_dir).credentials.__dict__, indent=2))
         return
+    # The HTTP port is bound first, so the Query Service port, picked among the free ones, cannot be it. It listens
+    # only once uvicorn serves (asyncio calls listen()), so a connection still means the sandbox is ready.
+    http = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    http.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    http.bind((args.host, args.port))
     paces = {kind: Pace("delay", seconds=args.async_delay) for kind in KINDS} if args.async_delay else {}
     paces.update(parse_paces(",".join(args.lifecycle)))
     config = SandboxConfig(data_dir=args.data_dir, landing_zone_dir=args.landing_zone_dir, dlz_bucket=args.dlz_bucket,
@@ -69,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(config)
     start_pg_server(app.state.platform, *config.pg_address)
     print(f"Query Service PostgreSQL endpoint on {args.host}:{config.pg_address[1]}", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=75)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=75)).run(sockets=[http])
 
 
 if __name__ == "__main__":
