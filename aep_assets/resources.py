@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -176,33 +177,51 @@ class MLflowResource(dg.ConfigurableResource):
     registered_model_prefix: str = Field(default="", description="Prefix of registered model names, e.g. "
                                          "'main.marketing.' for Unity Catalog.")
     ui_url: str = Field(default="http://127.0.0.1:5000", description="The MLflow UI, for links in metadata.")
-    _migrating: subprocess.Popen | None = PrivateAttr(default=None)
+    _opening: threading.Thread | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # A database store opened the first time creates its tables and runs its migrations: seconds of pure
-        # Python. A child process does that beside the steps before training, on a core of its own. MLflow itself
-        # is imported only by the step that asks for the registry, in that step's thread: imported in a thread
-        # of its own, it once raced the run's own first use of SQLAlchemy (a partly imported sqlalchemy.orm).
+        # Opening the store takes seconds: importing MLflow and, for a database store opened the first time,
+        # creating its tables and running its migrations. Both start with the run and overlap the steps before
+        # training; the migrations in a child process, so as not to hold this process's GIL.
+        migrating = None
         if may_need_migrating(self.tracking_uri) and not seed_from_template(self.tracking_uri, self.artifact_root):
             template = template_path() if sqlite_path(self.tracking_uri) else None
-            self._migrating = subprocess.Popen(
+            migrating = subprocess.Popen(
                 [sys.executable, "-m", "aep_assets.tracking.open_store"],
                 env={**os.environ, "MLFLOW_TRACKING_URI": self.tracking_uri,
                      **({TEMPLATE_ENV: str(template)} if template else {})},
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # MLflow's import brings in SQLAlchemy's ORM, whose import registers hooks that the run's own event log
+        # (SQLAlchemy too) calls at once: imported half-way by the other thread, it failed a step. So the ORM is
+        # imported here, whole, before the thread starts (a quarter of a second, once per process).
+        import sqlalchemy.orm  # noqa: F401
+
+        self._opening = threading.Thread(target=self._open_store, args=(migrating,), name="mlflow-open", daemon=True)
+        self._opening.start()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self._wait_for_store()  # never leave a migration half done
 
-    def _wait_for_store(self) -> None:
-        if self._migrating is not None:
-            self._migrating.wait()
+    def _open_store(self, migrating: subprocess.Popen | None) -> None:
+        if migrating is not None:
+            migrating.wait()
+        try:
+            self._new_registry()
+        except Exception:  # noqa: BLE001 - the step that needs the registry meets the same error, and reports it
+            pass
 
-    def registry(self):
+    def _wait_for_store(self) -> None:
+        if self._opening is not None:
+            self._opening.join()
+
+    def _new_registry(self):
         from .tracking.registry import ModelRegistry
 
-        self._wait_for_store()
         return ModelRegistry(self.tracking_uri, self.artifact_root, self.registered_model_prefix)
+
+    def registry(self):
+        self._wait_for_store()
+        return self._new_registry()
 
 
 def dagster_ui_url() -> str:
