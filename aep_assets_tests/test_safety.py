@@ -4,6 +4,7 @@ import logging
 
 import pytest
 
+from aep_assets.aep.errors import ServerError
 from aep_assets.resources import AdobeAEP, build_resources, describe_target
 
 
@@ -23,6 +24,16 @@ def test_a_production_sandbox_is_refused_without_the_opt_in(sandbox):
 def test_a_development_sandbox_needs_no_opt_in(sandbox):
     client = _adobe(sandbox, "dev-propensity").client()
     assert client.sandboxes.get("dev-propensity")["type"] == "development"
+
+
+def test_a_client_with_limits_is_that_patient_from_its_first_request(make_sandbox):
+    # A sensor's tick must answer quickly: the sandbox check, the first request, retries once, not six times.
+    faulty = make_sandbox(faults=[{"status": 503, "path": "/data/foundation/sandbox-management/", "times": 2,
+                                   "retry_after": 0}])
+    with pytest.raises(ServerError):
+        _adobe(faulty, "dev-propensity").client_with_limits(timeout_s=5, max_retries=1)
+    # the two faults are spent: the next tick's client gets through, as patient as it was asked to be
+    assert _adobe(faulty, "dev-propensity").client_with_limits(timeout_s=5, max_retries=1).config.max_retries == 1
 
 
 def test_the_opt_in_comes_from_the_environment():
