@@ -10,6 +10,7 @@ import dagster as dg
 import lightgbm as lgb
 import numpy as np
 import pytest
+import sqlalchemy.exc
 from mlflow import MlflowClient
 
 from aep_assets.pipeline.scoring_stages import load_champion
@@ -206,6 +207,15 @@ def test_a_new_store_after_the_first_is_a_copy_of_an_empty_one_and_works_as_a_mi
     assert [e.name for e in client.search_experiments()] == ["aep_assets/m", "Default"]
     first_client = MlflowClient(tracking_uri=first.tracking_uri, registry_uri=first.tracking_uri)
     assert first_client.search_registered_models() == []  # the template's source is untouched
+
+
+def test_a_file_that_is_not_a_store_fails_the_step_that_needs_it_not_the_run(tmp_path):
+    (tmp_path / "mlflow.db").write_text("not a database")
+    resource = MLflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert may_need_migrating(resource.tracking_uri)  # SQLite cannot read it: MLflow is left to say why
+    with dg.build_resources({"mlflow": resource}) as resources:  # setting up does not fail the run
+        with pytest.raises(sqlalchemy.exc.DatabaseError, match="file is not a database"):
+            resources.mlflow.registry()
 
 
 def test_a_store_that_cannot_open_fails_the_step_that_needs_it(tmp_path):

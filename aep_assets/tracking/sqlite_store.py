@@ -44,8 +44,11 @@ def template_path() -> Path | None:
             version = metadata.version(distribution)
         except metadata.PackageNotFoundError:
             continue
-        cache = os.environ.get("AEP_ASSETS_CACHE_DIR") or Path(
-            os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "aep_assets")
+        try:
+            cache = os.environ.get("AEP_ASSETS_CACHE_DIR") or Path(
+                os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "aep_assets")
+        except RuntimeError:  # no home directory (a bare container user): no template, each store migrates
+            return None
         return Path(cache, f"{distribution}-{version}-empty.db")
     return None
 
@@ -58,18 +61,20 @@ def seed_from_template(tracking_uri: str, artifact_root: str | None) -> bool:
     if path is None or path.exists() or template is None or not template.is_file():
         return False
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _copy(template, partial)
-    except (OSError, sqlite3.Error):  # e.g. no folder can be made there: opening the store says so in the step
-        return False
     location = (Path(artifact_root, "0").resolve().as_uri() if artifact_root
                 else str(Path.cwd() / "mlruns" / "0"))
     now = int(datetime.now(UTC).timestamp() * 1000)
-    with closing(sqlite3.connect(partial)) as db, db:
-        db.execute("UPDATE experiments SET artifact_location = ?, creation_time = ?, last_update_time = ? "
-                   "WHERE experiment_id = 0", (location, now, now))
-    os.replace(partial, path)  # a run beside this one sees no store or a whole one
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _copy(template, partial)
+        with closing(sqlite3.connect(partial)) as db, db:
+            db.execute("UPDATE experiments SET artifact_location = ?, creation_time = ?, last_update_time = ? "
+                       "WHERE experiment_id = 0", (location, now, now))
+        os.replace(partial, path)  # a run beside this one sees no store or a whole one
+    except (OSError, sqlite3.Error):  # e.g. no folder can be made there: opening the store says so in the step
+        if partial.parent.is_dir():
+            partial.unlink(missing_ok=True)
+        return False
     return True
 
 
@@ -78,10 +83,14 @@ def keep_as_template(tracking_uri: str, template: Path) -> None:
     path = sqlite_path(tracking_uri)
     if path is None or template.exists() or not _has_tables(path):
         return
-    template.parent.mkdir(parents=True, exist_ok=True)
     partial = template.with_name(f".{template.name}.{os.getpid()}.partial")
-    _copy(path, partial)
-    os.replace(partial, template)
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        _copy(path, partial)
+        os.replace(partial, template)
+    except (OSError, sqlite3.Error):  # no template this time: the next new store migrates and tries again
+        if partial.parent.is_dir():
+            partial.unlink(missing_ok=True)
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -92,6 +101,10 @@ def _copy(source: Path, target: Path) -> None:
 
 
 def _has_tables(path: Path) -> bool:
-    with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
-        found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'")
-        return found.fetchone() is not None
+    """Whether the file holds MLflow's tables; a file SQLite cannot read does not (MLflow then says why)."""
+    try:
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+            found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'")
+            return found.fetchone() is not None
+    except sqlite3.Error:
+        return False
