@@ -75,7 +75,21 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(config)
     start_pg_server(app.state.platform, *config.pg_address)
     print(f"Query Service PostgreSQL endpoint on {args.host}:{config.pg_address[1]}", file=sys.stderr, flush=True)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=75)).run(sockets=[http])
+    SandboxServer(uvicorn.Config(app, log_level="warning", timeout_keep_alive=75), app.state.platform).run(
+        sockets=[http])
+
+
+class SandboxServer(uvicorn.Server):
+    """Uvicorn's server, which on SIGTERM or Ctrl-C first answers the held reads: a graceful shutdown waits for
+    every request under way, and a read held by ``Prefer: wait`` would keep it waiting for up to a minute."""
+
+    def __init__(self, config: uvicorn.Config, platform) -> None:
+        super().__init__(config)
+        self.platform = platform
+
+    def handle_exit(self, sig, frame) -> None:
+        self.platform.lifecycles.stop_holding()
+        super().handle_exit(sig, frame)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ class Lifecycles:
         self._held: dict[tuple[str, str], list] = {}  # (kind, id) -> [reads left, work, lane]
         self._running: dict[tuple[str, str], threading.Event] = {}  # released work, set when it ends
         self._lock = threading.Lock()
+        self._stopping = False
 
     def begin(self, kind: str, obj_id: str, work: Callable[[], None], lane: str = "jobs") -> None:
         pace = self.paces.get(kind, Pace())
@@ -103,11 +104,20 @@ class Lifecycles:
         """Waits up to ``wait_s`` for the object's released work to end; False when there is none to wait for
         (done, held by its pace, or run by another sandbox process)."""
         with self._lock:
-            ended = self._running.get((kind, obj_id))
+            ended = None if self._stopping else self._running.get((kind, obj_id))
         if ended is None or wait_s <= 0:
             return False
         ended.wait(wait_s)
         return True
+
+    def stop_holding(self) -> None:
+        """The sandbox is stopping: every held read answers now, and none is held again, so the server's
+        graceful shutdown does not wait out the reads' ``Prefer: wait``."""
+        with self._lock:
+            self._stopping = True
+            waiting = list(self._running.values())
+        for ended in waiting:
+            ended.set()
 
     def observed(self, kind: str, obj_id: str) -> None:
         """A client has read the object (after the response was built, so the read itself saw it waiting)."""

@@ -59,14 +59,20 @@ class SandboxProcess:
         self.stop()
         raise TimeoutError(f"The AEP sandbox did not listen on port {self.port} within {timeout}s; see {self._log}.")
 
-    def stop(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            self._proc.terminate()
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after ten seconds; the exit code (negative: the signal that ended it), or None
+        when it was not running."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.terminate()
             try:
-                self._proc.wait(10)
+                proc.wait(10)
             except subprocess.TimeoutExpired:
-                self._proc.kill()
-        self._proc = None
+                proc.kill()
+                proc.wait(10)
+        return proc.returncode
 
     def kill(self) -> None:
         """Stop the process at once, as a crash would (SIGKILL): nothing is cleaned up."""

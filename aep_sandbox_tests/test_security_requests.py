@@ -4,6 +4,7 @@ Each test writes the attack out over a raw socket or HTTP, against a sandbox pro
 one, and fails on a sandbox that reads a body before checking the token, or reads one past its bound.
 """
 
+import signal
 import socket
 import time
 from urllib.parse import urlparse
@@ -130,6 +131,26 @@ def test_held_reads_do_not_take_the_workers_other_calls_need(make_sandbox):
         r = requests.get(f"{sb.url}/data/foundation/schemaregistry/stats", headers=headers(client), timeout=20)
         assert r.status_code == 200
     assert time.monotonic() - started < 5
+    # SIGTERM answers the held reads, and the server shuts down gracefully (uvicorn then re-raises the signal),
+    # rather than being killed ten seconds later
+    assert sb.stop() == -signal.SIGTERM
+
+
+def test_a_stopping_sandbox_answers_the_reads_it_holds_and_holds_no_more():
+    import threading
+
+    from aep_sandbox.lifecycle import Lifecycles
+
+    release = threading.Event()
+    lifecycles = Lifecycles({}, lambda work, lane: threading.Thread(target=work, daemon=True).start())
+    lifecycles.begin("query", "q1", lambda: release.wait(60))
+    reader = threading.Thread(target=lifecycles.settle, args=("query", "q1", 60))
+    reader.start()
+    lifecycles.stop_holding()
+    reader.join(10)
+    assert not reader.is_alive()
+    assert lifecycles.settle("query", "q1", 60) is False  # answered at once: nothing is held any more
+    release.set()
 
 
 def test_a_deeply_nested_body_or_expression_is_a_400_not_a_500(sandbox, client):
