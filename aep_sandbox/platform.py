@@ -4,7 +4,8 @@ import io
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
 
 import duckdb
 import pyarrow as pa
@@ -38,8 +39,13 @@ class Platform:
         self.running_queries: dict[str, duckdb.DuckDBPyConnection] = {}  # query id -> its engine connection
         self.landing_zone = open_landing_zone(config)
         self.lifecycles = Lifecycles(config.lifecycles, self._run)  # AEP's asynchronous work, paced
-        # Who hears that a segment job has finished (the Query Accelerated Store takes its daily snapshot).
+        # Who hears that a segment job has finished (the Query Accelerated Store takes its daily snapshot). They run
+        # after the job has ended, as AEP's reporting snapshot does; whoever reads what they write, or starts the
+        # next segment job of the sandbox, first waits for them (``wait_for_segment_job_listeners``).
         self.segment_job_listeners: list[Callable[..., None]] = []
+        self._listener_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aep-sandbox-snapshots")
+        self._listening: dict[tuple[str, str], Future] = {}  # (org, sandbox) -> its listeners' latest run
+        self._listening_lock = threading.Lock()
 
     def start(self) -> "Platform":
         # In the background: the sandbox listens at once, and a request that needs a library first waits for its
@@ -58,9 +64,30 @@ class Platform:
 
         self._pools[lane].submit(run)
 
+    def segment_job_ended(self, scope) -> None:
+        """Tell the listeners, in the background, that a segment job of ``scope`` succeeded."""
+
+        def tell() -> None:
+            for listener in self.segment_job_listeners:
+                try:
+                    listener(scope, self)
+                except Exception:  # the job's own result stands; only the reporting model missed a day
+                    log.exception("a segment job listener failed for %s/%s", scope.org, scope.sandbox)
+
+        with self._listening_lock:
+            self._listening[(scope.org, scope.sandbox)] = self._listener_pool.submit(tell)
+
+    def wait_for_segment_job_listeners(self, scope, timeout_s: float = 600) -> None:
+        """Until the listeners of ``scope``'s last segment job are done (they run one at a time, in order)."""
+        with self._listening_lock:
+            pending = self._listening.get((scope.org, scope.sandbox))
+        if pending is not None:
+            wait_for_futures([pending], timeout=timeout_s)
+
     def shutdown(self) -> None:
         for pool in self._pools.values():
             pool.shutdown(wait=False, cancel_futures=True)
+        self._listener_pool.shutdown(wait=True)  # a snapshot under way is finished, not lost
         self.landing_zone.shutdown()
 
 

@@ -1,8 +1,8 @@
 """Segmentation (``/data/core/ups``): segment definitions and segment jobs over the profile store.
 
 reference/aep_api.md §9. A job evaluates each segment's PQL over the merged profiles and keeps its
-members for destination activation, then refreshes the Query Accelerated Store's snapshot
-(query/accelerated.py). The Audiences API, merge policies and export jobs are in
+members for destination activation; once it has ended, the Query Accelerated Store takes its
+snapshot (query/accelerated.py). The Audiences API, merge policies and export jobs are in
 audiences.py. Not modelled yet: streaming and edge evaluation.
 """
 
@@ -120,6 +120,8 @@ class SegmentationBackend:
         start = now_ms()
         job = self.scope.update(JOB, job_id, lambda j: {**j, "status": "PROCESSING", "updateTime": start})
         store = ProfileStore(self.scope, self.platform)
+        # The previous job's snapshot reads the members this job is about to replace.
+        self.platform.wait_for_segment_job_listeners(self.scope)
         counts, by_status = {}, {}
         try:
             compiled = {item["segmentId"]: compile_pql(self.get(item["segmentId"])["expression"]["value"])
@@ -148,11 +150,6 @@ class SegmentationBackend:
             self.scope.update(JOB, job_id, lambda j: {**j, "status": "FAILED", "updateTime": now_ms(),
                                                       "errors": failure})
             raise
-        try:  # the dashboards' snapshot, before the job says it is done, so a client that waited reads it
-            for listener in self.platform.segment_job_listeners:
-                listener(self.scope, self.platform)
-        except Exception:  # the job's own result stands; only the reporting model missed a day
-            log.exception("could not refresh qsaccel.profile_agg after segment job %s", job_id)
         end = now_ms()
         metrics = {"totalTime": {"startTimeInMs": start, "endTimeInMs": end, "totalTimeInMs": end - start},
                    "profileSegmentationTime": {"startTimeInMs": start, "endTimeInMs": end,
@@ -160,6 +157,8 @@ class SegmentationBackend:
                    "totalProfiles": total, "segmentedProfileCounter": counts,
                    "segmentedProfileByStatusCounter": by_status}
         self.scope.update(JOB, job_id, lambda j: {**j, "status": "SUCCEEDED", "updateTime": end, "metrics": metrics})
+        # The dashboards' snapshot follows the job, as AEP's reporting does; a query of qsaccel waits for it.
+        self.platform.segment_job_ended(self.scope)
 
 
 def job_getter(lifecycle: str, find: Callable[[Call, str], dict]):

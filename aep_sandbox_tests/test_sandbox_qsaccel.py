@@ -162,3 +162,35 @@ def test_the_reporting_model_is_read_only(org):
             _rows(conn, f"CREATE TABLE {Q}.my_copy AS SELECT 1 AS x")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             _rows(conn, f"DROP TABLE {Q}.adwh_dim_segments")
+
+
+def test_a_segment_job_ends_before_its_snapshot_and_whoever_reads_the_snapshot_waits_for_it(tmp_path):
+    """The snapshot follows the job in the background; a reader (a qsaccel query, the next segment job) waits for
+    the last one of its sandbox to be written, and another sandbox's reader does not."""
+    import threading
+
+    from aep_sandbox.config import SandboxConfig
+    from aep_sandbox.platform import Platform
+    from aep_sandbox.store import Scope
+
+    platform = Platform(SandboxConfig(data_dir=tmp_path))
+    started, release, written = threading.Event(), threading.Event(), []
+
+    def snapshot(scope, _platform):
+        started.set()
+        release.wait(30)
+        written.append(scope.sandbox)
+
+    platform.segment_job_listeners.append(snapshot)
+    scope, other = Scope(platform.store, "org@AdobeOrg", "dev"), Scope(platform.store, "org@AdobeOrg", "qa")
+    platform.segment_job_ended(scope)  # returns while the snapshot is still being taken
+    assert started.wait(30) and written == []
+    platform.wait_for_segment_job_listeners(other)  # nothing pending there
+    reader = threading.Thread(target=platform.wait_for_segment_job_listeners, args=(scope,))
+    reader.start()
+    reader.join(0.5)
+    assert reader.is_alive() and written == []  # still waiting for the snapshot
+    release.set()
+    reader.join(30)
+    assert not reader.is_alive() and written == ["dev"]
+    platform.shutdown()

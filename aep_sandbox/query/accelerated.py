@@ -3,8 +3,10 @@
 Tables and columns are the ones Adobe's dashboard SQL reads (help/dashboards/data-models/
 cdp-insights-data-model-b2c.md). The dimensions are read live from the sandbox's own merge policy, identity
 namespaces, segments and audience-activation flows. The facts are daily snapshots of the profile store,
-taken at the end of every successful segment job (the day's rows replaced, earlier days kept for the
-trend lines), each snapshot logged in ``adwh_lkup_process_delta_log`` as ``FACT_TABLES_PROCESSING``.
+taken after every successful segment job ends, as AEP's reporting follows its segmentation (in the
+background: a query of the store, or the sandbox's next segment job, waits for it; the day's rows are
+replaced, earlier days kept for the trend lines), each snapshot logged in ``adwh_lkup_process_delta_log``
+as ``FACT_TABLES_PROCESSING``.
 
 Ids are 32-bit integers, as in AEP: a stable hash of the object's id. ``namespace_description`` is the
 namespace code in lower case, as in Adobe's samples (``'crmid'``, ``'email'``). A sandbox profile is keyed
@@ -68,6 +70,7 @@ def folder(platform, scope: Scope):
 
 def attach(con: duckdb.DuckDBPyConnection, scope: Scope, platform) -> None:
     """``qsaccel.profile_agg`` on ``con``: the live dimensions and the stored snapshots."""
+    platform.wait_for_segment_job_listeners(scope)  # the last segment job's snapshot is taken after it ends
     con.execute(f"ATTACH ':memory:' AS {CATALOG}")
     con.execute(f"CREATE SCHEMA {CATALOG}.{SCHEMA}")
     tables = {**dimensions(scope, platform), **_stored_facts(platform, scope)}
