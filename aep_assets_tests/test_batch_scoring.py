@@ -164,6 +164,19 @@ def test_subprocess_engine_through_pipes_equals_in_process(world):
     assert metadata["scoring_peak_rss_mb"] > 0
 
 
+def test_a_job_of_one_chunk_scores_in_the_run_s_own_process_with_the_same_scores(world, tmp_path):
+    """An incremental rescore's few rows: a new interpreter would cost more than the scoring."""
+    job, rows = world["job"], world["rows"]
+    few = tmp_path / "few.parquet"
+    pl.read_parquet(job.inputs[0]).head(job.chunk_rows).write_parquet(few)
+    small = ScoringJob(**{**job.to_json(), "inputs": [str(few)], "output_dir": str(tmp_path / "out")})
+    out, metadata = _materialize(lambda context: Subprocess(context), small)
+    expected = _expected(small, rows.filter(pl.col(ID).is_in(pl.read_parquet(few)[ID].implode())))
+    assert_frame_equal(_by_id(pl.read_parquet(tmp_path / "out" / "scores.parquet")), _by_id(expected))
+    assert out["summary"].rows == expected.height and out["summary"].valid
+    assert metadata["engine"] == "local: one chunk, in this process"
+
+
 def test_in_process_engine_and_the_engine_the_yaml_chooses(world):
     job = world["job"]
     assert InProcess()(job).summary.rows == _expected(job, world["rows"]).height

@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..external.report import SUMMARY, peak_rss_mb
 from ..ml.batch_scoring import JobOutcome, ScoringJob, run_chunked
@@ -29,6 +31,15 @@ def outcome_of(invocation: dg.PipesClientCompletedInvocation) -> JobOutcome:
                       {k: getattr(v, "value", v) for k, v in reported.items()})
 
 
+def input_rows(job: ScoringJob) -> float:
+    """The rows of a job's local Parquet inputs, from their footers; infinite when one cannot be read, so the job
+    itself reports why."""
+    try:
+        return sum(pq.ParquetFile(path).metadata.num_rows for path in job.inputs)
+    except (OSError, pa.ArrowException):
+        return float("inf")
+
+
 @dataclass
 class InProcess:
     """The chunked job in the Dagster process itself (what the other engines are compared with)."""
@@ -45,7 +56,11 @@ class InProcess:
 
 @dataclass
 class Subprocess:
-    """``python -m <module>`` through ``PipesSubprocessClient``: the job's memory is its own, not the run's."""
+    """``python -m <module>`` through ``PipesSubprocessClient``: the job's memory is its own, not the run's.
+
+    A chunked job (the default module) whose input is at most one chunk, as an incremental rescore's usually is,
+    runs in this process instead: one chunk is the memory the subprocess is there to keep out of the run, and a
+    new interpreter would cost more than the scoring (about a second)."""
 
     context: dg.AssetExecutionContext
     module: str = SUBPROCESS_JOB
@@ -53,6 +68,10 @@ class Subprocess:
     remote = False
 
     def __call__(self, job: ScoringJob) -> JobOutcome:
+        if self.module == SUBPROCESS_JOB and (rows := input_rows(job)) <= job.chunk_rows:
+            self.context.log.info(f"Scoring {rows:,} rows, at most one chunk ({job.chunk_rows:,}), in this process")
+            outcome = InProcess()(job)
+            return JobOutcome(outcome.summary, {**outcome.metadata, "engine": "local: one chunk, in this process"})
         invocation = dg.PipesSubprocessClient().run(context=self.context, command=[sys.executable, "-m", self.module],
                                                     extras={"job": job.to_json()}, env=self.env)
         return outcome_of(invocation)

@@ -171,7 +171,8 @@ class Scoring(Strict):
     valid_days: int = Field(default=7, ge=1)
     engine: Literal["subprocess", "spark", "local"] = Field(
         default="subprocess", description="Where propensity_scores scores, through Dagster Pipes: 'subprocess' "
-        "(chunked, flat memory), 'spark' (scoring.spark), or 'local' (in the Dagster process, chunked).")
+        "(chunked, flat memory; a job of at most one chunk runs in the Dagster process), 'spark' (scoring.spark), or "
+        "'local' (in the Dagster process, chunked).")
     chunk_rows: int = Field(default=100_000, ge=1_000, le=5_000_000, description="Rows per chunk of the "
                             "subprocess and local engines: memory grows with it, not with the population.")
     spark: SparkScoring = Field(default_factory=SparkScoring)
