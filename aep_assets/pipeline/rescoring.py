@@ -7,6 +7,7 @@ every score stale: another model version, changed profile attributes, replaced e
 scores past ``expires_at``.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +16,7 @@ import polars as pl
 
 from ..ml.feature_set import ID
 from ..ml.holdout import HoldoutGroups
-from ..ml.ranking import thresholds_in_memory
+from ..ml.ranking import rank_key, thresholds_in_memory
 from ..ml.scoring import Bands
 from ..storage import Storage
 from .feature_sql import scope_in_batches
@@ -85,13 +86,11 @@ def merge_rescored(previous_scores: pl.DataFrame, previous_features: pl.DataFram
                       dtype=pl.Utf8))
     touched = pl.concat([rescored[ID], converted_ids]).unique()
     kept = previous_scores.filter(~pl.col(ID).is_in(touched.implode()))
-    merged = pl.concat([kept.with_columns(pl.lit(False).alias("_new")),
-                        rescored.drop("group", strict=False).with_columns(pl.lit(True).alias("_new"))],
-                       how="diagonal_relaxed")
-    pct = thresholds_in_memory(merged).percentiles(merged)
-    is_new = merged["_new"].to_numpy()
-    new_pct = pct[is_new]
-    new_rows = merged.filter(pl.col("_new")).drop("_new").with_columns(
+    new_rows = rescored.drop("group", strict=False)
+    key = rank_key(new_rows)
+    population = pl.concat([kept.select(key, ID), new_rows.select(key, ID)], how="vertical_relaxed")
+    new_pct = thresholds_in_memory(population).percentiles(new_rows)  # a row's percentile needs only its own key
+    new_rows = new_rows.with_columns(
         pl.Series("percentile", new_pct), pl.Series("decile", np.minimum(new_pct // 10 + 1, 10)),
         pl.Series("band", bands.of(new_pct)))
     new_rows = new_rows.with_columns(
@@ -121,9 +120,10 @@ def merge_into_published(rescored: pl.DataFrame, eligible_features: pl.DataFrame
                          model_version: str, scored_at: datetime, expires_at: datetime) -> tuple[Merged, int]:
     """An incremental rescore's rows merged into the published scores, and how many published profiles it
     withdraws because they converted since (``ineligible_ids``: covered profiles out of the population)."""
-    previous = storage.read_parquet([published.key])
-    converted = ineligible_ids.filter(ineligible_ids.is_in(previous[ID].implode()))
-    merged = merge_rescored(previous, storage.read_parquet([published.features_key]), rescored, eligible_features,
-                            converted, bands, holdout, model_version=model_version, scored_at=scored_at,
-                            expires_at=expires_at)
+    with ThreadPoolExecutor(1, thread_name_prefix="published-features") as pool:  # the two reads side by side
+        previous_features = pool.submit(storage.read_parquet, [published.features_key])
+        previous = storage.read_parquet([published.key])
+        converted = ineligible_ids.filter(ineligible_ids.is_in(previous[ID].implode()))
+        merged = merge_rescored(previous, previous_features.result(), rescored, eligible_features, converted, bands,
+                                holdout, model_version=model_version, scored_at=scored_at, expires_at=expires_at)
     return merged, converted.len()

@@ -2,6 +2,7 @@
 (everyone, or only what changed) and the scores with their bands and drift."""
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -363,11 +364,16 @@ def _incremental(store: Storage, run: ScoringRun, published: ScoreRun, job: JobO
         expires_at=run.expires_at)
     scores, changes = merged.scores, merged.changes
     files = ScoreFiles(*(f"{base}/{name}.parquet" for name in ("scores", "features", "changes")))
-    store.write_parquet(files.scores, scores)
-    store.write_parquet(files.features, merged.features)
-    store.write_parquet(files.changes, changes)
-    return Scored(files, summarize(scores, merged.features, run.model, run.export.cutoff), job, rescored.height,
-                  converted, covered.height - rescored.height, changes.height, scores["expires_at"].min())
+    # The files are written while the summary is counted: Parquet's encoders and the writes release the GIL.
+    with ThreadPoolExecutor(3, thread_name_prefix="merged-scores") as pool:
+        written = [pool.submit(store.write_parquet, key, frame)
+                   for key, frame in ((files.scores, scores), (files.features, merged.features),
+                                      (files.changes, changes))]
+        summary = summarize(scores, merged.features, run.model, run.export.cutoff)
+        for write in written:
+            write.result()
+    return Scored(files, summary, job, rescored.height, converted, covered.height - rescored.height, changes.height,
+                  scores["expires_at"].min())
 
 
 def summarize(scores: pl.DataFrame, features: pl.DataFrame, model: StoredModel, cutoff: str) -> ScoreSummary:
