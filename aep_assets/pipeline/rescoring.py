@@ -121,9 +121,10 @@ def merge_into_published(rescored: pl.DataFrame, eligible_features: pl.DataFrame
     """An incremental rescore's rows merged into the published scores, and how many published profiles it
     withdraws because they converted since (``ineligible_ids``: covered profiles out of the population)."""
     with ThreadPoolExecutor(1, thread_name_prefix="published-features") as pool:  # the two reads side by side
-        previous_features = pool.submit(storage.read_parquet, [published.features_key])
+        reading_features = pool.submit(storage.read_parquet, [published.features_key])
         previous = storage.read_parquet([published.key])
-        converted = ineligible_ids.filter(ineligible_ids.is_in(previous[ID].implode()))
-        merged = merge_rescored(previous, previous_features.result(), rescored, eligible_features, converted, bands,
-                                holdout, model_version=model_version, scored_at=scored_at, expires_at=expires_at)
+        previous_features = reading_features.result()
+    converted = ineligible_ids.filter(ineligible_ids.is_in(previous[ID].implode()))
+    merged = merge_rescored(previous, previous_features, rescored, eligible_features, converted, bands, holdout,
+                            model_version=model_version, scored_at=scored_at, expires_at=expires_at)
     return merged, converted.len()
