@@ -21,7 +21,6 @@ The last line reads ``value_vs_bgnbd=<our normalised Gini / BG/NBD-GG's> convers
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +31,8 @@ from scipy.special import betaln, gammaln, hyp2f1
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from measure import work_dir  # noqa: E402  (bench/measure.py)
 
 
 def customer_history(events: pl.DataFrame, cutoff) -> pl.DataFrame:
@@ -100,7 +101,7 @@ def main() -> None:
     from aep_assets_tests.real_orgs import closed_cohort, cohort_truth, growing_site, site_truth
     from aep_sandbox.process import SandboxProcess
 
-    root = Path(tempfile.mkdtemp(prefix="aep-bench-kinds-"))
+    root = work_dir("aep-bench-kinds-")
     with SandboxProcess(root / "aep") as sb:
         client = client_for(sb)
         store = closed_cohort(client, n=int(5000 * args.scale))

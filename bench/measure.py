@@ -4,7 +4,9 @@ The sampling runs in a process of its own: a sampling thread in the measured pro
 the work it measures (reading /proc for every thread of every process, 20 times a second) and slow it.
 """
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,6 +14,18 @@ import time
 from pathlib import Path
 
 INTERVAL_S = 0.05
+
+
+def work_dir(prefix: str) -> Path:
+    """A new directory under the system's temporary directory for one benchmark's sandbox, storage and files,
+    removed when the script exits: a million-profile run leaves gigabytes. ``AEP_BENCH_KEEP=1`` keeps it, to look
+    at what the run wrote; the script then says on stderr where it is."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.environ.get("AEP_BENCH_KEEP") == "1":
+        print(f"work_dir={path} (kept: AEP_BENCH_KEEP=1)", file=sys.stderr, flush=True)
+    else:
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def rss_mb(pid: int) -> float:

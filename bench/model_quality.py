@@ -12,11 +12,12 @@ and the same training with Adobe's 14 features only. The last line reads
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from measure import work_dir  # noqa: E402  (bench/measure.py)
 
 KEYS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "top_decile_precision", "top_decile_lift",
         "oracle_roc_auc", "auc_to_oracle", "random_split_roc_auc")
@@ -73,7 +74,7 @@ def main() -> None:
     from aep_assets.definitions import op_config
     from aep_assets.resources import build_resources
 
-    root = Path(tempfile.mkdtemp(prefix="aep-model-bench-"))
+    root = work_dir("aep-model-bench-")
     resources = build_resources({"AEP_SANDBOX_DIR": str(root / "aep"), "AEP_STORAGE_DIR": str(root / "storage")})
     base = {"synthetic_profiles": {"config": {"n_profiles": args.profiles, "seed": args.seed}},
             "propensity_model": {"config": {"trials": args.trials}}}

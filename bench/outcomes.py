@@ -12,12 +12,13 @@ baseline is the planted effect itself, which only the simulator knows. The last 
 
 import argparse
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from measure import work_dir  # noqa: E402  (bench/measure.py)
 
 
 def main() -> None:
@@ -32,7 +33,7 @@ def main() -> None:
     from aep_assets.definitions import defs, materializable_assets, op_config
     from aep_assets.resources import build_resources
 
-    root = Path(tempfile.mkdtemp(prefix="aep-bench-outcomes-"))
+    root = work_dir("aep-bench-outcomes-")
     resources = build_resources({"AEP_SANDBOX_DIR": str(root / "aep"), "AEP_STORAGE_DIR": str(root / "storage")})
     assets = materializable_assets()
     outcome_keys = [dg.AssetKey(["cmle_demo", a]) for a in ("score_outcomes", "audience_uplift")]

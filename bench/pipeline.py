@@ -19,13 +19,12 @@ features, scores, write-back, audiences, activation). The last two lines read
 import argparse
 import io
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from measure import MemorySampler  # noqa: E402  (bench/measure.py)
+from measure import MemorySampler, work_dir  # noqa: E402  (bench/measure.py)
 
 
 def baseline(n: int, seed: int) -> float:
@@ -77,7 +76,7 @@ def feature_sql_direct(data_dir: Path) -> float:
                 views[table] = [f"SELECT *, {system_columns(b)} FROM "
                                 f"{scan_sql(lake.batch_files(org, 'prod', ds['id'], b['id']))}"
                                 for b in client.catalog.iter_batches(ds["id"], status="success")]
-    out = Path(tempfile.mkdtemp(prefix="aep-bench-sql-")) / "direct.parquet"
+    out = work_dir("aep-bench-sql-") / "direct.parquet"
     with duckdb.connect(config={"threads": 2}) as con:
         con.execute("SET TimeZone = 'UTC'")
         for table, scans in views.items():
@@ -100,7 +99,7 @@ def main() -> None:
     from aep_assets.definitions import materializable_assets, op_config
     from aep_assets.resources import build_resources
 
-    root = Path(tempfile.mkdtemp(prefix="aep-bench-"))
+    root = work_dir("aep-bench-")
     resources = build_resources({"AEP_SANDBOX_DIR": str(root / "aep"), "AEP_STORAGE_DIR": str(root / "storage")})
     sampler = MemorySampler()
     sampler.start()

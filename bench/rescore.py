@@ -14,12 +14,13 @@ too. The rescored profiles' propensities must equal the full rescore's. The last
 import argparse
 import json
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from measure import work_dir  # noqa: E402  (bench/measure.py)
 
 
 def step_times(instance, run_id: str) -> dict[str, float]:
@@ -62,7 +63,7 @@ def main() -> None:
     from aep_assets.resources import build_resources
     from aep_assets.storage import LocalStorage
 
-    root = Path(tempfile.mkdtemp(prefix="aep-bench-rescore-"))
+    root = work_dir("aep-bench-rescore-")
     resources = build_resources({"AEP_SANDBOX_DIR": str(root / "aep"), "AEP_STORAGE_DIR": str(root / "storage")})
     storage = LocalStorage(root / "storage")
     demo = Names("cmle_demo")

@@ -15,12 +15,13 @@ import argparse
 import io
 import random
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from measure import work_dir  # noqa: E402  (bench/measure.py)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -49,7 +50,7 @@ def main() -> None:
         return AEPClient(AEPConfig(platform_url=sb.url, ims_url=sb.url, client_id=c.client_id,
                                    client_secret=c.client_secret, org_id=c.org_id))
 
-    with SandboxProcess(Path(tempfile.mkdtemp(prefix="aep-bench-load-"))) as sb:
+    with SandboxProcess(work_dir("aep-bench-load-")) as sb:
         setup = client_for(sb)
         platform = ensure_schemas(setup)
         tenant = platform.tenant_id

@@ -18,12 +18,13 @@ two-model learner (mu1 - mu0) and a transformed-outcome regression. The last lin
 
 import argparse
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from measure import work_dir  # noqa: E402  (bench/measure.py)
 
 DEMO = "cmle_demo"
 
@@ -40,7 +41,7 @@ def main() -> None:
     from aep_assets.definitions import defs, materializable_assets, op_config
     from aep_assets.resources import build_resources
 
-    root = Path(tempfile.mkdtemp(prefix="aep-bench-uplift-"))
+    root = work_dir("aep-bench-uplift-")
     resources = build_resources({"AEP_SANDBOX_DIR": str(root / "aep"), "AEP_STORAGE_DIR": str(root / "storage")})
     as_of = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     advance = op_config(DEMO, {"continue_events": {"config": {"outcome_window": True,
