@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from aep_assets.simulation import SimulationConfig, oracle, simulate
+from aep_assets.simulation import SimulationConfig, engine, oracle, simulate
 from aep_assets.simulation.behaviour import event_frame
 from aep_assets.simulation.continuation import continue_simulation
 from aep_assets.simulation.engine import Events, Walk
@@ -98,6 +98,34 @@ def test_the_oracle_does_not_depend_on_how_many_threads_run_it(extended, monkeyp
     shared = oracle_probability(extended, cutoff, 14, k=8, workers=2)
     assert np.array_equal(alone, shared, equal_nan=True)
     assert np.array_equal(np.isnan(alone), state_at(extended, cutoff).converted)  # NaN only for converters
+
+
+def test_the_futures_sort_to_the_millisecond_as_the_exact_sort_does():
+    rng = np.random.default_rng(9)
+    n = 50_000
+    events = Events(rng.integers(0, 4_000, n), rng.integers(0, len(EVENT_TYPES), n).astype(np.int8),
+                    1.7e9 + rng.uniform(0, 14 * 86400, n))
+    exact, fast = events.sorted(), events.sorted_to_the_millisecond()
+    assert np.array_equal(exact.lane, fast.lane)
+    assert np.abs(exact.time - fast.time).max() <= 5e-4  # rounded to the millisecond, nothing more
+    assert np.all((np.diff(fast.lane) > 0) | (np.diff(fast.time) >= 0))  # by lane, then time
+    def ms(e):
+        return np.rint((e.time - events.time.min()) * 1e3).astype(np.int64)
+
+    # The same events, each time to the millisecond:
+    assert sorted(zip(exact.lane, exact.code, ms(exact), strict=True)) == \
+        sorted(zip(fast.lane, fast.code, ms(fast), strict=True))
+
+
+def test_only_origins_whose_children_may_still_come_start_the_futures():
+    """An email opened an hour before the cutoff may still be clicked (a 30-minute mean delay); a page view of a
+    day before, whose children come within minutes, and an email sent a year before, can change no future."""
+    at = AS_OF.timestamp()
+    opened, viewed, sent = (CODE[n] for n in ("directMarketing.emailOpened", "web.webpagedetails.pageViews",
+                                                "directMarketing.emailSent"))
+    origins = Events(np.arange(4), np.array([opened, viewed, sent, sent], np.int8),
+                     np.array([at - 3600, at - 86400, at - 86400, at - 365 * 86400]))
+    assert engine.live(origins, at).tolist() == [True, False, True, False]
 
 
 def test_the_futures_split_into_whole_rounds_of_chunks_that_fit_the_lane_budget():

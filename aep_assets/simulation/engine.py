@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .model import BehaviourModel
-from .taxonomy import BASE_TYPES, CODE, DEPENDENCIES, EVENT_TYPES, triggers_conversion_draw
+from .taxonomy import BASE_TYPES, CODE, DEPENDENCIES, EVENT_TYPES, EventType, triggers_conversion_draw
 
 CHILD_WEEKS = 10  # the notebooks draw Poisson(rate * N_WEEKS) children per origin event, with N_WEEKS = 10
 CONVERSION_LAG_S = 60.0  # the conversion event follows its triggering event by a minute
@@ -18,6 +18,8 @@ CHILDREN = {CODE[origin]: tuple(CODE[c] for c in children) for origin, children 
 DELTA = np.array([e.propensity_delta for e in EVENT_TYPES])
 DRAWS = np.array([triggers_conversion_draw(e.name) for e in EVENT_TYPES])
 WEEK_S = 7 * 86400.0
+CODE_BITS = (len(EVENT_TYPES) - 1).bit_length()
+CODE_MASK = (1 << CODE_BITS) - 1
 
 
 @dataclass
@@ -54,6 +56,22 @@ class Events:
             return self.take(np.lexsort((self.time, self.lane)))
         return self.take(np.argsort((self.lane << 40) | ms))
 
+    def sorted_to_the_millisecond(self) -> "Events":
+        """By (lane, time), each time rounded to the millisecond: lane, time and type code packed into one int64
+        and sorted by value, which numpy vectorises, instead of an argsort and three gathers (about three times
+        faster). For events that are never written, such as the oracle's futures: a millisecond moves a
+        propensity's decay by less than a part in a billion."""
+        if not self.size:
+            return self
+        t0 = self.time.min()
+        ms = np.rint((self.time - t0) * 1e3).astype(np.int64)
+        lane_bits, ms_bits = int(self.lane.max()).bit_length(), int(ms.max()).bit_length()
+        if lane_bits + ms_bits + CODE_BITS > 63:
+            return self.sorted()
+        key = np.sort((self.lane << (ms_bits + CODE_BITS)) | (ms << CODE_BITS) | self.code.astype(np.int64))
+        return Events(key >> (ms_bits + CODE_BITS), (key & CODE_MASK).astype(np.int8),
+                      t0 + ((key >> CODE_BITS) & ((1 << ms_bits) - 1)) / 1e3)
+
 
 def base_events(rng: np.random.Generator, activity: np.ndarray, lo: float, hi: float) -> Events:
     """Poisson counts of each base type in [lo, hi) per lane, at uniform whole-second times."""
@@ -78,9 +96,13 @@ def descendants(rng: np.random.Generator, origins: Events, end: float, after: fl
     found, frontier, thinned = [], origins, after is not None
     while frontier.size:
         generation = []
+        # Each origin type's events as one slice, in their order: one stable sort of the codes instead of a mask
+        # over the whole frontier per type.
+        by_code = np.argsort(frontier.code, kind="stable")
+        bounds = np.searchsorted(frontier.code[by_code], np.arange(len(EVENT_TYPES) + 1))
         for origin, children in CHILDREN.items():
-            picked = frontier.code == origin
-            if not picked.any():
+            picked = by_code[bounds[origin]:bounds[origin + 1]]
+            if not picked.size:
                 continue
             o_lane, o_time = frontier.lane[picked], frontier.time[picked]
             for child in children:
@@ -89,7 +111,7 @@ def descendants(rng: np.random.Generator, origins: Events, end: float, after: fl
                 if thinned:
                     if not delay:
                         continue
-                    counts = rng.poisson(mean * np.exp(-(after - o_time) / delay))
+                    counts = rng.poisson(_children_after(spec, o_time, after))
                     lanes = np.repeat(o_lane, counts)
                     times = after + rng.exponential(delay, size=lanes.size)
                 else:
@@ -103,6 +125,27 @@ def descendants(rng: np.random.Generator, origins: Events, end: float, after: fl
         frontier, thinned = Events.concat(generation), False
         found.append(frontier)
     return Events.concat(found)
+
+
+def _children_after(child: EventType, origin_time: np.ndarray, after: float) -> np.ndarray:
+    """The expected count of ``child`` events landing after ``after`` from origins realised at ``origin_time``:
+    Poisson thinning by the chance that an exponential delay outlasts the time since the origin."""
+    return child.weekly_rate * CHILD_WEEKS * np.exp(-(after - origin_time) / (child.delay_hours * 3600.0))
+
+
+def live(origins: Events, after: float, epsilon: float = 1e-12) -> np.ndarray:
+    """Per origin realised before ``after``: whether any of its children may still land after it, that is whether
+    the expected count of some child type after ``after`` (``descendants``' thinned mean) is at least ``epsilon``.
+    The others change a future with a chance below ``epsilon``: leaving them out saves drawing for them in every
+    future (an email opened a month ago, a page view of yesterday)."""
+    most = np.zeros(origins.size)
+    for origin, children in CHILDREN.items():
+        picked = origins.code == origin
+        for child in children:
+            spec = EVENT_TYPES[child]
+            if spec.delay_hours:
+                most[picked] = np.maximum(most[picked], _children_after(spec, origins.time[picked], after))
+    return most >= epsilon
 
 
 @dataclass

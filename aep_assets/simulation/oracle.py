@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from .behaviour import Simulation
-from .engine import CHILDREN, Events, base_events, descendants, walk
+from .engine import CHILDREN, Events, base_events, descendants, live, walk
 from .model import BehaviourModel, Traits
 from .taxonomy import CODE, CONVERSION_EVENT, EVENT_TYPES
 
@@ -95,7 +95,7 @@ class Futures:
                          np.tile(self.pending.code, copies), np.tile(self.pending.time, copies))
         fresh = base_events(rng, self.activity[owner], self.start, self.base_end)
         future = Events.concat([descendants(rng, origins, end=self.end, after=self.start), fresh,
-                                descendants(rng, fresh, end=self.end)]).sorted()
+                                descendants(rng, fresh, end=self.end)]).sorted_to_the_millisecond()
         done = walk(rng, self.model, future, baseline=self.baseline[owner], propensity=self.propensity[owner],
                     start=self.start, end=self.end)
         return done.conversion_chance.reshape(copies, n).sum(axis=0)
@@ -121,8 +121,10 @@ def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: 
     state = state or state_at(sim, cutoff)
     t1 = (cutoff + timedelta(days=horizon_days)).timestamp()
     eligible = np.nonzero(~state.converted)[0]
-    # Pending origins per eligible profile (events come sorted by profile, so their lanes are too).
-    pending = state.pending.take(np.nonzero(~state.converted[state.pending.lane])[0])
+    # Pending origins per eligible profile (events come sorted by profile, so their lanes are too), those whose
+    # children may still come: about one in seven of the month's.
+    pending = state.pending.take(np.nonzero(~state.converted[state.pending.lane]
+                                            & live(state.pending, state.cutoff))[0])
     futures = Futures(cfg.behaviour, tr.activity[eligible], tr.baseline[eligible], state.propensity[eligible],
                       np.bincount(np.searchsorted(eligible, pending.lane), minlength=eligible.size), pending,
                       state.cutoff, t1 if continued else min(t1, cfg.end.timestamp()), t1)
