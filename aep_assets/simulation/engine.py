@@ -48,13 +48,15 @@ class Events:
 
     def sorted(self) -> "Events":
         """By (lane, time). One int64 key (lane in the high bits, milliseconds in the low 40) sorts
-        several times faster than a two-key lexsort."""
+        several times faster than a two-key lexsort. Events come as pieces each in lane order (a type's base
+        events, a generation's children of one type): a stable sort, which merges runs, takes half the time of
+        numpy's default on them."""
         if not self.size:
             return self
         ms = np.rint((self.time - self.time.min()) * 1e3).astype(np.int64)
         if self.lane.max() >= 1 << 23 or ms.max() >= 1 << 40:
             return self.take(np.lexsort((self.time, self.lane)))
-        return self.take(np.argsort((self.lane << 40) | ms))
+        return self.take(np.argsort((self.lane << 40) | ms, kind="stable"))
 
     def sorted_to_the_millisecond(self) -> "Events":
         """By (lane, time), each time rounded to the millisecond: lane, time and type code packed into one int64
@@ -68,7 +70,8 @@ class Events:
         lane_bits, ms_bits = int(self.lane.max()).bit_length(), int(ms.max()).bit_length()
         if lane_bits + ms_bits + CODE_BITS > 63:
             return self.sorted()
-        key = np.sort((self.lane << (ms_bits + CODE_BITS)) | (ms << CODE_BITS) | self.code.astype(np.int64))
+        key = np.sort((self.lane << (ms_bits + CODE_BITS)) | (ms << CODE_BITS) | self.code.astype(np.int64),
+                      kind="stable")  # see sorted()
         return Events(key >> (ms_bits + CODE_BITS), (key & CODE_MASK).astype(np.int8),
                       t0 + ((key >> CODE_BITS) & ((1 << ms_bits) - 1)) / 1e3)
 
