@@ -1,6 +1,7 @@
 """The model stage of a model instance as one function: train, judge (gates, oracle, leakage, champion), save,
 and register in MLflow, where a version that passes every gate becomes the champion that scores."""
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import polars as pl
@@ -165,14 +166,19 @@ def train_propensity_model(stage: StageContext, config: TrainingConfig, *,
     frame = store.read_parquet(export.keys)
     fs = export.feature_set
     previous = registry.champion(names.model)  # resolved once: the comparison and the card name the same one
-    model = train_model(frame, ADOBE_FEATURES if export.design == ADOBE_COMPATIBLE else fs.names, config)
-    if fs.goal_value:
-        model.add_value(frame, seed=config.seed)
-    oracle = (compare_with_oracle(store, names.simulation_truth, model, export.test_cutoff, export.horizon_days)
-              if spec.simulated else OracleComparison(float("nan"), float("nan"), None, "no simulation: an org's data"))
     sources = resolve_sources(client, spec, names)
-    leakage = check_leakage(client, store, frame, fs, sources, names, per_split=gates.leakage_sample_per_split,
-                            seed=config.seed)
+    # The leakage check needs no model, and most of it is waiting on Query Service (minutes on an org's data): it
+    # runs while the model trains.
+    with ThreadPoolExecutor(1, thread_name_prefix="leakage-check") as pool:
+        leakage_check = pool.submit(check_leakage, client, store, frame, fs, sources, names,
+                                    per_split=gates.leakage_sample_per_split, seed=config.seed)
+        model = train_model(frame, ADOBE_FEATURES if export.design == ADOBE_COMPATIBLE else fs.names, config)
+        if fs.goal_value:
+            model.add_value(frame, seed=config.seed)
+        oracle = (compare_with_oracle(store, names.simulation_truth, model, export.test_cutoff, export.horizon_days)
+                  if spec.simulated else OracleComparison(float("nan"), float("nan"), None,
+                                                          "no simulation: an org's data"))
+        leakage = leakage_check.result()
     champion = compare_with_champion(store, previous.model_version if previous else None, model, frame, names.models)
     reference = drift_reference(model, frame, fs, export.test_cutoff)
     simulated = {"oracle_roc_auc": oracle.oracle_roc_auc, "auc_to_oracle": oracle.auc_to_oracle} if spec.simulated \
