@@ -117,6 +117,24 @@ def test_the_futures_sort_to_the_millisecond_as_the_exact_sort_does():
         sorted(zip(fast.lane, fast.code, ms(fast), strict=True))
 
 
+def test_a_walk_that_realises_nothing_has_the_same_chance_of_converting(extended):
+    """The oracle's futures keep only the chance along each path; it must be the realised walk's, draw for draw."""
+    rng = np.random.default_rng(2)
+    n, start = 2_000, AS_OF.timestamp()
+    activity = np.full(n, 3.0)
+    events = engine.base_events(rng, activity, start, start + 14 * 86400)
+    events = Events.concat([events, engine.descendants(rng, events, end=start + 14 * 86400)]).sorted()
+    kwargs = {"baseline": np.full(n, 0.05), "propensity": np.linspace(0, 0.5, n), "start": start,
+              "end": start + 14 * 86400}
+    model = extended.config.behaviour
+    realised = engine.walk(np.random.default_rng(1), model, events, **kwargs)
+    chance_only = engine.walk(np.random.default_rng(1), model, events, **kwargs, realise=False)
+    assert np.array_equal(realised.conversion_chance, chance_only.conversion_chance)
+    assert np.array_equal(realised.propensity_end, chance_only.propensity_end)
+    assert np.isnan(chance_only.converted_at).all() and chance_only.propensity_after.size == 0
+    assert (~np.isnan(realised.converted_at)).any() and realised.conversion_chance.max() > 0
+
+
 def test_only_origins_whose_children_may_still_come_start_the_futures():
     """An email opened an hour before the cutoff may still be clicked (a 30-minute mean delay); a page view of a
     day before, whose children come within minutes, and an email sent a year before, can change no future."""

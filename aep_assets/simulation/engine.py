@@ -160,16 +160,19 @@ class Walk:
 
 
 def walk(rng: np.random.Generator, model: BehaviourModel, events: Events, *, baseline: np.ndarray,
-         propensity: np.ndarray, start: float, end: float, converted: np.ndarray | None = None) -> Walk:
+         propensity: np.ndarray, start: float, end: float, converted: np.ndarray | None = None,
+         realise: bool = True) -> Walk:
     """Walk each lane's events in time order: decay toward the baseline, add the event's delta (clipped
-    to [0, 1]), then maybe convert. ``events`` must be sorted by (lane, time)."""
+    to [0, 1]), then maybe convert. ``events`` must be sorted by (lane, time). ``realise=False`` keeps only the
+    chance of converting along each path (the oracle's futures): no conversion is drawn and no event's
+    propensity kept, so ``converted_at`` is all NaN and ``propensity_after`` empty."""
     n = baseline.size
     p = propensity.astype(float).copy()
     last = np.full(n, start)
     converted_at = np.full(n, np.nan)
     if converted is not None:
         converted_at[converted] = -np.inf  # converted before ``start``: no more draws
-    after = np.empty(events.size)
+    after = np.empty(events.size if realise else 0)
     log_survival = np.zeros(n)
     lane, code, time = events.lane, events.code, events.time
     first = np.searchsorted(lane, np.arange(n))
@@ -183,11 +186,13 @@ def walk(rng: np.random.Generator, model: BehaviourModel, events: Events, *, bas
         b = baseline[u]
         p[u] = np.clip(b + (p[u] - b) * model.decay(t - last[u]) + DELTA[code[idx]], 0.0, 1.0)
         last[u] = t
-        after[idx] = p[u]
         draw = DRAWS[code[idx]] & (t + CONVERSION_LAG_S <= end)
         chance = np.minimum(1.0, model.conversion_scale * p[u])
         # The path of p never depends on the draws, so the chance of converting along it is exact.
         log_survival[u[draw]] += np.log1p(-np.minimum(chance[draw], 1 - 1e-12))  # one event per lane per step
+        if not realise:
+            continue
+        after[idx] = p[u]
         eligible = draw & np.isnan(converted_at[u])
         hit = eligible.copy()
         hit[eligible] = rng.random(int(eligible.sum())) < chance[eligible]

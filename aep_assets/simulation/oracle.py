@@ -97,7 +97,7 @@ class Futures:
         future = Events.concat([descendants(rng, origins, end=self.end, after=self.start), fresh,
                                 descendants(rng, fresh, end=self.end)]).sorted_to_the_millisecond()
         done = walk(rng, self.model, future, baseline=self.baseline[owner], propensity=self.propensity[owner],
-                    start=self.start, end=self.end)
+                    start=self.start, end=self.end, realise=False)
         return done.conversion_chance.reshape(copies, n).sum(axis=0)
 
 
