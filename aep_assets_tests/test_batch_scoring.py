@@ -4,6 +4,7 @@ of every engine equal the in-memory scores of the same rows."""
 import shutil
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from aep_assets.assets.scoring_engines import InProcess, Subprocess, job_runner
+from aep_assets.ml import batch_scoring
 from aep_assets.ml.batch_scoring import ScoringJob, run_chunked, score_in_memory
 from aep_assets.ml.drift import DriftReference
 from aep_assets.ml.feature_set import ELIGIBLE, ID, LABEL
@@ -93,6 +95,35 @@ def test_chunked_scores_equal_in_memory_scores_with_exact_percentiles(world):
     written = pl.read_parquet(Path(job.output_dir) / "features.parquet")
     assert written.columns == [ID, *FEATURES] and written.height == expected.height
     assert sorted(p.name for p in Path(job.output_dir).iterdir()) == ["features.parquet", "scores.parquet"]
+
+
+def test_chunks_score_side_by_side_each_thread_with_its_own_scorer_and_write_in_order(world, monkeypatch):
+    """Two chunks score at once, on two threads with a Scorer each (LightGBM's boosters and TreeSHAP's caches are
+    not shared between threads), and the files are the one-thread files, row for row."""
+    job = world["job"]
+    calls: list[tuple[str, int]] = []
+    unranked = batch_scoring.Scorer.unranked
+
+    def recorded(self, eligible):
+        calls.append((threading.current_thread().name, id(self)))
+        return unranked(self, eligible)
+
+    monkeypatch.setattr(batch_scoring.Scorer, "unranked", recorded)
+    chunks = sum(1 for _ in batch_scoring.read_chunks(job.inputs, job.chunk_rows, [ID]))
+    outputs = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(batch_scoring, "SCORING_THREADS", threads)
+        calls.clear()
+        job_n = ScoringJob(**{**job.to_json(), "output_dir": f"{job.output_dir}-{threads}"})
+        summary = run_chunked(job_n)
+        outputs[threads] = [pl.read_parquet(Path(job_n.output_dir) / f) for f in ("scores.parquet", "features.parquet")]
+        chunk_calls = [c for c in calls if c[0].startswith("score-chunk")]
+        assert len(chunk_calls) == chunks > 2  # every chunk, on the pool
+        assert len({scorer for _, scorer in chunk_calls}) == threads
+        assert len({thread for thread, _ in chunk_calls}) == threads
+        assert summary.eligible_rows == outputs[threads][0].height
+    for one, two in zip(outputs[1], outputs[2], strict=True):
+        assert_frame_equal(one, two)
 
 
 def percentiles(p: np.ndarray, ids: np.ndarray) -> np.ndarray:

@@ -6,7 +6,10 @@ process, in a subprocess or on Spark (``aep_assets/external/``). Every engine sc
 thresholds differs (DuckDB here, Spark there), and both order by (propensity, profile_id).
 """
 
+import os
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import cached_property
@@ -29,6 +32,7 @@ from .scoring import Bands
 from .value import expected_value
 
 CHUNK_ROWS = 100_000
+SCORING_THREADS = min(2, os.cpu_count() or 1)  # chunks scored at once, each by its own thread and Scorer
 UNRANKED_SCHEMA = {ID: pl.Utf8, "propensity": pl.Float64, "score": pl.Int64, **dict.fromkeys(REASON_COLUMNS, pl.Utf8)}
 TIMESTAMP = pl.Datetime("us", "UTC")
 
@@ -198,6 +202,31 @@ class ParquetSink:
             self._writer.close()
 
 
+def _scored_side_by_side(job: ScoringJob, first: Scorer, chunks: Iterator[pl.DataFrame]
+                         ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
+    """Each chunk, its eligible rows and their unranked scores, in the chunks' order, with up to SCORING_THREADS
+    chunks scoring at once (TreeSHAP's numpy work leaves the GIL; one chunk at a time kept one core). Each thread
+    has a Scorer of its own, loaded from the job: TreeSHAP keeps per-tree caches, and LightGBM sets a booster's
+    iteration range for each prediction, so two threads must not share one. A job of one chunk loads one."""
+    scorers = [first]
+    in_flight: deque = deque()
+    with ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="score-chunk") as pool:
+        for n, chunk in enumerate(chunks):
+            if len(in_flight) == SCORING_THREADS:  # the oldest chunk's scorer is the one this chunk takes
+                yield _result(in_flight.popleft())
+            if n == len(scorers) < SCORING_THREADS:
+                scorers.append(job.scorer())
+            eligible = chunk.filter(pl.col(ELIGIBLE) == 1)
+            in_flight.append((chunk, eligible, pool.submit(scorers[n % SCORING_THREADS].unranked, eligible)))
+        while in_flight:
+            yield _result(in_flight.popleft())
+
+
+def _result(item: tuple[pl.DataFrame, pl.DataFrame, Future]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    chunk, eligible, scored = item
+    return chunk, eligible, scored.result()
+
+
 def run_chunked(job: ScoringJob, *, memory_limit: str = "256MB") -> ScoreSummary:
     """The two passes on one machine: score and write each chunk unranked, find the rank thresholds with
     DuckDB out of core, then rank each chunk and write the scores. Writes ``scores.parquet`` and
@@ -209,12 +238,11 @@ def run_chunked(job: ScoringJob, *, memory_limit: str = "256MB") -> ScoreSummary
     unranked_path = out / "_unranked.parquet"
     unranked_sink, features_sink = ParquetSink(unranked_path), ParquetSink(out / "features.parquet")
     summary.eligible_rows = 0
-    for chunk in read_chunks(job.inputs, job.chunk_rows, [ID, ELIGIBLE, *job.features]):
-        eligible = chunk.filter(pl.col(ELIGIBLE) == 1)
+    chunks = read_chunks(job.inputs, job.chunk_rows, [ID, ELIGIBLE, *job.features])
+    for chunk, eligible, scored in _scored_side_by_side(job, scorer, chunks):
         summary.eligible_rows += eligible.height
         summary.ineligible_rows += chunk.height - eligible.height
         if eligible.height:
-            scored = scorer.unranked(eligible)
             unranked_sink.write(scored)
             features_sink.write(scorer.features_frame(eligible))
             summary.add_drift(drift, eligible, scored["propensity"].to_numpy())
