@@ -100,23 +100,6 @@ def test_the_oracle_does_not_depend_on_how_many_threads_run_it(extended, monkeyp
     assert np.array_equal(np.isnan(alone), state_at(extended, cutoff).converted)  # NaN only for converters
 
 
-def test_the_futures_sort_to_the_millisecond_as_the_exact_sort_does():
-    rng = np.random.default_rng(9)
-    n = 50_000
-    events = Events(rng.integers(0, 4_000, n), rng.integers(0, len(EVENT_TYPES), n).astype(np.int8),
-                    1.7e9 + rng.uniform(0, 14 * 86400, n))
-    exact, fast = events.sorted(), events.sorted_to_the_millisecond()
-    assert np.array_equal(exact.lane, fast.lane)
-    assert np.abs(exact.time - fast.time).max() <= 5e-4  # rounded to the millisecond, nothing more
-    assert np.all((np.diff(fast.lane) > 0) | (np.diff(fast.time) >= 0))  # by lane, then time
-    def ms(e):
-        return np.rint((e.time - events.time.min()) * 1e3).astype(np.int64)
-
-    # The same events, each time to the millisecond:
-    assert sorted(zip(exact.lane, exact.code, ms(exact), strict=True)) == \
-        sorted(zip(fast.lane, fast.code, ms(fast), strict=True))
-
-
 def test_a_walk_that_realises_nothing_has_the_same_chance_of_converting(extended):
     """The oracle's futures keep only the chance along each path; it must be the realised walk's, draw for draw."""
     rng = np.random.default_rng(2)

@@ -18,8 +18,6 @@ CHILDREN = {CODE[origin]: tuple(CODE[c] for c in children) for origin, children 
 DELTA = np.array([e.propensity_delta for e in EVENT_TYPES])
 DRAWS = np.array([triggers_conversion_draw(e.name) for e in EVENT_TYPES])
 WEEK_S = 7 * 86400.0
-CODE_BITS = (len(EVENT_TYPES) - 1).bit_length()
-CODE_MASK = (1 << CODE_BITS) - 1
 
 
 @dataclass
@@ -57,23 +55,6 @@ class Events:
         if self.lane.max() >= 1 << 23 or ms.max() >= 1 << 40:
             return self.take(np.lexsort((self.time, self.lane)))
         return self.take(np.argsort((self.lane << 40) | ms, kind="stable"))
-
-    def sorted_to_the_millisecond(self) -> "Events":
-        """By (lane, time), each time rounded to the millisecond: lane, time and type code packed into one int64
-        and sorted by value, which numpy vectorises, instead of an argsort and three gathers (about three times
-        faster). For events that are never written, such as the oracle's futures: a millisecond moves a
-        propensity's decay by less than a part in a billion."""
-        if not self.size:
-            return self
-        t0 = self.time.min()
-        ms = np.rint((self.time - t0) * 1e3).astype(np.int64)
-        lane_bits, ms_bits = int(self.lane.max()).bit_length(), int(ms.max()).bit_length()
-        if lane_bits + ms_bits + CODE_BITS > 63:
-            return self.sorted()
-        key = np.sort((self.lane << (ms_bits + CODE_BITS)) | (ms << CODE_BITS) | self.code.astype(np.int64),
-                      kind="stable")  # see sorted()
-        return Events(key >> (ms_bits + CODE_BITS), (key & CODE_MASK).astype(np.int8),
-                      t0 + ((key >> CODE_BITS) & ((1 << ms_bits) - 1)) / 1e3)
 
 
 def base_events(rng: np.random.Generator, activity: np.ndarray, lo: float, hi: float) -> Events:

@@ -95,7 +95,7 @@ class Futures:
                          np.tile(self.pending.code, copies), np.tile(self.pending.time, copies))
         fresh = base_events(rng, self.activity[owner], self.start, self.base_end)
         future = Events.concat([descendants(rng, origins, end=self.end, after=self.start), fresh,
-                                descendants(rng, fresh, end=self.end)]).sorted_to_the_millisecond()
+                                descendants(rng, fresh, end=self.end)]).sorted()
         done = walk(rng, self.model, future, baseline=self.baseline[owner], propensity=self.propensity[owner],
                     start=self.start, end=self.end, realise=False)
         return done.conversion_chance.reshape(copies, n).sum(axis=0)
