@@ -118,7 +118,7 @@ def test_a_walk_that_realises_nothing_has_the_same_chance_of_converting(extended
     assert (~np.isnan(realised.converted_at)).any() and realised.conversion_chance.max() > 0
 
 
-def test_only_origins_whose_children_may_still_come_start_the_futures():
+def test_an_origin_is_live_while_its_children_may_still_come():
     """An email opened an hour before the cutoff may still be clicked (a 30-minute mean delay); a page view of a
     day before, whose children come within minutes, and an email sent a year before, can change no future."""
     at = AS_OF.timestamp()
