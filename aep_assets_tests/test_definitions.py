@@ -46,6 +46,15 @@ def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
 
 
+def test_the_code_location_loads_without_the_model_libraries():
+    """Every process that loads the code location pays for what it imports: the UI's code server, each run the UI
+    launches, every ``dg`` command. LightGBM, scikit-learn, SciPy and matplotlib load in the steps that use them."""
+    code = ("import sys, aep_assets.definitions; "
+            "print(' '.join(m for m in ('lightgbm', 'sklearn', 'scipy', 'matplotlib') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == ""
+
+
 def test_asset_graph_snapshot():
     graph = defs.resolve_asset_graph()
     got = {}

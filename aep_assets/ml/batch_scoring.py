@@ -6,6 +6,8 @@ process, in a subprocess or on Spark (``aep_assets/external/``). Every engine sc
 thresholds differs (DuckDB here, Spark there), and both order by (propensity, profile_id).
 """
 
+from __future__ import annotations
+
 import os
 from collections import deque
 from collections.abc import Iterator
@@ -14,9 +16,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
@@ -30,6 +31,9 @@ from .ranking import PROPENSITY, RankThresholds, thresholds_duckdb, thresholds_i
 from .score_summary import ScoreSummary
 from .scoring import Bands
 from .value import expected_value
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 CHUNK_ROWS = 100_000
 SCORING_THREADS = min(2, os.cpu_count() or 1)  # chunks scored at once, each by its own thread and Scorer
@@ -68,14 +72,15 @@ class ScoringJob:
         return asdict(self)
 
     @staticmethod
-    def from_json(data: dict) -> "ScoringJob":
+    def from_json(data: dict) -> ScoringJob:
         return ScoringJob(**data)
 
-    def stamp(self) -> "Stamp":
+    def stamp(self) -> Stamp:
         return Stamp(Bands(**self.bands), self.model_version, datetime.fromisoformat(self.scored_at),
                      datetime.fromisoformat(self.expires_at), HoldoutGroups(self.holdout_share, self.holdout_salt))
 
-    def scorer(self, model_text: str | None = None, value_text: str | None = None) -> "Scorer":
+    def scorer(self, model_text: str | None = None, value_text: str | None = None) -> Scorer:
+        import lightgbm as lgb
         text = model_text if model_text is not None else Path(self.model_path).read_text()
         if value_text is None and self.value_model_path:
             value_text = Path(self.value_model_path).read_text()

@@ -12,14 +12,19 @@ Two attributions of the raw score (log-odds), per row and feature:
   top reason can differ from SHAP's.
 """
 
+from __future__ import annotations
+
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 
 from .treeshap import TreeShap
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 REASONS = 3
 REASON_COLUMNS = tuple(f"reason_{k + 1}" for k in range(REASONS))

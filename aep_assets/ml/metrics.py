@@ -2,7 +2,6 @@
 
 import numpy as np
 import polars as pl
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 ECE_BINS = 10
 
@@ -65,6 +64,7 @@ def evaluate(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
     >>> evaluate(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))["roc_auc"]
     0.75
     """
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
     y_true, y_prob = _check(y_true, y_prob)
     top = gains(y_true, y_prob).row(0, named=True)
     return {

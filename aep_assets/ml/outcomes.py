@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy.stats import norm
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 DECILES = 10
 
@@ -55,6 +53,7 @@ class OutcomeComparison:
 
 
 def _groups(frame: pl.DataFrame, by: str, z: float, calibration_rows: int) -> pl.DataFrame:
+    from scipy.stats import norm
     g = (frame.group_by(by).agg(
         pl.len().alias("profiles"), pl.col("converted").sum().alias("conversions"),
         pl.col("propensity").mean().alias("expected_rate"),
@@ -83,6 +82,8 @@ def compare_outcomes(scores: pl.DataFrame, alpha: float = 0.05, calibration_rows
     """``scores``: one row per scored profile with ``propensity``, ``decile``, ``band`` and ``converted``
     (the goal happened in the window). ``calibration_rows``: how many labelled rows the model's calibration
     was fitted on (0: treat the expected rates as exact)."""
+    from scipy.stats import norm
+    from sklearn.metrics import average_precision_score, roc_auc_score
     if scores.height == 0:
         raise ValueError("No scored profiles to compare with their outcomes.")
     bands = scores["band"].n_unique()

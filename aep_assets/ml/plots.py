@@ -2,20 +2,28 @@
 
 import base64
 import io
+from functools import cache
 
-import matplotlib
+import numpy as np
+import polars as pl
 
-matplotlib.use("Agg")  # no display: render to memory
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+
+@cache
+def _pyplot():
+    """pyplot on a backend that renders to memory (no display), imported when the first plot is drawn: every
+    process that loads the code location would otherwise wait for matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
+    _pyplot().close(fig)
     return base64.b64encode(buf.getvalue()).decode()
 
 
@@ -24,7 +32,9 @@ def markdown_image(title: str, png_b64: str) -> str:
 
 
 def roc_plot(y: np.ndarray, p: np.ndarray, oracle: np.ndarray | None = None) -> str:
-    fig, ax = plt.subplots(figsize=(4, 4))
+    from sklearn.metrics import roc_curve
+
+    fig, ax = _pyplot().subplots(figsize=(4, 4))
     fpr, tpr, _ = roc_curve(y, p)
     ax.plot(fpr, tpr, label="model")
     if oracle is not None:
@@ -37,7 +47,7 @@ def roc_plot(y: np.ndarray, p: np.ndarray, oracle: np.ndarray | None = None) -> 
 
 
 def gains_plot(table: pl.DataFrame) -> str:
-    fig, ax = plt.subplots(figsize=(4, 4))
+    fig, ax = _pyplot().subplots(figsize=(4, 4))
     ax.plot([0, *table["cumulative_reach"]], [0, *table["cumulative_gain"]], marker="o", label="model")
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.5, label="random")
     ax.set(xlabel="share of profiles targeted", ylabel="share of conversions reached", title="Cumulative gains")
@@ -46,7 +56,7 @@ def gains_plot(table: pl.DataFrame) -> str:
 
 
 def reliability_plot(table: pl.DataFrame) -> str:
-    fig, ax = plt.subplots(figsize=(4, 4))
+    fig, ax = _pyplot().subplots(figsize=(4, 4))
     top = float(max(table["mean_predicted"].max(), table["observed_rate"].max()))
     ax.plot([0, top], [0, top], color="grey", linewidth=0.5)
     ax.scatter(table["mean_predicted"], table["observed_rate"], s=20 + 400 * table["share"].to_numpy())
@@ -55,7 +65,7 @@ def reliability_plot(table: pl.DataFrame) -> str:
 
 
 def histogram_plot(y: np.ndarray, p: np.ndarray) -> str:
-    fig, ax = plt.subplots(figsize=(4, 4))
+    fig, ax = _pyplot().subplots(figsize=(4, 4))
     bins = np.linspace(0, float(np.quantile(p, 0.999)) or 1.0, 40)
     ax.hist(p[y == 0], bins=bins, alpha=0.6, density=True, label="did not convert")
     ax.hist(p[y == 1], bins=bins, alpha=0.6, density=True, label="converted")
@@ -73,7 +83,7 @@ def _spread(mid: np.ndarray, low: np.ndarray, high: np.ndarray) -> list[np.ndarr
 def outcome_plot(by_decile: pl.DataFrame) -> str:
     """Expected (with the interval the check allows) and realised conversion (with its Wilson interval) per
     decile, like Customer AI's performance summary."""
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = _pyplot().subplots(figsize=(5, 4))
     d = by_decile["decile"].to_numpy()
     exp, real = by_decile["expected_rate"].to_numpy(), by_decile["realised_rate"].to_numpy()
     ax.bar(d - 0.2, exp, width=0.4, label="expected", color="#9ecae1",
@@ -88,7 +98,7 @@ def outcome_plot(by_decile: pl.DataFrame) -> str:
 
 def outcome_history_plot(history: pl.DataFrame) -> str:
     """ROC AUC and calibration in the large (realised - expected) of every evaluated scoring run."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 4), sharex=True)
+    fig, (top, bottom) = _pyplot().subplots(2, 1, figsize=(5, 4), sharex=True)
     runs = np.arange(history.height)
     top.plot(runs, history["roc_auc"], marker="o")
     top.set(ylabel="ROC AUC", title="Scoring runs once their window closed")
@@ -102,7 +112,7 @@ def outcome_history_plot(history: pl.DataFrame) -> str:
 
 def uplift_plot(bands: list[str], absolute: np.ndarray, low: np.ndarray, high: np.ndarray) -> str:
     """Each audience's measured uplift with its confidence interval."""
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig, ax = _pyplot().subplots(figsize=(5, 3))
     y = np.arange(len(bands))
     ax.axvline(0, color="grey", linewidth=0.5)
     ax.errorbar(absolute, y, xerr=_spread(absolute, low, high), fmt="o", capsize=3)
@@ -115,7 +125,7 @@ def score_distribution_plot(histogram: dict[str, list[int]]) -> str:
     ScoreSummary), cut where 99.9 % of the profiles are."""
     counts = {band: np.asarray(histogram.get(band, [])) for band in ("low", "medium", "high")}
     total = sum((c for c in counts.values() if c.size), np.zeros(1))
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = _pyplot().subplots(figsize=(5, 3.5))
     if total.sum():
         bins = total.size
         last = int(np.searchsorted(np.cumsum(total) / total.sum(), 0.999)) + 1
@@ -131,7 +141,7 @@ def score_distribution_plot(histogram: dict[str, list[int]]) -> str:
 def funnel_plot(report: pl.DataFrame) -> str:
     """Profiles reaching each event type (the funnel), and the goal rate among them."""
     r = report.sort("profiles")
-    fig, ax = plt.subplots(figsize=(6, 0.35 * r.height + 1.2))
+    fig, ax = _pyplot().subplots(figsize=(6, 0.35 * r.height + 1.2))
     y = np.arange(r.height)
     ax.barh(y, r["profiles"], color="#9ecae1")
     ax.set(yticks=y, yticklabels=r["eventType"], xlabel="profiles with the event", title="Funnel")
@@ -144,7 +154,7 @@ def funnel_plot(report: pl.DataFrame) -> str:
 def goal_correlation_plot(report: pl.DataFrame) -> str:
     """Correlation of each event type's per-profile count with reaching the goal."""
     r = report.fill_nan(None).drop_nulls("corr_count_with_conversion").sort("corr_count_with_conversion")
-    fig, ax = plt.subplots(figsize=(6, 0.35 * r.height + 1.2))
+    fig, ax = _pyplot().subplots(figsize=(6, 0.35 * r.height + 1.2))
     y = np.arange(r.height)
     ax.barh(y, r["corr_count_with_conversion"], color=np.where(r["corr_count_with_conversion"] > 0, "#31a354",
                                                                    "#de2d26"))
@@ -156,7 +166,7 @@ def goal_correlation_plot(report: pl.DataFrame) -> str:
 
 def volume_plot(daily: pl.DataFrame, top: int = 8) -> str:
     """Events per day of the most frequent event types."""
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = _pyplot().subplots(figsize=(7, 3.5))
     if daily.height:
         kinds = daily.group_by("eventType").agg(pl.col("events").sum()).sort("events", descending=True)["eventType"]
         for kind in kinds.head(top):
@@ -176,7 +186,7 @@ def cooccurrence_plot(pairs: pl.DataFrame) -> str:
     for a, b, n in pairs.select("a", "b", "profiles").iter_rows():
         counts[index[a], index[b]] = n
     share = counts / np.maximum(np.diag(counts)[:, None], 1)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = _pyplot().subplots(figsize=(6.5, 5.5))
     image = ax.imshow(share, vmin=0, vmax=1, cmap="Blues")
     ax.set(xticks=range(len(kinds)), yticks=range(len(kinds)), title="Co-occurrence: P(b | a)")
     ax.set_xticklabels(kinds, rotation=90, fontsize=7)
@@ -187,7 +197,7 @@ def cooccurrence_plot(pairs: pl.DataFrame) -> str:
 
 def audience_sizes_plot(history: list[dict]) -> str:
     """Each band audience's size at every evaluation, oldest first."""
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig, ax = _pyplot().subplots(figsize=(5, 3))
     runs = np.arange(len(history))
     for band in ("high", "medium", "low"):
         ax.plot(runs, [h.get(band, 0) for h in history], marker="o", label=band)
@@ -200,7 +210,7 @@ def audience_sizes_plot(history: list[dict]) -> str:
 
 def qini_plot(curves: dict) -> str:
     """Uplift curves (ml/uplift.UpliftCurve) of several rankings, with random targeting's line."""
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = _pyplot().subplots(figsize=(5, 4))
     for name, curve in curves.items():
         ax.plot(curve.fraction, curve.gain, label=f"{name} (Qini {curve.qini:.4f})")
     first = next(iter(curves.values()))

@@ -8,21 +8,25 @@ the probabilities today's base rate: in a real org traffic grows and seasons com
 window is not the rate of the windows scored now.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
-from sklearn.model_selection import train_test_split
 
 from .calibration import Calibrator, fit_calibrator
 from .feature_set import GOAL_VALUE, ID, LABEL, PREDICTED_VALUE, feature_matrix
 from .metrics import evaluate
 from .value import ValueModel, expected_value, train_value_model, value_metrics
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 DEFAULT_PARAMS = {
     "objective": "binary", "learning_rate": 0.03, "num_leaves": 15, "min_data_in_leaf": 200,
@@ -168,6 +172,7 @@ def _require_both_classes(y: np.ndarray, what: str) -> None:
 
 
 def _split(y: np.ndarray, cfg: TrainingConfig) -> dict[str, np.ndarray]:
+    from sklearn.model_selection import train_test_split
     idx = np.arange(len(y))
     folds = {}
     rest = idx
@@ -180,6 +185,7 @@ def _split(y: np.ndarray, cfg: TrainingConfig) -> dict[str, np.ndarray]:
 
 def _calibration_split(y_test: np.ndarray, cfg: TrainingConfig) -> tuple[np.ndarray, np.ndarray]:
     """(calibration, holdout) row indices of the temporal holdout, stratified by the label."""
+    from sklearn.model_selection import train_test_split
     holdout, calibration = train_test_split(np.arange(len(y_test)), test_size=cfg.calibration_share,
                                             stratify=y_test, random_state=cfg.seed)
     return np.sort(calibration), np.sort(holdout)
@@ -187,6 +193,7 @@ def _calibration_split(y_test: np.ndarray, cfg: TrainingConfig) -> tuple[np.ndar
 
 def _search_rows(fit: np.ndarray, y: np.ndarray, cfg: TrainingConfig) -> np.ndarray:
     """The fit rows the trials train on: all of them, or a stratified sample of ``search_rows``."""
+    from sklearn.model_selection import train_test_split
     if len(fit) <= cfg.search_rows:
         return fit
     sample, _ = train_test_split(fit, train_size=cfg.search_rows, stratify=y[fit], random_state=cfg.seed)
@@ -204,6 +211,7 @@ class _Rows:
         self.binned: dict[int, tuple[lgb.Dataset, lgb.Dataset]] = {}
 
     def datasets(self, params: dict) -> tuple[lgb.Dataset, lgb.Dataset]:
+        import lightgbm as lgb
         key = params["min_data_in_leaf"]
         if key not in self.binned:
             fit_set = lgb.Dataset(*self.fit, feature_name=self.features, free_raw_data=False)
@@ -226,6 +234,7 @@ class _StopBehindBest:
         self.stopped = False
 
     def __call__(self, env: lgb.callback.CallbackEnv) -> None:
+        import lightgbm as lgb
         loss = env.evaluation_result_list[0][2]  # one validation set, one metric
         if not self.lowest or loss < self.lowest[-1]:
             self.best_round, self.best_result = env.iteration, env.evaluation_result_list
@@ -259,6 +268,7 @@ class _Trial:
 
 def _fit(params: dict, rows: _Rows, cfg: TrainingConfig, threads: int, *callbacks: _StopBehindBest) -> lgb.Booster:
     """Early-stopped on the validation fold."""
+    import lightgbm as lgb
     fit_set, valid_set = rows.datasets(params)
     return lgb.train({**params, **HISTOGRAMS, "num_threads": threads}, fit_set, num_boost_round=cfg.num_boost_round,
                      valid_sets=[valid_set],
@@ -289,6 +299,7 @@ def _search(rows: list[_Rows], cfg: TrainingConfig) -> list[_Trial]:
 
 def train_model(frame: pl.DataFrame, features: tuple[str, ...], config: TrainingConfig | None = None) -> TrainedModel:
     """Train on ``split == 'train'`` rows, evaluate on ``split == 'test'`` rows (the temporal holdout)."""
+    import lightgbm as lgb
     cfg = config or TrainingConfig()
     for col in (LABEL, "split", ID):
         if col not in frame.columns:
@@ -333,4 +344,5 @@ def train_model(frame: pl.DataFrame, features: tuple[str, ...], config: Training
 
 
 def load_model(text: str, card: dict) -> tuple[lgb.Booster, Calibrator, tuple[str, ...]]:
+    import lightgbm as lgb
     return (lgb.Booster(model_str=text), Calibrator.from_dict(card["calibration"]), tuple(card["features"]))

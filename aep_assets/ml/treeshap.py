@@ -14,11 +14,16 @@ way; with Zero, a NaN counts as 0 and 0 goes the default way; with None, a NaN c
 left when ``value <= threshold``. Trees with categorical splits are left to ``pred_contrib`` whole.
 """
 
-from dataclasses import dataclass
+from __future__ import annotations
 
-import lightgbm as lgb
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 ZERO = 1e-35  # LightGBM's kZeroThreshold: |x| at most this is zero
 
@@ -34,7 +39,7 @@ class Splits:
     used: np.ndarray  # the features the tree splits on
     categorical: bool
 
-    def patterns(self, columns: "Columns") -> np.ndarray:
+    def patterns(self, columns: Columns) -> np.ndarray:
         """Per row, a code of its decisions at every split (equal codes, equal decisions)."""
         n, bits = columns.rows, len(self.features)
         if bits > 63:
@@ -47,7 +52,7 @@ class Splits:
             code |= self._left(columns, k).astype(np.uint64) << np.uint64(k)
         return code
 
-    def _left(self, columns: "Columns", k: int) -> np.ndarray:
+    def _left(self, columns: Columns, k: int) -> np.ndarray:
         """Whether each row goes left at split ``k``, by LightGBM's numerical rule."""
         f, threshold, default_left = self.features[k], self.thresholds[k], self.default_left[k]
         missing, left = self.missing[k], columns.values[f] <= threshold  # NaN compares False

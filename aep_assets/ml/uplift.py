@@ -15,14 +15,19 @@ bootstrap or Wald interval. A model whose Qini coefficient is not above zero wit
 random targeting, and steers nothing.
 """
 
+from __future__ import annotations
+
 import json
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 
 from .holdout import Uplift, measure_uplift, two_sided_z
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 OUTCOME_PARAMS = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 200,
                   "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 5.0,
@@ -35,6 +40,7 @@ SIZING_TOP = 0.3  # the sizing asks that the uplift in this top fraction be meas
 
 def fit_booster(params: dict, x: np.ndarray, y: np.ndarray, seed: int, names: list[str]) -> lgb.Booster:
     """Early-stopped on a random fifth of the rows."""
+    import lightgbm as lgb
     rng = np.random.default_rng(seed)
     valid = rng.random(len(y)) < VALID_SHARE
     fit_set = lgb.Dataset(x[~valid], y[~valid], feature_name=names, free_raw_data=True)
@@ -57,7 +63,7 @@ class XLearner:
 
     @staticmethod
     def fit(x: np.ndarray, treated: np.ndarray, y: np.ndarray, features: tuple[str, ...], *,
-            seed: int = 7) -> "XLearner":
+            seed: int = 7) -> XLearner:
         treated, y = treated.astype(bool), y.astype(float)
         for group, rows in (("treated", treated), ("control", ~treated)):
             goals = int(y[rows].sum())
@@ -83,7 +89,8 @@ class XLearner:
                 **{name: getattr(self, name).model_to_string() for name in ("mu0", "mu1", "tau0", "tau1")}}
 
     @staticmethod
-    def from_json(data: dict) -> "XLearner":
+    def from_json(data: dict) -> XLearner:
+        import lightgbm as lgb
         boosters = {name: lgb.Booster(model_str=data[name]) for name in ("mu0", "mu1", "tau0", "tau1")}
         return XLearner(**boosters, treated_share=float(data["treated_share"]), features=tuple(data["features"]))
 

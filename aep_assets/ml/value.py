@@ -8,13 +8,18 @@ CLV practitioner reads: rank correlation, the normalised Gini of the value, the 
 mean, and the ratio of the predicted total to the realised one.
 """
 
-from dataclasses import dataclass
+from __future__ import annotations
 
-import lightgbm as lgb
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 import polars as pl
 
 from .feature_set import GOAL_VALUE, feature_matrix
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 PARAMS = {"objective": "gamma", "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 50,
           "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 5.0, "verbose": -1,
@@ -34,7 +39,7 @@ class ValueModel:
         """E[value | some goal event in the window] of each row."""
         return self.scale * self.booster.predict(feature_matrix(frame, self.features))
 
-    def calibrated(self, frame: pl.DataFrame) -> "ValueModel":
+    def calibrated(self, frame: pl.DataFrame) -> ValueModel:
         """The model scaled so that its total matches the realised one over ``frame``'s rows with value: the latest
         closed window's profiles that calibrate the probabilities. A season or growth changes how much a buyer buys
         in a window as much as how many buy, and the training window cannot know it."""
@@ -47,7 +52,8 @@ class ValueModel:
         return self.booster.model_to_string()
 
     @staticmethod
-    def from_text(text: str, features: tuple[str, ...], rows: int = 0, scale: float = 1.0) -> "ValueModel":
+    def from_text(text: str, features: tuple[str, ...], rows: int = 0, scale: float = 1.0) -> ValueModel:
+        import lightgbm as lgb
         return ValueModel(lgb.Booster(model_str=text), features, rows, scale)
 
 
@@ -58,6 +64,7 @@ def expected_value(propensity: np.ndarray, conditional: np.ndarray) -> np.ndarra
 def train_value_model(train: pl.DataFrame, features: tuple[str, ...], *, seed: int = 7,
                       num_boost_round: int = 2000, early_stopping_rounds: int = 50) -> ValueModel:
     """The regressor of E[value | some], on the training rows whose outcome window held a positive value."""
+    import lightgbm as lgb
     if GOAL_VALUE not in train.columns:
         raise ValueError(f"The training rows lack {GOAL_VALUE}; a value goal's feature table adds it.")
     rows = train.filter(pl.col(GOAL_VALUE) > 0)

@@ -3,10 +3,8 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
-from sklearn.metrics import roc_auc_score
 
 from ..ml.feature_set import ID, LABEL, feature_matrix
 from ..ml.train import TrainedModel
@@ -25,6 +23,7 @@ class OracleComparison:
 def compare_with_oracle(storage: Storage, truth_key: str, model: TrainedModel, test_cutoff: str,
                         horizon_days: int) -> OracleComparison:
     """The oracle probability scored on exactly the model's temporal-holdout rows."""
+    from sklearn.metrics import roc_auc_score
     nan = float("nan")
     if not storage.exists(truth_key):
         return OracleComparison(nan, nan, None, "no simulation_truth in storage: materialise it first")
@@ -59,6 +58,8 @@ class ChampionComparison:
 def compare_with_champion(storage: Storage, champion_version: str | None, model: TrainedModel,
                           frame: pl.DataFrame, root: str) -> ChampionComparison:
     """The previous model, scored on the new model's temporal holdout (when it can read those rows)."""
+    import lightgbm as lgb
+    from sklearn.metrics import roc_auc_score
     test = frame.filter(pl.col("split") == "test")
     if champion_version is None or champion_version == model.version:
         return ChampionComparison(None, None, model.metrics["roc_auc"])

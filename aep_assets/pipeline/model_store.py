@@ -7,10 +7,12 @@ drift_reference.json (the validated rows' histograms of the score and of every f
 value_model.txt (the E[value | some] regressor).
 """
 
+from __future__ import annotations
+
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import polars as pl
 
 from ..ml.calibration import Calibrator
@@ -18,6 +20,9 @@ from ..ml.drift import DriftReference
 from ..ml.train import TrainedModel, load_model
 from ..ml.value import ValueModel
 from ..storage import Storage
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 
 @dataclass(frozen=True)

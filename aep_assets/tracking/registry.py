@@ -10,17 +10,22 @@ Only the tracking URI says where MLflow lives (a SQLite file, a tracking server,
 such as ``MLFLOW_TRACKING_TOKEN`` stay in the environment, where MLflow reads them itself.
 """
 
+from __future__ import annotations
+
 import base64
 import json
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import polars as pl
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 VERSION_TAG = "aep_assets.model_version"  # our content-addressed version, which names the storage folder
