@@ -1,7 +1,6 @@
 """Scoring in chunks with exact percentiles, and the engines Dagster hands it to through Pipes: the scores
 of every engine equal the in-memory scores of the same rows."""
 
-import shutil
 import subprocess
 import sys
 import threading
@@ -230,28 +229,6 @@ def test_a_failing_job_fails_the_run_with_its_error(world, tmp_path):
     reported = [e.dagster_event.engine_event_data.error for e in instance.all_logs(result.run_id)
                 if "closed with exception" in (e.message or "")]
     assert "missing.parquet" in reported[0].message  # the job's own exception, reported through Pipes
-
-
-def _spark_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("pyspark") is not None and shutil.which("java") is not None
-
-
-@pytest.mark.skipif(not _spark_installed(), reason="needs the [spark] extra and Java 17, which .ci/run installs")
-def test_spark_engine_through_pipes_equals_in_process(world):
-    job, rows = world["job"], world["rows"]
-    spark = Scoring(engine="spark", spark={"master": "local[2]"})
-    out, metadata = _materialize(lambda context: job_runner(context, spark), job)
-    got = _by_id(pl.read_parquet(Path(job.output_dir) / "scores" / "*.parquet"))
-    expected = _by_id(_expected(job, rows))
-    assert float((got["propensity"] - expected["propensity"]).abs().max()) <= 1e-9
-    assert_frame_equal(got.drop("propensity"), expected.drop("propensity"))
-    assert out["summary"].rows == expected.height and out["summary"].valid
-    assert out["summary"].band_rows == dict(expected.group_by("band").len().iter_rows())
-    assert metadata["engine"] == "spark"
-    features = pl.read_parquet(Path(job.output_dir) / "features" / "*.parquet")
-    assert features.height == expected.height
 
 
 def test_the_scoring_job_runs_without_scikit_learn():

@@ -182,8 +182,9 @@ def _spark_installed() -> bool:
 
 @pytest.mark.skipif(not _spark_installed(), reason="needs the [spark] extra and Java 17, which .ci/run installs")
 def test_a_run_can_score_on_spark_and_gets_the_published_scores(pipeline_runs):
-    """A full rescore at the same cutoff on Spark (run config engine: spark) equals the published scores the
-    subprocess engine made: propensity to 1e-9, and the same percentiles, bands, groups and reason codes."""
+    """A full rescore at the same cutoff on Spark (run config engine: spark, through Dagster Pipes) equals the
+    published scores the subprocess engine made: propensity to 1e-9, and the same percentiles, bands, groups and
+    reason codes; the job's summary and its features come back with them."""
     root = pipeline_runs[0]
     storage = LocalStorage(root / "storage")
     published = json.loads(storage.read_bytes(SCORES_POINTER))
@@ -195,12 +196,14 @@ def test_a_run_can_score_on_spark_and_gets_the_published_scores(pipeline_runs):
                                     "scoring_features": {"config": {"cutoff": "2026-06-01", "mode": "full"}},
                                     "propensity_scores": {"config": {"engine": "spark"}}}))
         assert result.success
-        assert _metadata(instance, "propensity_scores")["engine"] == "spark"
+        scored = _metadata(instance, "propensity_scores")
+    assert scored["engine"] == "spark"
     candidate = json.loads(storage.read_bytes(NAMES.scores_candidate))
     assert candidate["key"].endswith("/scores/")  # Spark's folder of parts
     stamps = ["scored_at", "expires_at"]
     spark = storage.read_parquet([candidate["key"]]).sort("profile_id").drop(stamps)
     before = storage.read_parquet([published["key"]]).sort("profile_id").drop(stamps)
-    assert spark.height == before.height > 0
+    assert spark.height == before.height == scored["dagster/row_count"] > 0  # the summary Spark's job reported
+    assert storage.read_parquet([candidate["features_key"]]).height == spark.height  # the drift reference's rows
     assert float((spark["propensity"] - before["propensity"]).abs().max()) <= 1e-9
     assert spark.drop("propensity").equals(before.drop("propensity"))
