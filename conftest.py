@@ -31,7 +31,7 @@ LONGEST_FIRST = (
     "aep_assets_tests/test_batch_scoring.py",
     "aep_assets_tests/test_no_secret_anywhere.py",
 )
-# Modules whose tests share nothing, so each may run on either worker.
+# Modules whose tests share nothing, so each may run on any worker.
 EACH_TEST_ALONE = {"aep_assets_tests/test_bench.py"}
 ROOT = Path(__file__).parent
 
