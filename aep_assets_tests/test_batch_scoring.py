@@ -1,5 +1,5 @@
 """Scoring in chunks with exact percentiles, and the engines Dagster hands it to through Pipes: the scores
-of every engine equal the in-memory scores of the same rows."""
+of every engine equal the in-memory scores of the same rows (Spark's, in a whole run: test_pipeline_e2e.py)."""
 
 import subprocess
 import sys

@@ -234,7 +234,6 @@ class _StopBehindBest:
         self.stopped = False
 
     def __call__(self, env: lgb.callback.CallbackEnv) -> None:
-        import lightgbm as lgb
         loss = env.evaluation_result_list[0][2]  # one validation set, one metric
         if not self.lowest or loss < self.lowest[-1]:
             self.best_round, self.best_result = env.iteration, env.evaluation_result_list
@@ -243,6 +242,8 @@ class _StopBehindBest:
             return
         pace = (self.lowest[-1 - self.window] - self.lowest[-1]) / self.window
         if self.lowest[-1] - pace * self.patience > self.target:
+            import lightgbm as lgb  # here, not above: LightGBM calls this every round
+
             self.stopped = True
             raise lgb.EarlyStopException(self.best_round, self.best_result)
 
