@@ -14,22 +14,26 @@ import pytest
 # runs after these, in the order pytest collects it; a stale order costs time, never a result.
 LONGEST_FIRST = (
     "aep_assets_tests/test_real_orgs.py",
-    "aep_assets_tests/test_bench.py",
     "aep_assets_tests/test_uplift_e2e.py",
     "aep_assets_tests/test_mlflow_registry.py",
-    "aep_assets_tests/test_rescore_e2e.py",
-    "aep_assets_tests/test_ui_browser.py",
-    "aep_assets_tests/test_own_data.py",
-    "aep_assets_tests/test_uplift_gate_e2e.py",
+    "aep_assets_tests/test_bench.py",  # each of its tests alone, the longest about as long as the next module
     "aep_assets_tests/test_pipeline_e2e.py",
+    "aep_assets_tests/test_own_data.py",
+    "aep_assets_tests/test_ui_browser.py",
     "aep_assets_tests/test_model_errors.py",
     "aep_assets_tests/test_outcomes_e2e.py",
-    "aep_assets_tests/test_deployment_postgres.py",
-    "aep_assets_tests/test_real_org_uplift.py",
-    "aep_assets_tests/test_ctas_cleanup.py",
+    "aep_assets_tests/test_uplift_gate_e2e.py",
     "aep_assets_tests/test_storage_s3.py",
-    "aep_assets_tests/test_batch_scoring.py",
+    "aep_assets_tests/test_deployment_postgres.py",
     "aep_assets_tests/test_no_secret_anywhere.py",
+    "aep_assets_tests/test_rescore_e2e.py",
+    "aep_assets_tests/test_real_org_uplift.py",
+    "aep_sandbox_tests/test_openapi_contract.py",
+    "aep_assets_tests/test_definitions.py",
+    "aep_assets_tests/test_aep_client.py",
+    "aep_assets_tests/test_pipeline_faults.py",
+    "aep_assets_tests/test_ctas_cleanup.py",
+    "aep_assets_tests/test_batch_scoring.py",
 )
 # Modules whose tests share nothing, so each may run on any worker.
 EACH_TEST_ALONE = {"aep_assets_tests/test_bench.py"}

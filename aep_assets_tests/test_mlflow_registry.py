@@ -3,8 +3,10 @@ after passing and failing models, and scoring loading the champion."""
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import lightgbm as lgb
@@ -165,24 +167,30 @@ def test_the_store_a_run_creates_beside_its_steps_is_the_one_they_use(tmp_path):
         assert registry.champion("m").model_version == "v"
 
 
-def test_the_child_process_creates_and_migrates_a_database_store(tmp_path):
-    """What a run starts beside its steps: given only the URI in its environment, the child leaves a store that
-    MLflow opens as it is."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+@pytest.fixture(scope="module")
+def child_migrated(tmp_path_factory) -> Path:
+    """What a run starts beside its steps, run once for the module (a migration is seconds of a core): given only
+    the URI in its environment, the child creates and migrates a new SQLite store. Tests copy the file."""
+    path = tmp_path_factory.mktemp("child") / "mlflow.db"
     subprocess.run([sys.executable, "-m", "aep_assets.tracking.open_store"], check=True,
-                   env={**os.environ, "MLFLOW_TRACKING_URI": uri})
-    assert (tmp_path / "mlflow.db").is_file()
+                   env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{path}"})
+    return path
+
+
+def test_the_child_process_creates_and_migrates_a_database_store(child_migrated, tmp_path):
+    """The child leaves a store that MLflow opens as it is."""
+    shutil.copy(child_migrated, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models() == []
 
 
-def test_a_run_starts_the_child_only_for_a_store_that_may_need_migrating(tmp_path):
+def test_a_run_starts_the_child_only_for_a_store_that_may_need_migrating(child_migrated, tmp_path):
     # Every run would otherwise pay a second interpreter importing MLflow (seconds of a core) for nothing.
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert may_need_migrating(uri)  # no file yet
     (tmp_path / "mlflow.db").touch()
     assert may_need_migrating(uri)  # a file without MLflow's tables
-    subprocess.run([sys.executable, "-m", "aep_assets.tracking.open_store"], check=True,
-                   env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    shutil.copy(child_migrated, tmp_path / "mlflow.db")  # the file as the child left it
     assert not may_need_migrating(uri)
     assert may_need_migrating("postgresql://mlflow@127.0.0.1/mlflow")  # a server's schema is the server's to say
     assert not may_need_migrating("http://127.0.0.1:5000") and not may_need_migrating("databricks")
