@@ -4,16 +4,17 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from .config import Credentials
+from .launcher import Launched, launch
 from .ports import free_port
 
 
 class SandboxProcess:
-    """``with SandboxProcess(data_dir) as sb: sb.url`` runs ``aep-sandbox serve`` until the block ends."""
+    """``with SandboxProcess(data_dir) as sb: sb.url`` runs ``aep-sandbox serve`` until the block ends (started by
+    this process's launcher: launcher.py)."""
 
     def __init__(self, data_dir: Path, *, landing_zone_dir: Path | None = None, token_ttl: int | None = None,
                  async_delay: float = 0.0, lifecycles: str = "", dlz: str | None = None,
@@ -21,8 +22,8 @@ class SandboxProcess:
         self.data_dir = Path(data_dir).resolve()
         self.port, self.pg_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "aep_sandbox.cli", "serve", "--port", str(self.port),
-               "--pg-port", str(self.pg_port), "--data-dir", str(self.data_dir), "--async-delay", str(async_delay)]
+        cmd = ["--port", str(self.port), "--pg-port", str(self.pg_port), "--data-dir", str(self.data_dir),
+               "--async-delay", str(async_delay)]
         if landing_zone_dir:
             cmd += ["--landing-zone-dir", str(landing_zone_dir)]
         if dlz:
@@ -34,8 +35,8 @@ class SandboxProcess:
             cmd += ["--faults", json.dumps(faults)]
         if fault_seed is not None:
             cmd += ["--fault-seed", str(fault_seed)]
-        self._cmd, self._env = cmd, {**os.environ, **(env or {})}
-        self._proc: subprocess.Popen | None = None
+        self._args, self._env = cmd, {**os.environ, **(env or {})}
+        self._proc: Launched | subprocess.Popen | None = None
         self._log = self.data_dir / f"sandbox-{self.port}.log"
 
     @property
@@ -45,19 +46,13 @@ class SandboxProcess:
     def start(self, timeout: float = 60.0) -> "SandboxProcess":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.credentials  # noqa: B018 - create them before the server reads them
-        log = open(self._log, "ab")
-        self._proc = subprocess.Popen(self._cmd, stdout=log, stderr=log, env=self._env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"The AEP sandbox exited with {self._proc.returncode}; see {self._log}.")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"The AEP sandbox did not listen on port {self.port} within {timeout}s; see {self._log}.")
+        self._proc = launch(self._args, self._env, self._log)
+        try:
+            wait_until_listening(self._proc, self.port, self._log, timeout)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL after ten seconds; the exit code (negative: the signal that ended it), or None
@@ -86,3 +81,17 @@ class SandboxProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def wait_until_listening(proc: "Launched | subprocess.Popen", port: int, log: Path, timeout: float) -> None:
+    """Until the sandbox ``proc`` accepts connections on ``port`` (it listens once it serves)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"The AEP sandbox exited with {proc.returncode}; see {log}.")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"The AEP sandbox did not listen on port {port} within {timeout}s; see {log}.")

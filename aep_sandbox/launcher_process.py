@@ -1,0 +1,113 @@
+"""The launcher process (``python -m aep_sandbox.launcher_process``; launcher.py is its owner's side).
+
+It imports what a sandbox imports, then forks a sandbox per request read on its stdin, reports each start and
+each exit on its stdout, signals its sandboxes on request, and stops them when its owner goes.
+"""
+
+import json
+import os
+import selectors
+import signal
+import sys
+import warnings
+
+# The only threads here are the allocator's and the linear algebra library's (pyarrow's jemalloc, numpy's
+# OpenBLAS): both prepare for fork themselves (pthread_atfork), which is why multiprocessing's fork start method
+# works with them loaded. Python's warning about forking a multi-threaded process is about other threads.
+warnings.filterwarnings("ignore", message=r"This process \(pid=\d+\) is multi-threaded", category=DeprecationWarning)
+
+
+def _preload() -> None:
+    """Import what a sandbox imports, starting nothing: no thread, no connection, no file."""
+    import aep_sandbox.cli  # noqa: F401 - the server, its engine and its libraries
+
+    try:
+        import pandas  # noqa: F401 - pyarrow imports it on a sandbox's first Parquet write
+    except ImportError:
+        pass
+
+
+def _serve_requests() -> dict | None:
+    """The launcher's loop. Returns only in a forked child, with the request it is to run; None when the owner
+    has gone and the launcher ends."""
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not corrupt the replies
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so that SIGCHLD writes to the wake-up pipe
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the owner and its sandboxes, not the launcher
+    running: set[int] = set()
+    selector = selectors.DefaultSelector()
+    selector.register(0, selectors.EVENT_READ)
+    selector.register(wake_r, selectors.EVENT_READ)
+    pending = b""
+    while True:
+        for key, _ in selector.select():
+            if key.fileobj == wake_r:
+                os.read(wake_r, 4096)
+                _report_exits(running, replies)
+                continue
+            chunk = os.read(0, 65536)
+            if not chunk:  # the owner has gone: stop what it left running
+                for pid in running:
+                    os.kill(pid, signal.SIGTERM)
+                return None
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                request = json.loads(line)
+                if "signal" in request:
+                    if request["signal"] in running:  # not yet reaped, so the pid is still that sandbox's
+                        os.kill(request["signal"], request["number"])
+                    continue
+                pid = os.fork()
+                if pid == 0:
+                    selector.close()
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    signal.signal(signal.SIGINT, signal.default_int_handler)
+                    os.close(wake_r)
+                    os.close(wake_w)
+                    replies.close()
+                    return request
+                running.add(pid)
+                replies.write(json.dumps({"started": request["start"], "pid": pid}) + "\n")
+
+
+def _report_exits(running: set[int], replies) -> None:
+    while running:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        running.discard(pid)
+        replies.write(json.dumps({"exited": pid, "code": os.waitstatus_to_exitcode(status)}) + "\n")
+
+
+def _run(request: dict) -> None:
+    """In the forked child: the environment, input and output a new interpreter would have had, then the server."""
+    os.environ.clear()
+    os.environ.update(request["env"])
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    from aep_sandbox.cli import main
+
+    main(["serve", *request["args"]])
+
+
+def main() -> None:
+    _preload()
+    request = _serve_requests()
+    if request is not None:  # in a sandbox: leave the launcher's frames and exit as an interpreter does
+        _run(request)
+
+
+if __name__ == "__main__":
+    main()

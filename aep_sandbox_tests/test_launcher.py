@@ -1,0 +1,94 @@
+"""How a sandbox process starts: forked by its owner's launcher, which imported the libraries once, and otherwise
+as a new interpreter would be (launcher.py)."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import requests
+
+from aep_sandbox import SandboxProcess
+from aep_sandbox.launcher import launch
+from aep_sandbox.ports import free_port
+from aep_sandbox.process import wait_until_listening
+
+
+def _parent(pid: int) -> int:
+    return int(next(line for line in open(f"/proc/{pid}/status") if line.startswith("PPid:")).split()[1])
+
+
+def _serves(sb: SandboxProcess) -> bool:
+    return requests.post(f"{sb.url}/ims/token/v3", data={"grant_type": "client_credentials"}, timeout=10).status_code \
+        in (400, 401)  # IMS answered (without credentials it refuses)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = next(line for line in open(f"/proc/{pid}/status") if line.startswith("State:"))
+    except FileNotFoundError:
+        return True
+    return " Z " in state or "zombie" in state
+
+
+def test_the_sandboxes_of_a_process_are_forked_by_its_one_launcher(tmp_path):
+    with SandboxProcess(tmp_path / "a", dlz="local") as first, SandboxProcess(tmp_path / "b", dlz="local") as second:
+        assert _serves(first) and _serves(second)
+        launcher = _parent(first._proc.pid)
+        assert _parent(second._proc.pid) == launcher and _parent(launcher) == os.getpid()
+        log = (first.data_dir / f"sandbox-{first.port}.log").read_text()
+        assert f"AEP sandbox on http://127.0.0.1:{first.port}" in log  # its output goes to its own log
+
+
+def test_exit_codes_are_the_ones_a_new_interpreter_gives(tmp_path):
+    codes = {}
+    for how in ("new interpreter", "launcher"):
+        for stop in (signal.SIGTERM, signal.SIGKILL):
+            data, port = tmp_path / f"{how}-{stop.name}", free_port()
+            data.mkdir()
+            args = ["--port", str(port), "--pg-port", str(free_port()), "--data-dir", str(data), "--dlz", "local"]
+            log = data / "sandbox.log"
+            if how == "launcher":
+                proc = launch(args, dict(os.environ), log)
+            else:
+                proc = subprocess.Popen([sys.executable, "-m", "aep_sandbox.cli", "serve", *args],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_until_listening(proc, port, log, timeout=60)
+            proc.terminate() if stop == signal.SIGTERM else proc.kill()
+            codes[how, stop.name] = proc.wait(30)
+    assert codes["launcher", "SIGTERM"] == codes["new interpreter", "SIGTERM"]
+    assert codes["launcher", "SIGKILL"] == codes["new interpreter", "SIGKILL"] == -signal.SIGKILL
+
+
+def test_a_script_without_a_main_guard_starts_sandboxes(tmp_path):
+    # multiprocessing's own fork server would run such a script again in every child
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f"""
+        from pathlib import Path
+        from aep_sandbox import SandboxProcess
+        for name in ("one", "two"):
+            with SandboxProcess(Path({str(tmp_path)!r}) / name, dlz="local") as sb:
+                print("served", sb.port)
+    """))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert [line.split()[0] for line in run.stdout.splitlines()] == ["served", "served"]
+
+
+def test_a_sandbox_its_owner_left_running_stops_when_the_owner_exits(tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f"""
+        from pathlib import Path
+        from aep_sandbox import SandboxProcess
+        sb = SandboxProcess(Path({str(tmp_path)!r}) / "left", dlz="local").start()
+        print(sb._proc.pid)
+    """))  # exits without stopping it
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    pid = int(run.stdout.split()[-1])
+    deadline = time.monotonic() + 30  # its graceful shutdown, at most uvicorn's
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(pid)
