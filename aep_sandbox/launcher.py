@@ -4,7 +4,7 @@ Most of a sandbox's start is importing its libraries (DuckDB, pyarrow and the pa
 web server): about a second of a core. A process that starts many sandboxes (a notebook or a test session
 materialising run after run, each run with its own sandbox) would pay it every time. So each such process
 keeps one launcher: a process of its own (``launcher_process.py``) that imports the libraries once,
-starts no thread, and forks a sandbox per request. The fork runs ``aep-sandbox serve`` as a new interpreter
+starts no thread of its own, and forks a sandbox per request. The fork runs ``aep-sandbox serve`` as a new interpreter
 would: the same arguments, exactly the environment asked for, its output in the log, and the interpreter's
 normal exit (threads joined, exit handlers run).
 

@@ -18,7 +18,7 @@ warnings.filterwarnings("ignore", message=r"This process \(pid=\d+\) is multi-th
 
 
 def _preload() -> None:
-    """Import what a sandbox imports, starting nothing: no thread, no connection, no file."""
+    """Import what a sandbox imports, starting nothing of its own: no thread, no connection, no file."""
     import aep_sandbox.cli  # noqa: F401 - the server, its engine and its libraries
 
     try:
