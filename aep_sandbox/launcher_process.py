@@ -27,11 +27,25 @@ def _preload() -> None:
         pass
 
 
-def _serve_requests() -> dict | None:
-    """The launcher's loop. Returns only in a forked child, with the request it is to run; None when the owner
-    has gone and the launcher ends."""
+def _reply_channel():
+    """The owner's pipe, kept for replies alone: anything else printed (by an import, say) goes to stderr."""
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not corrupt the replies
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return replies
+
+
+def _reply(replies, message: dict) -> bool:
+    """Send ``message``; False when the owner has gone."""
+    try:
+        replies.write(json.dumps(message) + "\n")
+        return True
+    except BrokenPipeError:
+        return False
+
+
+def _serve_requests(replies) -> dict | None:
+    """The launcher's loop. Returns only in a forked child, with the request it is to run; None when the owner
+    has gone and the launcher ends, having stopped the sandboxes the owner left running (SIGTERM)."""
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -46,13 +60,13 @@ def _serve_requests() -> dict | None:
         for key, _ in selector.select():
             if key.fileobj == wake_r:
                 os.read(wake_r, 4096)
-                _report_exits(running, replies)
-                continue
-            chunk = os.read(0, 65536)
-            if not chunk:  # the owner has gone: stop what it left running
-                for pid in running:
-                    os.kill(pid, signal.SIGTERM)
-                return None
+                if _report_exits(running, replies):
+                    continue
+                chunk = b""  # the owner has gone
+            else:
+                chunk = os.read(0, 65536)
+            if not chunk:
+                return _stop_all(running)
             *lines, pending = (pending + chunk).split(b"\n")
             for line in lines:
                 request = json.loads(line)
@@ -71,19 +85,29 @@ def _serve_requests() -> dict | None:
                     replies.close()
                     return request
                 running.add(pid)
-                replies.write(json.dumps({"started": request["start"], "pid": pid}) + "\n")
+                if not _reply(replies, {"started": request["start"], "pid": pid}):
+                    return _stop_all(running)
 
 
-def _report_exits(running: set[int], replies) -> None:
+def _stop_all(running: set[int]) -> None:
+    """The owner has gone: nobody is left to use its sandboxes, or to stop them."""
+    for pid in running:
+        os.kill(pid, signal.SIGTERM)
+
+
+def _report_exits(running: set[int], replies) -> bool:
+    """Reap the sandboxes that have exited and report their codes; False when the owner has gone."""
     while running:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            break
         if pid == 0:
-            return
+            break
         running.discard(pid)
-        replies.write(json.dumps({"exited": pid, "code": os.waitstatus_to_exitcode(status)}) + "\n")
+        if not _reply(replies, {"exited": pid, "code": os.waitstatus_to_exitcode(status)}):
+            return False
+    return True
 
 
 def _run(request: dict) -> None:
@@ -103,8 +127,9 @@ def _run(request: dict) -> None:
 
 
 def main() -> None:
+    replies = _reply_channel()
     _preload()
-    request = _serve_requests()
+    request = _serve_requests(replies)
     if request is not None:  # in a sandbox: leave the launcher's frames and exit as an interpreter does
         _run(request)
 
