@@ -18,9 +18,14 @@ warnings.filterwarnings("ignore", message=r"This process \(pid=\d+\) is multi-th
 
 
 def _preload() -> None:
-    """Import what a sandbox imports, starting nothing of its own: no thread, no connection, no file."""
+    """Import what a sandbox imports before it listens, starting nothing of its own: no thread, no connection,
+    no file."""
     import aep_sandbox.cli  # noqa: F401 - the server, its engine and its libraries
 
+
+def _preload_later() -> None:
+    """What a sandbox imports after it listens, imported once the first sandbox runs (so that it starts no later
+    than a new interpreter would), for the sandboxes forked after it."""
     try:
         import pandas  # noqa: F401 - pyarrow imports it on a sandbox's first Parquet write
     except ImportError:
@@ -55,7 +60,7 @@ def _serve_requests(replies) -> dict | None:
     selector = selectors.DefaultSelector()
     selector.register(0, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
-    pending = b""
+    pending, preloaded = b"", False
     while True:
         for key, _ in selector.select():
             if key.fileobj == wake_r:
@@ -87,6 +92,9 @@ def _serve_requests(replies) -> dict | None:
                 running.add(pid)
                 if not _reply(replies, {"started": request["start"], "pid": pid}):
                     return _stop_all(running)
+                if not preloaded:
+                    _preload_later()
+                    preloaded = True
 
 
 def _stop_all(running: set[int]) -> None:
