@@ -4,6 +4,7 @@ It imports what a sandbox imports, then forks a sandbox per request read on its 
 each exit on its stdout, signals its sandboxes on request, and stops them when its owner goes.
 """
 
+import ctypes
 import json
 import os
 import selectors
@@ -79,8 +80,10 @@ def _serve_requests(replies) -> dict | None:
                     if request["signal"] in running:  # not yet reaped, so the pid is still that sandbox's
                         os.kill(request["signal"], request["number"])
                     continue
+                launcher = os.getpid()
                 pid = os.fork()
                 if pid == 0:
+                    _end_with(launcher)
                     selector.close()
                     signal.set_wakeup_fd(-1)
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -95,6 +98,17 @@ def _serve_requests(replies) -> dict | None:
                 if not preloaded:
                     _preload_later()
                     preloaded = True
+
+
+def _end_with(launcher: int) -> None:
+    """In a forked sandbox, on Linux: receive SIGTERM when the launcher dies (killed, say), as the launcher would
+    have sent it when its owner went; otherwise no one would be left to stop the sandbox."""
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != launcher:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _stop_all(running: set[int]) -> None:

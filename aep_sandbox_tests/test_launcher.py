@@ -92,3 +92,29 @@ def test_a_sandbox_its_owner_left_running_stops_when_the_owner_exits(tmp_path):
     while not _gone(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(pid)
+
+
+def test_a_sandbox_stops_with_a_killed_launcher_and_its_owner_carries_on(tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal
+        from pathlib import Path
+        from aep_sandbox import SandboxProcess
+
+        def parent(pid):
+            return int(next(l for l in open(f"/proc/{{pid}}/status") if l.startswith("PPid:")).split()[1])
+
+        sb = SandboxProcess(Path({str(tmp_path)!r}) / "orphaned", dlz="local").start()
+        launcher = parent(sb._proc.pid)
+        os.kill(launcher, signal.SIGKILL)
+        print("ended", sb._proc.pid, sb._proc.wait(30))  # without the launcher to report it
+        print("stopped", sb.stop())
+        with SandboxProcess(Path({str(tmp_path)!r}) / "next", dlz="local") as later:
+            print("new launcher", parent(later._proc.pid) != launcher)
+    """))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    ended, stopped, new = (line.split() for line in run.stdout.splitlines())
+    assert ended[2] == str(-signal.SIGTERM) and _gone(int(ended[1]))
+    assert stopped == ["stopped", str(-signal.SIGTERM)]
+    assert new == ["new", "launcher", "True"]
