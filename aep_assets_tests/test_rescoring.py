@@ -9,6 +9,7 @@ import pytest
 
 from aep_assets.ml.drift import DriftPolicy, DriftReference, Histogram
 from aep_assets.ml.holdout import HoldoutGroups
+from aep_assets.ml.score_summary import PREVIEW_COLUMNS, ScoreSummary
 from aep_assets.ml.scoring import Bands
 from aep_assets.pipeline.handoff import ScoreRun
 from aep_assets.pipeline.rescoring import FULL, INCREMENTAL, merge_rescored, plan_rescore, scope_predicate
@@ -106,6 +107,29 @@ def test_psi_counts_never_happened_as_its_own_bin():
     reference = Histogram.fit(values)
     assert reference.psi(values) == pytest.approx(0.0)
     assert reference.psi(np.array([1.0, 2.0] * 2000)) > 1  # everyone has the event now: a big shift
+
+
+def test_histogram_counts_follow_the_bins_with_nulls_infinities_values_on_edges_and_far_rows():
+    # bins: x < 0, 0 <= x < 1, 1 <= x < 2.5, x >= 2.5; then NULL; then far: beyond [0, 3] by its width (< -3, > 6)
+    h = Histogram([0.0, 1.0, 2.5], [0.25, 0.25, 0.25, 0.25, 0.0], low=0.0, high=3.0)
+    values = np.array([-10, -0.5, 0, 0, 0.999, 1, 2.5, 2.6, 6.0, 9.0, np.inf, -np.inf, np.nan, np.nan])
+    assert h.counts(values).tolist() == [3, 3, 1, 5, 2, 4]
+    assert Histogram([], [1.0, 0.0]).counts(np.array([np.nan, 1.0, -np.inf])).tolist() == [2, 1, 0]
+
+
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_a_summarys_top_rows_are_the_highest_propensities_with_ties_broken_by_the_identity(with_nan):
+    rng = np.random.default_rng(3)
+    p = np.round(rng.uniform(size=500), 1)  # eleven values: ties everywhere, among the top rows too
+    if with_nan:
+        p[[7, 300]] = np.nan
+    scores = pl.DataFrame({"profile_id": [f"p{i:03d}" for i in rng.permutation(500)], "propensity": p,
+                           "band": "high"}).with_columns(
+        *[pl.lit(None, pl.Int64).alias(c) for c in PREVIEW_COLUMNS if c not in ("profile_id", "propensity", "band")])
+    summary = ScoreSummary()
+    summary.add_scores(scores)
+    expected = scores.select(PREVIEW_COLUMNS).sort(["propensity", "profile_id"], descending=True).head(10)
+    assert [r["profile_id"] for r in summary.top] == expected["profile_id"].to_list()  # NaN ranks highest
 
 
 def test_drift_reference_round_trips_and_ranks_the_worst_column_first():

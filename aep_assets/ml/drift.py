@@ -84,18 +84,24 @@ class Histogram:
 
 
 def _far(values: np.ndarray, low: float | None, high: float | None) -> int:
-    """Rows more than the range's own width below ``low`` or above ``high``."""
+    """Rows more than the range's own width below ``low`` or above ``high`` (NaN compares false: not far)."""
     if low is None or high is None:
         return 0
     span = max(high - low, abs(high), abs(low), 1e-9)
-    finite = values[~np.isnan(values)]
-    return int(((finite > high + span) | (finite < low - span)).sum())
+    return int(np.count_nonzero((values > high + span) | (values < low - span)))
 
 
 def _counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    null = np.isnan(values)
-    counts = np.bincount(np.searchsorted(edges, values[~null], side="right"), minlength=edges.size + 1)
-    return np.append(counts, null.sum())
+    """Rows per bin (bin i: edges[i-1] <= x < edges[i]), then the NULL rows. A bin's index is the number of edges
+    at or below the value, counted one edge at a time: with the few edges of a histogram, a comparison per edge
+    costs a fifth of a binary search per row, and it needs no copy of the non-NULL values."""
+    index = np.zeros(values.size, np.uint8 if edges.size < 255 else np.int64)
+    for edge in edges:
+        index += values >= edge  # NaN compares false: a NULL row lands in bin 0, and is taken out of it below
+    nulls = int(np.count_nonzero(np.isnan(values)))
+    counts = np.bincount(index, minlength=edges.size + 1)
+    counts[0] -= nulls
+    return np.append(counts, nulls)
 
 
 def _shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:

@@ -38,14 +38,14 @@ class ScoreSummary:
         self.out_of_range += int(np.sum(~((p >= 0) & (p <= 1))))
         self.missing_reasons += sum(scores[name].null_count() for name in REASON_COLUMNS)
         bins = np.clip((p * HISTOGRAM_BINS).astype(np.int64), 0, HISTOGRAM_BINS - 1)
-        band = scores["band"].to_numpy()
+        band = scores["band"]  # compared in polars: as numpy it would be an array of Python strings
         for name in BANDS:
-            mask = band == name
+            mask = (band == name).fill_null(False).to_numpy()
             self.band_rows[name] = self.band_rows.get(name, 0) + int(mask.sum())
             self.band_propensity_sum[name] = self.band_propensity_sum.get(name, 0.0) + float(p[mask].sum())
             counts = np.bincount(bins[mask], minlength=HISTOGRAM_BINS)
             self.histogram[name] = (np.asarray(self.histogram.get(name, [0] * HISTOGRAM_BINS)) + counts).tolist()
-        head = scores.select(PREVIEW_COLUMNS).top_k(TOP_ROWS, by=["propensity", ID]).to_dicts()
+        head = _top_rows(scores.select(PREVIEW_COLUMNS), p)
         self.top = _highest(self.top + head)
 
     def add_drift(self, reference: DriftReference | None, features: pl.DataFrame, propensity: np.ndarray) -> None:
@@ -107,6 +107,15 @@ class ScoreSummary:
     @staticmethod
     def from_json(data: dict) -> "ScoreSummary":
         return ScoreSummary(**data)
+
+
+def _top_rows(scores: pl.DataFrame, propensity: np.ndarray) -> list[dict]:
+    """The TOP_ROWS highest (propensity, profile id), as dicts. Only rows at or above the TOP_ROWS-th highest
+    propensity can be among them, so those alone are ranked (with their string ids), not the whole chunk."""
+    if scores.height > TOP_ROWS and not np.isnan(propensity).any():  # polars ranks NaN highest: rank them all
+        floor = np.partition(propensity, scores.height - TOP_ROWS)[scores.height - TOP_ROWS]
+        scores = scores.filter(pl.col("propensity") >= floor)
+    return scores.top_k(TOP_ROWS, by=["propensity", ID]).to_dicts()
 
 
 def _highest(rows: list[dict]) -> list[dict]:

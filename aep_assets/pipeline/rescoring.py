@@ -124,7 +124,9 @@ def merge_into_published(rescored: pl.DataFrame, eligible_features: pl.DataFrame
         reading_features = pool.submit(storage.read_parquet, [published.features_key])
         previous = storage.read_parquet([published.key])
         previous_features = reading_features.result()
-    converted = ineligible_ids.filter(ineligible_ids.is_in(previous[ID].implode()))
+    # A semi-join hashes the few covered ids; is_in would hash the whole published population.
+    converted = pl.DataFrame({ID: ineligible_ids}).join(previous.select(ID), on=ID, how="semi",
+                                                          maintain_order="left")[ID]
     merged = merge_rescored(previous, previous_features, rescored, eligible_features, converted, bands, holdout,
                             model_version=model_version, scored_at=scored_at, expires_at=expires_at)
     return merged, converted.len()
