@@ -146,8 +146,9 @@ class Launcher:
             self._changed.notify_all()
 
     def _follow(self, pid: int) -> None:
-        """A pidfd of the sandbox ``pid``, opened as its start is read. Linux hands out pids in turn, through
-        millions, so the pid is still the sandbox's; if it has already ended, there is none to open."""
+        """A pidfd of the sandbox ``pid``, opened as its start is read. Linux hands out pids in turn and reuses
+        one only after handing out all the others, so the pid is still the sandbox's; if it has already ended,
+        there is none to open."""
         try:
             self._pidfds[pid] = os.pidfd_open(pid)
         except (AttributeError, OSError):  # no pidfds here (not Linux), or it has already ended
