@@ -102,11 +102,14 @@ def _serve_requests(replies) -> dict | None:
 
 def _end_with(launcher: int) -> None:
     """In a forked sandbox, on Linux: receive SIGTERM when the launcher dies (killed, say), as the launcher would
-    have sent it when its owner went; otherwise no one would be left to stop the sandbox."""
+    have sent it when its owner went; otherwise no one would be left to stop the sandbox. And go by the name
+    ``aep-sandbox`` (what ``top``, ``ps -e`` and ``pgrep`` show), since a fork keeps the launcher's command line."""
     if not sys.platform.startswith("linux"):
         return
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    pr_set_pdeathsig, pr_set_name = 1, 15
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_name, ctypes.c_char_p(b"aep-sandbox"))
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
     if os.getppid() != launcher:  # it died before the request took effect
         os.kill(os.getpid(), signal.SIGTERM)
 

@@ -38,6 +38,8 @@ def test_the_sandboxes_of_a_process_are_forked_by_its_one_launcher(tmp_path):
         assert _serves(first) and _serves(second)
         launcher = _parent(first._proc.pid)
         assert _parent(second._proc.pid) == launcher and _parent(launcher) == os.getpid()
+        if sys.platform.startswith("linux"):  # named as a sandbox, not after the launcher it was forked from
+            assert open(f"/proc/{first._proc.pid}/comm").read().strip() == "aep-sandbox"
         log = (first.data_dir / f"sandbox-{first.port}.log").read_text()
         assert f"AEP sandbox on http://127.0.0.1:{first.port}" in log  # its output goes to its own log
 
