@@ -83,7 +83,7 @@ def _serve_requests(replies) -> dict | None:
                 launcher = os.getpid()
                 pid = os.fork()
                 if pid == 0:
-                    _end_with(launcher)
+                    _become_sandbox(launcher)
                     selector.close()
                     signal.set_wakeup_fd(-1)
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -100,7 +100,7 @@ def _serve_requests(replies) -> dict | None:
                     preloaded = True
 
 
-def _end_with(launcher: int) -> None:
+def _become_sandbox(launcher: int) -> None:
     """In a forked sandbox, on Linux: receive SIGTERM when the launcher dies (killed, say), as the launcher would
     have sent it when its owner went; otherwise no one would be left to stop the sandbox. And go by the name
     ``aep-sandbox`` (what ``top``, ``ps -e`` and ``pgrep`` show), since a fork keeps the launcher's command line."""
