@@ -126,11 +126,13 @@ class FeatureSet:
 
 
 def feature_matrix(frame: pl.DataFrame, features: tuple[str, ...]) -> np.ndarray:
-    """Features as float64. Missing recency stays NaN: LightGBM keeps "never" apart from "0 minutes ago"."""
+    """Features as float64, one row after another in memory (C order): LightGBM reads rows, and copies any other
+    layout before it bins or predicts. Missing recency stays NaN: LightGBM keeps "never" apart from "0 minutes
+    ago"."""
     missing = [c for c in features if c not in frame.columns]
     if missing:
         raise ValueError(f"The feature frame lacks columns {missing}; it must come from the model's feature SQL.")
-    return frame.select([pl.col(c).cast(pl.Float64) for c in features]).to_numpy()
+    return frame.select([pl.col(c).cast(pl.Float64) for c in features]).to_numpy(order="c")
 
 
 def reference_features(events: pl.DataFrame, cutoff: datetime, fs: FeatureSet) -> pl.DataFrame:
