@@ -1,6 +1,7 @@
 """``aep-sandbox serve --port P --data-dir D``: run the local AEP on its own."""
 
 import argparse
+import faulthandler
 import json
 import logging
 import os
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "credentials":
         print(json.dumps(SandboxConfig(data_dir=args.data_dir).credentials.__dict__, indent=2))
         return
+    # A native crash (a library's abort, a segfault) leaves every thread's Python stack in the sandbox's log.
+    faulthandler.enable()
     # The HTTP port is bound first, so the Query Service port, picked among the free ones, cannot be it. It listens
     # only once uvicorn serves (asyncio calls listen()), so a connection still means the sandbox is ready.
     http = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)

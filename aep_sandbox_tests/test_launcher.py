@@ -45,7 +45,7 @@ def test_the_sandboxes_of_a_process_are_forked_by_its_one_launcher(tmp_path):
 
 
 def test_exit_codes_are_the_ones_a_new_interpreter_gives(tmp_path):
-    codes = {}
+    codes, logs = {}, {}
     for how in ("new interpreter", "launcher"):
         for stop in (signal.SIGTERM, signal.SIGKILL):
             data, port = tmp_path / f"{how}-{stop.name}", free_port()
@@ -55,13 +55,24 @@ def test_exit_codes_are_the_ones_a_new_interpreter_gives(tmp_path):
             if how == "launcher":
                 proc = launch(args, dict(os.environ), log)
             else:
-                proc = subprocess.Popen([sys.executable, "-m", "aep_sandbox.cli", "serve", *args],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                with open(log, "w") as out:
+                    proc = subprocess.Popen([sys.executable, "-m", "aep_sandbox.cli", "serve", *args],
+                                            stdout=subprocess.DEVNULL, stderr=out)
             wait_until_listening(proc, port, log, timeout=60)
             proc.terminate() if stop == signal.SIGTERM else proc.kill()
             codes[how, stop.name] = proc.wait(30)
-    assert codes["launcher", "SIGTERM"] == codes["new interpreter", "SIGTERM"]
+            logs[how, stop.name] = log.read_text()[-3000:]
+    assert codes["launcher", "SIGTERM"] == codes["new interpreter", "SIGTERM"] == -signal.SIGTERM, logs
     assert codes["launcher", "SIGKILL"] == codes["new interpreter", "SIGKILL"] == -signal.SIGKILL
+
+
+def test_a_crashed_sandbox_leaves_its_threads_stacks_in_its_log(tmp_path):
+    with SandboxProcess(tmp_path, dlz="local") as sb:
+        pid, log = sb._proc.pid, tmp_path / f"sandbox-{sb.port}.log"
+        os.kill(pid, signal.SIGABRT)  # as a library's abort() would
+        assert sb._proc.wait(30) == -signal.SIGABRT
+    text = log.read_text()
+    assert "Fatal Python error: Aborted" in text and "Current thread" in text, text[-3000:]
 
 
 def test_a_script_without_a_main_guard_starts_sandboxes(tmp_path):
