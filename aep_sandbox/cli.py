@@ -5,6 +5,7 @@ import faulthandler
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     # A native crash (a library's abort, a segfault) leaves every thread's Python stack in the sandbox's log.
     faulthandler.enable()
+    # A stop request ends the sandbox with SIGTERM's exit status even when the parent ignored SIGTERM (a child
+    # inherits that): uvicorn shuts down gracefully, then raises the signal again, and only the default action
+    # ends the process. Otherwise the interpreter would finalise with the server's threads still running.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # The HTTP port is bound first, so the Query Service port, picked among the free ones, cannot be it. It listens
     # only once uvicorn serves (asyncio calls listen()), so a connection still means the sandbox is ready.
     http = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)

@@ -66,6 +66,17 @@ def test_exit_codes_are_the_ones_a_new_interpreter_gives(tmp_path):
     assert codes["launcher", "SIGKILL"] == codes["new interpreter", "SIGKILL"] == -signal.SIGKILL
 
 
+def test_a_sandbox_whose_parent_ignores_sigterm_still_stops_with_it(tmp_path):
+    port, log = free_port(), tmp_path / "sandbox.log"
+    args = ["--port", str(port), "--pg-port", str(free_port()), "--data-dir", str(tmp_path), "--dlz", "local"]
+    with open(log, "w") as out:  # a child inherits an ignored signal: nohup, some supervisors, a test runner
+        proc = subprocess.Popen([sys.executable, "-m", "aep_sandbox.cli", "serve", *args], stdout=subprocess.DEVNULL,
+                                stderr=out, preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
+    wait_until_listening(proc, port, log, timeout=60)
+    proc.terminate()
+    assert proc.wait(30) == -signal.SIGTERM, log.read_text()[-3000:]
+
+
 def test_a_crashed_sandbox_leaves_its_threads_stacks_in_its_log(tmp_path):
     with SandboxProcess(tmp_path, dlz="local") as sb:
         pid, log = sb._proc.pid, tmp_path / f"sandbox-{sb.port}.log"
