@@ -2,6 +2,7 @@
 as a new interpreter would be (launcher.py)."""
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -33,6 +34,20 @@ def _gone(pid: int) -> bool:
     return " Z " in state or "zombie" in state
 
 
+def _serve_args(data, port: int) -> list[str]:
+    return ["--port", str(port), "--pg-port", str(free_port()), "--data-dir", str(data), "--dlz", "local"]
+
+
+def _new_interpreter(args: list[str], log, *, ignoring_sigterm: bool = False) -> subprocess.Popen:
+    """``aep-sandbox serve`` as a new interpreter, its output in ``log``; optionally from a parent that ignores
+    SIGTERM, as nohup-like supervisors leave it (a shell's ``trap '' TERM`` is inherited through exec)."""
+    cmd = [sys.executable, "-m", "aep_sandbox.cli", "serve", *args]
+    if ignoring_sigterm:
+        cmd = ["sh", "-c", f"trap '' TERM; exec {shlex.join(cmd)}"]
+    with open(log, "w") as out:
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=out)
+
+
 def test_the_sandboxes_of_a_process_are_forked_by_its_one_launcher(tmp_path):
     with SandboxProcess(tmp_path / "a", dlz="local") as first, SandboxProcess(tmp_path / "b", dlz="local") as second:
         assert _serves(first) and _serves(second)
@@ -50,14 +65,8 @@ def test_exit_codes_are_the_ones_a_new_interpreter_gives(tmp_path):
         for stop in (signal.SIGTERM, signal.SIGKILL):
             data, port = tmp_path / f"{how}-{stop.name}", free_port()
             data.mkdir()
-            args = ["--port", str(port), "--pg-port", str(free_port()), "--data-dir", str(data), "--dlz", "local"]
-            log = data / "sandbox.log"
-            if how == "launcher":
-                proc = launch(args, dict(os.environ), log)
-            else:
-                with open(log, "w") as out:
-                    proc = subprocess.Popen([sys.executable, "-m", "aep_sandbox.cli", "serve", *args],
-                                            stdout=subprocess.DEVNULL, stderr=out)
+            args, log = _serve_args(data, port), data / "sandbox.log"
+            proc = launch(args, dict(os.environ), log) if how == "launcher" else _new_interpreter(args, log)
             wait_until_listening(proc, port, log, timeout=60)
             proc.terminate() if stop == signal.SIGTERM else proc.kill()
             codes[how, stop.name] = proc.wait(30)
@@ -68,10 +77,7 @@ def test_exit_codes_are_the_ones_a_new_interpreter_gives(tmp_path):
 
 def test_a_sandbox_whose_parent_ignores_sigterm_still_stops_with_it(tmp_path):
     port, log = free_port(), tmp_path / "sandbox.log"
-    args = ["--port", str(port), "--pg-port", str(free_port()), "--data-dir", str(tmp_path), "--dlz", "local"]
-    with open(log, "w") as out:  # a child inherits an ignored signal: nohup, some supervisors, a test runner
-        proc = subprocess.Popen([sys.executable, "-m", "aep_sandbox.cli", "serve", *args], stdout=subprocess.DEVNULL,
-                                stderr=out, preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
+    proc = _new_interpreter(_serve_args(tmp_path, port), log, ignoring_sigterm=True)
     wait_until_listening(proc, port, log, timeout=60)
     proc.terminate()
     assert proc.wait(30) == -signal.SIGTERM, log.read_text()[-3000:]
