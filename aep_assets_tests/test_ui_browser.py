@@ -14,6 +14,7 @@ import dagster as dg
 import pytest
 
 from .conftest import _free_port, wait_for_http, wait_until
+from .dagster_ui import start_in_background
 from .test_pipeline_e2e import RUN_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,12 +44,10 @@ def ui(tmp_path_factory):
     subprocess.run([_bin("dagster"), "job", "execute", "-m", "aep_assets.definitions", "-j", "cmle_demo", "-c",
                     str(config)], env=env, cwd=ROOT, check=True, capture_output=True, timeout=600)
     port = _free_port()
-    log = open(root / "dagster-dev.log", "wb")
-    proc = subprocess.Popen([_bin("dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                            env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+    proc = start_in_background(env, port, root / "dagster-dev.log")
     url = f"http://127.0.0.1:{port}"
     if not wait_for_http(f"{url}/server_info"):
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail("dagster dev did not start: " + (root / "dagster-dev.log").read_text()[-3000:])
     from playwright.sync_api import sync_playwright
 
