@@ -29,15 +29,16 @@ class Published:
     rows: int
 
 
-def publish_profiles(client: AEPClient, sim: Simulation, names: Names) -> Published:
+def publish_profiles(client: AEPClient, profiles: pl.DataFrame, names: Names) -> Published:
+    """The simulation's profiles (``Simulation.profiles``), which ``simulate`` hands over before their events."""
     schema = require_schema(client, "profile")
     tenant = client.schemas.tenant_id()
     ds = ensure_owned_dataset(client, names.profile_dataset, schema["$id"], names.model, profile=True,
                               description="Synthetic profiles with attributes.")
-    tables = (partial(profiles_to_xdm, sim.profiles.slice(i, PROFILES_PER_CHUNK), tenant)
-              for i in range(0, sim.profiles.height, PROFILES_PER_CHUNK))
+    tables = (partial(profiles_to_xdm, profiles.slice(i, PROFILES_PER_CHUNK), tenant)
+              for i in range(0, profiles.height, PROFILES_PER_CHUNK))
     batch = replace_dataset_rows(client, ds, tables, owner=names.model)
-    return Published(ds, batch, sim.profiles.height)
+    return Published(ds, batch, profiles.height)
 
 
 def publish_events(client: AEPClient, sim: Simulation, names: Names) -> Published:

@@ -1,6 +1,7 @@
 """The CMLE demo's simulated source as stage functions with typed results: the simulation published into
 AEP, and the ground truth (the oracle) kept out of it."""
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -29,10 +30,14 @@ class SimulatedSource:
 
 def simulate_and_publish(client: AEPClient, store: Storage, names: Names, config: SimulationConfig) -> SimulatedSource:
     """Simulate, keep the whole latent state in storage (the oracle needs it), and ingest the profiles and
-    events into the demo's datasets."""
-    sim = simulate(config)
-    save_simulation(store, names.simulation, sim)
-    return SimulatedSource(sim, publish_profiles(client, sim, names), publish_events(client, sim, names))
+    events into the demo's datasets. The profiles are ingested while their events are simulated, on one core."""
+    with ThreadPoolExecutor(1, thread_name_prefix="publish-profiles") as pool:
+        profiles: list[Future[Published]] = []
+        sim = simulate(config, on_profiles=lambda frame: profiles.append(
+            pool.submit(publish_profiles, client, frame, names)))
+        save_simulation(store, names.simulation, sim)
+        published = profiles[0].result()  # a failure surfaces before the events' long ingestion
+        return SimulatedSource(sim, published, publish_events(client, sim, names))
 
 
 @dataclass(frozen=True)

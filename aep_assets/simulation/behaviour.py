@@ -4,6 +4,7 @@ Vectorised with numpy (see engine.py): events are generated per type for all pro
 propensity walk loops over "the k-th event of each profile" (a few hundred steps), never per event.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -75,12 +76,16 @@ def _history(rng: np.random.Generator, cfg: SimulationConfig, tr: Traits):
     return events, done
 
 
-def simulate(config: SimulationConfig) -> Simulation:
+def simulate(config: SimulationConfig, on_profiles: Callable[[pl.DataFrame], object] | None = None) -> Simulation:
+    """``on_profiles`` gets the profiles as soon as they exist: the events take most of the time, on one core, and
+    a caller may use the other meanwhile (to publish the profiles, say). The draws do not depend on it."""
     rng = np.random.default_rng(config.seed)
     n = config.n_profiles
     index = np.arange(config.first_profile_index, config.first_profile_index + n)
     ecids = [ecid(synthetic_email(int(i))) for i in index]  # one C hash per profile
     profiles = make_profiles(rng, index, ecids, config.as_of)
+    if on_profiles is not None:
+        on_profiles(profiles)
     tr = traits(config.behaviour, profiles, config.as_of.year)
     history, done = _history(rng, config, tr)
     events = event_frame(history, done, config.first_profile_index)
