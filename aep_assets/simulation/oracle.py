@@ -37,15 +37,21 @@ class State:
 
 def state_at(sim: Simulation, cutoff: datetime) -> State:
     """The true state of every profile at ``cutoff``, from the realised history, a slice of profiles at a time
-    (the events are sorted by profile), so that it needs little memory beside the history itself."""
+    (the events are sorted by profile), so that it needs little memory beside the history itself. The slices
+    share the cores: each fills only its own profiles' rows, and ``map`` keeps their pending origins in order."""
     t = cutoff.timestamp()
     tr = sim.traits
     first = sim.profiles["profile_index"].min()
     propensity, converted = tr.baseline.copy(), np.zeros(tr.baseline.size, bool)
     bounds = sim.events["profile_index"].search_sorted(
         pl.Series(np.arange(0, tr.baseline.size + STATE_SLICE, STATE_SLICE) + first))
-    pending = [_slice_state(sim.events.slice(lo, hi - lo), cutoff, first, sim.config.behaviour, tr, propensity,
-                            converted) for lo, hi in zip(bounds[:-1], bounds[1:], strict=False)]
+
+    def state_of(lo: int, hi: int) -> Events:
+        return _slice_state(sim.events.slice(lo, hi - lo), cutoff, first, sim.config.behaviour, tr, propensity,
+                            converted)
+
+    with ThreadPoolExecutor(min(MAX_WORKERS, os.cpu_count() or 1)) as pool:
+        pending = list(pool.map(state_of, bounds[:-1], bounds[1:]))
     return State(t, propensity, converted, Events.concat(pending))
 
 
