@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -19,8 +18,6 @@ from .test_pipeline_e2e import RUN_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-# UPDATE_SCREENSHOTS=1 refreshes the pictures the docs show; otherwise they go to a temporary folder.
-SHOTS = ROOT / "docs" / "screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else Path(tempfile.mkdtemp())
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)")
 
 
@@ -54,7 +51,10 @@ def ui(tmp_path_factory):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        yield {"url": url, "page": page, "home": home}
+        # UPDATE_SCREENSHOTS=1 refreshes the pictures the docs show; otherwise they go beside the test's other files.
+        shots = ROOT / "docs" / "screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else root / "screenshots"
+        shots.mkdir(parents=True, exist_ok=True)
+        yield {"url": url, "page": page, "home": home, "shots": shots}
         browser.close()
     _wait_for_runs(home)  # the sensor's runs may still be going; stopping dagster dev would interrupt them
     os.killpg(proc.pid, signal.SIGTERM)
@@ -88,14 +88,13 @@ def test_the_asset_graph_shows_the_models_groups(ui):
     page = _open(ui, "/asset-groups")
     for group in ("cmle_demo_model", "cmle_demo_scoring", "cmle_demo_activation", "cmle_demo_outcomes"):
         page.get_by_text(group).first.wait_for(timeout=60_000)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "asset_graph.png"))
+    page.screenshot(path=str(ui["shots"] / "asset_graph.png"))
 
 
 def test_the_models_plots_render_as_images(ui):
     page = _open(ui, "/assets/cmle_demo/propensity_model")
     page.locator("tr", has_text="roc_auc").first.wait_for(timeout=60_000)
-    page.screenshot(path=str(SHOTS / "model_metadata.png"))
+    page.screenshot(path=str(ui["shots"] / "model_metadata.png"))
     for key, title in (("roc_curve", "ROC"), ("gains_chart", "Gains"), ("reliability_diagram", "Reliability")):
         page.locator("tr", has_text=key).first.get_by_text("[Show Markdown]").click()
         image = page.locator(f'img[alt="{title}"]').first
@@ -104,7 +103,7 @@ def test_the_models_plots_render_as_images(ui):
         assert image.evaluate("img => img.naturalWidth") > 100  # decoded and drawn, not a broken image
         if key == "roc_curve":
             page.wait_for_timeout(600)  # the dialog fades in
-            page.screenshot(path=str(SHOTS / "model_roc.png"))
+            page.screenshot(path=str(ui["shots"] / "model_roc.png"))
         page.get_by_role("button", name="Close").last.click()
         image.wait_for(state="detached", timeout=30_000)
 
