@@ -42,7 +42,7 @@ class Storage(ABC):
     def write_parquet(self, key: str, frame: pl.DataFrame) -> str:
         buf = io.BytesIO()
         # zstd level 1, pyarrow's default and the project's other writers': twice as fast as polars' default (3)
-        # on the simulation's 71 million events, for files 3.5 % larger.
+        # on the simulation's 71 million events, for files about 3 % larger.
         frame.write_parquet(buf, compression="zstd", compression_level=1)
         return self.write_bytes(key, buf.getvalue())
 
