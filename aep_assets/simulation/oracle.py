@@ -27,6 +27,11 @@ STATE_SLICE = 100_000  # profiles whose state at the cutoff is read at once
 MAX_WORKERS = 4  # each holds a chunk of futures (about a gigabyte at a million lanes)
 
 
+def _default_workers() -> int:
+    """One thread per core, up to MAX_WORKERS."""
+    return min(MAX_WORKERS, os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class State:
     cutoff: float  # epoch seconds
@@ -50,7 +55,7 @@ def state_at(sim: Simulation, cutoff: datetime) -> State:
         return _slice_state(sim.events.slice(lo, hi - lo), cutoff, first, sim.config.behaviour, tr, propensity,
                             converted)
 
-    with ThreadPoolExecutor(min(MAX_WORKERS, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(_default_workers()) as pool:
         pending = list(pool.map(state_of, bounds[:-1], bounds[1:]))
     return State(t, propensity, converted, Events.concat(pending))
 
@@ -137,7 +142,7 @@ def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: 
     copies = _chunk_sizes(k, eligible.size)
     seeds = np.random.SeedSequence([cfg.seed if seed is None else seed, int(state.cutoff), horizon_days]).spawn(
         len(copies))
-    workers = min(workers or min(MAX_WORKERS, os.cpu_count() or 1), len(copies))
+    workers = min(workers or _default_workers(), len(copies))
     with ThreadPoolExecutor(workers) as pool:
         chances = list(pool.map(futures.conversion_chance, copies, seeds))
     oracle = np.full(tr.baseline.size, np.nan)
