@@ -100,7 +100,7 @@ def test_the_oracle_does_not_depend_on_how_many_threads_run_it(extended, monkeyp
     assert np.array_equal(np.isnan(alone), state_at(extended, cutoff).converted)  # NaN only for converters
 
 
-def test_a_walk_that_realises_nothing_has_the_same_chance_of_converting(extended):
+def test_the_oracles_chance_along_a_path_is_the_realised_walks_draw_for_draw(extended):
     """The oracle's futures keep only the chance along each path; it must be the realised walk's, draw for draw."""
     rng = np.random.default_rng(2)
     n, start = 2_000, AS_OF.timestamp()
@@ -111,11 +111,10 @@ def test_a_walk_that_realises_nothing_has_the_same_chance_of_converting(extended
               "end": start + 14 * 86400}
     model = extended.config.behaviour
     realised = engine.walk(np.random.default_rng(1), model, events, **kwargs)
-    chance_only = engine.walk(np.random.default_rng(1), model, events, **kwargs, realise=False)
-    assert np.array_equal(realised.conversion_chance, chance_only.conversion_chance)
-    assert np.array_equal(realised.propensity_end, chance_only.propensity_end)
-    assert np.isnan(chance_only.converted_at).all() and chance_only.propensity_after.size == 0
+    shuffled = events.take(np.random.default_rng(3).permutation(events.size))  # the futures come unsorted
+    assert np.array_equal(engine.path_chance(model, shuffled, **kwargs), realised.conversion_chance)
     assert (~np.isnan(realised.converted_at)).any() and realised.conversion_chance.max() > 0
+    assert np.array_equal(engine.path_chance(model, Events.empty(), **kwargs), np.zeros(n))
 
 
 def test_an_origin_is_live_while_its_children_may_still_come():

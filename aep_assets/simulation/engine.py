@@ -51,10 +51,15 @@ class Events:
         numpy's default on them."""
         if not self.size:
             return self
-        ms = np.rint((self.time - self.time.min()) * 1e3).astype(np.int64)
+        ms = _millis(self.time)
         if self.lane.max() >= 1 << 23 or ms.max() >= 1 << 40:
             return self.take(np.lexsort((self.time, self.lane)))
         return self.take(np.argsort((self.lane << 40) | ms, kind="stable"))
+
+
+def _millis(time: np.ndarray) -> np.ndarray:
+    """Times as whole milliseconds since the earliest: ``sorted``'s key."""
+    return np.rint((time - time.min()) * 1e3).astype(np.int64)
 
 
 def base_events(rng: np.random.Generator, activity: np.ndarray, lo: float, hi: float) -> Events:
@@ -141,19 +146,16 @@ class Walk:
 
 
 def walk(rng: np.random.Generator, model: BehaviourModel, events: Events, *, baseline: np.ndarray,
-         propensity: np.ndarray, start: float, end: float, converted: np.ndarray | None = None,
-         realise: bool = True) -> Walk:
+         propensity: np.ndarray, start: float, end: float, converted: np.ndarray | None = None) -> Walk:
     """Walk each lane's events in time order: decay toward the baseline, add the event's delta (clipped
-    to [0, 1]), then maybe convert. ``events`` must be sorted by (lane, time). ``realise=False`` keeps only the
-    chance of converting along each path (the oracle's futures): no conversion is drawn and no event's
-    propensity kept, so ``converted_at`` is all NaN and ``propensity_after`` empty."""
+    to [0, 1]), then maybe convert. ``events`` must be sorted by (lane, time)."""
     n = baseline.size
     p = propensity.astype(float).copy()
     last = np.full(n, start)
     converted_at = np.full(n, np.nan)
     if converted is not None:
         converted_at[converted] = -np.inf  # converted before ``start``: no more draws
-    after = np.empty(events.size if realise else 0)
+    after = np.empty(events.size)
     log_survival = np.zeros(n)
     lane, code, time = events.lane, events.code, events.time
     first = np.searchsorted(lane, np.arange(n))
@@ -171,8 +173,6 @@ def walk(rng: np.random.Generator, model: BehaviourModel, events: Events, *, bas
         chance = np.minimum(1.0, model.conversion_scale * p[u])
         # The path of p never depends on the draws, so the chance of converting along it is exact.
         log_survival[u[draw]] += np.log1p(-np.minimum(chance[draw], 1 - 1e-12))  # one event per lane per step
-        if not realise:
-            continue
         after[idx] = p[u]
         eligible = draw & np.isnan(converted_at[u])
         hit = eligible.copy()
@@ -182,3 +182,27 @@ def walk(rng: np.random.Generator, model: BehaviourModel, events: Events, *, bas
     converted_at[already] = np.nan
     p_end = baseline + (p - baseline) * model.decay(end - last)
     return Walk(after, converted_at, p_end, np.where(already, 0.0, -np.expm1(log_survival)))
+
+
+def path_chance(model: BehaviourModel, events: Events, *, baseline: np.ndarray, propensity: np.ndarray,
+                start: float, end: float) -> np.ndarray:
+    """Per lane: the chance of converting before ``end`` along its events, ``walk``'s ``conversion_chance`` to the
+    last bit, drawing nothing (the oracle's futures). ``events`` come in any order: they are put in ``sorted``'s.
+    The path of the propensity never depends on the draws, so only it needs a loop (kernels.py); the decay, the
+    deltas and the chances are computed over all events at once, and each lane's log-survival summed in its time
+    order, as ``walk`` sums it."""
+    from .kernels import lane_time_order, propensity_path  # numba: compiled once, loaded when an oracle runs
+
+    n = baseline.size
+    if not events.size:
+        return np.zeros(n)
+    events = events.take(lane_time_order(events.lane, _millis(events.time), n))
+    lane, code, time = events.lane, events.code, events.time
+    before = np.empty(events.size)  # when the propensity last moved: the lane's previous event, or ``start``
+    before[0], before[1:] = start, time[:-1]
+    before[1:][lane[1:] != lane[:-1]] = start
+    after = propensity_path(lane, model.decay(time - before), DELTA[code], baseline, propensity.astype(float))
+    draw = DRAWS[code] & (time + CONVERSION_LAG_S <= end)
+    chance = np.minimum(1.0, model.conversion_scale * after[draw])
+    log_survival = np.bincount(lane[draw], np.log1p(-np.minimum(chance, 1 - 1e-12)), minlength=n)
+    return -np.expm1(log_survival)

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from .behaviour import Simulation
-from .engine import CHILDREN, Events, base_events, descendants, live, walk
+from .engine import CHILDREN, Events, base_events, descendants, live, path_chance
 from .model import BehaviourModel, Traits
 from .taxonomy import CODE, CONVERSION_EVENT, EVENT_TYPES
 
@@ -106,10 +106,10 @@ class Futures:
                          np.tile(self.pending.code, copies), np.tile(self.pending.time, copies))
         fresh = base_events(rng, self.activity[owner], self.start, self.base_end)
         future = Events.concat([descendants(rng, origins, end=self.end, after=self.start), fresh,
-                                descendants(rng, fresh, end=self.end)]).sorted()
-        done = walk(rng, self.model, future, baseline=self.baseline[owner], propensity=self.propensity[owner],
-                    start=self.start, end=self.end, realise=False)
-        return done.conversion_chance.reshape(copies, n).sum(axis=0)
+                                descendants(rng, fresh, end=self.end)])
+        chance = path_chance(self.model, future, baseline=self.baseline[owner], propensity=self.propensity[owner],
+                             start=self.start, end=self.end)
+        return chance.reshape(copies, n).sum(axis=0)
 
 
 def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: int = 64,
@@ -124,8 +124,9 @@ def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: 
     The futures run in chunks of about LANES_PER_CHUNK lanes, each with its own seed spawned from the
     simulation's, so ``workers`` threads share them and the result does not depend on how many there are
     (default: one per core, up to MAX_WORKERS). Threads, not processes: numpy releases the GIL in its
-    sorts, random draws and large array operations, and a thread needs neither a copy of the futures nor
-    a fresh interpreter that imports the caller's main module (Dagster's, seconds of imports)."""
+    sorts, random draws and large array operations, the compiled loops of kernels.py release it too, and a
+    thread needs neither a copy of the futures nor a fresh interpreter that imports the caller's main module
+    (Dagster's, seconds of imports)."""
     if k < 1:
         raise ValueError(f"k (futures per profile) must be at least 1, got {k}.")
     cfg, tr = sim.config, sim.traits
