@@ -10,12 +10,15 @@ from scipy.stats import chi2_contingency
 
 from aep_assets.ml.holdout import (
     CONTROL,
+    TREATMENT,
     HoldoutGroups,
     assign_groups,
     control_share_needed,
     detectable_uplift,
     measure_uplift,
     size_control_group,
+    unit_hash,
+    unit_hashes,
 )
 from aep_assets.ml.outcomes import compare_outcomes
 from aep_assets.pipeline.audiences import holdout_groups
@@ -74,6 +77,20 @@ def test_assignment_does_not_depend_on_the_score():
     unscored = holdout_groups(scores.head(3).with_columns(pl.lit("converted").alias("band")),
                               HoldoutGroups(0.25, "m"))
     assert unscored["group"].to_list() == [None, None, None]  # converted markers belong to no audience
+
+
+def test_the_hashes_of_a_whole_column_are_each_rows_own():
+    """The groups a scoring run publishes must be the ones a merge or an audience computes again, row by row or a
+    column at once: the same SHA-256 bits, also for identities and audiences beyond ASCII."""
+    ids = [f"ecid-{i}" for i in range(5_000)] + ["", "josé@exämple.com", "用户-1", "a\x1fb", None]
+    audiences = (["high", "medium", "low", "hôch"] * 1_252)[:len(ids)]
+    hashes = unit_hashes(ids, "model/", audiences)
+    expected = [unit_hash(i, f"model/{a}") if i is not None else np.nan for i, a in zip(ids, audiences, strict=True)]
+    assert np.array_equal(hashes, np.array(expected), equal_nan=True)
+    assert np.array_equal(unit_hashes(pl.Series(ids[:-1]), "s"), [unit_hash(i, "s") for i in ids[:-1]])
+    groups = assign_groups(pl.Series(ids), pl.Series(audiences), 0.3, "model")
+    assert groups.tolist() == [None if i is None else CONTROL if h < 0.3 else TREATMENT
+                               for i, h in zip(ids, expected, strict=True)]
 
 
 def test_no_holdout_treats_everyone():

@@ -160,7 +160,7 @@ def finish(unranked: pl.DataFrame, thresholds: RankThresholds, stamp: Stamp) -> 
     pct = thresholds.percentiles(unranked)
     band = stamp.bands.of(pct)
     n = unranked.height
-    groups = stamp.holdout.of(unranked[ID].to_list(), band)
+    groups = stamp.holdout.of(unranked[ID], band)
     return pl.DataFrame({
         ID: unranked[ID], "propensity": unranked["propensity"], "score": unranked["score"], "percentile": pct,
         "decile": np.minimum(pct // 10 + 1, 10), "band": pl.Series(band, dtype=pl.Utf8),

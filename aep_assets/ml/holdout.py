@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 from .scoring import BANDS
 
@@ -24,23 +25,46 @@ def unit_hash(identity: str, salt: str) -> float:
     return int.from_bytes(digest[:8], "big") / HASH_SCALE
 
 
-def assign_groups(identities: list[str | None], audiences: list[str | None], share: float, salt: str) -> np.ndarray:
+# unit_hash of every row at once, by DuckDB's SHA-256 of the same UTF-8 bytes: a million rows in about 0.2 s
+# against a second row by row. The salt and the identities come as a parameter and a table, never as SQL text.
+UNIT_HASHES = """SELECT CAST('0x' || left(sha256($salt || coalesce(audience, '') || chr(31) || identity), 16)
+                   AS UBIGINT)
+FROM members"""
+
+
+def unit_hashes(identities, salt: str, audiences=None) -> np.ndarray:
+    """Per row, ``unit_hash(identity, salt + audience)`` (no audience: ``salt`` alone); NaN where the identity is
+    None. ``identities`` and ``audiences``: Series, lists or arrays of strings."""
+    import duckdb
+
+    identities = _strings(identities)
+    members = pl.DataFrame({"identity": identities, "audience": _strings(audiences if audiences is not None
+                                                                          else [None] * len(identities))})
+    with duckdb.connect() as con:
+        con.register("members", members.to_arrow())
+        (column,) = con.execute(UNIT_HASHES, {"salt": salt}).fetchnumpy().values()
+    return np.ma.filled(np.ma.asarray(column).astype(float), np.nan) / HASH_SCALE
+
+
+def _strings(values) -> pl.Series:
+    return pl.Series(values, dtype=pl.Utf8)
+
+
+def assign_groups(identities, audiences, share: float, salt: str) -> np.ndarray:
     """Per member: 'control' with probability ``share`` (independently per audience), else 'treatment';
-    None where a row belongs to no audience."""
+    None where a row belongs to no audience. ``identities`` and ``audiences``: Series, lists or arrays."""
     if not 0 <= share < 1:
         raise ValueError(f"holdout.share = {share} must be in [0, 1), e.g. 0.1 to hold out 10 % of each audience.")
-    out = np.empty(len(identities), dtype=object)
-    for i, (identity, audience) in enumerate(zip(identities, audiences, strict=True)):
-        if audience is None or identity is None:
-            out[i] = None
-        else:
-            out[i] = CONTROL if share and unit_hash(identity, f"{salt}/{audience}") < share else TREATMENT
-    return out
+    identities, audiences = _strings(identities), _strings(audiences)
+    member = (identities.is_not_null() & audiences.is_not_null()).to_numpy()
+    control = unit_hashes(identities, f"{salt}/", audiences) < share if share else np.zeros(len(member), bool)
+    return np.where(member, np.where(control, CONTROL, TREATMENT), None)
 
 
-def band_groups(identities: list[str | None], bands, share: float, salt: str) -> np.ndarray:
+def band_groups(identities, bands, share: float, salt: str) -> np.ndarray:
     """Per scored row: its group in its band's audience, None for rows in no audience (converted markers)."""
-    return assign_groups(identities, [b if b in BANDS else None for b in bands], share, salt)
+    bands = _strings(bands)
+    return assign_groups(identities, bands.set(~bands.is_in(BANDS), None), share, salt)
 
 
 @dataclass(frozen=True)
@@ -52,7 +76,7 @@ class HoldoutGroups:
     share: float = 0.0
     salt: str = ""
 
-    def of(self, identities: list[str | None], bands) -> np.ndarray:
+    def of(self, identities, bands) -> np.ndarray:
         return band_groups(identities, bands, self.share, self.salt)
 
 

@@ -26,7 +26,7 @@ def band_pql(tenant: str, bands: Bands, group: str | None = None) -> dict[str, s
 def holdout_groups(scores: pl.DataFrame, holdout: HoldoutGroups) -> pl.DataFrame:
     """The scores with a ``group`` column: each band audience's members split as the model's holdout says; None
     for rows in no audience (converted markers)."""
-    groups = holdout.of(scores[ID].to_list(), scores["band"].to_list())
+    groups = holdout.of(scores[ID], scores["band"])
     return scores.with_columns(pl.Series("group", groups, dtype=pl.Utf8))
 
 

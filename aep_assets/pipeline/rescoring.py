@@ -82,7 +82,7 @@ def merge_rescored(previous_scores: pl.DataFrame, previous_features: pl.DataFram
     and the band alone, so hashing them again would give the same)."""
     if "group" not in previous_scores.columns:
         previous_scores = previous_scores.with_columns(
-            pl.Series("group", holdout.of(previous_scores[ID].to_list(), previous_scores["band"].to_list()),
+            pl.Series("group", holdout.of(previous_scores[ID], previous_scores["band"]),
                       dtype=pl.Utf8))
     touched = pl.concat([rescored[ID], converted_ids]).unique()
     kept = previous_scores.filter(~pl.col(ID).is_in(touched.implode()))
@@ -94,7 +94,7 @@ def merge_rescored(previous_scores: pl.DataFrame, previous_features: pl.DataFram
         pl.Series("percentile", new_pct), pl.Series("decile", np.minimum(new_pct // 10 + 1, 10)),
         pl.Series("band", bands.of(new_pct)))
     new_rows = new_rows.with_columns(
-        pl.Series("group", holdout.of(new_rows[ID].to_list(), new_rows["band"].to_list()), dtype=pl.Utf8))
+        pl.Series("group", holdout.of(new_rows[ID], new_rows["band"]), dtype=pl.Utf8))
     gone = previous_scores.filter(pl.col(ID).is_in(converted_ids.implode()))[ID]
     markers = converted_markers(gone, new_rows.schema, model_version=model_version, scored_at=scored_at,
                                 expires_at=expires_at)

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from ..ml.feature_set import ID
-from ..ml.holdout import CONTROL, TREATMENT, unit_hash
+from ..ml.holdout import CONTROL, TREATMENT, unit_hashes
 from ..ml.plots import qini_plot
 from ..ml.uplift import LearnerSizing, RankingEvaluation, XLearner, evaluate_ranking, size_learner
 from ..storage import Storage
@@ -75,7 +75,7 @@ def uplift_rows(stage: StageContext) -> tuple[pl.DataFrame, tuple[str, ...], lis
 def evaluation_rows(identities: pl.Series, share: float, salt: str) -> np.ndarray:
     """A stable random part of the profiles, by a hash of the identity: a profile in several windows stays on one
     side."""
-    return np.array([unit_hash(i, salt) < share for i in identities.to_list()], dtype=bool)
+    return unit_hashes(identities, salt) < share
 
 
 @dataclass(frozen=True)
