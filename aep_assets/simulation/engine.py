@@ -51,15 +51,10 @@ class Events:
         numpy's default on them."""
         if not self.size:
             return self
-        ms = _millis(self.time)
+        ms = np.rint((self.time - self.time.min()) * 1e3).astype(np.int64)
         if self.lane.max() >= 1 << 23 or ms.max() >= 1 << 40:
             return self.take(np.lexsort((self.time, self.lane)))
         return self.take(np.argsort((self.lane << 40) | ms, kind="stable"))
-
-
-def _millis(time: np.ndarray) -> np.ndarray:
-    """Times as whole milliseconds since the earliest: ``sorted``'s key."""
-    return np.rint((time - time.min()) * 1e3).astype(np.int64)
 
 
 def base_events(rng: np.random.Generator, activity: np.ndarray, lo: float, hi: float) -> Events:
@@ -188,15 +183,15 @@ def path_chance(model: BehaviourModel, events: Events, *, baseline: np.ndarray, 
                 start: float, end: float) -> np.ndarray:
     """Per lane: the chance of converting before ``end`` along its events, ``walk``'s ``conversion_chance`` to the
     last bit, drawing nothing (the oracle's futures). ``events`` come in any order: they are put in ``sorted``'s.
-    The path of the propensity never depends on the draws, so only it needs a loop (kernels.py); the decay, the
-    deltas and the chances are computed over all events at once, and each lane's log-survival summed in its time
-    order, as ``walk`` sums it."""
-    from .kernels import lane_time_order, propensity_path  # numba: compiled once, loaded when an oracle runs
+    The path of the propensity never depends on the draws, so only it needs a loop, one pass in lane order
+    (kernels.py); the decay, the deltas and the chances are computed over all events at once, and each lane's
+    log-survival summed in its time order, as ``walk`` sums it."""
+    from .kernels import propensity_path  # numba: compiled once, loaded when an oracle runs
 
     n = baseline.size
     if not events.size:
         return np.zeros(n)
-    events = events.take(lane_time_order(events.lane, _millis(events.time), n))
+    events = events.sorted()
     lane, code, time = events.lane, events.code, events.time
     before = np.empty(events.size)  # when the propensity last moved: the lane's previous event, or ``start``
     before[0], before[1:] = start, time[:-1]
