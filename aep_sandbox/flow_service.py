@@ -10,10 +10,10 @@ that a connection in use by a flow cannot be deleted.
 import io
 import re
 import secrets
-import tempfile
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import duckdb
 import pyarrow.csv as pacsv
@@ -31,6 +31,10 @@ from .segmentation import SegmentationBackend
 from .store import Scope, now_ms
 
 EXPORT_ROW_GROUP = 32_768
+# A dataset export writes up to this many part files at once, as AEP's Spark job writes several: pyarrow compresses
+# one file on one thread. gzip at level 1, not zlib's default 6: on the demo's 1.4 million training rows one file
+# took 3.65 s against 7.76 s, 5 % larger (DuckDB, which has no gzip level, took 4.88 s on two threads).
+EXPORT_WRITERS, EXPORT_GZIP_LEVEL = 2, 1
 
 BASE = "/data/foundation/flowservice"
 ADHOC = "/data/core/activation/disflowprovider/adhocrun"
@@ -251,21 +255,11 @@ class FlowServiceBackend:
             fmt = str(params.get("datasetFileType", "PARQUET")).upper()
             if fmt != "PARQUET":
                 raise RuntimeError(f"datasetFileType {fmt} is not supported by the sandbox yet; use PARQUET.")
-            rows, out_bytes, written = 0, 0, 0
-            if files:
-                with tempfile.TemporaryDirectory() as tmp:
-                    out = Path(tmp) / "part.parquet"
-                    con = duckdb.connect()  # DuckDB writes the file itself: no copy of the rows in Python
-                    # DuckDB compresses a file's row groups in parallel; gzip is slow, so groups of 32,768 rows
-                    # keep every core busy on a table of a hundred thousand rows too (default: 122,880).
-                    con.execute(f"COPY (SELECT * FROM {scan_sql(files)}) TO {quote_literal(str(out))} "
-                                f"(FORMAT parquet, COMPRESSION {'gzip' if gzip else 'uncompressed'}, "
-                                f"ROW_GROUP_SIZE {EXPORT_ROW_GROUP})")
-                    con.close()
-                    rows = pq.ParquetFile(out).metadata.num_rows
-                    name = f"part-00000-tid-{secrets.randbits(60)}-{uuid.uuid4()}-c000{'.gz' if gzip else ''}.parquet"
-                    dest.write(f"{folder}/{name}", out.read_bytes())
-                    out_bytes, written = out.stat().st_size, 1
+            parts = _export_parts(files, gzip)
+            for part in parts:
+                name = f"part-{part.number:05d}-tid-{secrets.randbits(60)}-{uuid.uuid4()}-c000{'.gz' if gzip else ''}"
+                dest.write(f"{folder}/{name}.parquet", part.data)
+            rows, out_bytes, written = sum(p.rows for p in parts), sum(len(p.data) for p in parts), len(parts)
             return {"recordSummary": {"inputRecordCount": rows, "outputRecordCount": rows, "failedRecordCount": 0},
                     "sizeSummary": {"inputBytes": out_bytes, "outputBytes": out_bytes},
                     "fileSummary": {"inputFileCount": len(files), "outputFileCount": written}}
@@ -468,3 +462,42 @@ def register(router: Router) -> None:
     router.add(f"{BASE}/runs", ["GET"], list_runs)
     router.add(f"{BASE}/runs/{{id}}", ["GET"], get_run)
     router.add(ADHOC, ["POST"], adhoc)
+
+
+@dataclass(frozen=True)
+class ExportPart:
+    number: int
+    rows: int
+    data: bytes
+
+
+def _export_parts(files: list, gzip: bool) -> list[ExportPart]:
+    """A dataset's rows as Parquet part files, gzip-compressed or not: DuckDB reads the files, and the batches go
+    round the EXPORT_WRITERS writers, each compressing on its own thread. Part 0 always exists (the schema, when
+    there are no rows); a part that got no batch is not written."""
+    if not files:
+        return []
+    compression = {"compression": "gzip", "compression_level": EXPORT_GZIP_LEVEL} if gzip else {"compression": "none"}
+    with duckdb.connect() as con, ThreadPoolExecutor(EXPORT_WRITERS, thread_name_prefix="export-part") as pool:
+        reader = con.sql(f"SELECT * FROM {scan_sql(files)}").to_arrow_reader(EXPORT_ROW_GROUP)
+        sinks: list[tuple[io.BytesIO, pq.ParquetWriter]] = []
+        pending: list[Future | None] = [None] * EXPORT_WRITERS
+        rows = [0] * EXPORT_WRITERS
+        for n, batch in enumerate(reader):
+            part = n % EXPORT_WRITERS
+            if part == len(sinks):
+                buffer = io.BytesIO()
+                sinks.append((buffer, pq.ParquetWriter(buffer, reader.schema, **compression)))
+            if pending[part] is not None:
+                pending[part].result()  # a writer takes its batches one at a time, in order
+            pending[part] = pool.submit(sinks[part][1].write_batch, batch)
+            rows[part] += batch.num_rows
+        for future in pending:
+            if future is not None:
+                future.result()
+        if not sinks:
+            buffer = io.BytesIO()
+            sinks.append((buffer, pq.ParquetWriter(buffer, reader.schema, **compression)))
+        for _, writer in sinks:
+            writer.close()
+    return [ExportPart(n, rows[n], buffer.getvalue()) for n, (buffer, _) in enumerate(sinks)]
