@@ -479,6 +479,7 @@ def _export_parts(files: list, gzip: bool) -> list[ExportPart]:
         return []
     compression = {"compression": "gzip", "compression_level": EXPORT_GZIP_LEVEL} if gzip else {"compression": "none"}
     with duckdb.connect() as con, ThreadPoolExecutor(EXPORT_WRITERS, thread_name_prefix="export-part") as pool:
+        con.execute("SET TimeZone = 'UTC'")  # instants come out in UTC, whatever the machine's zone is called
         reader = con.sql(f"SELECT * FROM {scan_sql(files)}").to_arrow_reader(EXPORT_ROW_GROUP)
         sinks: list[tuple[io.BytesIO, pq.ParquetWriter]] = []
         pending: list[Future | None] = [None] * EXPORT_WRITERS
