@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from aep_assets.simulation import SimulationConfig, engine, oracle, simulate
+from aep_assets.simulation import SimulationConfig, engine, kernels, oracle, simulate
 from aep_assets.simulation.behaviour import event_frame
 from aep_assets.simulation.continuation import continue_simulation
 from aep_assets.simulation.engine import Events, Walk
@@ -100,21 +100,67 @@ def test_the_oracle_does_not_depend_on_how_many_threads_run_it(extended, monkeyp
     assert np.array_equal(np.isnan(alone), state_at(extended, cutoff).converted)  # NaN only for converters
 
 
-def test_the_oracles_chance_along_a_path_is_the_realised_walks_draw_for_draw(extended):
-    """The oracle's futures keep only the chance along each path; it must be the realised walk's, draw for draw."""
+def test_a_compiled_futures_chance_is_the_realised_walks_draw_for_draw(sim, extended):
+    """Along a given path, the oracle's compiled walk keeps the chance of converting that ``walk`` integrates out
+    of its draws: the same decay, deltas, clipping, draws (a conversion a minute after its trigger, so none in the
+    horizon's last minute) and log-survival summed in time order. Equal up to the last bit's rounding: the
+    compiled exp and log1p are the C library's, numpy's are its own vector code."""
     rng = np.random.default_rng(2)
     n, start = 2_000, AS_OF.timestamp()
-    activity = np.full(n, 3.0)
-    events = engine.base_events(rng, activity, start, start + 14 * 86400)
-    events = Events.concat([events, engine.descendants(rng, events, end=start + 14 * 86400)]).sorted()
-    kwargs = {"baseline": np.full(n, 0.05), "propensity": np.linspace(0, 0.5, n), "start": start,
-              "end": start + 14 * 86400}
-    model = extended.config.behaviour
-    realised = engine.walk(np.random.default_rng(1), model, events, **kwargs)
-    shuffled = events.take(np.random.default_rng(3).permutation(events.size))  # the futures come unsorted
-    assert np.array_equal(engine.path_chance(model, shuffled, **kwargs), realised.conversion_chance)
-    assert (~np.isnan(realised.converted_at)).any() and realised.conversion_chance.max() > 0
-    assert np.array_equal(engine.path_chance(model, Events.empty(), **kwargs), np.zeros(n))
+    end = start + 14 * 86400
+    events = engine.base_events(rng, np.full(n, 3.0), start, end)
+    events = Events.concat([events, engine.descendants(rng, events, end=end),
+                            Events(np.arange(n), np.full(n, CODE["commerce.productViews"], np.int8),
+                                   np.full(n, end - 30.0))]).sorted()  # a draw in the last minute, for each
+    baseline, propensity = np.full(n, 0.05), np.linspace(0, 0.5, n)
+    for model in (extended.config.behaviour, sim.config.behaviour):  # with decay and without
+        realised = engine.walk(np.random.default_rng(1), model, events, baseline=baseline, propensity=propensity,
+                               start=start, end=end)
+        bounds = np.searchsorted(events.lane, np.arange(n + 1))
+        compiled = [kernels.chance_along(events.code[lo:hi], events.time[lo:hi], hi - lo, propensity[i], baseline[i],
+                                         engine.DELTA.astype(float), engine.DRAWS, (model.decay_days or 0) * 86400.0,
+                                         model.conversion_scale, start, end)
+                    for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
+        assert np.allclose(compiled, realised.conversion_chance, rtol=1e-13, atol=1e-15)
+        assert (~np.isnan(realised.converted_at)).any() and realised.conversion_chance.max() > 0
+
+
+def engine_futures(futures: oracle.Futures, copies: int, rng: np.random.Generator) -> np.ndarray:
+    """The oracle's futures drawn with the history's own engine, over every lane at once: the base events, the
+    cascade (the pending origins' children thinned), and the walk's chance of converting along each."""
+    n = futures.profiles
+    owner = np.tile(np.arange(n), copies)
+    origins = Events(np.repeat(np.arange(copies * n), np.tile(futures.pending_counts, copies)),
+                     np.tile(futures.pending.code, copies), np.tile(futures.pending.time, copies))
+    fresh = engine.base_events(rng, futures.activity[owner], futures.start, futures.base_end)
+    events = Events.concat([engine.descendants(rng, origins, end=futures.end, after=futures.start), fresh,
+                            engine.descendants(rng, fresh, end=futures.end)]).sorted()
+    walked = engine.walk(rng, futures.model, events, baseline=futures.baseline[owner],
+                         propensity=futures.propensity[owner], start=futures.start, end=futures.end)
+    return walked.conversion_chance.reshape(copies, n).sum(axis=0)
+
+
+@pytest.mark.parametrize("world", ["sim", "extended"])
+def test_the_oracles_compiled_futures_follow_the_historys_process(world, request):
+    """The oracle draws each future in one compiled pass, the history with numpy over every lane: the two must be
+    one process. Per profile, 64 futures each way; the mean chance agrees within four standard errors of the
+    differences, overall and where each part of the process matters most (pending children, busy profiles)."""
+    simulated = request.getfixturevalue(world)
+    cutoff = AS_OF - timedelta(days=14)
+    state = state_at(simulated, cutoff)
+    _, futures = oracle.futures_from(simulated, state, (cutoff + timedelta(days=14)).timestamp())
+    k = 64
+    compiled = futures.conversion_chance(k, np.random.SeedSequence(1)) / k
+    reference = engine_futures(futures, k, np.random.default_rng(2)) / k
+    busy = futures.activity >= np.quantile(futures.activity, 0.75)
+    groups = {"all": np.ones(futures.profiles, bool), "pending": futures.pending_counts > 0,
+              "none pending": futures.pending_counts == 0, "busy": busy}
+    for name, rows in groups.items():
+        difference = compiled[rows] - reference[rows]
+        error = difference.std() / np.sqrt(rows.sum())
+        assert abs(difference.mean()) <= 4 * error, (name, compiled[rows].mean(), reference[rows].mean(), error)
+    assert np.corrcoef(compiled, reference)[0, 1] > 0.9
+    assert futures.pending_counts.any() and compiled.mean() > 0
 
 
 def test_an_origin_is_live_while_its_children_may_still_come():

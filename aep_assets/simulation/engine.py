@@ -1,8 +1,8 @@
-"""The forward process shared by the history, the oracle's futures and continuations of a simulation.
+"""The forward process of the history and of continuations of a simulation (the oracle's futures follow it in
+compiled form: kernels.py).
 
-A *lane* is one independent timeline of one profile: the history runs one lane per profile, the oracle
-K lanes per profile. Events are parallel arrays of lane, type code and time (epoch seconds), so every
-step is a numpy operation over all lanes at once.
+A *lane* is one independent timeline of one profile: the history runs one lane per profile. Events are parallel
+arrays of lane, type code and time (epoch seconds), so every step is a numpy operation over all lanes at once.
 """
 
 from dataclasses import dataclass
@@ -177,27 +177,3 @@ def walk(rng: np.random.Generator, model: BehaviourModel, events: Events, *, bas
     converted_at[already] = np.nan
     p_end = baseline + (p - baseline) * model.decay(end - last)
     return Walk(after, converted_at, p_end, np.where(already, 0.0, -np.expm1(log_survival)))
-
-
-def path_chance(model: BehaviourModel, events: Events, *, baseline: np.ndarray, propensity: np.ndarray,
-                start: float, end: float) -> np.ndarray:
-    """Per lane: the chance of converting before ``end`` along its events, ``walk``'s ``conversion_chance`` to the
-    last bit, drawing nothing (the oracle's futures). ``events`` come in any order: they are put in ``sorted``'s.
-    The path of the propensity never depends on the draws, so only it needs a loop, one pass in lane order
-    (kernels.py); the decay, the deltas and the chances are computed over all events at once, and each lane's
-    log-survival summed in its time order, as ``walk`` sums it."""
-    from .kernels import propensity_path  # numba: compiled once, loaded when an oracle runs
-
-    n = baseline.size
-    if not events.size:
-        return np.zeros(n)
-    events = events.sorted()
-    lane, code, time = events.lane, events.code, events.time
-    before = np.empty(events.size)  # when the propensity last moved: the lane's previous event, or ``start``
-    before[0], before[1:] = start, time[:-1]
-    before[1:][lane[1:] != lane[:-1]] = start
-    after = propensity_path(lane, model.decay(time - before), DELTA[code], baseline, propensity.astype(float))
-    draw = DRAWS[code] & (time + CONVERSION_LAG_S <= end)
-    chance = np.minimum(1.0, model.conversion_scale * after[draw])
-    log_survival = np.bincount(lane[draw], np.log1p(-np.minimum(chance, 1 - 1e-12)), minlength=n)
-    return -np.expm1(log_survival)

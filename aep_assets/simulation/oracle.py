@@ -16,15 +16,15 @@ import numpy as np
 import polars as pl
 
 from .behaviour import Simulation
-from .engine import CHILDREN, Events, base_events, descendants, live, path_chance
+from .engine import CHILD_WEEKS, CHILDREN, DELTA, DRAWS, Events, live
 from .model import BehaviourModel, Traits
-from .taxonomy import CODE, CONVERSION_EVENT, EVENT_TYPES
+from .taxonomy import BASE_TYPES, CODE, CONVERSION_EVENT, EVENT_TYPES
 
 PENDING_LOOKBACK_S = 30 * max(e.delay_hours for e in EVENT_TYPES) * 3600.0  # exp(-30): nothing pends longer
-LANES_PER_CHUNK = 1_000_000
+LANES_PER_CHUNK = 1_000_000  # futures are shared out among the threads in chunks of about this many lanes
 CHUNKS_MULTIPLE = 4  # whole rounds for 1, 2 or 4 workers: none idles while another finishes a last chunk
 STATE_SLICE = 100_000  # profiles whose state at the cutoff is read at once
-MAX_WORKERS = 4  # each holds a chunk of futures (about a gigabyte at a million lanes)
+MAX_WORKERS = 4
 
 
 def _default_workers() -> int:
@@ -99,17 +99,29 @@ class Futures:
 
     def conversion_chance(self, copies: int, seed: np.random.SeedSequence) -> np.ndarray:
         """Per eligible profile: the sum over ``copies`` futures of the chance of converting along each."""
-        rng = np.random.default_rng(seed)
-        n = self.profiles
-        owner = np.tile(np.arange(n), copies)  # lane j follows eligible profile owner[j]
-        origins = Events(np.repeat(np.arange(copies * n), np.tile(self.pending_counts, copies)),
-                         np.tile(self.pending.code, copies), np.tile(self.pending.time, copies))
-        fresh = base_events(rng, self.activity[owner], self.start, self.base_end)
-        future = Events.concat([descendants(rng, origins, end=self.end, after=self.start), fresh,
-                                descendants(rng, fresh, end=self.end)])
-        chance = path_chance(self.model, future, baseline=self.baseline[owner], propensity=self.propensity[owner],
-                             start=self.start, end=self.end)
-        return chance.reshape(copies, n).sum(axis=0)
+        from .kernels import future_chances  # numba: compiled once, loaded when an oracle runs
+
+        offsets = np.concatenate([[0], np.cumsum(self.pending_counts)])
+        return future_chances(
+            np.random.default_rng(seed), copies, self.activity, self.baseline, self.propensity, offsets,
+            self.pending.code, self.pending.time, *_PROCESS, (self.model.decay_days or 0.0) * 86400.0,
+            self.model.conversion_scale, self.start, self.base_end, float(np.nextafter(self.base_end, self.start)),
+            self.end)
+
+
+def _process() -> tuple[np.ndarray, ...]:
+    """The taxonomy as the kernel reads it: the base types and their weekly rates, each type's children (in
+    ``CHILDREN``' order) with their mean count and delay, and each type's propensity delta and conversion draw."""
+    children = [CHILDREN.get(code, ()) for code in range(len(EVENT_TYPES))]
+    return (np.array([CODE[name] for name in BASE_TYPES], np.int8),
+            np.array([EVENT_TYPES[CODE[name]].weekly_rate for name in BASE_TYPES]),
+            np.concatenate([[0], np.cumsum([len(c) for c in children])]).astype(np.int64),
+            np.array([c for cs in children for c in cs], np.int8),
+            np.array([e.weekly_rate * CHILD_WEEKS for e in EVENT_TYPES]),
+            np.array([e.delay_hours * 3600.0 for e in EVENT_TYPES]), DELTA.astype(float), DRAWS.astype(bool))
+
+
+_PROCESS = _process()
 
 
 def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: int = 64,
@@ -123,32 +135,38 @@ def oracle_probability(sim: Simulation, cutoff: datetime, horizon_days: int, k: 
     (1 - prod(1 - chance)), which removes most of the Monte Carlo noise of counting conversions.
     The futures run in chunks of about LANES_PER_CHUNK lanes, each with its own seed spawned from the
     simulation's, so ``workers`` threads share them and the result does not depend on how many there are
-    (default: one per core, up to MAX_WORKERS). Threads, not processes: numpy releases the GIL in its
-    sorts, random draws and large array operations, the compiled loops of kernels.py release it too, and a
-    thread needs neither a copy of the futures nor a fresh interpreter that imports the caller's main module
-    (Dagster's, seconds of imports)."""
+    (default: one per core, up to MAX_WORKERS). Threads, not processes: the compiled futures of kernels.py
+    release the GIL, and a thread needs neither a copy of the futures nor a fresh interpreter that imports the
+    caller's main module (Dagster's, seconds of imports)."""
     if k < 1:
         raise ValueError(f"k (futures per profile) must be at least 1, got {k}.")
-    cfg, tr = sim.config, sim.traits
+    cfg = sim.config
     state = state or state_at(sim, cutoff)
-    t1 = (cutoff + timedelta(days=horizon_days)).timestamp()
-    eligible = np.nonzero(~state.converted)[0]
-    # Pending origins per eligible profile (events come sorted by profile, so their lanes are too), those whose
-    # children may still come: about one in seven of the month's.
-    pending = state.pending.take(np.nonzero(~state.converted[state.pending.lane]
-                                            & live(state.pending, state.cutoff))[0])
-    futures = Futures(cfg.behaviour, tr.activity[eligible], tr.baseline[eligible], state.propensity[eligible],
-                      np.bincount(np.searchsorted(eligible, pending.lane), minlength=eligible.size), pending,
-                      state.cutoff, t1 if continued else min(t1, cfg.end.timestamp()), t1)
+    eligible, futures = futures_from(sim, state, (cutoff + timedelta(days=horizon_days)).timestamp(), continued)
     copies = _chunk_sizes(k, eligible.size)
     seeds = np.random.SeedSequence([cfg.seed if seed is None else seed, int(state.cutoff), horizon_days]).spawn(
         len(copies))
     workers = min(workers or _default_workers(), len(copies))
     with ThreadPoolExecutor(workers) as pool:
         chances = list(pool.map(futures.conversion_chance, copies, seeds))
-    oracle = np.full(tr.baseline.size, np.nan)
+    oracle = np.full(sim.traits.baseline.size, np.nan)
     oracle[eligible] = np.sum(chances, axis=0) / k  # summed in chunk order, whatever finished first
     return oracle
+
+
+def futures_from(sim: Simulation, state: State, horizon: float, continued: bool = False) -> tuple[np.ndarray, Futures]:
+    """The rows of the profiles not converted by the cutoff, and what their futures up to ``horizon`` (epoch
+    seconds) start from."""
+    tr = sim.traits
+    eligible = np.nonzero(~state.converted)[0]
+    # Pending origins per eligible profile (events come sorted by profile, so their lanes are too), those whose
+    # children may still come: about one in seven of the month's.
+    pending = state.pending.take(np.nonzero(~state.converted[state.pending.lane]
+                                            & live(state.pending, state.cutoff))[0])
+    return eligible, Futures(sim.config.behaviour, tr.activity[eligible], tr.baseline[eligible],
+                             state.propensity[eligible],
+                             np.bincount(np.searchsorted(eligible, pending.lane), minlength=eligible.size), pending,
+                             state.cutoff, horizon if continued else min(horizon, sim.config.end.timestamp()), horizon)
 
 
 def _chunk_sizes(k: int, profiles: int) -> list[int]:
