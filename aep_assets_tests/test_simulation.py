@@ -127,7 +127,8 @@ def test_a_compiled_futures_chance_is_the_realised_walks_draw_for_draw(sim, exte
 
 def engine_futures(futures: oracle.Futures, copies: int, rng: np.random.Generator) -> np.ndarray:
     """The oracle's futures drawn with the history's own engine, over every lane at once: the base events, the
-    cascade (the pending origins' children thinned), and the walk's chance of converting along each."""
+    cascade (the pending origins' children thinned), and the walk's chance of converting along each (per future
+    and profile)."""
     n = futures.profiles
     owner = np.tile(np.arange(n), copies)
     origins = Events(np.repeat(np.arange(copies * n), np.tile(futures.pending_counts, copies)),
@@ -137,7 +138,7 @@ def engine_futures(futures: oracle.Futures, copies: int, rng: np.random.Generato
                             engine.descendants(rng, fresh, end=futures.end)]).sorted()
     walked = engine.walk(rng, futures.model, events, baseline=futures.baseline[owner],
                          propensity=futures.propensity[owner], start=futures.start, end=futures.end)
-    return walked.conversion_chance.reshape(copies, n).sum(axis=0)
+    return walked.conversion_chance.reshape(copies, n)
 
 
 @pytest.mark.parametrize("world", ["sim", "extended"])
@@ -151,7 +152,7 @@ def test_the_oracles_compiled_futures_follow_the_historys_process(world, request
     _, futures = oracle.futures_from(simulated, state, (cutoff + timedelta(days=14)).timestamp())
     k = 64
     compiled = futures.conversion_chance(k, np.random.SeedSequence(1)) / k
-    reference = engine_futures(futures, k, np.random.default_rng(2)) / k
+    reference = engine_futures(futures, k, np.random.default_rng(2)).sum(axis=0) / k
     busy = futures.activity >= np.quantile(futures.activity, 0.75)
     groups = {"all": np.ones(futures.profiles, bool), "pending": futures.pending_counts > 0,
               "none pending": futures.pending_counts == 0, "busy": busy}
@@ -161,6 +162,24 @@ def test_the_oracles_compiled_futures_follow_the_historys_process(world, request
         assert abs(difference.mean()) <= 4 * error, (name, compiled[rows].mean(), reference[rows].mean(), error)
     assert np.corrcoef(compiled, reference)[0, 1] > 0.9
     assert futures.pending_counts.any() and compiled.mean() > 0
+
+
+def test_the_compiled_futures_of_a_very_busy_profile_outgrow_their_buffer_and_lose_nothing(extended):
+    """A chunk's futures start with room for 64 events, and the room grows as a future needs it. A profile so busy
+    that it has about 200 base events in the hour ahead (the horizon here, so the chance does not saturate) makes
+    the first future of every chunk grow it twice: 400 chunks of one future each must follow the history's
+    process."""
+    start = AS_OF.timestamp()
+    end = start + 3600.0
+    futures = oracle.Futures(extended.config.behaviour, np.array([50_000.0]), np.array([0.01]), np.array([0.1]),
+                             np.zeros(1, np.int64), Events.empty(), start, end, end)
+    events = engine.base_events(np.random.default_rng(3), np.full(1_000, 50_000.0), start, end)
+    assert np.bincount(events.lane).min() > 128  # past the room twice, before any cascade
+    compiled = np.array([futures.conversion_chance(1, np.random.SeedSequence(i))[0] for i in range(400)])
+    reference = engine_futures(futures, 400, np.random.default_rng(2))[:, 0]
+    error = np.sqrt(compiled.var() / compiled.size + reference.var() / reference.size)
+    assert abs(compiled.mean() - reference.mean()) <= 4 * error, (compiled.mean(), reference.mean(), error)
+    assert 0.05 < compiled.mean() < 0.95
 
 
 def test_an_origin_is_live_while_its_children_may_still_come():
