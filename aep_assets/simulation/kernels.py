@@ -16,22 +16,20 @@ cached beside this module after its first compilation.
 import numpy as np
 from numba import njit
 
-WEEK_S = 7 * 86400.0
-CONVERSION_LAG_S = 60.0  # engine.CONVERSION_LAG_S: a conversion follows its triggering event by a minute
-
 
 @njit(cache=True, nogil=True)
 def future_chances(rng: np.random.Generator, copies: int, activity: np.ndarray, baseline: np.ndarray,
                    propensity: np.ndarray, pending_offsets: np.ndarray, pending_code: np.ndarray,
-                   pending_time: np.ndarray, base_codes: np.ndarray, base_weekly: np.ndarray,
+                   pending_time: np.ndarray, base_codes: np.ndarray, base_rate_s: np.ndarray,
                    child_offsets: np.ndarray, child_codes: np.ndarray, child_mean: np.ndarray, delay_s: np.ndarray,
-                   delta: np.ndarray, draws: np.ndarray, decay_s: float, conversion_scale: float, start: float,
-                   base_end: float, last_base: float, end: float) -> np.ndarray:
+                   delta: np.ndarray, draws: np.ndarray, lag_s: float, decay_s: float, conversion_scale: float,
+                   start: float, base_end: float, last_base: float, end: float) -> np.ndarray:
     """Per profile: the sum over ``copies`` futures of the chance of converting in (start, end) along each.
 
     Profile i's pending origins are ``pending_*[pending_offsets[i]:pending_offsets[i + 1]]``; a type's children
-    are ``child_codes[child_offsets[t]:child_offsets[t + 1]]``. ``decay_s`` 0 means the propensity never decays;
-    base events stop at ``base_end`` (``last_base``, the last time before it, is their latest)."""
+    are ``child_codes[child_offsets[t]:child_offsets[t + 1]]``; a base type's events come at ``base_rate_s`` per
+    second of activity 1. A conversion follows its draw by ``lag_s``. ``decay_s`` 0 means the propensity never
+    decays. Base events stop at ``base_end`` (``last_base``, the last time before it, is their latest)."""
     n = activity.size
     out = np.zeros(n)
     codes, times = np.empty(64, np.int8), np.empty(64)
@@ -57,7 +55,7 @@ def future_chances(rng: np.random.Generator, copies: int, activity: np.ndarray, 
                             m += 1
             if base_span > 0.0:
                 for b in range(base_codes.size):
-                    count = rng.poisson(base_weekly[b] * base_span / WEEK_S * activity[i])
+                    count = rng.poisson(base_rate_s[b] * base_span * activity[i])
                     for _ in range(count):
                         if m == codes.size:
                             codes, times = _grown(codes, times)
@@ -79,8 +77,8 @@ def future_chances(rng: np.random.Generator, copies: int, activity: np.ndarray, 
                             codes[m], times[m] = child, t
                             m += 1
             _sort_by_time(codes, times, m)
-            out[i] += chance_along(codes, times, m, propensity[i], baseline[i], delta, draws, decay_s,
-                                    conversion_scale, start, end)
+            out[i] += chance_along(codes, times, m, propensity[i], baseline[i], delta, draws, lag_s, decay_s,
+                                   conversion_scale, start, end)
     return out
 
 
@@ -106,7 +104,8 @@ def _sort_by_time(codes: np.ndarray, times: np.ndarray, m: int) -> None:
 
 @njit(cache=True, nogil=True)
 def chance_along(codes: np.ndarray, times: np.ndarray, m: int, p: float, b: float, delta: np.ndarray,
-                  draws: np.ndarray, decay_s: float, conversion_scale: float, start: float, end: float) -> float:
+                 draws: np.ndarray, lag_s: float, decay_s: float, conversion_scale: float, start: float,
+                 end: float) -> float:
     """``engine.walk``'s step for each event in time order (decay toward the baseline, the event's delta, clipped
     to [0, 1]) and the chance that no draw along the way converts, its log-survival summed in time order."""
     last, log_survival = start, 0.0
@@ -115,6 +114,6 @@ def chance_along(codes: np.ndarray, times: np.ndarray, m: int, p: float, b: floa
         decay = np.exp(-(t - last) / decay_s) if decay_s > 0.0 else 1.0
         p = min(max(b + (p - b) * decay + delta[code], 0.0), 1.0)
         last = t
-        if draws[code] and t + CONVERSION_LAG_S <= end:
+        if draws[code] and t + lag_s <= end:
             log_survival += np.log1p(-min(min(1.0, conversion_scale * p), 1.0 - 1e-12))
     return -np.expm1(log_survival)

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from .behaviour import Simulation
-from .engine import CHILD_WEEKS, CHILDREN, DELTA, DRAWS, Events, live
+from .engine import CHILD_WEEKS, CHILDREN, CONVERSION_LAG_S, DELTA, DRAWS, WEEK_S, Events, live
 from .model import BehaviourModel, Traits
 from .taxonomy import BASE_TYPES, CODE, CONVERSION_EVENT, EVENT_TYPES
 
@@ -104,17 +104,17 @@ class Futures:
         offsets = np.concatenate([[0], np.cumsum(self.pending_counts)])
         return future_chances(
             np.random.default_rng(seed), copies, self.activity, self.baseline, self.propensity, offsets,
-            self.pending.code, self.pending.time, *_PROCESS, (self.model.decay_days or 0.0) * 86400.0,
+            self.pending.code, self.pending.time, *_PROCESS, CONVERSION_LAG_S, (self.model.decay_days or 0.0) * 86400.0,
             self.model.conversion_scale, self.start, self.base_end, float(np.nextafter(self.base_end, self.start)),
             self.end)
 
 
 def _process() -> tuple[np.ndarray, ...]:
-    """The taxonomy as the kernel reads it: the base types and their weekly rates, each type's children (in
+    """The taxonomy as the kernel reads it: the base types and their rates per second, each type's children (in
     ``CHILDREN``' order) with their mean count and delay, and each type's propensity delta and conversion draw."""
     children = [CHILDREN.get(code, ()) for code in range(len(EVENT_TYPES))]
     return (np.array([CODE[name] for name in BASE_TYPES], np.int8),
-            np.array([EVENT_TYPES[CODE[name]].weekly_rate for name in BASE_TYPES]),
+            np.array([EVENT_TYPES[CODE[name]].weekly_rate / WEEK_S for name in BASE_TYPES]),
             np.concatenate([[0], np.cumsum([len(c) for c in children])]).astype(np.int64),
             np.array([c for cs in children for c in cs], np.int8),
             np.array([e.weekly_rate * CHILD_WEEKS for e in EVENT_TYPES]),
