@@ -118,7 +118,7 @@ def test_a_compiled_futures_chance_is_the_realised_walks_draw_for_draw(sim, exte
                                start=start, end=end)
         bounds = np.searchsorted(events.lane, np.arange(n + 1))
         compiled = [kernels.chance_along(events.code[lo:hi], events.time[lo:hi], hi - lo, propensity[i], baseline[i],
-                                         engine.DELTA.astype(float), engine.DRAWS, engine.CONVERSION_LAG_S,
+                                         engine.DELTA, engine.DRAWS, engine.CONVERSION_LAG_S,
                                          (model.decay_days or 0) * 86400.0, model.conversion_scale, start, end)
                     for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))]
         assert np.allclose(compiled, realised.conversion_chance, rtol=1e-13, atol=1e-15)

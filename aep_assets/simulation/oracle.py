@@ -11,6 +11,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -97,13 +98,17 @@ class Futures:
     def profiles(self) -> int:
         return self.activity.size
 
+    @cached_property
+    def pending_offsets(self) -> np.ndarray:
+        """Profile i's pending origins are ``pending``[offsets[i]:offsets[i + 1]]; counted once for every chunk."""
+        return np.concatenate([[0], np.cumsum(self.pending_counts)])
+
     def conversion_chance(self, copies: int, seed: np.random.SeedSequence) -> np.ndarray:
         """Per eligible profile: the sum over ``copies`` futures of the chance of converting along each."""
         from .kernels import future_chances  # numba: compiled once, loaded when an oracle runs
 
-        offsets = np.concatenate([[0], np.cumsum(self.pending_counts)])
         return future_chances(
-            np.random.default_rng(seed), copies, self.activity, self.baseline, self.propensity, offsets,
+            np.random.default_rng(seed), copies, self.activity, self.baseline, self.propensity, self.pending_offsets,
             self.pending.code, self.pending.time, *_PROCESS, CONVERSION_LAG_S, (self.model.decay_days or 0.0) * 86400.0,
             self.model.conversion_scale, self.start, self.base_end, float(np.nextafter(self.base_end, self.start)),
             self.end)
@@ -118,7 +123,7 @@ def _process() -> tuple[np.ndarray, ...]:
             np.concatenate([[0], np.cumsum([len(c) for c in children])]).astype(np.int64),
             np.array([c for cs in children for c in cs], np.int8),
             np.array([e.weekly_rate * CHILD_WEEKS for e in EVENT_TYPES]),
-            np.array([e.delay_hours * 3600.0 for e in EVENT_TYPES]), DELTA.astype(float), DRAWS.astype(bool))
+            np.array([e.delay_hours * 3600.0 for e in EVENT_TYPES]), DELTA, DRAWS)
 
 
 _PROCESS = _process()
