@@ -81,6 +81,15 @@ def test_training_learns_the_signal_is_calibrated_and_reproducible(model):
     assert model.rows["temporal_test"] + model.rows["calibration"] == 3000 and len(model.trials) == 3
 
 
+def test_the_model_does_not_depend_on_the_order_the_export_gave_its_rows(model):
+    # AEP's export files come in no fixed order: the folds, the trees, the holdout and the version must not change
+    shuffled = train_model(_frame().sample(fraction=1.0, shuffle=True, seed=11), FEATURES,
+                           TrainingConfig(seed=3, trials=3))
+    assert shuffled.version == model.version and shuffled.metrics == model.metrics
+    assert shuffled.to_text() == model.to_text() and shuffled.holdout.equals(model.holdout)
+    assert np.array_equal(shuffled.validated_propensity, model.validated_propensity)
+
+
 def test_probabilities_follow_the_base_rate_of_the_latest_closed_window():
     # A season: the same features convert more often in the test window (T2) than in the training one (T1).
     rng = np.random.default_rng(5)
