@@ -26,6 +26,13 @@ DW = "OVER (PARTITION BY u ORDER BY ts NULLS FIRST ROWS BETWEEN UNBOUNDED PRECED
     # Spark inlines a CTE wherever it is read; DuckDB would materialise one read twice.
     ("WITH e AS (SELECT a FROM t) SELECT * FROM e JOIN e AS f ON e.a = f.a",
      "WITH e AS NOT MATERIALIZED (SELECT a FROM t) SELECT * FROM e JOIN e AS f ON e.a = f.a"),
+    # An aggregate read twice is computed once, as Spark's reused exchange computes it: the scan is not repeated.
+    ("WITH k AS (SELECT DISTINCT u, e FROM t) SELECT k.e, f.e FROM k JOIN k AS f ON k.u = f.u",
+     "WITH k AS MATERIALIZED (SELECT DISTINCT u, e FROM t) SELECT k.e, f.e FROM k JOIN k AS f ON k.u = f.u"),
+    ("WITH g AS (SELECT e, COUNT(*) AS n FROM t GROUP BY e) SELECT * FROM g JOIN g AS h ON g.n = h.n",
+     "WITH g AS MATERIALIZED (SELECT e, COUNT(*) AS n FROM t GROUP BY e) SELECT * FROM g JOIN g AS h ON g.n = h.n"),
+    ("WITH g AS (SELECT e, COUNT(*) AS n FROM t GROUP BY e) SELECT * FROM g",
+     "WITH g AS NOT MATERIALIZED (SELECT e, COUNT(*) AS n FROM t GROUP BY e) SELECT * FROM g"),
 ])
 def test_translation_pairs(aep, duck):
     assert translate(aep) == [duck]

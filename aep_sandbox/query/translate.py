@@ -11,6 +11,10 @@ Adobe-defined functions are parsed by sqlglot's Spark dialect as anonymous calls
 Common table expressions are inlined (``AS NOT MATERIALIZED``) as Spark's InlineCTE rule does: every
 deterministic one, and a random one only if it is read once, so that each row keeps one draw. DuckDB would
 otherwise materialise a CTE read twice, which for a feature query's event scan is every event held at once.
+One kind is kept (``AS MATERIALIZED``): a deterministic aggregate read more than once, such as the distinct
+(profile, event type) pairs of a co-occurrence self-join. Spark inlines it too, but its plan reuses the
+identical exchange below both reads (``spark.sql.exchange.reuse``), so the events are read for it once; the
+result is the same either way, and an aggregate's rows are far fewer than the scan's.
 """
 
 import re
@@ -71,8 +75,11 @@ def translate(sql: str, params: dict[str, object] | None = None) -> list[str]:
 
 
 def _rewrite(node: exp.Expression) -> exp.Expression:
-    if isinstance(node, exp.CTE) and node.args.get("materialized") is None and _inlined_by_spark(node):
-        node.set("materialized", False)
+    if isinstance(node, exp.CTE) and node.args.get("materialized") is None:
+        if _aggregate_read_twice(node):
+            node.set("materialized", True)
+        elif _inlined_by_spark(node):
+            node.set("materialized", False)
         return node
     if isinstance(node, exp.Window) and _is_call(node.this, "TIME_BETWEEN_PREVIOUS_MATCH"):
         return _time_between_previous_match(node)
@@ -84,11 +91,22 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
 
 
 def _inlined_by_spark(cte: exp.CTE) -> bool:
-    if not any(isinstance(n, exp.Rand | exp.Randn | exp.Uuid) for n in cte.this.walk()):
-        return True
+    return not _random(cte) or _reads(cte) <= 1
+
+
+def _aggregate_read_twice(cte: exp.CTE) -> bool:
+    body = cte.this
+    aggregates = isinstance(body, exp.Select) and bool(body.args.get("group") or body.args.get("distinct"))
+    return aggregates and not _random(cte) and _reads(cte) > 1
+
+
+def _random(cte: exp.CTE) -> bool:
+    return any(isinstance(n, exp.Rand | exp.Randn | exp.Uuid) for n in cte.this.walk())
+
+
+def _reads(cte: exp.CTE) -> int:
     query = cte.find_ancestor(exp.Query)
-    reads = [t for t in query.find_all(exp.Table) if t.name == cte.alias_or_name and not t.db] if query else []
-    return len(reads) <= 1
+    return sum(1 for t in query.find_all(exp.Table) if t.name == cte.alias_or_name and not t.db) if query else 0
 
 
 def _is_call(node: exp.Expression, name: str) -> bool:
