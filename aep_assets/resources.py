@@ -180,9 +180,10 @@ class MLflowResource(dg.ConfigurableResource):
     _opening: threading.Thread | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # Opening the store takes seconds: importing MLflow and, for a database store opened the first time,
-        # creating its tables and running its migrations. Both start with the run and overlap the steps before
-        # training; the migrations in a child process, so as not to hold this process's GIL.
+        # Opening the store takes seconds: importing MLflow, then LightGBM (scikit-learn and SciPy with it), and
+        # for a database store opened the first time, creating its tables and running its migrations. All start
+        # with the run and overlap the steps before training; the migrations in a child process, so as not to
+        # hold this process's GIL.
         migrating = None
         if may_need_migrating(self.tracking_uri) and not seed_from_template(self.tracking_uri, self.artifact_root):
             template = template_path() if sqlite_path(self.tracking_uri) else None
@@ -207,6 +208,7 @@ class MLflowResource(dg.ConfigurableResource):
             migrating.wait()
         try:
             self._new_registry()
+            import lightgbm  # noqa: F401 - every step that opens the registry trains, loads or scores a LightGBM model
         except Exception:  # noqa: BLE001 - the step that needs the registry meets the same error, and reports it
             pass
 
