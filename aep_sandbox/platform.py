@@ -3,6 +3,7 @@
 import io
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
@@ -95,9 +96,11 @@ def warm_up() -> None:
     """Pay the libraries' one-time initialisation (Parquet codecs, pandas that pyarrow imports on first use,
     DuckDB, the SQL dialects) while the process starts, so that the first batch or query is as quick as the ones
     after it."""
+    started = time.perf_counter()
     buf = io.BytesIO()
     pq.write_table(pa.table({"x": [1]}), buf, compression="zstd")
     pq.read_table(io.BytesIO(buf.getvalue()))
     with duckdb.connect() as con:
         con.execute("SELECT 1").fetchall()
     sqlglot.parse_one("SELECT 1", read="spark").sql(dialect="duckdb")
+    log.info("libraries warmed up in %.1f s", time.perf_counter() - started)

@@ -83,12 +83,25 @@ def test_a_sandbox_whose_parent_ignores_sigterm_still_stops_with_it(tmp_path):
     assert proc.wait(30) == -signal.SIGTERM, log.read_text()[-3000:]
 
 
+def _warmed_up(log) -> bool:
+    # The sandbox warms its libraries on a thread after it listens. CPython's faulthandler can itself crash while
+    # it dumps a thread that is half-way through an import (SIGSEGV instead of the abort), so the crash comes after.
+    deadline = time.monotonic() + 60
+    while "libraries warmed up" not in log.read_text():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def test_a_crashed_sandbox_leaves_its_threads_stacks_in_its_log(tmp_path):
     with SandboxProcess(tmp_path, dlz="local") as sb:
         pid, log = sb._proc.pid, tmp_path / f"sandbox-{sb.port}.log"
+        assert _warmed_up(log), log.read_text()[-3000:]
         os.kill(pid, signal.SIGABRT)  # as a library's abort() would
-        assert sb._proc.wait(30) == -signal.SIGABRT
+        code = sb._proc.wait(30)
     text = log.read_text()
+    assert code == -signal.SIGABRT, text[-3000:]
     assert "Fatal Python error: Aborted" in text and "Current thread" in text, text[-3000:]
 
 
