@@ -16,6 +16,8 @@ from aep_sandbox.launcher import launch
 from aep_sandbox.ports import free_port
 from aep_sandbox.process import wait_until_listening
 
+from .conftest import wait_until
+
 
 def _parent(pid: int) -> int:
     return int(next(line for line in open(f"/proc/{pid}/status") if line.startswith("PPid:")).split()[1])
@@ -83,21 +85,12 @@ def test_a_sandbox_whose_parent_ignores_sigterm_still_stops_with_it(tmp_path):
     assert proc.wait(30) == -signal.SIGTERM, log.read_text()[-3000:]
 
 
-def _warmed_up(log) -> bool:
-    # The sandbox warms its libraries on a thread after it listens. CPython's faulthandler can itself crash while
-    # it dumps a thread that is half-way through an import (SIGSEGV instead of the abort), so the crash comes after.
-    deadline = time.monotonic() + 60
-    while "libraries warmed up" not in log.read_text():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def test_a_crashed_sandbox_leaves_its_threads_stacks_in_its_log(tmp_path):
     with SandboxProcess(tmp_path, dlz="local") as sb:
         pid, log = sb._proc.pid, tmp_path / f"sandbox-{sb.port}.log"
-        assert _warmed_up(log), log.read_text()[-3000:]
+        # The sandbox warms its libraries on a thread after it listens. CPython's faulthandler can itself crash while
+        # it dumps a thread half-way through an import (SIGSEGV instead of the abort), so the crash comes after.
+        wait_until(lambda: "libraries warmed up" in log.read_text(), timeout_s=60, what="the sandbox's warm-up")
         os.kill(pid, signal.SIGABRT)  # as a library's abort() would
         code = sb._proc.wait(30)
     text = log.read_text()
