@@ -4,11 +4,13 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from aep_assets.ml.feature_set import ID, LABEL, reference_features
 from aep_assets.pipeline.exports import export_dataset
 from aep_assets.pipeline.feature_builds import build_feature_dataset, cutoff_values, feature_fragments
+from aep_assets.pipeline.feature_sql import scope_in_batches
 from aep_assets.pipeline.schemas import ensure_schemas
 from aep_assets.pipeline.sources import SourceDataset, Sources
 from aep_assets.storage import LocalStorage
@@ -58,16 +60,11 @@ def features(sandbox, tmp_path_factory):
             [pa.array(TIERS), pa.array([100.0 * i for i in range(len(IDS))]),
              pa.array(JOINED, pa.timestamp("us", tz="UTC"))], names=["tier", "points", "joinDate"]),
     })])
-    replace_rows(client, events_ds["id"], [pa.table({
-        "_id": [f"e{i}" for i in range(len(EVENTS))],
-        "timestamp": pa.array([t for _, _, t in EVENTS], pa.timestamp("us", tz="UTC")),
-        "eventType": [e for _, e, _ in EVENTS],
-        f"_{tenant}": pa.StructArray.from_arrays([pa.array([p for p, _, _ in EVENTS])], names=["userid"]),
-    })])
+    replace_rows(client, events_ds["id"], [_events_table(tenant, EVENTS)])
     sources = Sources((SourceDataset.of(client.catalog.get_dataset(events_ds["id"])),),
                       SourceDataset.of(client.catalog.get_dataset(profiles_ds["id"])))
     params = {"tenant_id": tenant, "events_table": client.catalog.table_name(events_ds),
-              "cutoffs": cutoff_values({"train": T, "test": T2}), "horizon_days": 14, "scope": "TRUE"}
+              "cutoffs": cutoff_values({"train": T, "test": T2}), "horizon_days": 14}
     build = _build(client, "feature_table", "features_test_table", params, sources)
     storage = LocalStorage(sandbox.data_dir)  # its landing-zone/ is the sandbox DLZ
     export = export_dataset(client, storage, build.dataset["id"], flow_name="features test export", path="ft")
@@ -76,9 +73,19 @@ def features(sandbox, tmp_path_factory):
     return rows, build, client, params, sources, frame
 
 
-def _build(client, name, prefix, params, sources):
+def _build(client, name, prefix, params, sources, scoped=False):
     return build_feature_dataset(client, name=name, owner=TEST_OWNER, table_prefix=prefix, params=params,
-                                 fragments=feature_fragments(FS, sources), input_dataset_ids=sources.dataset_ids)
+                                 fragments=feature_fragments(FS, sources, scoped),
+                                 input_dataset_ids=sources.dataset_ids)
+
+
+def _events_table(tenant, events):
+    return pa.table({
+        "_id": [f"{p}-{e}-{t.isoformat()}" for p, e, t in events],
+        "timestamp": pa.array([t for _, _, t in events], pa.timestamp("us", tz="UTC")),
+        "eventType": [e for _, e, _ in events],
+        f"_{tenant}": pa.StructArray.from_arrays([pa.array([p for p, _, _ in events])], names=["userid"]),
+    })
 
 
 def _test_row(frame, profile):
@@ -186,3 +193,31 @@ def test_adobe_compatible_rows_reproduce_the_notebooks_design(features, sandbox)
     assert train["A"]["cutoff"] == T + timedelta(days=3) and train["A"]["emailsReceived"] == 1
     assert train["A"]["minutes_since_emailSent"] == pytest.approx(3 * 24 * 60 + 120)
     assert sorted(frame.filter(pl.col("split") == "test")[ID]) == ["D", "E", "F"]
+
+
+def test_a_scoped_build_gives_the_profiles_of_the_named_batches_their_whole_history(features, sandbox):
+    """An incremental rescore's features: only the profiles with rows in the new batches, each from all its events,
+    so the same rows as an unscoped build's for those profiles."""
+    _, _, client, params, sources, _ = features
+    tenant = params["tenant_id"]
+    events_ds, _ = client.catalog.ensure_dataset("features test scoped events",
+                                                 ensure_schemas(client).schema_id("event"))
+    replace_rows(client, events_ds["id"], [_events_table(tenant, EVENTS)])
+    buffer = pa.BufferOutputStream()
+    pq.write_table(_events_table(tenant, [("F", "directMarketing.emailOpened", T - H)]), buffer)
+    new = client.ingestion.ingest(events_ds["id"], [("new.parquet", buffer.getvalue().to_pybytes())])
+    scoped_sources = Sources((SourceDataset.of(client.catalog.get_dataset(events_ds["id"])),), sources.profiles)
+    table_params = {**params, "events_table": scoped_sources.event_tables[0]}
+    storage = LocalStorage(sandbox.data_dir)
+
+    def rows(build, path):
+        frame = storage.read_parquet(export_dataset(client, storage, build.dataset["id"], flow_name=f"scoped {path}",
+                                                    path=path).keys)
+        return frame.sort(ID, "cutoff")
+
+    everyone = rows(_build(client, "feature_table", "features_test_unscoped", table_params, scoped_sources), "u")
+    scoped = rows(_build(client, "feature_table", "features_test_scoped",
+                         {**table_params, "scope": scope_in_batches([new["id"]])}, scoped_sources, scoped=True), "s")
+    assert scoped[ID].unique().to_list() == ["F"]
+    assert scoped.to_dicts() == everyone.filter(pl.col(ID) == "F").to_dicts()
+    assert scoped.filter(pl.col("split") == "train")["emailsOpened"].to_list() == [3]  # both batches' opens

@@ -30,7 +30,7 @@ def _plan(published=PUBLISHED, **changes):
 def test_new_event_batches_make_an_incremental_plan():
     plan = _plan()
     assert (plan.mode, plan.new_batches) == (INCREMENTAL, ["b3"])
-    assert scope_predicate(plan) == "profile_id IN (SELECT profile_id FROM source_events WHERE source_batch IN ('b3'))"
+    assert scope_predicate(plan) == "_acp_system_metadata.acp_sourceBatchId IN ('b3')"
 
 
 def test_nothing_new_is_an_empty_incremental_plan():
@@ -49,7 +49,7 @@ def test_nothing_new_is_an_empty_incremental_plan():
 def test_whatever_makes_every_score_stale_makes_a_full_plan(published, changes, reason):
     plan = _plan(published, **changes)
     assert plan.mode == FULL and reason in plan.reason
-    assert scope_predicate(plan) == "TRUE"
+    assert scope_predicate(plan) is None
 
 
 def test_a_bad_mode_names_the_field_and_the_choices():

@@ -130,8 +130,9 @@ def _named(option: bool | str, default: str) -> str | None:
     return default if option is True else (option or None)
 
 
-def feature_fragments(fs: FeatureSet, sources: Sources) -> dict[str, str]:
-    return {"feature_ctes": feature_ctes(fs, sources.event_tables, sources.profile_table if fs.attributes else None),
+def feature_fragments(fs: FeatureSet, sources: Sources, scoped: bool = False) -> dict[str, str]:
+    return {"feature_ctes": feature_ctes(fs, sources.event_tables, sources.profile_table if fs.attributes else None,
+                                         scoped),
             **goal_fragments(fs, sources)}
 
 
@@ -142,10 +143,11 @@ def goal_fragments(fs: FeatureSet, sources: Sources) -> dict[str, str]:
 
 
 def feature_params(client: AEPClient, sources: Sources, cutoffs: dict[str, datetime], horizon_days: int,
-                   scope: str = "TRUE") -> dict:
-    """The query parameters of the feature statements. ``scope`` limits the profiles (see rescoring.py)."""
+                   scope: str | None = None) -> dict:
+    """The query parameters of the feature statements. ``scope``, for statements built ``scoped``, names the
+    batches whose profiles they cover (see rescoring.py)."""
     return {"tenant_id": client.schemas.tenant_id(), "events_table": sources.event_tables[0],
-            "cutoffs": cutoff_values(cutoffs), "horizon_days": horizon_days, "scope": scope}
+            "cutoffs": cutoff_values(cutoffs), "horizon_days": horizon_days, **({"scope": scope} if scope else {})}
 
 
 @dataclass

@@ -55,9 +55,9 @@ def plan_rescore(published: ScoreRun | None, *, model_version: str, event_batche
     return RescorePlan(INCREMENTAL, reason, sorted(event_batches), sorted(profile_batches), new)
 
 
-def scope_predicate(plan: RescorePlan) -> str:
-    """The ``$scope`` of the feature SQL: every profile, or those with rows in the new batches."""
-    return "TRUE" if plan.mode == FULL else scope_in_batches(plan.new_batches)
+def scope_predicate(plan: RescorePlan) -> str | None:
+    """The ``$scope`` of the feature SQL: None for every profile, or the new batches, whose profiles it covers."""
+    return None if plan.mode == FULL else scope_in_batches(plan.new_batches)
 
 
 def load_published(storage: Storage, pointer: str) -> ScoreRun | None:

@@ -100,7 +100,8 @@ def build_scoring_features(stage: StageContext, *, mode: str = "auto") -> Scorin
     build = build_feature_dataset(
         client, name="scoring_features", owner=names.model, table_prefix=names.table_prefix("scoring_features"),
         params=feature_params(client, sources, {"score": cutoff}, 0, scope_predicate(plan)),
-        fragments=feature_fragments(fs, sources), input_dataset_ids=sources.dataset_ids)
+        fragments=feature_fragments(fs, sources, scoped=plan.mode == INCREMENTAL),
+        input_dataset_ids=sources.dataset_ids)
     export = export_dataset(client, store, build.dataset["id"], flow_name=names.flow("scoring export"),
                             path=names.export_path("scoring"))
     ScoringExport(cutoff.isoformat(), plan, model.version, export.keys, build.dataset["id"]).save(
