@@ -178,6 +178,7 @@ class MLflowResource(dg.ConfigurableResource):
                                          "'main.marketing.' for Unity Catalog.")
     ui_url: str = Field(default="http://127.0.0.1:5000", description="The MLflow UI, for links in metadata.")
     _opening: threading.Thread | None = PrivateAttr(default=None)
+    _store_open: threading.Event | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Opening the store takes seconds: importing MLflow, then LightGBM (scikit-learn and SciPy with it), and
@@ -197,6 +198,7 @@ class MLflowResource(dg.ConfigurableResource):
         # imported here, whole, before the thread starts (a quarter of a second, once per process).
         import sqlalchemy.orm  # noqa: F401
 
+        self._store_open = threading.Event()
         self._opening = threading.Thread(target=self._open_store, args=(migrating,), name="mlflow-open", daemon=True)
         self._opening.start()
 
@@ -204,12 +206,20 @@ class MLflowResource(dg.ConfigurableResource):
         self._wait_for_store()  # never leave a migration half done
 
     def _open_store(self, migrating: subprocess.Popen | None) -> None:
-        if migrating is not None:
-            migrating.wait()
         try:
+            if migrating is not None:
+                migrating.wait()
             self._new_registry()
-            import lightgbm  # noqa: F401 - every step that opens the registry trains, loads or scores a LightGBM model
         except Exception:  # noqa: BLE001 - the step that needs the registry meets the same error, and reports it
+            pass
+        finally:
+            self._store_open.set()
+        # Every step that opens the registry trains, loads or scores a LightGBM model, except scoring_features,
+        # which needs only the champion's card: the import goes on while it runs its feature query. A step that
+        # imports LightGBM meanwhile waits for this import, as Python's import lock makes it.
+        try:
+            import lightgbm  # noqa: F401
+        except Exception:  # noqa: BLE001 - the step that imports it meets the same error
             pass
 
     def _wait_for_store(self) -> None:
@@ -222,7 +232,8 @@ class MLflowResource(dg.ConfigurableResource):
         return ModelRegistry(self.tracking_uri, self.artifact_root, self.registered_model_prefix)
 
     def registry(self):
-        self._wait_for_store()
+        if self._store_open is not None:
+            self._store_open.wait()
         return self._new_registry()
 
 

@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy.exc
 from mlflow import MlflowClient
 
-from aep_assets.pipeline.scoring_stages import load_champion
+from aep_assets.pipeline.naming import Names
+from aep_assets.pipeline.scoring_stages import champion_card, load_champion
 from aep_assets.pipeline.stage_context import StageContext
 from aep_assets.resources import MLflowResource, build_resources, local_mlflow
 from aep_assets.storage import LocalStorage
@@ -83,8 +84,33 @@ def test_retraining_the_same_version_reuses_it_and_each_run_is_logged(registry):
 def test_a_champion_whose_files_are_in_another_storage_is_named_with_the_fix(registry, tmp_path):
     registry.log_training("cmle_demo", _booster(7), FEATURES, "v-elsewhere", _log(), promote=True)
     stage = StageContext(spec(), LocalStorage(tmp_path / "other-storage"), registry=registry)
-    with pytest.raises(FileNotFoundError, match="whose files are not in this storage.*MLFLOW_TRACKING_URI"):
-        load_champion(stage)
+    for load in (load_champion, champion_card):
+        with pytest.raises(FileNotFoundError, match="whose files are not in this storage.*MLFLOW_TRACKING_URI"):
+            load(stage)
+
+
+def test_the_champions_card_loads_without_lightgbm(tmp_path):
+    """scoring_features needs the champion's version and feature set, not its trees, so it does not wait for
+    LightGBM's import (seconds in a run of its own, which the MLflow resource makes on another thread)."""
+    resource = local_mlflow(tmp_path)
+    resource.registry().log_training("cmle_demo", _booster(8), FEATURES, "v-card", _log(), promote=True)
+    storage = LocalStorage(tmp_path / "storage")
+    storage.write_bytes(f"{Names('cmle_demo').models}/v-card/model_card.json", b'{"feature_set": {"events": []}}')
+    script = (
+        "import sys; sys.modules['lightgbm'] = None  # any import of LightGBM fails\n"
+        "from pathlib import Path\n"
+        "from aep_assets.pipeline.scoring_stages import champion_card\n"
+        "from aep_assets.pipeline.stage_context import StageContext\n"
+        "from aep_assets.resources import local_mlflow\n"
+        "from aep_assets.storage import LocalStorage\n"
+        "from aep_assets_tests.demo import spec\n"
+        f"root = Path({str(tmp_path)!r})\n"
+        "stage = StageContext(spec(), LocalStorage(root / 'storage'), registry=local_mlflow(root).registry())\n"
+        "print(champion_card(stage))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=Path(__file__).parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "('v-card', {'feature_set': {'events': []}})"
 
 
 def test_no_champion_yet(registry):

@@ -65,9 +65,14 @@ def save_model(storage: Storage, model: TrainedModel, training_keys: list[str], 
                      if model.value is not None else None))
 
 
+def load_model_card(storage: Storage, version: str, root: str) -> dict:
+    """A version's card alone (its feature set among it): no LightGBM needed."""
+    return json.loads(storage.read_bytes(f"{root}/{version}/model_card.json"))
+
+
 def load_model_version(storage: Storage, version: str, root: str) -> StoredModel:
     base = f"{root}/{version}"
-    card = json.loads(storage.read_bytes(f"{base}/model_card.json"))
+    card = load_model_card(storage, version, root)
     booster, calibrator, features = load_model(storage.read_bytes(f"{base}/model.txt").decode(), card)
     reference = (DriftReference.from_json(json.loads(storage.read_bytes(f"{base}/drift_reference.json")))
                  if storage.exists(f"{base}/drift_reference.json") else None)

@@ -17,11 +17,12 @@ from ..ml.plots import score_distribution_plot
 from ..ml.score_summary import ScoreSummary
 from ..ml.scoring import BandPolicy, Bands, choose_bands, expected_values
 from ..storage import Storage
+from ..tracking.registry import RegisteredVersion
 from . import report
 from .exports import Export, export_dataset
 from .feature_builds import FeatureBuild, build_feature_dataset, feature_fragments, feature_params
 from .handoff import RescorePlan, ScoreRun, ScoringExport
-from .model_store import StoredModel, load_model_version
+from .model_store import StoredModel, load_model_card, load_model_version
 from .rescoring import FULL, INCREMENTAL, load_published, merge_into_published, plan_rescore, scope_predicate
 from .sources import resolve_sources
 from .spec import ModelSpec, parse_time
@@ -52,16 +53,21 @@ class ScoringFeatures:
                 "sql": report.Sql(build.sql)}
 
 
-def load_champion(stage: StageContext) -> StoredModel:
-    """The model that scores: MLflow's champion, resolved once; its booster is that exact MLflow version's and its
-    calibration, feature set and holdout come from that version's folder in storage."""
-    names = stage.names
-    champion = stage.registry.champion(names.model)
+def resolve_champion(stage: StageContext) -> RegisteredVersion:
+    """MLflow's champion of the model, or why there is none."""
+    champion = stage.registry.champion(stage.names.model)
     if champion is None:
-        raise FileNotFoundError(f"Model {names.model!r} has no champion version in MLflow yet: materialise "
-                                f"{names.model}/propensity_model; a version becomes champion once every gate passes.")
+        raise FileNotFoundError(f"Model {stage.names.model!r} has no champion version in MLflow yet: materialise "
+                                f"{stage.names.model}/propensity_model; a version becomes champion once every gate "
+                                "passes.")
+    return champion
+
+
+def _from_this_storage(stage: StageContext, champion: RegisteredVersion, read):
+    """``read(storage, version, root)`` of the champion's folder, or why the folder is not in this storage."""
+    names = stage.names
     try:
-        stored = load_model_version(stage.store, champion.model_version, names.models)
+        return read(stage.store, champion.model_version, names.models)
     except FileNotFoundError:
         raise FileNotFoundError(
             f"MLflow's champion of model {names.model!r} is version {champion.version} (model version "
@@ -69,6 +75,20 @@ def load_champion(stage: StageContext) -> StoredModel:
             "MLflow store and the storage belong to different deployments. Point MLFLOW_TRACKING_URI and the "
             f"storage (AEP_STORAGE_DIR, or AEP_STORAGE=s3 with AEP_S3_BUCKET) at the same one, or materialise "
             f"{names.model}/propensity_model to train a champion here.") from None
+
+
+def champion_card(stage: StageContext) -> tuple[str, dict]:
+    """The champion's model version and card, for what needs its feature set but not its trees (so no LightGBM,
+    which the MLflow resource imports meanwhile on its own thread)."""
+    champion = resolve_champion(stage)
+    return champion.model_version, _from_this_storage(stage, champion, load_model_card)
+
+
+def load_champion(stage: StageContext) -> StoredModel:
+    """The model that scores: MLflow's champion, resolved once; its booster is that exact MLflow version's and its
+    calibration, feature set and holdout come from that version's folder in storage."""
+    champion = resolve_champion(stage)
+    stored = _from_this_storage(stage, champion, load_model_version)
     return replace(stored, booster=stage.registry.load_booster(champion), registered_version=champion.version)
 
 
@@ -86,17 +106,17 @@ def build_scoring_features(stage: StageContext, *, mode: str = "auto") -> Scorin
     and handed to propensity_scores with the model version they were built for."""
     client, store, spec, names = stage.client, stage.store, stage.spec, stage.names
     cutoff = parse_time("scoring.as_of", spec.scoring.as_of) if spec.scoring.as_of else present(store, spec)
-    model = load_champion(stage)
-    fs = FeatureSet.from_json(model.card["feature_set"])
+    model_version, card = champion_card(stage)
+    fs = FeatureSet.from_json(card["feature_set"])
     sources = resolve_sources(client, spec, names)
     plan = plan_rescore(
-        load_published(store, names.scores_pointer), model_version=model.version,
+        load_published(store, names.scores_pointer), model_version=model_version,
         event_batches=[b for ds in sources.event_dataset_ids for b in client.ingestion.active_batch_ids(ds)],
         profile_batches=client.ingestion.active_batch_ids(sources.profiles.id) if sources.profiles else [],
         cutoff=cutoff, requested=mode)
     if plan.mode == INCREMENTAL and not plan.new_batches:
-        ScoringExport(cutoff.isoformat(), plan, model.version).save(store, names.scoring_export)
-        return ScoringFeatures(plan, cutoff, model.version)
+        ScoringExport(cutoff.isoformat(), plan, model_version).save(store, names.scoring_export)
+        return ScoringFeatures(plan, cutoff, model_version)
     build = build_feature_dataset(
         client, name="scoring_features", owner=names.model, table_prefix=names.table_prefix("scoring_features"),
         params=feature_params(client, sources, {"score": cutoff}, 0, scope_predicate(plan)),
@@ -104,9 +124,9 @@ def build_scoring_features(stage: StageContext, *, mode: str = "auto") -> Scorin
         input_dataset_ids=sources.dataset_ids)
     export = export_dataset(client, store, build.dataset["id"], flow_name=names.flow("scoring export"),
                             path=names.export_path("scoring"))
-    ScoringExport(cutoff.isoformat(), plan, model.version, export.keys, build.dataset["id"]).save(
+    ScoringExport(cutoff.isoformat(), plan, model_version, export.keys, build.dataset["id"]).save(
         store, names.scoring_export)
-    return ScoringFeatures(plan, cutoff, model.version, build, export, store.uri(export.folder))
+    return ScoringFeatures(plan, cutoff, model_version, build, export, store.uri(export.folder))
 
 
 @dataclass(frozen=True)
