@@ -4,13 +4,13 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from aep_assets.ml.feature_set import ID, LABEL, reference_features
 from aep_assets.pipeline.exports import export_dataset
 from aep_assets.pipeline.feature_builds import build_feature_dataset, cutoff_values, feature_fragments
 from aep_assets.pipeline.feature_sql import scope_in_batches
+from aep_assets.pipeline.ingest import append_dataset_rows
 from aep_assets.pipeline.schemas import ensure_schemas
 from aep_assets.pipeline.sources import SourceDataset, Sources
 from aep_assets.storage import LocalStorage
@@ -203,9 +203,8 @@ def test_a_scoped_build_gives_the_profiles_of_the_named_batches_their_whole_hist
     events_ds, _ = client.catalog.ensure_dataset("features test scoped events",
                                                  ensure_schemas(client).schema_id("event"))
     replace_rows(client, events_ds["id"], [_events_table(tenant, EVENTS)])
-    buffer = pa.BufferOutputStream()
-    pq.write_table(_events_table(tenant, [("F", "directMarketing.emailOpened", T - H)]), buffer)
-    new = client.ingestion.ingest(events_ds["id"], [("new.parquet", buffer.getvalue().to_pybytes())])
+    new = append_dataset_rows(client, client.catalog.get_dataset(events_ds["id"]),
+                              [_events_table(tenant, [("F", "directMarketing.emailOpened", T - H)])], owner=TEST_OWNER)
     scoped_sources = Sources((SourceDataset.of(client.catalog.get_dataset(events_ds["id"])),), sources.profiles)
     table_params = {**params, "events_table": scoped_sources.event_tables[0]}
     storage = LocalStorage(sandbox.data_dir)
