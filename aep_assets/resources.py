@@ -231,6 +231,10 @@ class MLflowResource(dg.ConfigurableResource):
 
         return ModelRegistry(self.tracking_uri, self.artifact_root, self.registered_model_prefix)
 
+    def is_open(self) -> bool:
+        """Whether ``registry`` answers at once: this run's store is open (or was never opened here)."""
+        return self._store_open is None or self._store_open.is_set()
+
     def registry(self):
         if self._store_open is not None:
             self._store_open.wait()

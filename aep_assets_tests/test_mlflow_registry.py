@@ -83,7 +83,7 @@ def test_retraining_the_same_version_reuses_it_and_each_run_is_logged(registry):
 
 def test_a_champion_whose_files_are_in_another_storage_is_named_with_the_fix(registry, tmp_path):
     registry.log_training("cmle_demo", _booster(7), FEATURES, "v-elsewhere", _log(), promote=True)
-    stage = StageContext(spec(), LocalStorage(tmp_path / "other-storage"), registry=registry)
+    stage = StageContext(spec(), LocalStorage(tmp_path / "other-storage"), open_registry=lambda: registry)
     for load in (load_champion, champion_card):
         with pytest.raises(FileNotFoundError, match="whose files are not in this storage.*MLFLOW_TRACKING_URI"):
             load(stage)
@@ -105,7 +105,7 @@ def test_the_champions_card_loads_without_lightgbm(tmp_path):
         "from aep_assets.storage import LocalStorage\n"
         "from aep_assets_tests.demo import spec\n"
         f"root = Path({str(tmp_path)!r})\n"
-        "stage = StageContext(spec(), LocalStorage(root / 'storage'), registry=local_mlflow(root).registry())\n"
+        "stage = StageContext(spec(), LocalStorage(root / 'storage'), open_registry=local_mlflow(root).registry)\n"
         "print(champion_card(stage))\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          cwd=Path(__file__).parents[1])

@@ -5,12 +5,17 @@ then ``simulate_new_events``, ``new_events_sensor`` ticks (``build_sensor_contex
 """
 
 import json
+import time
 
 import dagster as dg
 import polars as pl
 import pytest
 
+from aep_assets.assets.scoring import ScoringFeaturesConfig
 from aep_assets.ml.feature_set import ELIGIBLE, ID
+from aep_assets.pipeline.rescoring import FULL, INCREMENTAL
+from aep_assets.pipeline.scoring_stages import build_scoring_features
+from aep_assets.pipeline.stage_context import StageContext
 from aep_assets.pipeline.synthetic import load_simulation
 from aep_assets.resources import AdobeAEP, build_resources
 from aep_assets.storage import LocalStorage
@@ -28,6 +33,7 @@ from .demo import (
     new_events_sensor,
     ops,
     simulate_new_events,
+    spec,
 )
 from .test_pipeline_e2e import RUN_CONFIG
 
@@ -255,3 +261,71 @@ def test_drift_above_the_block_threshold_stops_the_write_back(rescored, world):
     assert result.asset_materializations_for_node(f"{DEMO}__propensity_scores")  # scored, with the PSI
     assert not result.asset_materializations_for_node(f"{DEMO}__aep_score_dataset")  # blocked: nothing written
     assert storage.read_bytes(NAMES.scores_pointer) == before  # the published scores are unchanged
+
+
+@pytest.fixture
+def run_client(world):
+    """A client of the sandbox as a run starts it (its landing zone in storage, where exports land)."""
+    with dg.build_resources({"aep": world["resources"]["aep"]}) as resources:
+        yield resources.aep.client()
+
+
+def _stage_opening_the_registry(world, client, open_registry) -> StageContext:
+    """The rescore's scoring_features stage as a run of its own sees it: the registry still opening."""
+    return StageContext(ScoringFeaturesConfig(cutoff=SCORING_CUTOFF).apply(spec()), world["storage"], client,
+                        open_registry=open_registry, registry_ready=lambda: False)
+
+
+def _land_new_events(world, seed: int) -> None:
+    config = ops({"continue_events": {"config": {"days": 0.25, "profile_share": 0.05, "seed": seed}}})
+    assert simulate_new_events().execute_in_process(instance=world["instance"], resources=world["resources"],
+                                                  run_config=config).success
+
+
+def _feature_queries(client, seen: set[str]) -> list[dict]:
+    """The feature CTAS queries submitted since ``seen``, newest first (not the DROPs of older tables)."""
+    return [q for q in client.query.list(limit=100)
+            if q["id"] not in seen and q["name"].startswith(f"aep_assets {DEMO} scoring_features ")]
+
+
+def test_the_feature_query_starts_while_the_registry_opens(rescored, world, run_client):
+    """In a run of its own (a sensor's) MLflow's store takes seconds to open. The published scores' model is still
+    the champion, so its feature query is under way before the registry answers, and it is the rescore's query."""
+    client, registry = run_client, world["resources"]["mlflow"].registry()
+    _land_new_events(world, seed=31)
+    seen = {q["id"] for q in client.query.list(limit=100)}
+
+    def open_registry():  # answers only once a feature query has been submitted without it
+        deadline = time.monotonic() + 30
+        while not _feature_queries(client, seen):
+            assert time.monotonic() < deadline, "no feature query started while the registry was opening"
+            time.sleep(0.02)
+        return registry
+
+    features = build_scoring_features(_stage_opening_the_registry(world, client, open_registry))
+    assert features.plan.mode == INCREMENTAL and features.build.query is not None
+    assert [q["id"] for q in _feature_queries(client, seen)] == [features.build.query["id"]]
+
+
+def test_a_new_champion_discards_the_early_feature_query(rescored, world, run_client):
+    """When the champion is no longer the model that published the scores, the query started for that model is
+    dropped, and the champion's features are built for every profile."""
+    client, storage, registry = run_client, world["storage"], world["resources"]["mlflow"].registry()
+    pointer = storage.read_bytes(NAMES.scores_pointer)
+    champion = json.loads(pointer)["model_version"]
+    card = f"{NAMES.models}/{champion}/model_card.json"
+    _land_new_events(world, seed=32)
+    seen = {q["id"] for q in client.query.list(limit=100)}
+    try:  # scores published by an older model, with the same features
+        storage.write_bytes(f"{NAMES.models}/v-older/model_card.json", storage.read_bytes(card))
+        storage.write_bytes(NAMES.scores_pointer,
+                            json.dumps({**json.loads(pointer), "model_version": "v-older"}).encode())
+        features = build_scoring_features(_stage_opening_the_registry(world, client, lambda: registry))
+    finally:
+        storage.write_bytes(NAMES.scores_pointer, pointer)
+        (world["root"] / "storage" / NAMES.models / "v-older" / "model_card.json").unlink()
+    assert features.plan.mode == FULL and "v-older" in features.plan.reason
+    queries = [q["id"] for q in _feature_queries(client, seen)][::-1]  # oldest first
+    assert len(queries) == 2 and queries[-1] == features.build.query["id"]  # the early query, then the champion's
+    tables = [ds["name"] for ds in client.catalog.iter_datasets() if "scoring_features" in ds["name"]]
+    assert tables == [features.build.table]

@@ -32,8 +32,10 @@ class Instance:
         YAML keys written over the YAML, in this one place), storage, and the AEP client and the registry when the
         step has them."""
         spec = config.apply(self.spec) if config is not None else self.spec
-        return StageContext(spec, storage.get(), aep.client() if aep is not None else None,
-                            mlflow.registry() if mlflow is not None else None)
+        client = aep.client() if aep is not None else None
+        if mlflow is None:
+            return StageContext(spec, storage.get(), client)
+        return StageContext(spec, storage.get(), client, open_registry=mlflow.registry, registry_ready=mlflow.is_open)
 
     def key(self, asset: str) -> dg.AssetKey:
         return dg.AssetKey([self.spec.name, asset])

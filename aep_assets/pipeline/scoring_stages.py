@@ -2,7 +2,7 @@
 (everyone, or only what changed) and the scores with their bands and drift."""
 
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -106,27 +106,66 @@ def build_scoring_features(stage: StageContext, *, mode: str = "auto") -> Scorin
     and handed to propensity_scores with the model version they were built for."""
     client, store, spec, names = stage.client, stage.store, stage.spec, stage.names
     cutoff = parse_time("scoring.as_of", spec.scoring.as_of) if spec.scoring.as_of else present(store, spec)
-    model_version, card = champion_card(stage)
-    fs = FeatureSet.from_json(card["feature_set"])
     sources = resolve_sources(client, spec, names)
-    plan = plan_rescore(
-        load_published(store, names.scores_pointer), model_version=model_version,
-        event_batches=[b for ds in sources.event_dataset_ids for b in client.ingestion.active_batch_ids(ds)],
-        profile_batches=client.ingestion.active_batch_ids(sources.profiles.id) if sources.profiles else [],
-        cutoff=cutoff, requested=mode)
-    if plan.mode == INCREMENTAL and not plan.new_batches:
-        ScoringExport(cutoff.isoformat(), plan, model_version).save(store, names.scoring_export)
-        return ScoringFeatures(plan, cutoff, model_version)
-    build = build_feature_dataset(
-        client, name="scoring_features", owner=names.model, table_prefix=names.table_prefix("scoring_features"),
-        params=feature_params(client, sources, {"score": cutoff}, 0, scope_predicate(plan)),
-        fragments=feature_fragments(fs, sources, scoped=plan.mode == INCREMENTAL),
-        input_dataset_ids=sources.dataset_ids)
+    published = load_published(store, names.scores_pointer)
+    event_batches = [b for ds in sources.event_dataset_ids for b in client.ingestion.active_batch_ids(ds)]
+    profile_batches = client.ingestion.active_batch_ids(sources.profiles.id) if sources.profiles else []
+
+    def plan_for(model_version: str) -> RescorePlan:
+        return plan_rescore(published, model_version=model_version, event_batches=event_batches,
+                            profile_batches=profile_batches, cutoff=cutoff, requested=mode)
+
+    def build_for(plan: RescorePlan, fs: FeatureSet) -> FeatureBuild:
+        return build_feature_dataset(
+            client, name="scoring_features", owner=names.model, table_prefix=names.table_prefix("scoring_features"),
+            params=feature_params(client, sources, {"score": cutoff}, 0, scope_predicate(plan)),
+            fragments=feature_fragments(fs, sources, scoped=plan.mode == INCREMENTAL),
+            input_dataset_ids=sources.dataset_ids)
+
+    # A run of its own (a sensor's) opens the registry for seconds before it can name the champion. The model that
+    # published the scores mostly still is the champion, so while the registry opens, that model's feature query
+    # starts; it is kept when the champion turns out to be that model (the same plan from the same feature set).
+    with ThreadPoolExecutor(1, thread_name_prefix="early-feature-query") as pool:
+        early = None if stage.registry_ready() else _early_build(store, names.models, published, plan_for,
+                                                                  build_for, pool)
+        model_version, card = champion_card(stage)
+        plan = plan_for(model_version)
+        if early is not None and early.plan == plan:
+            build = early.build.result()
+        else:
+            if early is not None:  # it must end before the champion's own build drops the model's other tables
+                early.build.exception()
+            if plan.mode == INCREMENTAL and not plan.new_batches:
+                ScoringExport(cutoff.isoformat(), plan, model_version).save(store, names.scoring_export)
+                return ScoringFeatures(plan, cutoff, model_version)
+            build = build_for(plan, FeatureSet.from_json(card["feature_set"]))
     export = export_dataset(client, store, build.dataset["id"], flow_name=names.flow("scoring export"),
                             path=names.export_path("scoring"))
     ScoringExport(cutoff.isoformat(), plan, model_version, export.keys, build.dataset["id"]).save(
         store, names.scoring_export)
     return ScoringFeatures(plan, cutoff, model_version, build, export, store.uri(export.folder))
+
+
+@dataclass(frozen=True)
+class _EarlyBuild:
+    plan: RescorePlan  # the plan if the published scores' model is still the champion
+    build: Future[FeatureBuild]
+
+
+def _early_build(store: Storage, models: str, published: ScoreRun | None, plan_for, build_for,
+                 pool: ThreadPoolExecutor) -> _EarlyBuild | None:
+    """The feature query of the published scores' model, started on ``pool``; None when that plan needs no query or
+    that model's card is not in this storage."""
+    if published is None:
+        return None
+    plan = plan_for(published.model_version)
+    if plan.mode == INCREMENTAL and not plan.new_batches:
+        return None
+    try:
+        fs = FeatureSet.from_json(load_model_card(store, published.model_version, models)["feature_set"])
+    except FileNotFoundError:
+        return None
+    return _EarlyBuild(plan, pool.submit(build_for, plan, fs))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """What every stage of one model instance works with, passed as one value."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from ..aep import AEPClient
 from ..storage import Storage
@@ -17,7 +19,14 @@ class StageContext:
     spec: ModelSpec
     store: Storage
     client: AEPClient | None = None
-    registry: ModelRegistry | None = None
+    open_registry: Callable[[], ModelRegistry] | None = None
+    registry_ready: Callable[[], bool] = lambda: True  # whether ``registry`` answers without waiting
+
+    @cached_property
+    def registry(self) -> ModelRegistry | None:
+        """MLflow's registry, opened when a stage first asks for it: a run opens the store on a thread of its own
+        (seconds in a new process), and a stage can start its AEP work before it waits for it."""
+        return self.open_registry() if self.open_registry is not None else None
 
     @property
     def names(self) -> Names:
