@@ -2,6 +2,7 @@
 (everyone, or only what changed) and the scores with their bands and drift."""
 
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -152,7 +153,8 @@ class _EarlyBuild:
     build: Future[FeatureBuild]
 
 
-def _early_build(store: Storage, models: str, published: ScoreRun | None, plan_for, build_for,
+def _early_build(store: Storage, models: str, published: ScoreRun | None, plan_for: Callable[[str], RescorePlan],
+                 build_for: Callable[[RescorePlan, FeatureSet], FeatureBuild],
                  pool: ThreadPoolExecutor) -> _EarlyBuild | None:
     """The feature query of the published scores' model, started on ``pool``; None when that plan needs no query or
     that model's card is not in this storage."""
