@@ -46,6 +46,13 @@ def _rescore(resources, instance, mode: str = "auto") -> dg.ExecuteInProcessResu
                           run_config=ops({"scoring_features": {"config": {"cutoff": SCORING_CUTOFF, "mode": mode}}}))
 
 
+def _land_new_events(world, seed: int) -> None:
+    """A quarter of a day of new events for about 5 % of the profiles, as one new batch."""
+    config = ops({"continue_events": {"config": {"days": 0.25, "profile_share": 0.05, "seed": seed}}})
+    assert simulate_new_events().execute_in_process(instance=world["instance"], resources=world["resources"],
+                                                  run_config=config).success
+
+
 def _sensor_resources(sandbox: SandboxProcess, storage_dir) -> dict:
     creds = sandbox.credentials
     return {"aep": AdobeAEP(client_id=creds.client_id, client_secret=creds.client_secret, org_id=creds.org_id,
@@ -209,12 +216,10 @@ def test_a_rescore_with_nothing_new_writes_nothing(rescored, world):
 
 
 def test_a_burst_of_batches_becomes_one_run(rescored, world):
-    instance, resources = world["instance"], world["resources"]
+    instance = world["instance"]
     _, cursor = _tick(instance, world["sensor"], None)
     for seed in (21, 22):
-        config = ops({"continue_events": {"config": {"days": 0.25, "profile_share": 0.05, "seed": seed}}})
-        assert simulate_new_events().execute_in_process(instance=instance, resources=resources,
-                                                      run_config=config).success
+        _land_new_events(world, seed)
     burst, _ = _tick(instance, world["sensor"], cursor)
     assert len(burst.run_requests) == 1
     assert len(burst.run_requests[0].tags["aep_assets/event_batches"].split(",")) == 2
@@ -274,12 +279,6 @@ def _stage_opening_the_registry(world, client, open_registry) -> StageContext:
     """The rescore's scoring_features stage as a run of its own sees it: the registry still opening."""
     return StageContext(ScoringFeaturesConfig(cutoff=SCORING_CUTOFF).apply(spec()), world["storage"], client,
                         open_registry=open_registry, registry_ready=lambda: False)
-
-
-def _land_new_events(world, seed: int) -> None:
-    config = ops({"continue_events": {"config": {"days": 0.25, "profile_share": 0.05, "seed": seed}}})
-    assert simulate_new_events().execute_in_process(instance=world["instance"], resources=world["resources"],
-                                                  run_config=config).success
 
 
 def _feature_queries(client, seen: set[str]) -> list[dict]:
