@@ -13,8 +13,9 @@ import pytest
 
 from aep_assets.assets.scoring import ScoringFeaturesConfig
 from aep_assets.ml.feature_set import ELIGIBLE, ID
+from aep_assets.ml.score_summary import ScoredRows, ScoreSummary, summary_of
 from aep_assets.pipeline.rescoring import FULL, INCREMENTAL
-from aep_assets.pipeline.scoring_stages import build_scoring_features
+from aep_assets.pipeline.scoring_stages import build_scoring_features, load_champion
 from aep_assets.pipeline.stage_context import StageContext
 from aep_assets.pipeline.synthetic import load_simulation
 from aep_assets.resources import AdobeAEP, build_resources
@@ -98,6 +99,7 @@ def rescored(world):
     assert result.success
     client = client_for(world["sandbox"])
     return {"first": first, "request": request, "quiet": quiet, "result": result, "previous": previous,
+            "published_before": published_before,
             "landed": landed, "published": json.loads(storage.read_bytes(NAMES.scores_pointer)),
             "covered": storage.read_parquet(json.loads(storage.read_bytes(NAMES.scoring_export))["keys"]),
             "changed": _changed_users(storage, "2026-06-01"),
@@ -177,6 +179,24 @@ def test_incremental_features_equal_a_full_recomputation(rescored, world):
     same = full.filter(pl.col(ID).is_in(incremental[ID].implode()))
     cols = [c for c in full.columns if c != "split"]
     assert same.select(cols).sort(ID).equals(incremental.select(cols).sort(ID))
+
+
+def test_the_rescores_summary_is_the_one_counted_over_its_merged_scores(rescored, world):
+    """The incremental rescore updated the published scores' summary from the changed rows alone, at a later cutoff
+    than theirs; counted again over every merged score and feature, it is the same."""
+    storage, published, before = world["storage"], rescored["published"], rescored["published_before"]
+    assert published["mode"] == INCREMENTAL and published["summary_key"] and before["summary_key"]
+    assert before["cutoff"] < published["cutoff"]
+    kept = ScoreSummary.from_json(json.loads(storage.read_bytes(published["summary_key"])))
+    stage = StageContext(spec(), storage, client_for(world["sandbox"]),
+                         open_registry=world["resources"]["mlflow"].registry)
+    reference = load_champion(stage).drift_reference.at(published["cutoff"])
+    counted = summary_of(ScoredRows(storage.read_parquet([published["key"]]),
+                                    storage.read_parquet([published["features_key"]])), reference)
+    assert (kept.rows, kept.band_rows, kept.histogram, kept.top) == (
+        counted.rows, counted.band_rows, counted.histogram, counted.top)
+    assert kept.drift_counts == counted.drift_counts and any(name.endswith("@aged") for name in kept.drift_counts)
+    assert kept.band_propensity_sum == pytest.approx(counted.band_propensity_sum)
 
 
 def test_audience_sizes_follow_the_new_scores(rescored, world):

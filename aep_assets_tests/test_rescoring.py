@@ -1,5 +1,6 @@
 """When a rescore is incremental, how rescored rows merge into the published scores, and drift (PSI)."""
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -9,7 +10,7 @@ import pytest
 
 from aep_assets.ml.drift import DriftPolicy, DriftReference, Histogram
 from aep_assets.ml.holdout import HoldoutGroups
-from aep_assets.ml.score_summary import PREVIEW_COLUMNS, ScoreSummary
+from aep_assets.ml.score_summary import PREVIEW_COLUMNS, ScoredRows, ScoreSummary, summary_of, updated_summary
 from aep_assets.ml.scoring import Bands
 from aep_assets.pipeline.handoff import ScoreRun
 from aep_assets.pipeline.rescoring import FULL, INCREMENTAL, merge_rescored, plan_rescore, scope_predicate
@@ -92,6 +93,49 @@ def test_rescored_rows_replace_theirs_rank_in_the_whole_population_and_converter
     # each row's control group is the one the model's holdout gives its identity and band, as a full rescore's
     assert s["group"].to_list() == list(holdout.of(s["profile_id"].to_list(), s["band"].to_list()))
     assert changes.filter(pl.col("profile_id") == "u0")["group"][0] == holdout.of(["u0"], ["medium"])[0]
+
+
+def _merge_of_a_scored_population(rng):
+    """Published scores of 3,000 profiles (with features, one a tenure on the clock), and a merge that rescores 200 of
+    them and withdraws 50 converted ones; the drift reference was validated a month before the published cutoff."""
+    n = 3_000
+    ids = [f"u{i:05d}" for i in range(n)]
+    propensity = rng.uniform(size=n)
+    pct = (np.argsort(np.argsort(propensity)) * 100 // n).tolist()
+    bands = Bands(90, 60)
+    previous = _scores(ids, propensity.tolist(), bands.of(np.asarray(pct)).tolist(), pct, NOW - timedelta(days=1))
+    features = pl.DataFrame({"profile_id": ids, "tenure": rng.uniform(30, 400, n) * 1440,
+                             "orders": rng.poisson(2, n).astype(float)})
+    reference = DriftReference.fit(features, ("tenure", "orders"), propensity, clock={"tenure": 1440.0},
+                                   cutoff=(NOW - timedelta(days=31)).isoformat())
+    picked = rng.choice(n, 250, replace=False)
+    rescored_ids, converted_ids = [ids[i] for i in picked[:200]], [ids[i] for i in picked[200:]]
+    rescored = _scores(rescored_ids, rng.uniform(size=200).tolist(), ["low"] * 200, [0] * 200, NOW)
+    new_features = features.filter(pl.col("profile_id").is_in(rescored_ids)).with_columns(pl.col("orders") + 1)
+    merged = merge_rescored(previous, features, rescored, new_features, pl.Series(converted_ids), bands,
+                            HoldoutGroups(0.1, "salt"), model_version="m1", scored_at=NOW,
+                            expires_at=NOW + timedelta(days=7))
+    return ScoredRows(previous, features), merged, reference
+
+
+@pytest.mark.parametrize("days_later", [0, 2])
+def test_an_incremental_summary_is_the_one_counted_over_every_merged_score(days_later):
+    """The published summary less the replaced rows plus the rescored ones: the same counts, histograms, drift counts
+    and top rows as counting every merged score again, at the published cutoff and at a later one (where the
+    time-since features' aged counts are counted again)."""
+    published, merged, reference = _merge_of_a_scored_population(np.random.default_rng(7))
+    before = summary_of(published, reference.at(NOW))
+    cutoff = NOW + timedelta(days=days_later)
+    updated = updated_summary(ScoreSummary.from_json(json.loads(json.dumps(before.to_json()))), merged.replaced,
+                              merged.added, merged.rows, reference.at(cutoff), same_cutoff=days_later == 0)
+    counted = summary_of(merged.rows, reference.at(cutoff))
+    assert updated.rows == counted.rows == 2_950 and updated.band_rows == counted.band_rows
+    assert updated.histogram == counted.histogram and updated.top == counted.top
+    assert updated.drift_counts == counted.drift_counts and "tenure@aged" in updated.drift_counts
+    assert updated.band_propensity_sum == pytest.approx(counted.band_propensity_sum)
+    assert (updated.duplicate_ids, updated.out_of_range, updated.missing_reasons) == (0, 0, 0)
+    if days_later:  # the aged counts moved with the clock, so reusing the published ones would have been wrong
+        assert before.drift_counts["tenure@aged"] != counted.drift_counts["tenure@aged"]
 
 
 def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shift():

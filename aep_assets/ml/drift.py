@@ -162,18 +162,19 @@ class DriftReference:
         """PSI of the score and of each feature the reference knows, largest first."""
         return self.psi_of_counts(self.counts(frame, propensity))
 
-    def counts(self, frame: pl.DataFrame, propensity: np.ndarray) -> dict[str, np.ndarray]:
+    def counts(self, frame: pl.DataFrame, propensity: np.ndarray, *, aged: bool = True) -> dict[str, np.ndarray]:
         """Rows per bin of the score and of each feature the reference knows (one chunk's share of a run), and of
-        each time-since feature aged by the shift."""
+        each time-since feature aged by the shift (unless ``aged`` is False)."""
         out = {SCORE: self.histograms[SCORE].counts(np.asarray(propensity, float))}
         for name, h in self.histograms.items():
-            if name == SCORE or name not in frame.columns:
-                continue
-            values = _column(frame, name)
-            out[name] = h.counts(values)
-            if name in self.clock:
-                out[name + AGED] = h.counts(values - self.shift_days * self.clock[name])
-        return out
+            if name != SCORE and name in frame.columns:
+                out[name] = h.counts(_column(frame, name))
+        return {**out, **(self.aged_counts(frame) if aged else {})}
+
+    def aged_counts(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
+        """Rows per bin of each time-since feature aged by the shift: the only counts that depend on the cutoff."""
+        return {name + AGED: self.histograms[name].counts(_column(frame, name) - self.shift_days * rate)
+                for name, rate in self.clock.items() if name in self.histograms and name in frame.columns}
 
     def psi_of_counts(self, counts: dict[str, np.ndarray]) -> dict[str, float]:
         out = {}

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import polars as pl
 
-from .drift import SCORE, DriftAssessment, DriftPolicy, DriftReference
+from .drift import AGED, SCORE, DriftAssessment, DriftPolicy, DriftReference
 from .explain import REASON_COLUMNS
 from .feature_set import ID
 from .scoring import BANDS
@@ -48,26 +48,38 @@ class ScoreSummary:
         head = _top_rows(scores.select(PREVIEW_COLUMNS), p)
         self.top = _highest(self.top + head)
 
-    def add_drift(self, reference: DriftReference | None, features: pl.DataFrame, propensity: np.ndarray) -> None:
+    def add_drift(self, reference: DriftReference | None, features: pl.DataFrame, propensity: np.ndarray, *,
+                  aged: bool = True) -> None:
         if reference is None:
             return
-        for name, counts in reference.counts(features, propensity).items():
+        for name, counts in reference.counts(features, propensity, aged=aged).items():
             self.drift_counts[name] = (np.asarray(self.drift_counts.get(name, 0)) + counts).tolist()
 
     def merge(self, other: "ScoreSummary") -> "ScoreSummary":
-        out = ScoreSummary(self.rows + other.rows, self.out_of_range + other.out_of_range,
-                           self.missing_reasons + other.missing_reasons, self.duplicate_ids + other.duplicate_ids,
-                           max(self.eligible_rows, other.eligible_rows), self.ineligible_rows + other.ineligible_rows)
-        for name in BANDS:
-            out.band_rows[name] = self.band_rows.get(name, 0) + other.band_rows.get(name, 0)
-            out.band_propensity_sum[name] = (self.band_propensity_sum.get(name, 0.0)
-                                             + other.band_propensity_sum.get(name, 0.0))
-            out.histogram[name] = (np.asarray(self.histogram.get(name, [0] * HISTOGRAM_BINS))
-                                   + np.asarray(other.histogram.get(name, [0] * HISTOGRAM_BINS))).tolist()
+        out = self._combined(other, 1)
+        out.duplicate_ids = self.duplicate_ids + other.duplicate_ids
+        out.eligible_rows = max(self.eligible_rows, other.eligible_rows)
+        out.ineligible_rows = self.ineligible_rows + other.ineligible_rows
         out.top = _highest(self.top + other.top)
+        return out
+
+    def minus(self, other: "ScoreSummary") -> "ScoreSummary":
+        """This summary without ``other``'s rows, which are some of its own: the counts, sums and histograms. The
+        top rows, the duplicates and a job's eligibility counts do not subtract, and are left at their defaults."""
+        return self._combined(other, -1)
+
+    def _combined(self, other: "ScoreSummary", sign: int) -> "ScoreSummary":
+        out = ScoreSummary(self.rows + sign * other.rows, self.out_of_range + sign * other.out_of_range,
+                           self.missing_reasons + sign * other.missing_reasons)
+        for name in BANDS:
+            out.band_rows[name] = self.band_rows.get(name, 0) + sign * other.band_rows.get(name, 0)
+            out.band_propensity_sum[name] = (self.band_propensity_sum.get(name, 0.0)
+                                             + sign * other.band_propensity_sum.get(name, 0.0))
+            out.histogram[name] = (np.asarray(self.histogram.get(name, [0] * HISTOGRAM_BINS))
+                                   + sign * np.asarray(other.histogram.get(name, [0] * HISTOGRAM_BINS))).tolist()
         for name in {*self.drift_counts, *other.drift_counts}:
             out.drift_counts[name] = (np.asarray(self.drift_counts.get(name, 0))
-                                      + np.asarray(other.drift_counts.get(name, 0))).tolist()
+                                      + sign * np.asarray(other.drift_counts.get(name, 0))).tolist()
         return out
 
     @property
@@ -107,6 +119,42 @@ class ScoreSummary:
     @staticmethod
     def from_json(data: dict) -> "ScoreSummary":
         return ScoreSummary(**data)
+
+
+@dataclass(frozen=True)
+class ScoredRows:
+    scores: pl.DataFrame  # final scores: propensity, band and the preview columns
+    features: pl.DataFrame  # the features behind them
+
+
+def summary_of(rows: ScoredRows, reference: DriftReference | None, *, aged: bool = True) -> ScoreSummary:
+    """The summary of scores held in memory, with the drift counts against ``reference`` (``aged``: with the
+    time-since features' counts at its shift)."""
+    summary = ScoreSummary()
+    live = rows.scores.filter(pl.col("propensity").is_not_null())
+    summary.add_scores(live)
+    summary.add_drift(reference, rows.features, live["propensity"].to_numpy(), aged=aged)
+    summary.duplicate_ids = rows.scores.height - rows.scores[ID].n_unique()
+    return summary
+
+
+def updated_summary(published: ScoreSummary, replaced: ScoredRows, added: ScoredRows, merged: ScoredRows,
+                    reference: DriftReference | None, *, same_cutoff: bool) -> ScoreSummary:
+    """The summary of ``merged``, the published scores with ``replaced`` rows taken out and ``added`` ones put in,
+    counted over the changed rows rather than every score: ``published`` (its summary) less the replaced rows plus
+    the added ones. Only the time-since features' aged counts depend on the cutoff; when the published summary was
+    counted at another cutoff, those are counted again over every merged row. The top rows and the duplicates are
+    always counted again: they do not subtract."""
+    out = (published.minus(summary_of(replaced, reference, aged=same_cutoff))
+           .merge(summary_of(added, reference, aged=same_cutoff)))
+    if reference is not None and not same_cutoff:
+        out.drift_counts = {name: counts for name, counts in out.drift_counts.items() if not name.endswith(AGED)}
+        out.drift_counts.update({name: c.tolist() for name, c in reference.aged_counts(merged.features).items()})
+    live = merged.scores.filter(pl.col("propensity").is_not_null())
+    out.top = _top_rows(live.select(PREVIEW_COLUMNS), live["propensity"].to_numpy())
+    out.duplicate_ids = merged.scores.height - merged.scores[ID].n_unique()
+    out.eligible_rows, out.ineligible_rows = -1, 0
+    return out
 
 
 def _top_rows(scores: pl.DataFrame, propensity: np.ndarray) -> list[dict]:

@@ -152,6 +152,7 @@ class ScoreRun(Handoff):
     batch_id: str = ""
     calibration_rows: int = 0  # labelled rows the model's calibration was fitted on (for outcome intervals)
     expected_value: dict = field(default_factory=dict)  # a value goal: held-out mean value per band
+    summary_key: str = ""  # the scores' summary (JSON), which an incremental rescore updates; "": none kept
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import polars as pl
 from ..ml.feature_set import ID
 from ..ml.holdout import HoldoutGroups
 from ..ml.ranking import rank_key, thresholds_in_memory
+from ..ml.score_summary import ScoredRows
 from ..ml.scoring import Bands
 from ..storage import Storage
 from .feature_sql import scope_in_batches
@@ -69,6 +70,12 @@ class Merged:
     scores: pl.DataFrame  # the current score of every scored profile
     features: pl.DataFrame  # the features behind those scores
     changes: pl.DataFrame  # rows to write back: rescored profiles, and converted ones marked as such
+    replaced: ScoredRows  # the published rows taken out: the rescored and converted profiles'
+    added: ScoredRows  # the rescored rows put in
+
+    @property
+    def rows(self) -> ScoredRows:
+        return ScoredRows(self.scores, self.features)
 
 
 def merge_rescored(previous_scores: pl.DataFrame, previous_features: pl.DataFrame, rescored: pl.DataFrame,
@@ -85,7 +92,8 @@ def merge_rescored(previous_scores: pl.DataFrame, previous_features: pl.DataFram
             pl.Series("group", holdout.of(previous_scores[ID], previous_scores["band"]),
                       dtype=pl.Utf8))
     touched = pl.concat([rescored[ID], converted_ids]).unique()
-    kept = previous_scores.filter(~pl.col(ID).is_in(touched.implode()))
+    replaced = pl.col(ID).is_in(touched.implode())
+    kept = previous_scores.filter(~replaced)
     new_rows = rescored.drop("group", strict=False)
     key = rank_key(new_rows)
     population = pl.concat([kept.select(key, ID), new_rows.select(key, ID)], how="vertical_relaxed")
@@ -98,10 +106,11 @@ def merge_rescored(previous_scores: pl.DataFrame, previous_features: pl.DataFram
     gone = previous_scores.filter(pl.col(ID).is_in(converted_ids.implode()))[ID]
     markers = converted_markers(gone, new_rows.schema, model_version=model_version, scored_at=scored_at,
                                 expires_at=expires_at)
-    features = pl.concat([previous_features.filter(~pl.col(ID).is_in(touched.implode())), eligible_features],
-                         how="diagonal_relaxed")
+    features = pl.concat([previous_features.filter(~replaced), eligible_features], how="diagonal_relaxed")
     scores = pl.concat([kept, new_rows], how="diagonal_relaxed").select(new_rows.columns)
-    return Merged(scores, features, pl.concat([new_rows, markers], how="vertical_relaxed"))
+    return Merged(scores, features, pl.concat([new_rows, markers], how="vertical_relaxed"),
+                  ScoredRows(previous_scores.filter(replaced), previous_features.filter(replaced)),
+                  ScoredRows(new_rows, eligible_features))
 
 
 def converted_markers(ids: pl.Series, schema: pl.Schema, *, model_version: str, scored_at: datetime,

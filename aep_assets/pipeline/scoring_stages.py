@@ -1,6 +1,7 @@
 """The scoring stages of a model instance, each one function with a typed result: the scoring features
 (everyone, or only what changed) and the scores with their bands and drift."""
 
+import json
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,7 +16,7 @@ from ..ml.drift import SCORE, DriftAssessment, DriftPolicy
 from ..ml.feature_set import ELIGIBLE, ID, FeatureSet
 from ..ml.holdout import HoldoutGroups
 from ..ml.plots import score_distribution_plot
-from ..ml.score_summary import ScoreSummary
+from ..ml.score_summary import ScoredRows, ScoreSummary, summary_of, updated_summary
 from ..ml.scoring import BandPolicy, Bands, choose_bands, expected_values
 from ..storage import Storage
 from ..tracking.registry import RegisteredVersion
@@ -190,6 +191,7 @@ class Scored:
     already_converted: int  # covered profiles that had converted before the cutoff
     changed_rows: int  # rows to write back
     expires_at: datetime  # the earliest expiry among the scores
+    distribution: str  # PNG of the merged scores by band
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,7 @@ class ScoreResult:
             "weighted_feature_psi": drift.weighted_psi if drift else float("nan"),
             "write_back": "enabled" if self.writes_back else "dry run: nothing goes to AEP",
             "bands": report.Table(summary.bands_table()),
-            "score_distribution": report.Image("Scores by band", score_distribution_plot(summary.histogram)),
+            "score_distribution": report.Image("Scores by band", scored.distribution),
             "preview": report.Table(summary.preview()),
         }
 
@@ -385,13 +387,16 @@ def score_profiles(stage: StageContext, band_policy: BandPolicy, runner: JobRunn
     drift = scored.summary.assess(model.drift_reference.at(export.cutoff) if model.drift_reference else None,
                                   drift_policy)
     files = scored.files
+    summary_key = f"{base}/summary.json"  # what the next incremental rescore updates instead of counting every score
+    store.write_bytes(summary_key, json.dumps(scored.summary.to_json()).encode())
     candidate = ScoreRun(key=files.scores, features_key=files.features, changes_key=files.changes,
                          model_version=model.version, bands=bands, expected_conversion_rate=expected,
                          horizon_days=model.card.get("horizon_days"), cutoff=export.cutoff,
                          scored_at=run.scored_at.isoformat(), expires_at=scored.expires_at.isoformat(), mode=plan.mode,
                          reason=plan.reason, event_batches=plan.event_batches, profile_batches=plan.profile_batches,
                          drift=drift.verdict if drift else "ok",
-                         calibration_rows=int(model.card.get("rows", {}).get("calibration", 0)), expected_value=values)
+                         calibration_rows=int(model.card.get("rows", {}).get("calibration", 0)), expected_value=values,
+                         summary_key=summary_key)
     candidate.save(store, names.scores_candidate)
     if not spec.write_back.enabled:  # a dry run's forecasts are still checked once their window closes
         candidate.save(store, names.score_run(candidate.scored_at))
@@ -404,15 +409,17 @@ def _standing(store: Storage, published: ScoreRun, model: StoredModel, base: str
     scores = store.read_parquet([published.key])
     changes = f"{base}/changes.parquet"
     store.write_parquet(changes, scores.head(0))
-    return Scored(ScoreFiles(published.key, published.features_key, changes),
-                  summarize(scores, store.read_parquet([published.features_key]), model, cutoff), None, 0, 0, 0, 0,
-                  scores["expires_at"].min())
+    rows = ScoredRows(scores, store.read_parquet([published.features_key]))
+    nothing = ScoredRows(scores.head(0), rows.features.head(0))
+    summary = summarize(store, published, rows, nothing, nothing, model, cutoff)
+    return Scored(ScoreFiles(published.key, published.features_key, changes), summary, None, 0, 0, 0, 0,
+                  scores["expires_at"].min(), score_distribution_plot(summary.histogram))
 
 
 def _full(job: JobOutcome, files: ScoreFiles, expires_at: datetime) -> Scored:
     """Every profile scored by the job: its files are the scores, and every score is a change to write back."""
     s = job.summary
-    return Scored(files, s, job, s.rows, 0, s.ineligible_rows, s.rows, expires_at)
+    return Scored(files, s, job, s.rows, 0, s.ineligible_rows, s.rows, expires_at, score_distribution_plot(s.histogram))
 
 
 def _incremental(store: Storage, run: ScoringRun, published: ScoreRun, job: JobOutcome, job_files: ScoreFiles,
@@ -426,24 +433,29 @@ def _incremental(store: Storage, run: ScoringRun, published: ScoreRun, job: JobO
         expires_at=run.expires_at)
     scores, changes = merged.scores, merged.changes
     files = ScoreFiles(*(f"{base}/{name}.parquet" for name in ("scores", "features", "changes")))
-    # The files are written while the summary is counted: Parquet's encoders and the writes release the GIL.
+    # The files are written while the summary is counted and its plot drawn: Parquet's encoders and the writes
+    # release the GIL.
     with ThreadPoolExecutor(3, thread_name_prefix="merged-scores") as pool:
         written = [pool.submit(store.write_parquet, key, frame)
                    for key, frame in ((files.scores, scores), (files.features, merged.features),
                                       (files.changes, changes))]
-        summary = summarize(scores, merged.features, run.model, run.export.cutoff)
+        summary = summarize(store, published, merged.rows, merged.replaced, merged.added, run.model,
+                            run.export.cutoff)
+        distribution = score_distribution_plot(summary.histogram)
         for write in written:
             write.result()
     return Scored(files, summary, job, rescored.height, converted, covered.height - rescored.height, changes.height,
-                  scores["expires_at"].min())
+                  scores["expires_at"].min(), distribution)
 
 
-def summarize(scores: pl.DataFrame, features: pl.DataFrame, model: StoredModel, cutoff: str) -> ScoreSummary:
-    """The summary of scores held in memory (an incremental merge, or scores that stand)."""
-    summary = ScoreSummary()
-    live = scores.filter(pl.col("propensity").is_not_null())
-    summary.add_scores(live)
+def summarize(store: Storage, published: ScoreRun, merged: ScoredRows, replaced: ScoredRows, added: ScoredRows,
+              model: StoredModel, cutoff: str) -> ScoreSummary:
+    """The summary of the published scores with ``replaced`` rows taken out and ``added`` ones put in (``merged``):
+    from the published scores' own summary and the changed rows, or, for scores published without a summary,
+    counted over every row."""
     reference = model.drift_reference.at(cutoff) if model.drift_reference else None
-    summary.add_drift(reference, features, live["propensity"].to_numpy())
-    summary.duplicate_ids = scores.height - scores[ID].n_unique()
-    return summary
+    if not (published.summary_key and store.exists(published.summary_key)):
+        return summary_of(merged, reference)
+    before = ScoreSummary.from_json(json.loads(store.read_bytes(published.summary_key)))
+    return updated_summary(before, replaced, added, merged, reference,
+                           same_cutoff=datetime.fromisoformat(published.cutoff) == datetime.fromisoformat(cutoff))
