@@ -181,12 +181,9 @@ def test_incremental_features_equal_a_full_recomputation(rescored, world):
     assert same.select(cols).sort(ID).equals(incremental.select(cols).sort(ID))
 
 
-def test_the_rescores_summary_is_the_one_counted_over_its_merged_scores(rescored, world):
-    """The incremental rescore updated the published scores' summary from the changed rows alone, at a later cutoff
-    than theirs; counted again over every merged score and feature, it is the same."""
-    storage, published, before = world["storage"], rescored["published"], rescored["published_before"]
-    assert published["mode"] == INCREMENTAL and published["summary_key"] and before["summary_key"]
-    assert before["cutoff"] < published["cutoff"]
+def _assert_summary_is_counted_over_the_files(world, published: dict) -> None:
+    """The summary kept beside published scores equals one counted again over their every score and feature."""
+    storage = world["storage"]
     kept = ScoreSummary.from_json(json.loads(storage.read_bytes(published["summary_key"])))
     stage = StageContext(spec(), storage, client_for(world["sandbox"]),
                          open_registry=world["resources"]["mlflow"].registry)
@@ -197,6 +194,30 @@ def test_the_rescores_summary_is_the_one_counted_over_its_merged_scores(rescored
         counted.rows, counted.band_rows, counted.histogram, counted.top)
     assert kept.drift_counts == counted.drift_counts and any(name.endswith("@aged") for name in kept.drift_counts)
     assert kept.band_propensity_sum == pytest.approx(counted.band_propensity_sum)
+
+
+def test_the_rescores_summary_is_the_one_counted_over_its_merged_scores(rescored, world):
+    """The incremental rescore updated the published scores' summary from the changed rows alone, at a later cutoff
+    than theirs; counted again over every merged score and feature, it is the same."""
+    published, before = rescored["published"], rescored["published_before"]
+    assert published["mode"] == INCREMENTAL and published["summary_key"] and before["summary_key"]
+    assert before["cutoff"] < published["cutoff"]
+    _assert_summary_is_counted_over_the_files(world, published)
+
+
+def test_scores_published_without_a_summary_are_counted_in_full_once(rescored, world):
+    """Scores published by an earlier version of the project have no summary: the next incremental rescore counts
+    every score, and keeps a summary for the rescore after it."""
+    storage = world["storage"]
+    pointer = json.loads(storage.read_bytes(NAMES.scores_pointer))
+    storage.write_bytes(NAMES.scores_pointer,
+                        json.dumps({k: v for k, v in pointer.items() if k != "summary_key"}).encode())
+    _land_new_events(world, seed=33)
+    result = _rescore(world["resources"], world["instance"])
+    assert result.success and _metadata(result, "propensity_scores")["mode"] == INCREMENTAL
+    published = json.loads(storage.read_bytes(NAMES.scores_pointer))
+    assert published["summary_key"] and published["summary_key"] != pointer["summary_key"]
+    _assert_summary_is_counted_over_the_files(world, published)
 
 
 def test_audience_sizes_follow_the_new_scores(rescored, world):

@@ -454,8 +454,19 @@ def summarize(store: Storage, published: ScoreRun, merged: ScoredRows, replaced:
     from the published scores' own summary and the changed rows, or, for scores published without a summary,
     counted over every row."""
     reference = model.drift_reference.at(cutoff) if model.drift_reference else None
-    if not (published.summary_key and store.exists(published.summary_key)):
+    before = _published_summary(store, published)
+    if before is None:
         return summary_of(merged, reference)
-    before = ScoreSummary.from_json(json.loads(store.read_bytes(published.summary_key)))
     return updated_summary(before, replaced, added, merged, reference,
                            same_cutoff=datetime.fromisoformat(published.cutoff) == datetime.fromisoformat(cutoff))
+
+
+def _published_summary(store: Storage, published: ScoreRun) -> ScoreSummary | None:
+    """The published scores' summary; None when they were published without one, or with one this version of the
+    project does not read (then every score is counted)."""
+    if not (published.summary_key and store.exists(published.summary_key)):
+        return None
+    try:
+        return ScoreSummary.from_json(json.loads(store.read_bytes(published.summary_key)))
+    except (TypeError, ValueError):
+        return None
